@@ -1,0 +1,1 @@
+"""Pieces shared by the node, the orchestrator and the CLI: config, logging, wire format."""

@@ -1,0 +1,97 @@
+"""Node / cluster configuration (`config.json`, PROTOCOL.md section 6).
+
+A missing file means embedded defaults (localhost broker, realm `realm`); a file that
+exists but is wrong raises `ConfigError` naming the file and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_PATH = "config.json"
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable or has a key of the wrong type."""
+
+
+@dataclass
+class Config:
+    mqtt: str = "localhost"
+    mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    pwd: str | None = None  # path of a file holding the MQTT password
+    use_ssl: bool = False
+    ssl_ca: str | None = None  # ours: CA bundle for use_ssl (default: system store)
+    ssl_cert: str | None = None  # ours: client certificate
+    ssl_key: str | None = None
+    ssl_insecure: bool = False  # ours: skip hostname check (self-signed test brokers)
+    realm: str = "realm"
+    http: str = "localhost"
+    http_port: int = 8000
+    manifest: str | None = None
+    domain: str = ""
+    username: str = ""
+    platform: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # where it was loaded from (None: defaults)
+
+    def password(self) -> str | None:
+        """Read the MQTT password from the `pwd` file, if one is configured."""
+        if not self.pwd:
+            return None
+        try:
+            with open(os.path.expanduser(self.pwd), encoding="utf-8") as f:
+                return f.read().strip()
+        except OSError as e:
+            raise ConfigError(f"{self.path or 'config'}: key 'pwd': cannot read password file {self.pwd!r}: {e.strerror}") from e
+
+    @property
+    def orchestrator_url(self) -> str:
+        return f"http://{self.http}:{self.http_port}"
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return d
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    f.name: ((int,) if f.type == "int" else (bool,) if f.type == "bool" else (str,) if f.type == "str" else (str, type(None)) if f.type == "str | None" else (dict,))
+    for f in dataclasses.fields(Config)
+}
+
+
+def load_config(path: str | None = None, *, required: bool = False) -> Config:
+    """Load `path` (default `config.json` if present) over the embedded defaults."""
+    explicit = path is not None
+    path = path or DEFAULT_PATH
+    if not os.path.exists(path):
+        if explicit and required:
+            raise ConfigError(f"config file {path!r} does not exist (run `python manage.py configure` to write one)")
+        if explicit:
+            raise ConfigError(f"config file {path!r} does not exist")
+        return Config()
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a JSON object at top level, got {type(raw).__name__}")
+    cfg = Config(path=path)
+    for key, value in raw.items():
+        if key not in _TYPES or key == "path":
+            continue  # unknown keys are tolerated: configs are shared with other tools
+        want = _TYPES[key]
+        if isinstance(value, bool) and int in want and bool not in want:
+            raise ConfigError(f"{path}: key {key!r} must be a number, got {value!r}")
+        if not isinstance(value, want):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in want)
+            raise ConfigError(f"{path}: key {key!r} must be {names}, got {type(value).__name__} {value!r}")
+        setattr(cfg, key, value)
+    return cfg

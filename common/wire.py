@@ -1,0 +1,72 @@
+"""The JSON envelope and MQTT topic names of the SilverLine protocol (PROTOCOL.md section 1)."""
+from __future__ import annotations
+
+import uuid as _uuid
+from typing import Any
+
+import orjson
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol; the text says what is wrong."""
+
+
+def new_uuid() -> str:
+    return str(_uuid.uuid4())
+
+
+def envelope(action: str, data: dict[str, Any], *, type: str = "req", object_id: str | None = None) -> dict[str, Any]:
+    return {"object_id": object_id or new_uuid(), "action": action, "type": type, "data": data}
+
+
+def encode(msg: Any) -> bytes:
+    return orjson.dumps(msg)
+
+
+def decode(payload: bytes | str, *, where: str = "message") -> dict[str, Any]:
+    """Decode a JSON envelope; raise ProtocolError with a clear description."""
+    try:
+        msg = orjson.loads(payload)
+    except orjson.JSONDecodeError as e:
+        raise ProtocolError(f"{where}: malformed JSON: {e}") from e
+    if not isinstance(msg, dict):
+        raise ProtocolError(f"{where}: expected a JSON object, got {type(msg).__name__}")
+    return msg
+
+
+def require(d: dict[str, Any], key: str, typ: type | tuple[type, ...], *, where: str = "data") -> Any:
+    """`d[key]`, checked to be of `typ`, or ProtocolError naming the key."""
+    if key not in d:
+        raise ProtocolError(f"{where}: missing key {key!r}")
+    v = d[key]
+    if not isinstance(v, typ) or (isinstance(v, bool) and typ in (int, float)):
+        tn = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise ProtocolError(f"{where}: key {key!r} must be {tn}, got {type(v).__name__}")
+    return v
+
+
+class Topics:
+    """Topic names for one realm."""
+
+    def __init__(self, realm: str = "realm") -> None:
+        self.realm = realm
+
+    def reg(self, uuid: str) -> str:
+        return f"{self.realm}/proc/reg/{uuid}"
+
+    def keepalive(self, uuid: str) -> str:
+        return f"{self.realm}/proc/keepalive/{uuid}"
+
+    def control(self, runtime_uuid: str | None = None) -> str:
+        base = f"{self.realm}/proc/control"
+        return f"{base}/{runtime_uuid}" if runtime_uuid else base
+
+    def profile(self, ptype: str, runtime_uuid: str, module_uuid: str) -> str:
+        return f"{self.realm}/proc/profile/{ptype}/{runtime_uuid}/{module_uuid}"
+
+    @property
+    def log(self) -> str:
+        return f"{self.realm}/proc/log"
+
+    def stdio(self, module_uuid: str) -> str:
+        return f"{self.realm}/proc/stdio/{module_uuid}"
