@@ -1,0 +1,317 @@
+"""The worker side of a runtime: `Runtime`, the base class every runtime subclasses.
+
+A worker process runs exactly one `Runtime`. `run()` attaches nothing itself: `runtimes.worker_main`
+attaches the `ipc.WorkerEndpoint` and hands it over. The main loop (one thread) receives the
+supervisor's messages and calls the hooks (`on_create`, `on_delete`, `on_channel_message`, `on_stop`,
+`on_tick`); every `send_*`/`publish`/`log` helper is thread safe (one lock serialises the single
+producer side of the ring), so modules running in threads may publish directly.
+
+Must import under Python 3.10 and must not import an engine at module level: the supervisor imports
+runtime classes (for their registration metadata) and must stay small; import engines in `setup()`.
+Docs: docs/runtimes.md.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+
+from ipc import messages as M
+from supervisor.topics import ChannelError, Grant, parse_grants, resolve
+
+__all__ = [
+    "Runtime",
+    "WorkerConfig",
+    "Module",
+    "ChannelError",
+    "exit_status",
+    "encode_profile",
+    "decode_profile",
+    "EXIT_BOOT_ERROR",
+]
+
+# A worker that cannot start (import error, engine missing, setup() raised) exits with this code;
+# the supervisor counts it as a failed start and goes FATAL after its retries instead of looping.
+EXIT_BOOT_ERROR = 3
+
+REASONS = ("exited", "deleted", "crashed", "killed", "limit", "error")
+
+
+def exit_status(reason: str = "exited", code: int | None = None, error: str | None = None) -> dict[str, Any]:
+    """The `status` object of an exited message (PROTOCOL.md section 1, ours)."""
+    return {"reason": reason, "code": code, "error": error}
+
+
+def encode_profile(ptype: str, data: bytes) -> bytes:
+    """Payload of RT_PROFILE (ours): `[len:u8][type utf-8][data]`; the supervisor publishes `data`
+    on `{realm}/proc/profile/{type}/{runtime_uuid}/{module_uuid}`."""
+    t = ptype.encode("utf-8")
+    if not 0 < len(t) < 256 or "/" in ptype:
+        raise ValueError(f"profile type {ptype!r} must be 1..255 bytes without '/'")
+    return struct.pack("B", len(t)) + t + bytes(data)
+
+
+def decode_profile(payload: bytes) -> tuple[str, bytes]:
+    """(type, data) of an RT_PROFILE payload; ValueError saying what is wrong."""
+    if not payload or len(payload) < 1 + payload[0] or payload[0] == 0:
+        raise ValueError(f"profile message of {len(payload)} bytes lacks its [len][type] header")
+    n = payload[0]
+    try:
+        ptype = payload[1 : 1 + n].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"profile type is not UTF-8: {e.reason}") from e
+    return ptype, payload[1 + n :]
+
+
+@dataclass
+class WorkerConfig:
+    """What a worker knows about itself; passed through fork or as JSON to an exec'd worker."""
+
+    sid: int
+    slot: int
+    backend: str
+    runtime: str  # registry name, e.g. "test/echo"
+    name: str  # full runtime name, e.g. "node1.echo"
+    uuid: str  # runtime uuid
+    realm: str = "realm"
+    log_level: int = logging.INFO
+    keepalive_interval: float = 2.0  # seconds between keepalive reports to the supervisor
+    cpus: list[int] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # runtime-specific (config.json "runtimes")
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "WorkerConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Module:
+    """A module slot of this runtime, as created by the supervisor."""
+
+    index: int
+    uuid: str
+    name: str
+    data: dict[str, Any]  # the create message `data` (file, args, channels, ...)
+    grants: list[Grant]
+    created: float = field(default_factory=time.monotonic)
+
+
+class Runtime:
+    """Base class of every runtime (worker side). Subclass, set the class attributes, override hooks.
+
+    Class attributes go into the runtime's registration (`PROTOCOL.md` section 1).
+    """
+
+    RUNTIME_TYPE: ClassVar[str] = "linux"
+    MAX_NMODULES: ClassVar[int] = 1  # at most 128 (7-bit module index)
+    APIS: ClassVar[list[str]] = []
+    DESCRIPTION: ClassVar[str] = ""
+
+    # ------------------------------------------------------------------ class-level (supervisor side)
+
+    @classmethod
+    def exec_command(cls, settings: dict[str, Any]) -> list[str] | None:
+        """argv prefix to exec after the fork instead of running in the forked interpreter.
+
+        None (default): the forked child runs the runtime directly. Otherwise the child execs
+        `argv + ["-m", "runtimes.worker_main", CONFIG_JSON]`-style: return e.g.
+        `["/usr/bin/python3.10", "-m", "runtimes.worker_main"]`; the supervisor appends the JSON
+        config and sets PYTHONPATH to the project root.
+        """
+        return None
+
+    @classmethod
+    def unavailable(cls, settings: dict[str, Any]) -> str | None:
+        """Why this runtime cannot start on this machine (e.g. 'install python3.10'), or None."""
+        return None
+
+    @classmethod
+    def registration(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Extra registration fields: `platform` and `metadata` merged by the supervisor."""
+        return {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __init__(self, endpoint: Any, config: WorkerConfig) -> None:
+        self.ep = endpoint
+        self.config = config
+        self.modules: dict[int, Module] = {}
+        self.log_rt = logging.getLogger(f"rt.{config.name}")
+        self._send_lock = threading.Lock()
+        self._stopping = False
+        self._last_keepalive = 0.0
+
+    def setup(self) -> None:
+        """Called once in the worker before the loop (import and create engines here). Raising
+        makes the worker exit with EXIT_BOOT_ERROR."""
+
+    def on_create(self, index: int, module: Module) -> None:
+        """A module was created in slot `index`. Default: nothing runs (like `test/reg`)."""
+
+    def on_delete(self, index: int) -> None:
+        """Delete of module `index`. Default: report it exited with reason `deleted`.
+
+        Override to stop the module, then call `send_exited(index, "deleted")` when it is gone."""
+        self.send_exited(index, "deleted")
+
+    def on_channel_message(self, index: int, fd: int, payload: bytes) -> None:
+        """A message for channel `fd` of module `index` (from MQTT or loopback)."""
+
+    def on_stop(self) -> None:
+        """The supervisor asks the runtime to stop: stop modules quickly; the loop ends after this."""
+
+    def on_tick(self) -> None:
+        """Called at least every `tick_interval` seconds from the loop thread."""
+
+    def children(self) -> list[dict[str, Any]]:
+        """Keepalive `children`: one entry per module. Override to add cpu/memory figures."""
+        return [{"uuid": m.uuid, "active": True, "cpu_usage_percent": 0.0, "mem_usage": 0} for m in self.modules.values()]
+
+    tick_interval: float = 1.0
+
+    # ------------------------------------------------------------------ helpers (thread safe)
+
+    def _send(self, h1: int, h2: int, payload: bytes = b"") -> None:
+        with self._send_lock:
+            self.ep.send(h1, h2, payload)
+
+    def send_exited(self, index: int, reason: str = "exited", code: int | None = None, error: str | None = None, **extra: Any) -> None:
+        """Module `index` is gone: report it (status object of PROTOCOL.md) and free the slot here."""
+        body: dict[str, Any] = {"status": exit_status(reason, code, error)}
+        body.update(extra)
+        self.modules.pop(index, None)
+        self._send(M.ctrl(index), M.RT_EXITED, orjson.dumps(body))
+
+    def resolve_topic(self, index: int, topic: str, flags: int) -> str:
+        """The MQTT topic a channel of module `index` would use, or ChannelError (not granted,
+        wildcard on a writable channel, ...). The supervisor applies the same check."""
+        m = self.modules.get(index)
+        if m is None:
+            raise ChannelError(f"no module in slot {index}")
+        return resolve(topic, flags, realm=self.config.realm, module_uuid=m.uuid, grants=m.grants)
+
+    def open_channel(self, index: int, fd: int, flags: int, topic: str, *, check: bool = True) -> None:
+        """Open channel `fd` (0-255) of module `index` on `topic` (module-side name: `$SL/...` or a
+        granted path) with FLAG_* bits. With `check`, refused channels raise ChannelError here."""
+        if check:
+            self.resolve_topic(index, topic, flags)
+        self._send(M.ctrl(index), M.RT_OPEN, M.encode_open(fd, flags, topic))
+
+    def close_channel(self, index: int, fd: int) -> None:
+        self._send(M.ctrl(index), M.RT_CLOSE, M.encode_close(fd))
+
+    def publish(self, index: int, fd: int, payload: bytes) -> None:
+        """Publish on channel `fd` of module `index` (to MQTT and loopback); never waits on the network."""
+        self._send(M.data(index), fd, payload)
+
+    def log(self, level: int, text: str) -> None:
+        """A runtime log line, printed by the supervisor under logger `rt.NAME`."""
+        self._send(M.ctrl(0), M.RT_LOG, M.encode_log(level, text))
+
+    def module_log(self, index: int, level: int, text: str) -> None:
+        """A log line of module `index` (the supervisor prefixes the module's name)."""
+        self._send(M.ctrl(index), M.RT_MODLOG, M.encode_log(level, text))
+
+    def send_profile(self, index: int, ptype: str, data: bytes) -> None:
+        """Profiling data of module `index` -> `{realm}/proc/profile/{ptype}/{runtime_uuid}/{module_uuid}`."""
+        self._send(M.ctrl(index), M.RT_PROFILE, encode_profile(ptype, data))
+
+    def send_keepalive(self, **fields: Any) -> None:
+        """Report keepalive fields now (merged into the next keepalive the supervisor publishes)."""
+        body: dict[str, Any] = {"children": self.children()}
+        body.update(fields)
+        self._send(M.ctrl(0), M.RT_KEEPALIVE, orjson.dumps(body))
+        self._last_keepalive = time.monotonic()
+
+    def stop(self) -> None:
+        """End the loop after the current message (callable from any thread)."""
+        self._stopping = True
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        """Receive and dispatch until stopped; keepalive and ticks between messages."""
+        self.send_keepalive()
+        next_tick = time.monotonic() + self.tick_interval
+        while not self._stopping:
+            now = time.monotonic()
+            if now >= next_tick:
+                self.on_tick()
+                next_tick = now + self.tick_interval
+            if now - self._last_keepalive >= self.config.keepalive_interval:
+                self.send_keepalive()
+            wait = max(0.0, min(next_tick, self._last_keepalive + self.config.keepalive_interval) - time.monotonic())
+            msg = self.ep.recv(wait)
+            if msg is None:
+                continue
+            self.dispatch(msg)
+            for more in self.ep.drain():
+                self.dispatch(more)
+                if self._stopping:
+                    break
+
+    def dispatch(self, msg: Any) -> None:
+        """Call the hook for one message from the supervisor; a hook's exception is logged, not fatal."""
+        h1, h2, payload = msg.h1, msg.h2, msg.payload
+        index = M.index_of(h1)
+        try:
+            if not M.is_control(h1):
+                if index in self.modules:
+                    self.on_channel_message(index, h2, payload)
+            elif h2 == M.MGR_CREATE:
+                self._create(index, payload)
+            elif h2 == M.MGR_DELETE:
+                if index in self.modules:
+                    self.on_delete(index)
+                else:
+                    self.log(logging.WARNING, f"delete of empty module slot {index}")
+            elif h2 == M.MGR_STOP:
+                self._stopping = True
+                self.on_stop()
+            else:
+                self.log(logging.ERROR, f"unknown control message type {h2} for slot {index}")
+        except Exception as e:  # a runtime bug must not take the worker down with it
+            self.log_rt.exception("error handling message %02x.%02x", h1, h2)
+            if M.is_control(h1) and h2 == M.MGR_CREATE and index in self.modules:
+                self.send_exited(index, "error", None, f"{type(e).__name__}: {e}")
+
+    def _create(self, index: int, payload: bytes) -> None:
+        data = orjson.loads(payload)
+        try:
+            grants = parse_grants(data.get("channels"))
+        except ValueError as e:
+            self.modules[index] = Module(index, str(data.get("uuid", "")), str(data.get("name", "")), data, [])
+            self.send_exited(index, "error", None, str(e))
+            return
+        m = Module(index, str(data["uuid"]), str(data.get("name") or data["uuid"]), data, grants)
+        self.modules[index] = m
+        self.on_create(index, m)
+
+
+class WorkerLogHandler(logging.Handler):
+    """Sends a worker's Python log records to the supervisor as runtime log messages."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            self.runtime.log(record.levelno, text)
+        except Exception:
+            try:
+                os.write(2, f"[rt.{self.runtime.config.name}] {record.getMessage()}\n".encode())
+            except OSError:
+                pass

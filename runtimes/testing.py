@@ -1,0 +1,123 @@
+"""Python test runtimes (no WebAssembly): they speak the worker side so the supervisor can be
+tested, and benchmarked, before and without the wasm runtimes.
+
+- `test/reg`: registers; modules are accepted and run nothing; delete reports `deleted`.
+- `test/echo`: each module opens one channel per `channels[]` grant of its create message (fd = the
+  grant's position, topic = the grant's `path`, read/write from its `mode`, QoS from `args.qos`),
+  plus `args.open: [[fd, flags, topic], ...]`; every message read is published on all of the
+  module's writable channels, prefixed by `args.prefix`. Commands in a message or in `args.argv[0]`:
+  `!crash` (SIGKILL the worker), `!exit [code]` (module exits), `!log TEXT`, `!profile`, `!close`.
+- `test/bootfail`: setup() raises (exit code 3), to test FATAL.
+- `test/exec`: `test/echo` exec'd in a fresh interpreter (the hook the wasmer runtime uses).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from ipc import messages as M
+from runtimes.base import ChannelError, Module, Runtime
+
+
+class RegRuntime(Runtime):
+    RUNTIME_TYPE = "test"
+    MAX_NMODULES = 128
+    APIS: list[str] = []
+    DESCRIPTION = "registers and runs nothing"
+
+
+class EchoRuntime(Runtime):
+    RUNTIME_TYPE = "test"
+    MAX_NMODULES = 128
+    APIS = ["channels", "loopback"]
+    DESCRIPTION = "echo over channels, crash on demand"
+
+    def setup(self) -> None:
+        self.writers: dict[int, list[int]] = {}
+        self.fds: dict[int, list[int]] = {}
+        self.prefix: dict[int, bytes] = {}
+
+    def on_create(self, index: int, module: Module) -> None:
+        args: dict[str, Any] = module.data.get("args") or {}
+        qos = int(args.get("qos", 0))
+        qflag = M.FLAG_QOS2 if qos == 2 else M.FLAG_QOS1 if qos == 1 else 0
+        self.writers[index] = []
+        self.fds[index] = []
+        self.prefix[index] = str(args.get("prefix", "")).encode()
+        opens: list[tuple[int, int, str]] = []
+        for fd, g in enumerate(module.grants):
+            flags = (M.FLAG_READ if "r" in g.mode else 0) | (M.FLAG_WRITE if "w" in g.mode else 0) | qflag
+            opens.append((fd, flags, g.path))
+        for item in args.get("open", []):
+            opens.append((int(item[0]), int(item[1]), str(item[2])))
+        for fd, flags, topic in opens:
+            try:
+                # check=False: let the supervisor judge (tests exercise its refusals too)
+                self.open_channel(index, fd, flags, topic, check=bool(args.get("check", False)))
+            except ChannelError as e:
+                self.module_log(index, logging.ERROR, f"channel {fd} refused: {e}")
+                continue
+            self.fds[index].append(fd)
+            if flags & M.FLAG_WRITE:
+                self.writers[index].append(fd)
+        argv = (args.get("argv") or [])
+        if argv:
+            self.command(index, " ".join(str(a) for a in argv).encode())
+
+    def command(self, index: int, payload: bytes) -> bool:
+        """Run a `!command`; False when the payload is not one."""
+        if not payload.startswith(b"!"):
+            return False
+        word, _, rest = payload[1:].partition(b" ")
+        if word == b"crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif word == b"exit":
+            self._forget(index)
+            self.send_exited(index, "exited", int(rest) if rest.strip() else 0)
+        elif word == b"log":
+            self.module_log(index, logging.INFO, rest.decode(errors="replace"))
+        elif word == b"profile":
+            self.send_profile(index, "test", rest or b"\x01\x02\x03\x04")
+        elif word == b"close":
+            for fd in self.fds.get(index, []):
+                self.close_channel(index, fd)
+            self.fds[index] = []
+            self.writers[index] = []
+        else:
+            return False
+        return True
+
+    def on_channel_message(self, index: int, fd: int, payload: bytes) -> None:
+        if self.command(index, payload):
+            return
+        out = self.prefix.get(index, b"") + payload
+        for w in self.writers.get(index, []):
+            self.publish(index, w, out)
+
+    def on_delete(self, index: int) -> None:
+        self._forget(index)
+        self.send_exited(index, "deleted")
+
+    def _forget(self, index: int) -> None:
+        self.writers.pop(index, None)
+        self.fds.pop(index, None)
+        self.prefix.pop(index, None)
+
+
+class BootFailRuntime(Runtime):
+    RUNTIME_TYPE = "test"
+    DESCRIPTION = "always fails to boot"
+
+    def setup(self) -> None:
+        raise RuntimeError("test/bootfail fails in setup() on purpose")
+
+
+class ExecEchoRuntime(EchoRuntime):
+    DESCRIPTION = "test/echo in an exec'd interpreter"
+
+    @classmethod
+    def exec_command(cls, settings: dict[str, Any]) -> list[str] | None:
+        return [settings.get("python") or sys.executable, "-m", "runtimes.worker_main"]
