@@ -1,0 +1,37 @@
+"""Stop the SilverLine node on cluster devices.
+
+Stops the systemd unit `silverline-node` where it is active; elsewhere sends SIGTERM to the pid
+that `manage.py start` recorded in <path>/.silverline.pid (the node stops gracefully), then
+SIGKILL after --grace seconds.
+
+Usage:
+    manage.py kill [options] [--path=DIR] [--grace=SEC]
+
+Options:
+    --path=DIR                  The SilverLine checkout on the devices [default: silverline-node].
+    --grace=SEC                 Seconds to wait after SIGTERM before SIGKILL [default: 10].
+%s
+"""
+from __future__ import annotations
+
+from cluster.options import COMMON_OPTIONS, UsageError, execute, guard, load_context, parse, shell_action
+from cluster.remote import kill_script
+from common.manifest import Device
+
+__doc__ = __doc__ % COMMON_OPTIONS
+SUMMARY = "Stop runtimes on cluster."
+
+
+@guard
+def main(argv: list[str]) -> int:
+    args = parse(__doc__, "kill", argv)
+    ctx = load_context(args)
+    try:
+        grace = int(args["--grace"])
+    except ValueError:
+        raise UsageError(f"--grace must be a whole number of seconds, got {args['--grace']!r}") from None
+
+    def script(d: Device) -> str:
+        return kill_script(args["--path"], grace)
+
+    return execute(ctx, "kill", shell_action(ctx, script), script)

@@ -1,0 +1,38 @@
+"""Start the SilverLine node on cluster devices.
+
+Uses the systemd unit `silverline-node` where it is enabled (`systemctl is-enabled`);
+elsewhere runs `start.py -n {name} <args>` detached (nohup, setsid) in the checkout at --path,
+logging to silverline.log and recording its pid in .silverline.pid (for `manage.py kill`).
+<args> are templates too, e.g. `-r linux/min/wasmtime -g {cgroup}`.
+
+Usage:
+    manage.py start [options] [--path=DIR] [--] [<args>...]
+
+Options:
+    --path=DIR                  The SilverLine checkout on the devices [default: silverline-node].
+%s
+"""
+from __future__ import annotations
+
+from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse, shell_action
+from cluster.remote import start_script
+from common.manifest import Device
+
+__doc__ = __doc__ % COMMON_OPTIONS
+SUMMARY = "Start runtimes on cluster."
+
+
+@guard
+def main(argv: list[str]) -> int:
+    args = parse(__doc__, "start", argv)
+    ctx = load_context(args)
+    templates = list(args["<args>"])
+    if "-n" not in templates and "--name" not in templates:
+        templates = ["-n", "{name}", *templates]
+    for t in templates:
+        ctx.check(t)
+
+    def script(d: Device) -> str:
+        return start_script(args["--path"], [ctx.render(t, d) for t in templates])
+
+    return execute(ctx, "start", shell_action(ctx, script), script)

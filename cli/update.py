@@ -1,0 +1,31 @@
+"""Update the SilverLine checkout on cluster devices: `git pull --ff-only`, then reinstall.
+
+Reinstalls with <path>/.venv/bin/pip when the venv exists, else `make env`. Restart the
+nodes afterwards with `manage.py kill` and `manage.py start`.
+
+Usage:
+    manage.py update [options] [--path=DIR]
+
+Options:
+    --path=DIR                  The SilverLine checkout on the devices [default: silverline-node].
+%s
+"""
+from __future__ import annotations
+
+from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse, shell_action
+from cluster.remote import update_script
+from common.manifest import Device
+
+__doc__ = __doc__ % COMMON_OPTIONS
+SUMMARY = "Update runtimes."
+
+
+@guard
+def main(argv: list[str]) -> int:
+    args = parse(__doc__, "update", argv)
+    ctx = load_context(args)
+
+    def script(d: Device) -> str:
+        return update_script(args["--path"])
+
+    return execute(ctx, "update", shell_action(ctx, script), script)

@@ -1,0 +1,53 @@
+"""Get the SilverLine version on each cluster device: the commit hash of its checkout.
+
+Prints `<hash> <commit date>` per device, `(modified)` when the checkout has local changes,
+and which devices differ from the most common version.
+
+Usage:
+    manage.py version [options] [--path=DIR]
+
+Options:
+    --path=DIR                  The SilverLine checkout on the devices [default: silverline-node].
+%s
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from cluster.fanout import fan_out
+from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse, shell_action
+from cluster.remote import version_script
+from cluster.report import Reporter
+from common.manifest import Device
+
+__doc__ = __doc__ % COMMON_OPTIONS
+SUMMARY = "Get runtime version on each cluster node via commit hash."
+
+
+@guard
+def main(argv: list[str]) -> int:
+    args = parse(__doc__, "version", argv)
+    ctx = load_context(args)
+
+    def script(d: Device) -> str:
+        return version_script(args["--path"])
+
+    if ctx.dry_run:
+        return execute(ctx, "version", shell_action(ctx, script), script)
+    with Reporter("version", len(ctx.devices), show_output=False) as rep:
+        results = asyncio.run(fan_out(ctx.devices, shell_action(ctx, script), ctx.ssh, sync=ctx.sync,
+                                      ignore_err=ctx.ignore_err, jobs=ctx.jobs, on_done=rep.done))
+        versions = {r.device: r.stdout.strip() for r in results if r.ok}
+        for r in results:
+            if r.ok:
+                rep.console.print(f"{r.device:<12}  {versions[r.device]}")
+            elif r.stderr.strip():
+                rep.console.print(f"{r.device:<12}  {r.stderr.strip().splitlines()[-1]}")
+        hashes = Counter(v.split()[0] for v in versions.values() if v)
+        if len(hashes) > 1:
+            common = hashes.most_common(1)[0][0]
+            odd = [d for d, v in versions.items() if not v.startswith(common)]
+            rep.console.print(f"{len(hashes)} different versions; most devices at {common[:12]}, other: {', '.join(odd)}")
+        rep.console.print(rep.summary())
+    return 0 if ctx.ignore_err or all(r.ok for r in results) else 1

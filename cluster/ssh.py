@@ -1,0 +1,87 @@
+"""SSH connections to manifest devices with asyncssh.
+
+asyncssh: maintained, pure asyncio (one event loop fans out to hundreds of hosts without a
+thread per host), reads OpenSSH client config files (Host/HostName/Port/User/IdentityFile/
+UserKnownHostsFile/ProxyJump) and uses the agent from `SSH_AUTH_SOCK`, and has SFTP built in.
+(Paramiko needs a thread per host and ignores most of ~/.ssh/config; fabric sits on paramiko.)
+By default the user's ~/.ssh/config and ~/.ssh/known_hosts apply, as for `ssh`.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+
+from common.manifest import Device
+
+
+@dataclass
+class SshOptions:
+    """How to reach devices; empty values leave the decision to the SSH config."""
+
+    ssh_config: str | None = None  # like `ssh -F FILE`; None: ~/.ssh/config if present
+    username: str = ""  # config.json `username`; overrides the SSH config's User when set
+    domain: str = ""  # config.json `domain`: device `pi4` -> host `pi4.<domain>`
+    connect_timeout: float = 10.0
+    command_timeout: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # more asyncssh.connect() keywords (tests)
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"connect_timeout": self.connect_timeout}
+        if self.ssh_config:
+            kw["config"] = [os.path.expanduser(self.ssh_config)]
+        if self.username:
+            kw["username"] = self.username
+        kw.update(self.extra)
+        return kw
+
+
+async def connect(device: Device, opts: SshOptions) -> asyncssh.SSHClientConnection:
+    """Open a connection to `device` (its full name; the SSH config may map it further)."""
+    return await asyncssh.connect(device.fullname(opts.domain), **opts.connect_kwargs())
+
+
+def describe_error(e: BaseException, host: str, timeout: float) -> str:
+    """One line that says why `host` could not be reached or the session failed."""
+    if isinstance(e, asyncio.TimeoutError):
+        return f"no answer from {host} within {timeout:g}s"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve {host!r} ({e.strerror})"
+    if isinstance(e, ConnectionRefusedError):
+        return f"connection refused by {host}"
+    if isinstance(e, asyncssh.HostKeyNotVerifiable):
+        return f"host key of {host} not verifiable ({e.reason}); connect once with `ssh {host}` or fix known_hosts"
+    if isinstance(e, asyncssh.PermissionDenied):
+        return f"permission denied by {host} ({e.reason}); check the key / agent / User in your SSH config"
+    if isinstance(e, asyncssh.DisconnectError):
+        return f"disconnected by {host}: {e.reason}"
+    if isinstance(e, asyncssh.ChannelOpenError):
+        return f"session refused by {host}: {e.reason}"
+    if isinstance(e, OSError):
+        return f"{host}: {e.strerror or e}"
+    return f"{type(e).__name__}: {e}"
+
+
+def sudo_wrap(command: str) -> str:
+    """`command` under sudo reading the password from stdin (no prompt text, no tty)."""
+    return f"sudo -S -p '' -- sh -c {shlex.quote(command)}"
+
+
+async def run_command(conn: asyncssh.SSHClientConnection, command: str, *, sudo_password: str | None = None,
+                      timeout: float | None = None) -> tuple[int | None, str, str]:
+    """Run `command` with the remote user's shell; (exit status or None if killed, stdout, stderr)."""
+    stdin = None
+    if sudo_password is not None:
+        command = sudo_wrap(command)
+        stdin = sudo_password + "\n"
+    r = await conn.run(command, check=False, input=stdin, timeout=timeout, encoding="utf-8", errors="replace")
+    out = r.stdout if isinstance(r.stdout, str) else ""
+    err = r.stderr if isinstance(r.stderr, str) else ""
+    if r.exit_signal:
+        err += f"\n(killed by signal {r.exit_signal[0]})"
+    return r.exit_status, out, err
