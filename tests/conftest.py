@@ -3,6 +3,7 @@ fails any test leaving a POSIX queue or shared-memory object of ours behind."""
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import Iterator
 
 import pytest
@@ -11,6 +12,17 @@ from tests.helpers.broker import Mosquitto
 from tests.helpers.mqtt import MqttProbe
 
 IPC_DIRS = ("/dev/mqueue", "/dev/shm")
+
+
+def _mount_mqueue() -> None:
+    """Make POSIX queues visible in /dev/mqueue (not mounted on every machine) when root."""
+    if os.path.ismount("/dev/mqueue") or os.geteuid() != 0:
+        return
+    os.makedirs("/dev/mqueue", exist_ok=True)
+    subprocess.run(["mount", "-t", "mqueue", "none", "/dev/mqueue"], check=False, capture_output=True)
+
+
+_mount_mqueue()
 
 
 def _ipc_objects() -> set[str]:

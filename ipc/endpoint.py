@@ -1,0 +1,338 @@
+"""Endpoints: the supervisor's `NodeIPC` (+ one `SupervisorEndpoint` per worker) and the
+worker's `WorkerEndpoint`. See docs/ipc.md for the contract.
+
+Every message travels in a ring (so control and data keep their order); queues carry only
+doorbells. One shared up-queue serves all workers (POSIX queues are multi-producer safe),
+plus one small down-queue per worker: with 10 x 16-byte queues a node of 64 runtimes uses
+a few tens of KiB of the 819,200-byte per-user RLIMIT_MSGQUEUE.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+import time
+from collections import deque
+from typing import Any
+
+from .backends import Backend, Queue, SharedBlock, get_backend
+from .errors import ClosedError, IPCError
+from .messages import Message
+from .ring import DEFAULT_CAPACITY, STRONG_ORDER, Ring, ring_size
+
+QUEUE_MESSAGES = 10  # the Linux default msg_max: the most a non-root user may ask for
+QUEUE_MSGSIZE = 16
+_BELL = struct.Struct("=H")  # doorbell payload: the worker slot
+
+_live_sids: set[str] = set()  # sids owned by NodeIPC objects of this process
+_sid_counter = itertools.count()
+
+
+def names(sid: str, slot: int | None = None) -> dict[str, str]:
+    """Object names of a node (slot None) or of one worker slot."""
+    if slot is None:
+        return {"node": f"/sl.{sid}.node", "up": f"/sl.{sid}.up"}
+    return {"down": f"/sl.{sid}.{slot}.down", "tx": f"/sl.{sid}.{slot}.tx", "rx": f"/sl.{sid}.{slot}.rx"}
+
+
+def _new_sid() -> str:
+    n = next(_sid_counter)
+    pid = os.getpid()
+    return str(pid) if n == 0 else f"{pid}-{n}"
+
+
+class SupervisorEndpoint:
+    """The supervisor's end of one worker: writes its tx ring, reads its rx ring."""
+
+    def __init__(self, node: "NodeIPC", slot: int, down: Queue, tx: SharedBlock, rx: SharedBlock, capacity: int) -> None:
+        self.slot = slot
+        self._node = node
+        self._down = down
+        self._tx_block, self._rx_block = tx, rx
+        self.tx = Ring(tx.buf, f"ring {tx.name}", init=True, capacity=capacity)
+        self.rx = Ring(rx.buf, f"ring {rx.name}", init=True, capacity=capacity)
+        self.credits = 0  # doorbell mode only: records announced but not read yet
+        self.closed = False
+
+    def send(self, h1: int, h2: int, payload: bytes = b"", timeout: float = 5.0) -> None:
+        if self.closed:
+            raise ClosedError(f"endpoint of worker {self.slot} is closed")
+        wake = self.tx.write(h1, h2, payload, timeout)
+        if not STRONG_ORDER:
+            if not self._down.send(b"\x01", timeout):
+                raise IPCError(f"worker {self.slot}: doorbell queue full for {timeout}s")
+        elif wake:
+            self._down.send(b"\x01")  # full queue = doorbells already pending: fine
+
+    def drain(self) -> list[Message]:
+        if self.closed:
+            return []
+        if STRONG_ORDER:
+            return self.rx.read()
+        if not self.credits:
+            return []
+        msgs = self.rx.read(self.credits)
+        self.credits -= len(msgs)
+        return msgs
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.tx.close()
+        self.rx.close()
+        self._down.close()
+        self._tx_block.close()
+        self._rx_block.close()
+
+
+class NodeIPC:
+    """The supervisor's IPC: the shared up-queue and, per worker slot, a queue and two rings."""
+
+    def __init__(self, sid: str | None = None, backend: str = "posix", ring_capacity: int = DEFAULT_CAPACITY, spin: float = 0.0) -> None:
+        self.sid = sid or _new_sid()
+        self.backend_name = backend
+        self.backend: Backend = get_backend(backend)
+        self.ring_capacity = ring_capacity
+        self.spin = spin
+        self._owner = os.getpid()
+        self.workers: dict[int, SupervisorEndpoint] = {}
+        # The marker block is made first and unlinked last: /dev/mqueue is not always
+        # mounted, so cleanup_stale() finds a node's queues by way of its /dev/shm names.
+        self._marker = self.backend.create_shm(names(self.sid)["node"], 64)
+        try:
+            self._up = self.backend.create_queue(names(self.sid)["up"], QUEUE_MESSAGES, QUEUE_MSGSIZE)
+        except BaseException:
+            self._marker.close()
+            self.backend.unlink_shm(names(self.sid)["node"])
+            raise
+        _live_sids.add(self.sid)
+        self.closed = False
+
+    # ---------------------------------------------------------- workers
+
+    def add_worker(self, slot: int) -> SupervisorEndpoint:
+        if self.closed:
+            raise ClosedError("NodeIPC is closed")
+        if slot in self.workers:
+            raise IPCError(f"worker slot {slot} already has IPC objects; remove_worker() first")
+        if not 0 <= slot <= 0xFFFF:
+            raise ValueError(f"worker slot {slot} out of range")
+        n = names(self.sid, slot)
+        made: list[tuple[str, str]] = []
+        try:
+            # rings before the queue: a queue always has a /dev/shm name beside it (cleanup)
+            tx = self.backend.create_shm(n["tx"], ring_size(self.ring_capacity))
+            made.append(("s", n["tx"]))
+            rx = self.backend.create_shm(n["rx"], ring_size(self.ring_capacity))
+            made.append(("s", n["rx"]))
+            down = self.backend.create_queue(n["down"], QUEUE_MESSAGES, QUEUE_MSGSIZE)
+            made.append(("q", n["down"]))
+            ep = SupervisorEndpoint(self, slot, down, tx, rx, self.ring_capacity)
+        except BaseException:
+            for kind, name in made:
+                (self.backend.unlink_queue if kind == "q" else self.backend.unlink_shm)(name)
+            raise
+        self.workers[slot] = ep
+        return ep
+
+    def remove_worker(self, slot: int) -> None:
+        ep = self.workers.pop(slot, None)
+        if ep is not None:
+            ep._close()
+        if os.getpid() == self._owner:
+            n = names(self.sid, slot)
+            self.backend.unlink_queue(n["down"])
+            self.backend.unlink_shm(n["rx"])
+            self.backend.unlink_shm(n["tx"])
+
+    def attach_args(self, slot: int) -> dict[str, Any]:
+        """What a worker process (forked or exec'd) needs to attach to its slot."""
+        return {"sid": self.sid, "slot": slot, "backend": self.backend_name, "spin": self.spin}
+
+    # ---------------------------------------------------------- the loop
+
+    def fileno(self) -> int:
+        return self._up.fileno()
+
+    def drain_doorbells(self) -> int:
+        """Consume every pending doorbell without blocking; returns how many."""
+        n = 0
+        while True:
+            bell = self._up.receive(0)
+            if bell is None:
+                return n
+            n += 1
+            if not STRONG_ORDER and len(bell) == _BELL.size:
+                ep = self.workers.get(_BELL.unpack(bell)[0])
+                if ep is not None:
+                    ep.credits += 1
+
+    def before_sleep(self) -> bool:
+        """Mark every rx ring's consumer asleep; True when something is already pending."""
+        if self.spin > 0:
+            deadline = time.monotonic() + self.spin
+            while time.monotonic() < deadline:
+                if any(ep.rx.pending() for ep in self.workers.values()):
+                    return True
+        pending = False
+        for ep in self.workers.values():
+            if ep.rx.mark_sleeping():
+                pending = True
+        return pending
+
+    def after_wake(self) -> None:
+        for ep in self.workers.values():
+            ep.rx.mark_awake()
+
+    # ---------------------------------------------------------- lifetime
+
+    def close(self) -> None:
+        """Unlink every object of this node (in the owning process; elsewhere only let go)."""
+        if self.closed:
+            return
+        self.closed = True
+        owner = os.getpid() == self._owner
+        for slot in list(self.workers):
+            if owner:
+                self.remove_worker(slot)
+            else:
+                self.workers.pop(slot)._close()
+        self._up.close()
+        self._marker.close()
+        if owner:
+            self.backend.unlink_queue(names(self.sid)["up"])
+            self.backend.unlink_shm(names(self.sid)["node"])
+            _live_sids.discard(self.sid)
+
+    def __enter__(self) -> "NodeIPC":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # last resort; explicit close() is the rule
+        try:
+            if not self.closed and os.getpid() == self._owner:
+                self.close()
+        except Exception:
+            pass
+
+
+class WorkerEndpoint:
+    """A worker's end: reads its tx ring (sleeping on its down-queue), writes its rx ring."""
+
+    def __init__(self, sid: str, slot: int, backend: str = "posix", spin: float = 0.0) -> None:
+        self.sid, self.slot, self.spin = sid, slot, spin
+        be = get_backend(backend)
+        n = names(sid, slot)
+        self._down = be.open_queue(n["down"])
+        self._up = be.open_queue(names(sid)["up"])
+        self._in_block = be.open_shm(n["tx"])
+        self._out_block = be.open_shm(n["rx"])
+        self.inbox = Ring(self._in_block.buf, f"ring {n['tx']}")
+        self.outbox = Ring(self._out_block.buf, f"ring {n['rx']}")
+        self._bell = _BELL.pack(slot)
+        self._credits = 0
+        self._pending: deque[Message] = deque()
+        self.closed = False
+
+    @classmethod
+    def attach(cls, sid: str, slot: int, backend: str = "posix", spin: float = 0.0) -> "WorkerEndpoint":
+        return cls(sid, slot, backend, spin)
+
+    def send(self, h1: int, h2: int, payload: bytes = b"", timeout: float = 5.0) -> None:
+        if self.closed:
+            raise ClosedError(f"worker endpoint {self.sid}.{self.slot} is closed")
+        wake = self.outbox.write(h1, h2, payload, timeout)
+        if not STRONG_ORDER:
+            if not self._up.send(self._bell, timeout):
+                raise IPCError(f"supervisor doorbell queue full for {timeout}s")
+        elif wake:
+            self._up.send(self._bell)
+
+    def _read(self) -> list[Message]:
+        if STRONG_ORDER:
+            return self.inbox.read()
+        while True:  # doorbell mode: one record per doorbell
+            bell = self._down.receive(0)
+            if bell is None:
+                break
+            self._credits += 1
+        if not self._credits:
+            return []
+        msgs = self.inbox.read(self._credits)
+        self._credits -= len(msgs)
+        return msgs
+
+    def drain(self) -> list[Message]:
+        """Everything that is there now; never blocks."""
+        if self.closed:
+            raise ClosedError(f"worker endpoint {self.sid}.{self.slot} is closed")
+        out = list(self._pending)
+        self._pending.clear()
+        out.extend(self._read())
+        return out
+
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None after `timeout` seconds (None: wait forever)."""
+        if self.closed:
+            raise ClosedError(f"worker endpoint {self.sid}.{self.slot} is closed")
+        if self._pending:
+            return self._pending.popleft()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.spin > 0:
+            spin_end = time.monotonic() + self.spin
+            while time.monotonic() < spin_end:
+                if self.inbox.pending():
+                    break
+        while True:
+            self._pending.extend(self._read())
+            if self._pending:
+                return self._pending.popleft()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            if STRONG_ORDER:
+                if self.inbox.mark_sleeping():
+                    self.inbox.mark_awake()
+                    continue
+                bell = self._down.receive(left)
+                self.inbox.mark_awake()
+                while bell is not None:  # swallow the other pending doorbells
+                    bell = self._down.receive(0)
+            else:
+                bell = self._down.receive(left)
+                if bell is not None:
+                    self._credits += 1
+
+    def fileno(self) -> int:
+        return self._down.fileno()
+
+    def before_sleep(self) -> bool:
+        if self._pending:
+            return True
+        if not STRONG_ORDER:
+            return self._credits > 0
+        return self.inbox.mark_sleeping()
+
+    def after_wake(self) -> None:
+        self.inbox.mark_awake()
+        if STRONG_ORDER:
+            while self._down.receive(0) is not None:
+                pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.inbox.close()
+        self.outbox.close()
+        for obj in (self._in_block, self._out_block, self._down, self._up):
+            obj.close()
+
+    def __enter__(self) -> "WorkerEndpoint":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,231 @@
+"""Single-producer single-consumer ring of records in shared memory.
+
+Layout (all integers native-endian; every u64 on its own 64-byte line, so the producer's
+and the consumer's hot words never share a cache line):
+
+    0    magic u32 'SLR1', version u32, capacity u64 (bytes of the data area)
+    64   head u64       written by the consumer only: bytes consumed since creation
+    128  tail u64       written by the producer only: bytes committed since creation
+    192  sleep_seq u64  written by the consumer only: odd = "I am about to sleep"
+    256  data area, `capacity` bytes (a multiple of 8)
+
+A record at `pos % capacity` is `[len:u32][h1:u8][h2:u8][payload]`, padded to 8 bytes.
+When a record does not fit before the end, the producer writes a padding record
+(`len = 0xFFFFFFFF`) that fills the rest, and the record starts at offset 0. head and
+tail only grow (2^64 bytes never wrap in practice), so `tail - head` is the fill level.
+
+Commit order: the producer writes the payload and the record header, and only then
+stores the new tail. A consumer reads records only below the tail it loaded, so it never
+sees a half-written record, also when the producer is killed mid-write.
+
+Memory order. u64 words are read and written through `memoryview.cast('Q')`, which
+CPython implements as an aligned 8-byte memcpy: one store/load on x86-64 and aarch64,
+so they never tear. On x86-64 (TSO) stores become visible in program order and loads are
+not reordered with older loads, so "payload, then tail" and "tail, then payload" are
+enough. TSO does reorder a store with a *later load* (store buffer): the doorbell
+handshake below is Dekker's pattern (producer: store tail, load sleep_seq; consumer:
+store sleep_seq, load tail) and needs a full barrier on both sides. `_full_barrier()`
+acquires and releases a private lock: glibc does that with a `lock`-prefixed
+instruction, a full barrier on x86, for ~60 ns.
+Weakly ordered CPUs (ARM, POWER, RISC-V) do not keep store order, so there `STRONG_ORDER`
+is False and the endpoints switch to doorbell mode: every record is announced by its own
+doorbell and the consumer reads only as many records as doorbells it has received; the
+kernel's queue lock orders payload before doorbell before read.
+
+Idle strategy: the consumer marks itself asleep (`sleep_seq` odd) before blocking on its
+queue and awake after; a producer that commits while the consumer is asleep returns True
+from `write()` (once per sleep episode), and the endpoint rings the doorbell. A busy
+consumer drains without any syscall.
+"""
+from __future__ import annotations
+
+import platform
+import struct
+import threading
+import time
+
+from .errors import BadMessage, ClosedError, MessageTooLarge, RingFullError
+from .messages import Message
+
+MAGIC = 0x31524C53  # 'SLR1' little-endian
+VERSION = 1
+HEADER = 256
+PAD = 0xFFFFFFFF
+REC_HDR = struct.Struct("=IBB")  # len, h1, h2
+REC_HDR_SIZE = 6
+DEFAULT_CAPACITY = 1 << 20
+
+# word indexes into the u64 view of the header
+_W_CAP, _W_HEAD, _W_TAIL, _W_SLEEP = 1, 8, 16, 24
+
+STRONG_ORDER = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+_barrier_lock = threading.Lock()
+
+
+def _full_barrier() -> None:
+    """A full memory barrier (see the module docstring)."""
+    _barrier_lock.acquire()
+    _barrier_lock.release()
+
+
+def _align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def ring_size(capacity: int) -> int:
+    """Bytes of shared memory a ring of `capacity` needs."""
+    return HEADER + capacity
+
+
+class Ring:
+    """One side (producer or consumer) of a ring over a shared buffer.
+
+    The same class serves both sides; each side only calls its own methods.
+    """
+
+    def __init__(self, buf: memoryview, name: str = "ring", *, init: bool = False, capacity: int | None = None) -> None:
+        self.name = name
+        self._buf: memoryview | None = buf
+        self._q = buf[:HEADER].cast("Q")
+        self._u32 = buf[:8].cast("I")
+        if init:
+            if capacity is None or capacity % 8 or capacity < 64:
+                raise ValueError(f"ring capacity must be a multiple of 8 and >= 64, got {capacity}")
+            if len(buf) < HEADER + capacity:
+                raise ValueError(f"buffer of {len(buf)} bytes too small for a ring of {capacity}")
+            self._q[_W_HEAD] = 0
+            self._q[_W_TAIL] = 0
+            self._q[_W_SLEEP] = 0
+            self._q[_W_CAP] = capacity
+            self._u32[1] = VERSION
+            self._u32[0] = MAGIC
+        else:
+            if self._u32[0] != MAGIC or self._u32[1] != VERSION:
+                raise BadMessage(f"{name}: not a ring of version {VERSION} (magic {self._u32[0]:#x})")
+        self.capacity = int(self._q[_W_CAP])
+        if len(buf) < HEADER + self.capacity:
+            raise BadMessage(f"{name}: header says capacity {self.capacity} but the block has {len(buf) - HEADER}")
+        self.data = buf[HEADER : HEADER + self.capacity]
+        self.max_payload = self.capacity // 2 - 8
+        # local copies of the words this side owns
+        self._tail = int(self._q[_W_TAIL])
+        self._head = int(self._q[_W_HEAD])
+        self._last_rung = -1
+
+    # ------------------------------------------------------------ producer side
+
+    def write(self, h1: int, h2: int, payload: bytes | bytearray | memoryview = b"", timeout: float = 5.0) -> bool:
+        """Commit one record; True when the consumer sleeps and must get a doorbell.
+
+        Waits up to `timeout` seconds for room, then raises RingFullError.
+        """
+        q = self._q
+        if q is None:
+            raise ClosedError(f"{self.name} is closed")
+        n = len(payload)
+        if n > self.max_payload:
+            raise MessageTooLarge(f"{self.name}: message of {n} bytes is larger than half the ring ({self.max_payload} bytes max)")
+        need = _align8(REC_HDR_SIZE + n)
+        cap = self.capacity
+        tail = self._tail
+        off = tail % cap
+        pad = cap - off if off + need > cap else 0
+        total = pad + need
+        if cap - (tail - q[_W_HEAD]) < total:
+            self._wait_room(total, timeout)
+        data = self.data
+        if pad:
+            REC_HDR.pack_into(data, off, PAD, 0, 0)
+            off = 0
+        if n:
+            data[off + REC_HDR_SIZE : off + REC_HDR_SIZE + n] = payload
+        REC_HDR.pack_into(data, off, n, h1, h2)
+        tail += total
+        self._tail = tail
+        q[_W_TAIL] = tail  # commit: the record becomes visible here
+        _full_barrier()  # store tail -> load sleep_seq (Dekker)
+        s = q[_W_SLEEP]
+        if s & 1 and s != self._last_rung:
+            self._last_rung = s
+            return True
+        return False
+
+    def _wait_room(self, total: int, timeout: float) -> None:
+        q = self._q
+        deadline = time.monotonic() + timeout
+        delay = 20e-6
+        while self.capacity - (self._tail - q[_W_HEAD]) < total:
+            now = time.monotonic()
+            if now >= deadline:
+                used = self._tail - q[_W_HEAD]
+                raise RingFullError(
+                    f"{self.name}: full for {timeout:g}s ({used} of {self.capacity} bytes unread, "
+                    f"need {total}); the consumer is stuck or gone; message not sent"
+                )
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 0.002)
+
+    # ------------------------------------------------------------ consumer side
+
+    def pending(self) -> bool:
+        return self._q[_W_TAIL] != self._head
+
+    def read(self, limit: int | None = None) -> list[Message]:
+        """Every committed record (at most `limit`), in order; frees their space."""
+        q = self._q
+        if q is None:
+            raise ClosedError(f"{self.name} is closed")
+        tail = q[_W_TAIL]
+        head = self._head
+        if tail == head:
+            return []
+        if tail - head > self.capacity or tail < head:
+            raise BadMessage(f"{self.name}: corrupt indexes head={head} tail={tail} capacity={self.capacity}")
+        out: list[Message] = []
+        data = self.data
+        cap = self.capacity
+        unpack = REC_HDR.unpack_from
+        while head < tail and (limit is None or len(out) < limit):
+            off = head % cap
+            n, h1, h2 = unpack(data, off)
+            if n == PAD:
+                head += cap - off
+                continue
+            size = _align8(REC_HDR_SIZE + n)
+            if off + size > cap or head + size > tail:
+                raise BadMessage(f"{self.name}: record of {n} bytes at {off} crosses the end of the ring or the tail")
+            out.append(Message(h1, h2, bytes(data[off + REC_HDR_SIZE : off + REC_HDR_SIZE + n])))
+            head += size
+        self._head = head
+        q[_W_HEAD] = head  # release the space (after the payload copies above)
+        return out
+
+    def mark_sleeping(self) -> bool:
+        """Say "I sleep"; True when a record arrived meanwhile (then do not block)."""
+        q = self._q
+        s = q[_W_SLEEP]
+        if not s & 1:
+            q[_W_SLEEP] = s + 1
+        _full_barrier()  # store sleep_seq -> load tail (Dekker)
+        return q[_W_TAIL] != self._head
+
+    def mark_awake(self) -> None:
+        q = self._q
+        s = q[_W_SLEEP]
+        if s & 1:
+            q[_W_SLEEP] = s + 1
+
+    # ------------------------------------------------------------ both
+
+    def used(self) -> int:
+        return int(self._q[_W_TAIL] - self._q[_W_HEAD])
+
+    def close(self) -> None:
+        if self._buf is None:
+            return
+        self.data.release()
+        self._q.release()
+        self._u32.release()
+        self._buf = None
+        self._q = None  # type: ignore[assignment]

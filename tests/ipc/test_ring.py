@@ -1,0 +1,111 @@
+"""Ring arithmetic on a private buffer: order across wrap-arounds, padding, full, oversized."""
+from __future__ import annotations
+
+import mmap
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipc import BadMessage, MessageTooLarge, RingFullError
+from ipc.ring import HEADER, Ring
+
+
+def make(capacity: int) -> tuple[Ring, Ring]:
+    buf = memoryview(mmap.mmap(-1, HEADER + capacity))
+    return Ring(buf, "p", init=True, capacity=capacity), Ring(buf, "c")
+
+
+def test_order_across_many_wraparounds() -> None:
+    prod, cons = make(2048)
+    got = []
+    for i in range(5000):
+        prod.write(0x80 | (i % 128), i % 256, i.to_bytes(4, "little") * (i % 40))
+        if i % 3 == 0:
+            got.extend(cons.read())
+    got.extend(cons.read())
+    assert len(got) == 5000
+    for i, msg in enumerate(got):
+        assert (msg.h1, msg.h2, msg.payload) == (0x80 | (i % 128), i % 256, i.to_bytes(4, "little") * (i % 40))
+    assert prod._tail > 2048 * 50  # wrapped many times
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=120), st.booleans()), max_size=200))
+def test_any_sequence_of_writes_and_reads_is_fifo(ops: list[tuple[bytes, bool]]) -> None:
+    prod, cons = make(256)
+    sent: list[bytes] = []
+    got: list[bytes] = []
+    for payload, read_now in ops:
+        if prod.capacity - prod.used() < 8 + len(payload) + 128:
+            got.extend(m.payload for m in cons.read())
+        prod.write(0, 0, payload, timeout=0)
+        sent.append(payload)
+        if read_now:
+            got.extend(m.payload for m in cons.read())
+    got.extend(m.payload for m in cons.read())
+    assert got == sent
+
+
+def test_full_ring_times_out_with_clear_error_and_loses_nothing() -> None:
+    prod, cons = make(256)
+    n = 0
+    with pytest.raises(RingFullError, match="full for 0.05s"):
+        while True:
+            prod.write(0, 1, b"x" * 50, timeout=0.05)
+            n += 1
+    assert n > 0
+    msgs = cons.read()
+    assert len(msgs) == n  # every accepted message is there; the refused one was never half-sent
+    prod.write(0, 1, b"after", timeout=0.05)
+    assert cons.read()[0].payload == b"after"
+
+
+def test_oversized_message_refused() -> None:
+    prod, _ = make(1024)
+    prod.write(0, 0, b"x" * prod.max_payload)
+    with pytest.raises(MessageTooLarge, match="larger than half the ring"):
+        prod.write(0, 0, b"x" * (prod.max_payload + 1))
+
+
+def test_sleep_flag_asks_for_one_doorbell_per_sleep() -> None:
+    prod, cons = make(256)
+    assert prod.write(0, 0, b"a") is False  # consumer awake: no doorbell
+    cons.read()
+    assert cons.mark_sleeping() is False
+    assert prod.write(0, 0, b"b") is True  # first record while asleep: ring
+    assert prod.write(0, 0, b"c") is False  # same sleep episode: no second bell
+    cons.mark_awake()
+    assert [m.payload for m in cons.read()] == [b"b", b"c"]
+    assert cons.mark_sleeping() is False
+    assert prod.write(0, 0, b"d") is True  # a new episode rings again
+
+
+def test_mark_sleeping_sees_pending_records() -> None:
+    prod, cons = make(256)
+    prod.write(0, 0, b"x")
+    assert cons.mark_sleeping() is True
+
+
+def test_uncommitted_record_is_invisible() -> None:
+    """A producer killed mid-write leaves payload bytes but no tail: nothing is read."""
+    prod, cons = make(256)
+    prod.write(0, 0, b"one")
+    off = prod._tail % prod.capacity
+    half = b"\x0c\x00\x00\x00\x80\x01half-written"  # header + payload, but no tail store
+    prod.data[off : off + len(half)] = half
+    assert [m.payload for m in cons.read()] == [b"one"]
+    assert cons.read() == []
+
+
+def test_corrupt_indexes_reported() -> None:
+    prod, cons = make(256)
+    prod._q[16] = 10_000  # tail far beyond capacity
+    with pytest.raises(BadMessage, match="corrupt"):
+        cons.read()
+
+
+def test_attach_to_non_ring_refused() -> None:
+    buf = memoryview(mmap.mmap(-1, HEADER + 64))
+    with pytest.raises(BadMessage, match="not a ring"):
+        Ring(buf, "x")
