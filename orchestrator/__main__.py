@@ -1,0 +1,100 @@
+"""SilverLine orchestrator (run it as `python -m orchestrator` or `make orchestrator`).
+
+Usage:
+    orchestrator [options]
+    orchestrator -h | --help
+
+Options:
+    -c, --config PATH     Node/cluster config file [default: config.json]; a missing default file means
+                          embedded defaults (broker localhost:1883, realm `realm`, REST port 8000).
+    --db PATH             SQLite store (WAL); a restart reloads it [default: orchestrator.db].
+    --http-port PORT      REST API port (default: config `http_port`).
+    --bind ADDR           Address the REST API listens on (default: 127.0.0.1 when config `http` is
+                          localhost, else 0.0.0.0).
+    --mqtt HOST           Broker host (default: config `mqtt`).
+    --mqtt-port PORT      Broker port (default: config `mqtt_port`).
+    --realm REALM         Topic realm (default: config `realm`).
+    --ka-interval SEC     Keepalive interval told to runtimes; dead after 3 missed [default: 5].
+    -v, --verbose LEVEL   Log level (number or CRI/ERR/WRN/INF/DBG/TRA) [default: INF].
+    --logdir DIR          Also log to DIR/orchestrator.log.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from docopt import DocoptExit, docopt
+
+from common.config import ConfigError, load_config
+from common.logs import parse_level, setup_logging
+
+
+def _number(opts: dict[str, object], key: str, kind: type) -> object:
+    raw = opts[key]
+    if raw is None:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SystemExit(f"orchestrator: {key} must be a {kind.__name__}, got {raw!r}") from None
+
+
+def main(argv: list[str]) -> int:
+    try:
+        opts = docopt(__doc__, argv=argv)
+    except DocoptExit as e:
+        print(e, file=sys.stderr)
+        return 2
+    try:
+        level = parse_level(str(opts["--verbose"]))
+    except ValueError as e:
+        print(f"orchestrator: {e}", file=sys.stderr)
+        return 2
+    setup_logging(level, opts["--logdir"], logfile_name="orchestrator.log")
+    explicit = any(a in ("-c", "--config") or a.startswith(("--config=", "-c")) and a != "-c" for a in argv)
+    try:
+        cfg = load_config(str(opts["--config"]) if explicit else None)
+        cfg.password()  # a bad `pwd` file is a config error now, not a reconnect loop later
+    except ConfigError as e:
+        print(f"orchestrator: {e}", file=sys.stderr)
+        return 2
+    if opts["--mqtt"]:
+        cfg.mqtt = str(opts["--mqtt"])
+    port = _number(opts, "--mqtt-port", int)
+    if port is not None:
+        cfg.mqtt_port = int(port)  # type: ignore[call-overload]
+    if opts["--realm"]:
+        cfg.realm = str(opts["--realm"])
+    http_port = _number(opts, "--http-port", int)
+    ka = float(_number(opts, "--ka-interval", float))  # type: ignore[arg-type]
+    bind = opts["--bind"] or ("127.0.0.1" if cfg.http in ("localhost", "127.0.0.1", "::1") else "0.0.0.0")
+
+    from orchestrator.service import Service
+
+    svc = Service(cfg, db_path=str(opts["--db"]), bind=str(bind),
+                  http_port=int(http_port) if http_port is not None else cfg.http_port,  # type: ignore[call-overload]
+                  ka_interval=ka)
+    done = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        done.set()  # no logging in a signal handler
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        svc.start()
+    except OSError as e:
+        print(f"orchestrator: cannot listen on {bind}:{svc.http_port} for the REST API: {e.strerror}", file=sys.stderr)
+        svc.stop()
+        return 1
+    try:
+        while not done.wait(1.0):
+            pass
+    finally:
+        svc.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,483 @@
+"""The orchestrator's state machine: every MQTT message of PROTOCOL.md section 1 goes
+through `Orchestrator.handle(topic, payload)`; time goes through `tick(now)`.
+
+It has no I/O of its own besides the store: outgoing messages go to the `publish`
+callback *after* the decision's transaction committed (a crash never announces a state
+the store does not have). Not thread-safe: the service calls it under one lock.
+
+Rules (PROTOCOL.md, with ours marked):
+- a create whose module uuid is not dead is refused; a registration whose uuid is alive
+  under another name (or another manager) is refused; the same name again is a refresh
+  (**ours**: a node re-registering after a broker reconnect keeps its modules);
+- `parent` is looked up by uuid, then name, then uuid suffix (alive runtimes only);
+  without `parent` the scheduler picks (see scheduler.py);
+- a runtime with `max_nmodules` modules running queues new ones (FIFO) and starts the
+  oldest when one exits;
+- a runtime that is deleted or misses 3 keepalive intervals is dead: running modules
+  become killed (K), queued and exiting ones dead; re-registering the same uuid
+  resurrects it and re-creates its killed modules in their original order;
+- a deleted manager deletes its runtimes.
+Every refused request is reported on `{realm}/proc/log` with a description and the data.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import orjson
+
+from common.wire import ProtocolError, Topics, decode, envelope, new_uuid, require
+from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, QUEUED, RUNTIME, Mod, Node
+from orchestrator.scheduler import Scheduler
+from orchestrator.store import Store
+
+log = logging.getLogger("orch")
+
+Publish = Callable[[str, bytes], None]
+
+MISSED_KEEPALIVES = 3  # ours: a runtime is dead after this many silent intervals
+
+
+class Refused(Exception):
+    """A request the orchestrator will not carry out; the text says why."""
+
+
+def _str_list(d: dict[str, Any], key: str, where: str) -> list[str]:
+    v = d.get(key, [])
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ProtocolError(f"{where}: key {key!r} must be a list of strings, got {v!r}")
+    return v
+
+
+class Orchestrator:
+    """Registration, keepalive, scheduling, queueing and resurrection over one Store."""
+
+    def __init__(self, store: Store, publish: Publish, *, realm: str = "realm", ka_interval: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.publish = publish
+        self.topics = Topics(realm)
+        self.ka_interval = ka_interval
+        self.clock = clock
+        self.wallclock = wallclock
+        self.nodes: dict[str, Node] = {}
+        self.mods: dict[str, Mod] = {}
+        self.scheduler = Scheduler()
+        self._out: list[tuple[str, bytes]] = []
+        self._prefix = f"{realm}/proc/"
+        self._load()
+
+    # -- startup ------------------------------------------------------------------------
+    def _load(self) -> None:
+        """Rebuild the in-memory working set from the store (orchestrator restart)."""
+        now = self.clock()
+        for n in self.store.load_nodes():
+            n.last_seen = now  # a restarted orchestrator gives every runtime a full grace period
+            self.nodes[n.uuid] = n
+        self.seq = self.store.max_seq()
+        for seq, uuid, name, parent, status, file in self.store.load_live_modules():
+            m = Mod(uuid, seq, name, parent, status, file)
+            self.mods[uuid] = m
+            rt = self.nodes.get(parent) if parent else None
+            if rt is None:
+                continue
+            if status in (ALIVE, EXITING):
+                rt.children.add(uuid)
+            elif status == QUEUED:
+                rt.queue[uuid] = None
+            elif status == KILLED:
+                rt.killed.add(uuid)
+        log.info("loaded %d managers/runtimes and %d modules not dead from %s", len(self.nodes), len(self.mods), self.store.path)
+
+    # -- entry points -------------------------------------------------------------------
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Handle one MQTT message; refusals go to proc/log, nothing raises."""
+        try:
+            with self.store.transaction():
+                self._dispatch(topic, payload)
+        except (Refused, ProtocolError) as e:
+            self._out = [o for o in self._out if o[0] == self.topics.log or "/proc/reg/" in o[0]]
+            self.report(str(e), topic, payload)
+        except Exception as e:  # a bug must not stop the orchestrator; say what broke
+            log.exception("internal error handling %s", topic)
+            self._out.clear()
+            self.report(f"internal error: {type(e).__name__}: {e}", topic, payload)
+        self.flush()
+
+    def tick(self, now: float | None = None) -> None:
+        """Mark runtimes dead whose keepalives stopped."""
+        now = self.clock() if now is None else now
+        late = [n for n in self.nodes.values()
+                if n.kind == RUNTIME and n.alive and n.ka_interval > 0 and now - n.last_seen > MISSED_KEEPALIVES * n.ka_interval]
+        if not late:
+            return
+        with self.store.transaction():
+            for rt in late:
+                log.warning("runtime %s (%s) missed %d keepalives: dead", rt.name, rt.uuid, MISSED_KEEPALIVES)
+                self._runtime_dead(rt)
+                self.report(f"runtime {rt.name} ({rt.uuid}) sent no keepalive for {now - rt.last_seen:.1f} s"
+                            f" ({MISSED_KEEPALIVES} intervals of {rt.ka_interval:g} s): marked dead, its modules killed",
+                            self.topics.keepalive(rt.uuid), None)
+        self.flush()
+
+    def report(self, description: str, topic: str, payload: bytes | None) -> None:
+        """Publish an error on proc/log with the offending data."""
+        data: Any = None
+        if payload is not None:
+            try:
+                data = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                data = payload[:4096].decode("utf-8", "replace")
+        log.error("%s (topic %s)", description, topic)
+        msg = envelope("error", {"description": description, "topic": topic, "data": data}, type="resp")
+        self._out.append((self.topics.log, orjson.dumps(msg)))
+
+    def flush(self) -> None:
+        out, self._out = self._out, []
+        for topic, payload in out:
+            self.publish(topic, payload)
+
+    # -- routing ------------------------------------------------------------------------
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        if not topic.startswith(self._prefix):
+            return
+        parts = topic[len(self._prefix):].split("/")
+        kind = parts[0]
+        if kind == "log":
+            return
+        msg = decode(payload, where=f"message on {topic}")
+        if msg.get("type") == "resp":
+            return  # replies (ours or another orchestrator's) are not requests
+        action = require(msg, "action", str, where=f"message on {topic}")
+        data = require(msg, "data", dict, where=f"message on {topic}")
+        if kind == "reg" and len(parts) == 2:
+            self._on_reg(parts[1], msg, action, data)
+        elif kind == "keepalive" and len(parts) == 2:
+            self._on_keepalive(parts[1], action, data)
+        elif kind == "control" and len(parts) == 1:
+            self._on_control(action, data)
+        elif kind == "control" and len(parts) == 2:
+            self._on_runtime_control(parts[1], action, data)
+
+    # -- registration -------------------------------------------------------------------
+    def _reply(self, topic: str, msg: dict[str, Any], action: str, result: str, details: dict[str, Any]) -> None:
+        oid = msg.get("object_id") if isinstance(msg.get("object_id"), str) else new_uuid()
+        reply = {"object_id": oid, "action": action, "type": "resp", "data": {"result": result, "details": details}}
+        self._out.append((topic, orjson.dumps(reply)))
+
+    def _on_reg(self, topic_uuid: str, msg: dict[str, Any], action: str, data: dict[str, Any]) -> None:
+        topic = self.topics.reg(topic_uuid)
+        where = f"registration on {topic}"
+        try:
+            kind = require(data, "type", str, where=where)
+            if kind not in (MANAGER, RUNTIME):
+                raise ProtocolError(f"{where}: type must be 'manager' or 'runtime', got {kind!r}")
+            uuid = data.get("uuid", topic_uuid)
+            if not isinstance(uuid, str) or uuid != topic_uuid:
+                raise ProtocolError(f"{where}: data.uuid {uuid!r} differs from the topic's uuid {topic_uuid!r}")
+            if action == "create":
+                details = self._register(kind, uuid, data, where)
+            elif action == "delete":
+                details = self._unregister(kind, uuid, where)
+            else:
+                raise ProtocolError(f"{where}: action must be create or delete, got {action!r}")
+        except (Refused, ProtocolError) as e:
+            self._reply(topic, msg, action, "error", {"description": str(e)})
+            raise
+        self._reply(topic, msg, action, "ok", details)
+
+    def _register(self, kind: str, uuid: str, data: dict[str, Any], where: str) -> dict[str, Any]:
+        name = require(data, "name", str, where=where)
+        parent = data.get("parent")
+        if parent is not None and not isinstance(parent, str):
+            raise ProtocolError(f"{where}: key 'parent' must be a manager uuid (str), got {parent!r}")
+        node = Node(uuid=uuid, kind=kind, name=name, status=ALIVE, parent=parent, ka_interval=self.ka_interval,
+                    info={k: data[k] for k in ("platform", "metadata") if k in data})
+        if kind == RUNTIME:
+            node.runtime_type = data.get("runtime_type", "") if isinstance(data.get("runtime_type", ""), str) else ""
+            mx = data.get("max_nmodules", 0)
+            if not isinstance(mx, int) or isinstance(mx, bool) or mx < 0:
+                raise ProtocolError(f"{where}: key 'max_nmodules' must be a non-negative integer, got {mx!r}")
+            node.max_nmodules = mx
+            node.apis = frozenset(_str_list(data, "apis", where))
+        old = self.nodes.get(uuid)
+        now = self.clock()
+        if old is not None and old.alive:
+            if old.kind != kind or old.name != name or old.parent != parent:
+                raise Refused(f"{where}: uuid {uuid} is already alive as {old.kind} {old.name!r}"
+                              f" (parent {old.parent}); refusing {kind} {name!r} (parent {parent})")
+            # the same object again (e.g. after a broker reconnect): refresh, keep its modules
+            node.children, node.queue, node.killed, node.last_pick = old.children, old.queue, old.killed, old.last_pick
+            log.info("%s %s (%s) registered again: refreshed", kind, name, uuid)
+        elif old is not None:
+            node.killed, node.last_pick = old.killed, old.last_pick
+            log.info("%s %s (%s) is back: resurrected", kind, name, uuid)
+        else:
+            log.info("%s %s (%s) registered", kind, name, uuid)
+        node.last_seen = now
+        self.nodes[uuid] = node
+        self.store.put_node(node, self.wallclock())
+        if kind == RUNTIME:
+            self._resurrect(node)
+            self._fill(node)
+        return {"ka_interval_sec": self.ka_interval, "uuid": uuid, "name": name}
+
+    def _resurrect(self, rt: Node) -> None:
+        """Re-create the killed modules of a runtime that came back, oldest first."""
+        if not rt.killed:
+            return
+        revived = sorted((self.mods[u] for u in rt.killed if u in self.mods), key=lambda m: m.seq)
+        rt.killed = set()
+        log.info("runtime %s: resurrecting %d killed modules", rt.name, len(revived))
+        for m in revived:
+            self._place(m, rt)
+
+    def _unregister(self, kind: str, uuid: str, where: str) -> dict[str, Any]:
+        node = self.nodes.get(uuid)
+        if node is None:
+            raise Refused(f"{where}: delete of unknown {kind} {uuid}")
+        if node.alive:
+            if node.kind == MANAGER:
+                log.info("manager %s (%s) deleted", node.name, uuid)
+                node.status = DEAD
+                self.store.set_node_status(uuid, DEAD, self.wallclock())
+                for rt in [n for n in self.nodes.values() if n.parent == uuid and n.kind == RUNTIME and n.alive]:
+                    self._runtime_dead(rt)
+            else:
+                log.info("runtime %s (%s) deleted", node.name, uuid)
+                self._runtime_dead(node)
+        return {"uuid": uuid}
+
+    def _runtime_dead(self, rt: Node) -> None:
+        now = self.wallclock()
+        rt.status = DEAD
+        self.store.set_node_status(rt.uuid, DEAD, now)
+        killed, dead = [], []
+        for u in rt.children:
+            m = self.mods[u]
+            if m.status == ALIVE:
+                m.status = KILLED
+                rt.killed.add(u)
+                killed.append(u)
+            else:  # exiting: it was being deleted anyway
+                del self.mods[u]
+                dead.append(u)
+        rt.children = set()
+        for u in rt.queue:
+            del self.mods[u]
+            dead.append(u)
+        rt.queue.clear()
+        rt.stats = {}
+        self.store.set_modules_status(killed, KILLED, now)
+        self.store.set_modules_status(dead, DEAD, now)
+        log.info("runtime %s dead: %d modules killed, %d dead", rt.name, len(killed), len(dead))
+
+    # -- keepalive ----------------------------------------------------------------------
+    def _on_keepalive(self, uuid: str, action: str, data: dict[str, Any]) -> None:
+        where = f"keepalive on {self.topics.keepalive(uuid)}"
+        if action != "update":
+            raise ProtocolError(f"{where}: action must be 'update', got {action!r}")
+        rt = self.nodes.get(uuid)
+        if rt is None or rt.kind != RUNTIME:
+            raise Refused(f"{where}: no runtime {uuid} is registered (register it on proc/reg first)")
+        if not rt.alive:
+            raise Refused(f"{where}: runtime {rt.name} ({uuid}) is dead (it missed keepalives or was deleted); it must register again")
+        rt.last_seen = self.clock()
+        children = data.get("children")
+        if isinstance(children, list):
+            rt.stats = {c["uuid"]: c for c in children if isinstance(c, dict) and isinstance(c.get("uuid"), str)}
+
+    # -- module control -----------------------------------------------------------------
+    def _on_control(self, action: str, data: dict[str, Any]) -> None:
+        where = f"request on {self.topics.control()}"
+        if action == "create":
+            self._create_many([data], where)
+        elif action == "create_batch":
+            mods = data.get("modules")
+            if not isinstance(mods, list) or not all(isinstance(m, dict) for m in mods):
+                raise ProtocolError(f"{where}: create_batch needs data.modules, a list of module objects")
+            self._create_many(mods, where)
+        elif action == "delete":
+            self._delete(data, where)
+        else:
+            raise ProtocolError(f"{where}: action must be create, create_batch or delete, got {action!r}")
+
+    def _on_runtime_control(self, rt_uuid: str, action: str, data: dict[str, Any]) -> None:
+        where = f"message on {self.topics.control(rt_uuid)}"
+        if action in ("create", "delete"):
+            return  # orchestrator -> runtime traffic (another orchestrator's, or ours without no-local)
+        if action != "exited":
+            raise ProtocolError(f"{where}: action must be exited, got {action!r}")
+        uuid = require(data, "uuid", str, where=where)
+        m = self.mods.get(uuid)
+        if m is None:
+            raise Refused(f"{where}: exited for module {uuid}, which is unknown or already dead")
+        if m.parent != rt_uuid:
+            raise Refused(f"{where}: module {uuid} runs on {m.parent}, not on runtime {rt_uuid}")
+        status = data.get("status")
+        rt = self.nodes.get(rt_uuid)
+        self._module_dead(m, status)
+        if rt is not None:
+            rt.children.discard(uuid)
+            rt.killed.discard(uuid)
+            rt.stats.pop(uuid, None)
+            self._fill(rt)
+
+    def _module_dead(self, m: Mod, exit_status: Any) -> None:
+        m.status = DEAD
+        del self.mods[m.uuid]
+        self.store.set_exit(m.uuid, DEAD, exit_status, self.wallclock())
+
+    def resolve_runtime(self, q: str) -> Node | None:
+        """A runtime by uuid (any state), then by name, then by uuid suffix (alive ones)."""
+        n = self.nodes.get(q)
+        if n is not None and n.kind == RUNTIME:
+            return n
+        alive = [n for n in self.nodes.values() if n.kind == RUNTIME and n.alive]
+        for n in alive:
+            if n.name == q:
+                return n
+        for n in alive:
+            if n.uuid.endswith(q):
+                return n
+        return None
+
+    def resolve_module(self, q: str) -> Mod | None:
+        """A module that is not dead, by uuid, then name (newest), then uuid suffix."""
+        m = self.mods.get(q)
+        if m is not None:
+            return m
+        row = self.store.module_by_name(q, (ALIVE, EXITING, QUEUED, KILLED))
+        if row is not None:
+            return self.mods.get(row["uuid"])
+        for m in self.mods.values():
+            if m.uuid.endswith(q):
+                return m
+        return None
+
+    def _create_many(self, items: list[dict[str, Any]], where: str) -> None:
+        """Validate and place modules; the valid ones of a batch go in, each bad one is reported."""
+        now = self.wallclock()
+        rows: list[tuple[int, str, str, str | None, str, str, bytes, float, float]] = []
+        errors: list[str] = []
+        seen: set[str] = set()
+        for i, data in enumerate(items):
+            w = where if len(items) == 1 else f"{where}, module #{i}"
+            try:
+                rows.append(self._new_module(data, w, seen, now))
+            except (Refused, ProtocolError) as e:
+                if len(items) == 1:
+                    raise
+                errors.append(str(e))
+                self.report(str(e), self.topics.control(), orjson.dumps(data))
+        self.store.insert_modules(rows)
+        if errors:
+            log.warning("%s: %d of %d modules refused", where, len(errors), len(items))
+
+    def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
+        t = data.get("type", "module")
+        if t != "module":
+            raise ProtocolError(f"{where}: type must be 'module', got {t!r}")
+        uuid = data.get("uuid") or new_uuid()
+        if not isinstance(uuid, str):
+            raise ProtocolError(f"{where}: key 'uuid' must be str, got {type(uuid).__name__}")
+        name = data.get("name", "module")
+        if not isinstance(name, str):
+            raise ProtocolError(f"{where}: key 'name' must be str, got {type(name).__name__}")
+        file = data.get("file", data.get("filename"))
+        if not isinstance(file, str) or not file:
+            raise ProtocolError(f"{where}: key 'file' (the module's program) must be a non-empty string, got {file!r}")
+        apis = frozenset(_str_list(data, "apis", where))
+        args = data.get("args", {})
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise ProtocolError(f"{where}: key 'args' must be an object, got {type(args).__name__}")
+        channels = data.get("channels", [])
+        if not isinstance(channels, list):
+            raise ProtocolError(f"{where}: key 'channels' must be a list, got {type(channels).__name__}")
+        if uuid in self.mods or uuid in seen:
+            st = self.mods[uuid].status if uuid in self.mods else QUEUED
+            raise Refused(f"{where}: module uuid {uuid} already exists and is not dead (state {st})")
+        parent_q = data.get("parent")
+        if parent_q is not None and parent_q != "":
+            if not isinstance(parent_q, str):
+                raise ProtocolError(f"{where}: key 'parent' must be a runtime uuid, name or uuid suffix, got {parent_q!r}")
+            rt = self.resolve_runtime(parent_q)
+            if rt is None:
+                raise Refused(f"{where}: unknown parent runtime {parent_q!r} (no runtime with that uuid, name or uuid suffix)")
+            if not rt.alive:
+                raise Refused(f"{where}: parent runtime {rt.name} ({rt.uuid}) is dead")
+        else:
+            picked = self.scheduler.pick(self.nodes.values(), apis)
+            if picked is None:
+                raise Refused(f"{where}: no alive runtime provides apis {sorted(apis)}")
+            rt = picked
+        seen.add(uuid)
+        self.seq += 1
+        body = {k: v for k, v in data.items() if k not in ("index", "status", "filename")}
+        body.update(type="module", uuid=uuid, name=name, file=file, apis=sorted(apis), args=args, channels=channels)
+        body["parent"] = rt.uuid
+        m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file)
+        self.mods[uuid] = m
+        status = self._place(m, rt, persist=False, body=body)
+        return (m.seq, uuid, name, rt.uuid, file, status, orjson.dumps(body), now, now)
+
+    def _place(self, m: Mod, rt: Node, *, persist: bool = True, body: dict[str, Any] | None = None) -> str:
+        """Start `m` on `rt` if it has room, else queue it there; returns the new state."""
+        m.parent = rt.uuid
+        if rt.has_room():
+            m.status = ALIVE
+            rt.children.add(m.uuid)
+            if persist:
+                self.store.set_module(m.uuid, ALIVE, rt.uuid, self.wallclock())
+            self._send_create(m, rt, body)
+        else:
+            m.status = QUEUED
+            rt.queue[m.uuid] = None
+            if persist:
+                self.store.set_module(m.uuid, QUEUED, rt.uuid, self.wallclock())
+        return m.status
+
+    def _send_create(self, m: Mod, rt: Node, body: dict[str, Any] | None = None) -> None:
+        """Queue the create message for the runtime (sent after the commit)."""
+        if body is None:
+            body = self.store.module_data(m.uuid)
+        data = {**body, "parent": rt.uuid, "status": ALIVE}
+        self._out.append((self.topics.control(rt.uuid), orjson.dumps(envelope("create", data))))
+
+    def _fill(self, rt: Node) -> None:
+        """Start queued modules (oldest first) while the runtime has room."""
+        now = self.wallclock()
+        while rt.alive and rt.queue and rt.has_room():
+            uuid, _ = rt.queue.popitem(last=False)
+            m = self.mods[uuid]
+            m.status = ALIVE
+            rt.children.add(uuid)
+            self.store.set_module(uuid, ALIVE, rt.uuid, now)
+            self._send_create(m, rt)
+
+    def _delete(self, data: dict[str, Any], where: str) -> None:
+        q = require(data, "uuid", str, where=where)
+        m = self.resolve_module(q)
+        if m is None:
+            raise Refused(f"{where}: unknown module {q!r} (no module that is not dead has that uuid, name or uuid suffix)")
+        rt = self.nodes.get(m.parent) if m.parent else None
+        now = self.wallclock()
+        if m.status in (ALIVE, EXITING):
+            m.status = EXITING
+            self.store.set_module(m.uuid, EXITING, m.parent, now)
+            if m.parent:
+                self._out.append((self.topics.control(m.parent),
+                                  orjson.dumps(envelope("delete", {"type": "module", "uuid": m.uuid}))))
+        elif m.status == QUEUED:
+            if rt is not None:
+                rt.queue.pop(m.uuid, None)
+            self._module_dead(m, {"reason": "deleted", "code": None, "error": None})
+        else:  # killed: it will not be resurrected
+            if rt is not None:
+                rt.killed.discard(m.uuid)
+            self._module_dead(m, {"reason": "deleted", "code": None, "error": None})

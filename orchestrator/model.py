@@ -1,0 +1,73 @@
+"""The orchestrator's objects: states (PROTOCOL.md section 1) and the in-memory records.
+
+Memory holds every manager/runtime (few) and every module that is not dead (the
+scheduling working set: alive, exiting, queued, killed). Dead modules live only in
+SQLite; the REST API still finds them by full uuid.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+# Module and runtime states of the protocol.
+ALIVE = "A"
+DEAD = "D"
+EXITING = "E"
+KILLED = "K"
+QUEUED = "Q"
+STATES = (ALIVE, DEAD, EXITING, KILLED, QUEUED)
+NOT_DEAD = (ALIVE, EXITING, KILLED, QUEUED)
+
+MANAGER = "manager"
+RUNTIME = "runtime"
+
+
+@dataclass
+class Node:
+    """A registered manager or runtime (`kind`)."""
+
+    uuid: str
+    kind: str
+    name: str
+    status: str
+    parent: str | None = None  # a runtime's manager uuid
+    runtime_type: str = ""
+    max_nmodules: int = 0  # 0: no limit
+    apis: frozenset[str] = frozenset()
+    info: dict[str, Any] = field(default_factory=dict)  # the registration data, for the REST API
+    ka_interval: float = 0.0
+    last_seen: float = 0.0
+    # scheduling state (runtimes only)
+    children: set[str] = field(default_factory=set)  # uuids of modules A or E here
+    queue: "OrderedDict[str, None]" = field(default_factory=OrderedDict)  # uuids of modules Q here, FIFO
+    killed: set[str] = field(default_factory=set)  # uuids of modules K here (resurrected on re-registration)
+    stats: dict[str, Any] = field(default_factory=dict)  # last keepalive's children stats, by module uuid
+    last_pick: int = 0  # round-robin stamp: the scheduler prefers the least recently picked
+
+    @property
+    def alive(self) -> bool:
+        return self.status == ALIVE
+
+    def has_room(self) -> bool:
+        return self.max_nmodules <= 0 or len(self.children) < self.max_nmodules
+
+    def load(self) -> int:
+        """What the scheduler balances: modules running plus modules waiting here."""
+        return len(self.children) + len(self.queue)
+
+
+@dataclass(slots=True)
+class Mod:
+    """A module that is not dead; its create data stays in SQLite (100k of these fit easily)."""
+
+    uuid: str
+    seq: int
+    name: str
+    parent: str | None
+    status: str
+    file: str = ""
+
+    def short(self) -> dict[str, Any]:
+        """The REST API's short form (runtime `children` / `queued` entries)."""
+        return {"uuid": self.uuid, "name": self.name, "parent": self.parent, "file": self.file, "status": self.status}

@@ -1,0 +1,197 @@
+"""The running orchestrator: MQTT client, REST server and keepalive ticker around one
+`Orchestrator`, all serialised by one lock.
+
+Threads: paho's network thread handles messages (each one a short transaction), a
+ticker thread checks keepalives, the HTTP server answers reads in its own threads. The
+REST API uses only the standard library (`http.server`): it serves a handful of GETs
+to operators and scripts, so a framework would add a dependency and nothing else.
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from common.config import Config
+from common.wire import new_uuid
+from orchestrator import views
+from orchestrator.core import Orchestrator
+from orchestrator.store import Store
+
+log = logging.getLogger("orch")
+mqlog = logging.getLogger("mq")
+
+
+class Service:
+    """`start()` / `stop()` (idempotent) an orchestrator for `cfg`."""
+
+    def __init__(self, cfg: Config, *, db_path: str, bind: str, http_port: int, ka_interval: float) -> None:
+        self.cfg = cfg
+        self.db_path = db_path
+        self.bind = bind
+        self.http_port = http_port
+        self.ka_interval = ka_interval
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.store: Store | None = None
+        self.orch: Orchestrator | None = None
+        self.http: ThreadingHTTPServer | None = None
+        self.client: mqtt.Client | None = None
+        self._threads: list[threading.Thread] = []
+        self._sub_mid: int | None = None
+        self._warned_fail = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> "Service":
+        self.store = Store(self.db_path)
+        self.client = self._make_client()
+        self.orch = Orchestrator(self.store, self._publish, realm=self.cfg.realm, ka_interval=self.ka_interval)
+        self.http = ThreadingHTTPServer((self.bind, self.http_port), _make_handler(self))
+        self.http.daemon_threads = True
+        self.http_port = self.http.server_address[1]
+        self._spawn("orch-http", self.http.serve_forever)
+        self._spawn("orch-tick", self._tick_loop)
+        log.info("REST API on http://%s:%d/api/ (store %s)", self.bind, self.http_port, self.db_path)
+        mqlog.info("connecting to %s:%d (realm %r)", self.cfg.mqtt, self.cfg.mqtt_port, self.cfg.realm)
+        self.client.connect_async(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30)
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
+        for t in self._threads:
+            t.join(5)
+        with self.lock:
+            if self.store is not None:
+                self.store.close()
+        log.info("orchestrator stopped")
+
+    def _spawn(self, name: str, target: Any) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _tick_loop(self) -> None:
+        period = max(0.05, min(1.0, self.ka_interval / 4)) if self.ka_interval > 0 else 1.0
+        while not self.stopping.wait(period):
+            with self.lock:
+                if self.orch is not None and not self.stopping.is_set():
+                    self.orch.tick()
+
+    # -- MQTT ---------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"orchestrator-{new_uuid()[:8]}", protocol=mqtt.MQTTv5)
+        if self.cfg.mqtt_username:
+            c.username_pw_set(self.cfg.mqtt_username, self.cfg.password())
+        if self.cfg.use_ssl:
+            c.tls_set(ca_certs=self.cfg.ssl_ca, certfile=self.cfg.ssl_cert, keyfile=self.cfg.ssl_key,
+                      cert_reqs=ssl.CERT_REQUIRED)
+            c.tls_insecure_set(self.cfg.ssl_insecure)
+        c.reconnect_delay_set(0.2, 5)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = self._on_connect_fail
+        c.on_subscribe = self._on_subscribe
+        c.on_message = self._on_message
+        return c
+
+    def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        if rc.is_failure:
+            mqlog.error("broker %s:%d refused the connection: %s", self.cfg.mqtt, self.cfg.mqtt_port, rc)
+            return
+        mqlog.info("connected to %s:%d", self.cfg.mqtt, self.cfg.mqtt_port)
+        self._warned_fail = False
+        self.connected.set()
+        base = f"{self.cfg.realm}/proc"
+        # no-local: the orchestrator's own replies and creates never come back to it
+        subs = [(f"{base}/reg/+", SubscribeOptions(qos=2, noLocal=True)),
+                (f"{base}/keepalive/+", SubscribeOptions(qos=1, noLocal=True)),
+                (f"{base}/control", SubscribeOptions(qos=1, noLocal=True)),
+                (f"{base}/control/+", SubscribeOptions(qos=1, noLocal=True))]
+        _, self._sub_mid = c.subscribe(subs)
+
+    def _on_connect_fail(self, c: mqtt.Client, u: Any) -> None:
+        if not self._warned_fail:
+            mqlog.warning("cannot reach broker %s:%d; retrying", self.cfg.mqtt, self.cfg.mqtt_port)
+            self._warned_fail = True
+
+    def _on_subscribe(self, c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any = None) -> None:
+        if mid == self._sub_mid:
+            bad = [rc for rc in rcs if rc.is_failure]
+            if bad:
+                mqlog.error("broker refused subscriptions: %s", bad)
+            else:
+                self.subscribed.set()
+                mqlog.info("subscribed to %s/proc/{reg,keepalive,control}", self.cfg.realm)
+
+    def _on_disconnect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        if not self.stopping.is_set():
+            mqlog.warning("disconnected from broker (%s); reconnecting", rc)
+
+    def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            if self.orch is not None and not self.stopping.is_set():
+                self.orch.handle(msg.topic, bytes(msg.payload))
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        if self.client is not None:
+            self.client.publish(topic, payload, qos=1)
+
+    # -- REST ---------------------------------------------------------------------------
+    def answer(self, path: str, query: str) -> tuple[int, dict[str, Any]]:
+        if path.rstrip("/") == "/api/status":
+            return 200, {"mqtt_connected": self.connected.is_set(), "subscribed": self.subscribed.is_set(),
+                         "realm": self.cfg.realm, "broker": f"{self.cfg.mqtt}:{self.cfg.mqtt_port}",
+                         "ka_interval_sec": self.ka_interval, "store": self.db_path}
+        with self.lock:
+            if self.orch is None or self.stopping.is_set():
+                return 503, {"error": "orchestrator is stopping"}
+            return views.route(self.orch, path, query)
+
+
+def _make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "silverline-orchestrator"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            parts = urlsplit(self.path)
+            t0 = time.perf_counter()
+            try:
+                code, body = service.answer(parts.path, parts.query)
+            except Exception as e:  # report, keep serving
+                log.exception("REST %s failed", self.path)
+                code, body = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+            data = orjson.dumps(body, option=orjson.OPT_INDENT_2) if "pretty" in parts.query else orjson.dumps(body)
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            log.debug("GET %s -> %d (%.1f ms)", self.path, code, (time.perf_counter() - t0) * 1e3)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # requests are logged at DEBUG above, not on stderr
+
+    return Handler
+

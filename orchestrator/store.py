@@ -1,0 +1,221 @@
+"""The orchestrator's SQLite store (WAL): every manager, runtime and module, dead ones too.
+
+One connection, used under the service lock. WAL with `synchronous=NORMAL` makes a commit
+an append to the log without fsync (a power cut may lose the last transactions, never
+corrupt the file); every decision is its own transaction, a `create_batch` is one.
+Indexes serve every per-decision statement; nothing scans the table on the hot path
+(`EXPLAIN QUERY PLAN` is checked in tests/orchestrator/test_store.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from typing import Any, Iterable, Iterator, Sequence
+
+import orjson
+
+from orchestrator.model import NOT_DEAD, Node
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes(
+    uuid TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    parent TEXT,
+    status TEXT NOT NULL,
+    runtime_type TEXT NOT NULL DEFAULT '',
+    max_nmodules INTEGER NOT NULL DEFAULT 0,
+    apis TEXT NOT NULL DEFAULT '[]',
+    info BLOB NOT NULL DEFAULT '{}',
+    ka_interval REAL NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nodes_name ON nodes(name, status);
+CREATE TABLE IF NOT EXISTS modules(
+    seq INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    parent TEXT,
+    file TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    data BLOB NOT NULL,
+    exit BLOB,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS modules_status ON modules(status, seq);
+CREATE INDEX IF NOT EXISTS modules_parent ON modules(parent, status, seq);
+CREATE INDEX IF NOT EXISTS modules_name ON modules(name, status);
+"""
+
+_MODULE_COLS = "seq, uuid, name, parent, file, status, data, exit, created, updated"
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class Store:
+    """SQLite persistence of the orchestrator's state; `close()` is idempotent."""
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:" and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.path = path
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves (one transaction per decision).
+        self.db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._depth = 0
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self.db is None:
+            raise RuntimeError(f"store {self.path} is closed")
+        return self.db
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN..COMMIT (ROLLBACK on error); nested uses join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    # -- nodes (managers and runtimes) --------------------------------------------------
+    def put_node(self, n: Node, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO nodes(uuid, kind, name, parent, status, runtime_type, max_nmodules, apis, info, ka_interval, created, updated)"
+            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(uuid) DO UPDATE SET kind=excluded.kind, name=excluded.name,"
+            " parent=excluded.parent, status=excluded.status, runtime_type=excluded.runtime_type,"
+            " max_nmodules=excluded.max_nmodules, apis=excluded.apis, info=excluded.info,"
+            " ka_interval=excluded.ka_interval, updated=excluded.updated",
+            (n.uuid, n.kind, n.name, n.parent, n.status, n.runtime_type, n.max_nmodules,
+             orjson.dumps(sorted(n.apis)).decode(), orjson.dumps(n.info), n.ka_interval, now, now),
+        )
+
+    def set_node_status(self, uuid: str, status: str, now: float) -> None:
+        self.conn.execute("UPDATE nodes SET status=?, updated=? WHERE uuid=?", (status, now, uuid))
+
+    def load_nodes(self) -> list[Node]:
+        out = []
+        for row in self.conn.execute(
+            "SELECT uuid, kind, name, parent, status, runtime_type, max_nmodules, apis, info, ka_interval FROM nodes ORDER BY created"
+        ):
+            out.append(Node(uuid=row[0], kind=row[1], name=row[2], parent=row[3], status=row[4], runtime_type=row[5],
+                            max_nmodules=row[6], apis=frozenset(orjson.loads(row[7])), info=orjson.loads(row[8]),
+                            ka_interval=row[9]))
+        return out
+
+    def node_row(self, uuid: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT uuid, kind, name, parent, status, updated FROM nodes WHERE uuid=?", (uuid,)).fetchone()
+        if row is None:
+            return None
+        return {"uuid": row[0], "type": row[1], "name": row[2], "parent": row[3], "status": row[4], "updated": row[5]}
+
+    # -- modules ------------------------------------------------------------------------
+    def insert_modules(self, rows: Iterable[tuple[int, str, str, str | None, str, str, bytes, float, float]]) -> None:
+        """Rows of (seq, uuid, name, parent, file, status, data, created, updated); a dead row of the same uuid is replaced."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO modules(seq, uuid, name, parent, file, status, data, created, updated) VALUES(?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+    def set_module(self, uuid: str, status: str, parent: str | None, now: float) -> None:
+        self.conn.execute("UPDATE modules SET status=?, parent=?, updated=? WHERE uuid=?", (status, parent, now, uuid))
+
+    def set_modules_status(self, uuids: Sequence[str], status: str, now: float) -> None:
+        self.conn.executemany("UPDATE modules SET status=?, updated=? WHERE uuid=?", ((status, now, u) for u in uuids))
+
+    def set_exit(self, uuid: str, status: str, exit_status: Any, now: float) -> None:
+        self.conn.execute("UPDATE modules SET status=?, exit=?, updated=? WHERE uuid=?",
+                          (status, orjson.dumps(exit_status), now, uuid))
+
+    def module_data(self, uuid: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT data FROM modules WHERE uuid=?", (uuid,)).fetchone()
+        if row is None:
+            raise KeyError(uuid)
+        d: dict[str, Any] = orjson.loads(row[0])
+        return d
+
+    def max_seq(self) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM modules").fetchone()
+        return int(row[0] or 0)
+
+    def load_live_modules(self) -> Iterator[tuple[int, str, str, str | None, str, str]]:
+        """(seq, uuid, name, parent, status, file) of every module not dead, in creation (FIFO) order."""
+        yield from self.conn.execute(
+            f"SELECT seq, uuid, name, parent, status, file FROM modules WHERE status IN ({_marks(len(NOT_DEAD))}) ORDER BY seq",
+            NOT_DEAD,
+        )
+
+    # -- read side (REST) ---------------------------------------------------------------
+    @staticmethod
+    def _module_dict(row: Sequence[Any]) -> dict[str, Any]:
+        data = orjson.loads(row[6])
+        return {
+            "type": "module", "uuid": row[1], "name": row[2], "parent": row[3], "file": row[4], "status": row[5],
+            "apis": data.get("apis", []), "args": data.get("args", {}), "channels": data.get("channels", []),
+            "exit": orjson.loads(row[7]) if row[7] else None, "index": row[0],
+        }
+
+    def module_by_uuid(self, uuid: str) -> dict[str, Any] | None:
+        row = self.conn.execute(f"SELECT {_MODULE_COLS} FROM modules WHERE uuid=?", (uuid,)).fetchone()
+        return self._module_dict(row) if row else None
+
+    def module_by_name(self, name: str, statuses: Sequence[str]) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            f"SELECT {_MODULE_COLS} FROM modules WHERE name=? AND status IN ({_marks(len(statuses))}) ORDER BY seq DESC LIMIT 1",
+            (name, *statuses),
+        ).fetchone()
+        return self._module_dict(row) if row else None
+
+    def modules(self, statuses: Sequence[str], start: int, count: int, parent: str | None = None) -> list[dict[str, Any]]:
+        where = f"status IN ({_marks(len(statuses))})"
+        params: list[Any] = list(statuses)
+        if parent is not None:
+            where += " AND parent=?"
+            params.append(parent)
+        rows = self.conn.execute(
+            f"SELECT {_MODULE_COLS} FROM modules WHERE {where} ORDER BY seq LIMIT ? OFFSET ?", (*params, count, start)
+        ).fetchall()
+        return [self._module_dict(r) for r in rows]
+
+    def count_modules(self, statuses: Sequence[str], parent: str | None = None) -> int:
+        where = f"status IN ({_marks(len(statuses))})"
+        params: list[Any] = list(statuses)
+        if parent is not None:
+            where += " AND parent=?"
+            params.append(parent)
+        return int(self.conn.execute(f"SELECT count(*) FROM modules WHERE {where}", params).fetchone()[0])
+
+    def modules_by_uuids(self, uuids: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows for up to a few hundred uuids (a runtime's children), in creation order."""
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(uuids), 500):
+            part = uuids[i:i + 500]
+            out.extend(self._module_dict(r) for r in self.conn.execute(
+                f"SELECT {_MODULE_COLS} FROM modules WHERE uuid IN ({_marks(len(part))})", part))
+        out.sort(key=lambda m: m["index"])
+        return out
