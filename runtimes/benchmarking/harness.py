@@ -1,0 +1,191 @@
+"""One benchmark run: fork (and exec for command-line engines), wait, measure.
+
+Why a fork per run: a process that has run a WASI program cannot fork a child whose WASI I/O
+works (DESIGN.md), and a run must not disturb the next one (JIT caches, heap growth). So the
+benchmarking worker never runs wasm itself: every run is a child that inherits the worker's CPU
+affinity, runs one module and exits. The parent measures wall time on the monotonic clock
+(fork to reap, microseconds) and gets user/system time and peak RSS from `wait4`. A run that
+passes its limit is killed (SIGKILL) and reported failed. The child's stdout/stderr go to
+/dev/null unless an output file is given. A child can send result bytes back over a pipe
+(opcode counts); the parent drains the pipe while it waits, so a large result cannot block.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+# exit code of a child whose target raised (the traceback is the result text)
+EXIT_CHILD_ERROR = 125
+
+
+@dataclass
+class RunResult:
+    wall_us: int
+    utime_us: int
+    stime_us: int
+    maxrss_kb: int
+    exit_code: int | None  # None when killed by a signal
+    signal: int | None
+    killed: bool  # past its limit
+    result: bytes  # what the child sent on its result pipe
+
+    @property
+    def failed(self) -> bool:
+        return self.killed or self.exit_code != 0
+
+    def describe(self) -> str:
+        """Why the run failed, in words."""
+        if self.killed:
+            return "killed after its time limit"
+        if self.signal is not None:
+            return f"killed by signal {signal.Signals(self.signal).name}"
+        if self.exit_code == EXIT_CHILD_ERROR and self.result:
+            return self.result.decode("utf-8", "replace").strip().splitlines()[-1]
+        return f"exit code {self.exit_code}"
+
+
+ChildTarget = Callable[[int], int]  # gets the result-pipe fd, returns the exit code
+
+
+def _redirect(stdout: str | None, stdin: str | None) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if stdout else null
+    inp = os.open(stdin, os.O_RDONLY) if stdin else null
+    os.dup2(inp, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    # the parent's sys.std* may be replaced (pytest capture); engines in Python look at them
+    sys.stdin = open(0, "r", closefd=False)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
+
+
+def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None, limit: float | None = None,
+        stdout: str | None = None, stdin: str | None = None, env: dict[str, str] | None = None,
+        cpus: list[int] | None = None, on_start: Callable[[int], None] | None = None) -> RunResult:
+    """Run `target(result_fd)` in a forked child, or exec `exec_argv` in it; measure and reap.
+
+    `limit` (seconds, None = none) kills the child with SIGKILL when it is still running then.
+    `cpus` pins the child to those CPUs (default: it inherits the caller's affinity).
+    `on_start(pid)` is called right after the fork (e.g. so a delete can kill the child).
+    """
+    if (target is None) == (exec_argv is None):
+        raise ValueError("give exactly one of target and exec_argv")
+    rfd, wfd = os.pipe()
+    t0 = time.monotonic_ns()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = EXIT_CHILD_ERROR
+        try:
+            os.close(rfd)
+            _redirect(stdout, stdin)
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if exec_argv is not None:  # the result pipe is close-on-exec: it reports exec errors only
+                if env is not None:
+                    os.execvpe(exec_argv[0], exec_argv, env)
+                os.execvp(exec_argv[0], exec_argv)
+            assert target is not None
+            code = int(target(wfd))
+        except BaseException:
+            try:
+                os.write(wfd, traceback.format_exc().encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    chunks: list[bytes] = []
+    killed = False
+    try:
+        if on_start is not None:
+            on_start(pid)
+        killed = _wait_exit(pid, rfd, chunks, limit, t0)
+        _, status, ru = os.wait4(pid, 0)
+        t1 = time.monotonic_ns()
+        while True:  # the rest of the result (the child has exited; EOF comes)
+            b = os.read(rfd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+    except BaseException:
+        _kill_reap(pid)
+        raise
+    finally:
+        os.close(rfd)
+    code = os.waitstatus_to_exitcode(status)
+    return RunResult(
+        wall_us=(t1 - t0) // 1000,
+        utime_us=int(ru.ru_utime * 1e6),
+        stime_us=int(ru.ru_stime * 1e6),
+        maxrss_kb=int(ru.ru_maxrss),
+        exit_code=code if code >= 0 else None,
+        signal=-code if code < 0 else None,
+        killed=killed,
+        result=b"".join(chunks),
+    )
+
+
+def _kill_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _wait_exit(pid: int, rfd: int, chunks: list[bytes], limit: float | None, t0: int) -> bool:
+    """Wait until the child exits (reading its result pipe meanwhile); kill it at the limit.
+    Returns True when it was killed. The child stays unreaped (wait4 collects rusage)."""
+    deadline = None if limit is None else t0 + int(limit * 1e9)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = -1
+    try:
+        poller = select.poll()
+        if pidfd >= 0:
+            poller.register(pidfd, select.POLLIN)
+        poller.register(rfd, select.POLLIN)
+        pipe_open = True
+        while True:
+            if deadline is None:
+                timeout = None if pidfd >= 0 else 5
+            else:
+                left_ms = (deadline - time.monotonic_ns()) / 1e6
+                if left_ms <= 0:
+                    os.kill(pid, signal.SIGKILL)
+                    return True
+                timeout = int(left_ms) + 1
+                if pidfd < 0:
+                    timeout = min(timeout, 5)
+            events = poller.poll(timeout)
+            for fd, _ev in events:
+                if fd == rfd and pipe_open:
+                    b = os.read(rfd, 65536)
+                    if b:
+                        chunks.append(b)
+                    else:
+                        poller.unregister(rfd)
+                        pipe_open = False
+                elif fd == pidfd:
+                    return False
+            if pidfd < 0 and _exited_nowait(pid):
+                return False
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def _exited_nowait(pid: int) -> bool:
+    """Without pidfd (old kernels): has the child exited? (waitid with WNOWAIT keeps it unreaped)"""
+    r = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return r is not None

@@ -1,0 +1,20 @@
+;; loads/stores of every width, memory.grow/size, bulk memory (0xFC), sign extension, i64/f64 math
+(module
+  (memory 1)
+  (data (i32.const 64) "hello, silverline")
+  (func (export "_start") (local $i i32) (local $s i64) (local $f f64)
+    (drop (memory.grow (i32.const 1)))
+    (memory.fill (i32.const 1024) (i32.const 7) (i32.const 256))
+    (memory.copy (i32.const 4096) (i32.const 64) (i32.const 17))
+    (loop $l
+      (i32.store8 (i32.add (i32.const 2048) (local.get $i)) (local.get $i))
+      (i64.store (i32.add (i32.const 8192) (i32.shl (local.get $i) (i32.const 3))) (i64.extend_i32_s (local.get $i)))
+      (local.set $s (i64.add (local.get $s) (i64.load (i32.add (i32.const 8192) (i32.shl (local.get $i) (i32.const 3))))))
+      (local.set $s (i64.add (local.get $s) (i64.extend8_s (i64.load8_u (i32.add (i32.const 1024) (local.get $i))))))
+      (local.set $f (f64.add (local.get $f) (f64.sqrt (f64.convert_i32_u (local.get $i)))))
+      (local.set $s (i64.add (local.get $s) (i64.trunc_sat_f64_s (local.get $f))))
+      (i32.store16 (i32.const 16) (i32.load16_s (i32.add (i32.const 4096) (i32.and (local.get $i) (i32.const 15)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+    (drop (memory.size))
+    (f64.store (i32.const 32) (local.get $f))))

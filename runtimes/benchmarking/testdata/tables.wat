@@ -1,0 +1,28 @@
+;; call_indirect through a table, br_table dispatch, recursion, return, select, globals
+(module
+  (type $op (func (param i32 i32) (result i32)))
+  (table 4 funcref)
+  (elem (i32.const 0) $add $sub $mul $fib2)
+  (global $calls (mut i32) (i32.const 0))
+  (func $add (type $op) (global.set $calls (i32.add (global.get $calls) (i32.const 1))) (i32.add (local.get 0) (local.get 1)))
+  (func $sub (type $op) (i32.sub (local.get 0) (local.get 1)))
+  (func $mul (type $op) (if (i32.eqz (local.get 1)) (then (return (i32.const 0)))) (i32.mul (local.get 0) (local.get 1)))
+  (func $fib2 (type $op) (local.get 0) (call $fib))
+  (func $fib (param i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get 0) (i32.const 2))
+      (then (local.get 0))
+      (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1))) (call $fib (i32.sub (local.get 0) (i32.const 2)))))))
+  (func $classify (param i32) (result i32)
+    (block $c (block $b (block $a
+      (br_table $a $b $c (local.get 0)))
+      (return (i32.const 10)))
+      (return (i32.const 20)))
+    (i32.const 30))
+  (func (export "_start") (local $i i32) (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc)
+        (call_indirect (type $op) (local.get $i) (i32.const 3) (i32.rem_u (local.get $i) (i32.const 4)))))
+      (local.set $acc (i32.add (local.get $acc) (call $classify (i32.rem_u (local.get $i) (i32.const 5)))))
+      (local.set $acc (select (local.get $acc) (i32.const 1) (i32.gt_s (local.get $acc) (i32.const 0))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 25))))))

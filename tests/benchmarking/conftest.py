@@ -1,0 +1,43 @@
+"""Test modules for the benchmarking tests, built from runtimes/benchmarking/testdata (WAT through
+wasmtime's text parser, C through clang --target=wasm32-wasi) once per session."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import Iterator
+
+import pytest
+
+TESTDATA = os.path.join(os.path.dirname(__file__), "..", "..", "runtimes", "benchmarking", "testdata")
+
+
+def build_modules(out: str) -> dict[str, str]:
+    """Build every testdata source into `out`; return name -> path (e.g. 'loops' -> out/loops.wasm)."""
+    import wasmtime
+
+    paths: dict[str, str] = {}
+    for fn in sorted(os.listdir(TESTDATA)):
+        stem, ext = os.path.splitext(fn)
+        src = os.path.join(TESTDATA, fn)
+        dst = os.path.join(out, stem + ".wasm")
+        if ext == ".wat":
+            with open(src) as f, open(dst, "wb") as g:
+                g.write(wasmtime.wat2wasm(f.read()))
+        elif ext == ".c":
+            clang = shutil.which("clang")
+            if clang is None:
+                raise RuntimeError("clang is not installed: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32")
+            subprocess.run([clang, "--target=wasm32-wasi", "-O2", "-Wl,--strip-all", src, "-o", dst], check=True)
+            # a native build of the same source, for the `native` engine
+            subprocess.run([clang, "-O2", src, "-o", os.path.join(out, stem)], check=True)
+        else:
+            continue
+        paths[stem] = dst
+    return paths
+
+
+@pytest.fixture(scope="session")
+def wasm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    out = tmp_path_factory.mktemp("bench-modules")
+    yield build_modules(str(out))
