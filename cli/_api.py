@@ -1,0 +1,179 @@
+"""What the operator scripts share: config loading, the orchestrator's REST API (reads)
+and MQTT (writes), and turning every mistake a person can make into one clear line.
+
+`run/stop/list/status` read the orchestrator over HTTP and write to it via MQTT, like
+the seed's tools. A `CliError` is printed as `manage.py SCRIPT: message` with exit 1.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Callable
+
+from docopt import DocoptExit, docopt
+
+from common.config import Config, ConfigError, load_config
+from common.logs import parse_level, setup_logging
+from common.wire import Topics, encode, envelope
+
+log = logging.getLogger("cli")
+
+CONFIG_HELP = "Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults)."
+
+
+class CliError(Exception):
+    """A mistake or an unreachable service, said in one line."""
+
+
+def parse(doc: str, name: str, argv: list[str]) -> dict[str, Any]:
+    """docopt over a usage written as `manage.py NAME ...` (the dispatcher strips NAME)."""
+    try:
+        return dict(docopt(doc, argv=[name, *argv]))
+    except DocoptExit as e:
+        raise CliError(f"bad arguments {' '.join(argv)!r}; usage:\n{str(e).strip()}") from None
+
+
+def setup(opts: dict[str, Any], default_level: str = "WRN") -> None:
+    level = opts.get("--verbose") or default_level
+    try:
+        setup_logging(parse_level(str(level)))
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def config(opts: dict[str, Any]) -> Config:
+    """The config named by `--cfg` or $SL_CONFIG (must exist), else config.json or defaults."""
+    path = opts.get("--cfg") or os.environ.get("SL_CONFIG") or None
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        raise CliError(f"bad config: {e}") from None
+
+
+def guard(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[list[str]], int]]:
+    """Decorate a script's main: CliError -> one line on stderr and exit 1; ^C -> 130."""
+    def wrap(fn: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+        @functools.wraps(fn)
+        def main(argv: list[str]) -> int:
+            try:
+                return fn(argv)
+            except CliError as e:
+                print(f"manage.py {name}: {e}", file=sys.stderr)
+                return 1
+            except KeyboardInterrupt:
+                return 130
+        return main
+    return wrap
+
+
+class Api:
+    """The orchestrator's REST API at `url` (`http://host:port`)."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    @classmethod
+    def from_opts(cls, opts: dict[str, Any], cfg: Config) -> "Api":
+        return cls(opts.get("--url") or cfg.orchestrator_url)
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any | None:
+        """GET a JSON answer; None on 404; CliError when the orchestrator cannot be reached."""
+        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            try:
+                msg = json.loads(e.read()).get("error", e.reason)
+            except ValueError:
+                msg = e.reason
+            raise CliError(f"orchestrator at {self.url} answered {e.code} for {path}: {msg}") from None
+        except urllib.error.URLError as e:
+            reason = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else e.reason
+            raise CliError(f"cannot reach the orchestrator at {url}: {reason} (is `make orchestrator` running? "
+                           f"config keys `http`/`http_port`, or --url)") from None
+        except (OSError, socket.timeout) as e:
+            raise CliError(f"cannot reach the orchestrator at {url}: {e}") from None
+        except ValueError as e:
+            raise CliError(f"orchestrator at {url} sent something that is not JSON: {e}") from None
+
+    def runtime(self, q: str) -> dict[str, Any] | None:
+        return self.get(f"/api/runtimes/{urllib.parse.quote(q, safe='')}/")  # type: ignore[no-any-return]
+
+    def module(self, q: str) -> dict[str, Any] | None:
+        return self.get(f"/api/modules/{urllib.parse.quote(q, safe='')}/")  # type: ignore[no-any-return]
+
+    def runtimes(self, queued: int = 100) -> list[dict[str, Any]]:
+        """Every alive runtime (all pages)."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.get("/api/runtimes/", {"start": len(out), "count": 1000, "queued": queued})
+            if page is None:
+                raise CliError(f"orchestrator at {self.url} has no /api/runtimes/ (is that URL an orchestrator?)")
+            out.extend(page["results"])
+            if not page["results"] or len(out) >= page["count"]:
+                return out
+
+
+def publish(cfg: Config, messages: list[tuple[str, dict[str, Any]]], timeout: float = 10.0) -> None:
+    """Publish (topic, envelope) pairs with QoS 1 and wait until the broker has them all."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    where = f"{cfg.mqtt}:{cfg.mqtt_port}"
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if cfg.mqtt_username:
+        try:
+            c.username_pw_set(cfg.mqtt_username, cfg.password())
+        except ConfigError as e:
+            raise CliError(f"bad config: {e}") from None
+    if cfg.use_ssl:
+        import ssl
+        c.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key, cert_reqs=ssl.CERT_REQUIRED)
+        c.tls_insecure_set(cfg.ssl_insecure)
+    connected = threading.Event()
+    refused: list[str] = []
+
+    def on_connect(cl: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        if rc.is_failure:
+            refused.append(str(rc))
+        connected.set()
+
+    c.on_connect = on_connect
+    try:
+        c.connect(cfg.mqtt, cfg.mqtt_port, keepalive=30)
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot reach the MQTT broker at {where}: {getattr(e, 'strerror', None) or e}"
+                       " (config keys `mqtt`/`mqtt_port`)") from None
+    c.loop_start()
+    try:
+        if not connected.wait(timeout):
+            raise CliError(f"MQTT broker at {where} did not answer the connect within {timeout:g} s")
+        if refused:
+            raise CliError(f"MQTT broker at {where} refused the connection: {refused[0]}")
+        infos = [c.publish(topic, encode(msg), qos=1) for topic, msg in messages]
+        for info in infos:
+            info.wait_for_publish(timeout)
+            if not info.is_published():
+                raise CliError(f"MQTT broker at {where} did not acknowledge a publish within {timeout:g} s")
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def topics(cfg: Config) -> Topics:
+    return Topics(cfg.realm)
+
+
+__all__ = ["Api", "CliError", "CONFIG_HELP", "config", "envelope", "guard", "parse", "publish", "setup", "topics"]

@@ -1,0 +1,123 @@
+"""Launch SilverLine module(s): one per (runtime, file, copy), sent to the orchestrator.
+
+Without -r the orchestrator picks a runtime (least loaded whose apis cover the module's).
+Runtimes are checked against the orchestrator first: an unknown one is an error and
+nothing is launched. Prints one line per module: `created NAME UUID -> RUNTIME`.
+
+Usage:
+    manage.py run [options] (-f FILE)... [-r RUNTIME]... [-a ARG]... [-e ENV]... [-d DIR]... [--engine ENGINE]...
+    manage.py run -h | --help
+
+Options:
+    -f, --file FILE         Module file, as the runtime sees the path; repeat for several.
+    -r, --runtime RUNTIME   Target runtime: name, uuid or uuid suffix; repeat (or comma-separate) for several.
+    -n, --name NAME         Module name [default: module].
+    --copy N                Launch N copies of each (runtime, file) [default: 1].
+    -a, --argv ARG          Module argument(s); each value is shell-split, repeat for more.
+    -e, --env ENV           Environment variable KEY=VALUE; repeat for more.
+    -d, --dir DIR           WASI preopened directory (visible at the same path); repeat for more.
+    -t, --period NS         CPU reservation period in ns [default: 10000000].
+    -u, --utilization U     CPU share of the period, 0 < U <= 1; 0 = no reservation [default: 0].
+    -k, --repeat N          Benchmarking: number of runs [default: 0].
+    --limit SEC             Benchmarking: time limit per run, seconds.
+    --engine ENGINE         Benchmarking: engine; repeat for several.
+    --fault_crash MODE      On a crash: ignore or restart.
+    --apis APIS             Comma list of apis the module needs (for the orchestrator's choice).
+    -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
+    --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
+    -v, --verbose LEVEL     Log level [default: WRN].
+"""
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from cli._api import Api, CliError, config, envelope, guard, parse, publish, setup, topics
+from common.wire import new_uuid
+
+SUMMARY = "Launch Silverline module(s)."
+
+
+def _num(opts: dict[str, Any], key: str, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
+    raw = opts[key]
+    if raw is None:
+        return None
+    try:
+        v = kind(raw)
+    except ValueError:
+        raise CliError(f"{key} must be a {'whole number' if kind is int else 'number'}, got {raw!r}") from None
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise CliError(f"{key} must be between {lo} and {hi}, got {raw!r}")
+    return v
+
+
+def build_args(opts: dict[str, Any]) -> dict[str, Any]:
+    """The create message's `args` object from the options (PROTOCOL.md section 1)."""
+    argv: list[str] = []
+    for a in opts["--argv"]:
+        try:
+            argv.extend(shlex.split(a))
+        except ValueError as e:
+            raise CliError(f"--argv {a!r}: {e}") from None
+    for e in opts["--env"]:
+        if "=" not in e or e.startswith("="):
+            raise CliError(f"--env {e!r} must be KEY=VALUE")
+    args: dict[str, Any] = {"argv": argv, "env": list(opts["--env"]), "dirs": list(opts["--dir"])}
+    period = _num(opts, "--period", int, 1)
+    util = _num(opts, "--utilization", float, 0.0, 1.0)
+    if util:
+        args["resources"] = {"period": period, "runtime": int(period * util)}
+    repeat = _num(opts, "--repeat", int, 0)
+    if repeat:
+        args["repeat"] = repeat
+    limit = _num(opts, "--limit", float, 0.0)
+    if limit is not None:
+        args["limit"] = limit
+    if opts["--engine"]:
+        args["engine"] = opts["--engine"][0] if len(opts["--engine"]) == 1 else list(opts["--engine"])
+    if opts["--fault_crash"] is not None:
+        if opts["--fault_crash"] not in ("ignore", "restart"):
+            raise CliError(f"--fault_crash must be ignore or restart, got {opts['--fault_crash']!r}")
+        args["fault_crash"] = opts["--fault_crash"]
+    return args
+
+
+@guard("run")
+def main(argv: list[str]) -> int:
+    opts = parse(__doc__, "run", argv)
+    setup(opts)
+    cfg = config(opts)
+    api = Api.from_opts(opts, cfg)
+    copies = _num(opts, "--copy", int, 1)
+    args = build_args(opts)
+    apis = [a for a in (opts["--apis"] or "").split(",") if a]
+    wanted = [r for item in opts["--runtime"] for r in item.split(",") if r]
+    targets: list[dict[str, Any] | None] = []
+    for q in wanted:
+        rt = api.runtime(q)
+        if rt is None:
+            raise CliError(f"unknown runtime {q!r}: no runtime has that name, uuid or uuid suffix at {api.url}")
+        if rt.get("type") != "runtime" or rt.get("status") != "A":
+            raise CliError(f"runtime {q!r} ({rt['uuid']}) is not an alive runtime (state {rt.get('status')})")
+        targets.append(rt)
+    if not targets:
+        api.get("/api/runtimes/", {"count": 0})  # fail early and clearly if the orchestrator is not there
+        targets = [None]
+    mods: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    for rt in targets:
+        for f in opts["--file"]:
+            for _ in range(copies):
+                data: dict[str, Any] = {"type": "module", "uuid": new_uuid(), "name": opts["--name"], "file": f,
+                                        "apis": apis, "args": args, "channels": []}
+                if rt is not None:
+                    data["parent"] = rt["uuid"]
+                mods.append((data, rt))
+    t = topics(cfg)
+    if len(mods) == 1:
+        publish(cfg, [(t.control(), envelope("create", mods[0][0]))])
+    else:
+        publish(cfg, [(t.control(), envelope("create_batch", {"type": "module", "modules": [m for m, _ in mods]}))])
+    for data, rt in mods:
+        where = f"{rt['name']} ({rt['uuid']})" if rt else "(the orchestrator picks)"
+        print(f"created {data['name']} {data['uuid']} {data['file']} -> {where}")
+    return 0
