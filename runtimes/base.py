@@ -73,7 +73,7 @@ def decode_profile(payload: bytes) -> tuple[str, bytes]:
 class WorkerConfig:
     """What a worker knows about itself; passed through fork or as JSON to an exec'd worker."""
 
-    sid: int
+    sid: str
     slot: int
     backend: str
     runtime: str  # registry name, e.g. "test/echo"
@@ -84,6 +84,7 @@ class WorkerConfig:
     keepalive_interval: float = 2.0  # seconds between keepalive reports to the supervisor
     cpus: list[int] | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # runtime-specific (config.json "runtimes")
+    spin: float = 0.0  # IPC: seconds to spin before sleeping on the queue
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -67,7 +67,7 @@ def child_main(config: WorkerConfig) -> int:
 
     try:
         cls = runtimes.get(config.runtime).load()
-        ep = ipc.WorkerEndpoint.attach(config.sid, config.slot, backend=config.backend)
+        ep = ipc.WorkerEndpoint.attach(config.sid, config.slot, backend=config.backend, spin=config.spin)
     except Exception:
         sys.stderr.write(f"worker rt.{config.name}: cannot start:\n{traceback.format_exc()}")
         return EXIT_BOOT_ERROR

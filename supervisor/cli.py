@@ -1,0 +1,228 @@
+"""Start a SilverLine node: the supervisor (node manager) and one worker process per runtime.
+
+Usage:
+    start.py -n NAME [-r RUNTIME]... [-g CPUS]... [options]
+    start.py --list-runtimes
+    start.py -h | --help
+
+Options:
+    -n NAME --name=NAME          Node name; with several runtimes each is named NAME.SHORT
+                                 (SHORT: last part of the runtime name).
+    -r RUNTIME --runtime=RUNTIME Runtimes to start, e.g. `-r linux test/echo` (default: linux).
+    -c FILE --config=FILE        Node configuration (a missing config.json means embedded
+                                 defaults: broker localhost:1883, realm `realm`).
+    -v LEVEL --verbose=LEVEL     Log level: a number (seed: 20 = INFO) or CRI ERR WRN INF DBG TRA
+                                 [default: INF].
+    -g CPUS --cpus=CPUS          Pin workers: one value per runtime (`-g 0 1`), or one value for
+                                 all; a value is a CPU list like `0,2` or `2-3`.
+    -l DIR --logdir=DIR          Also write the log to DIR/NAME.log.
+    --mqtt=HOST:PORT             MQTT broker (overrides config.json `mqtt`/`mqtt_port`).
+    --realm=REALM                Realm (overrides config.json `realm`).
+    --uuid=UUID                  Manager uuid (runtime uuids are derived from it).
+    --state-dir=DIR              Where the node's uuids persist across restarts
+                                 [default: ~/.local/state/silverline].
+    --no-state                   Draw new uuids and store nothing.
+    --reg-timeout=SEC            Wait for each orchestrator answer [default: 5].
+    --start-retries=N            Failed starts in a row before a runtime is FATAL [default: 3].
+    --backoff=SEC                First restart delay, doubled per failed start [default: 1].
+    --stop-timeout=SEC           Graceful stop deadline before SIGKILL [default: 5].
+    --ka-interval=SEC            Keepalive period until the orchestrator sets one [default: 10].
+    --spin=SEC                   IPC idle strategy: spin this long before sleeping [default: 0].
+    --backend=NAME               IPC backend: posix or sysv [default: posix].
+    --no-access-control          Let modules open any topic (default: granted ones plus $SL/).
+    --list-runtimes              List the known runtimes and exit.
+    -h --help                    Show this help.
+
+Stop with SIGTERM or Ctrl-C (or `q` Enter on a terminal); exit status 0 after a clean stop,
+2 for a usage error (unknown runtime, bad value, bad config file).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from docopt import DocoptExit, docopt
+
+import runtimes
+from common.config import ConfigError, load_config
+from common.logs import parse_level, setup_logging
+from supervisor.settings import RuntimeChoice, Settings
+
+log = logging.getLogger("mgr")
+
+MULTI = {"-r": "-r", "--runtime": "-r", "-g": "-g", "--cpus": "-g"}
+
+
+class UsageError(ValueError):
+    """A command line value that is wrong; the text says which and why."""
+
+
+def expand_multi(argv: list[str]) -> list[str]:
+    """`-r a b c` (the seed's argparse nargs='+') -> `-r a -r b -r c`, likewise `-g`."""
+    out: list[str] = []
+    current: str | None = None
+    for tok in argv:
+        if tok in MULTI:
+            current = MULTI[tok]
+            out.append(tok)
+            continue
+        if current and not tok.startswith("-") and out and out[-1] not in MULTI:
+            out.extend([current, tok])
+            continue
+        current = current if (out and out[-1] in MULTI and not tok.startswith("-")) else None
+        out.append(tok)
+    return out
+
+
+def parse_cpus(text: str) -> list[int]:
+    cpus: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                cpus.update(range(lo, hi + 1))
+            else:
+                cpus.add(int(part))
+        except ValueError:
+            raise UsageError(f"-g/--cpus: {text!r} is not a CPU list (use e.g. 0,2 or 2-3)") from None
+    available = os.sched_getaffinity(0)
+    bad = sorted(c for c in cpus if c not in available)
+    if bad:
+        raise UsageError(f"-g/--cpus: CPU {bad} not available here (usable: {sorted(available)})")
+    if not cpus:
+        raise UsageError(f"-g/--cpus: {text!r} names no CPU")
+    return sorted(cpus)
+
+
+def _float(args: dict[str, Any], key: str) -> float:
+    try:
+        v = float(args[key])
+        if v < 0:
+            raise ValueError
+        return v
+    except ValueError:
+        raise UsageError(f"{key}: expected a non-negative number, got {args[key]!r}") from None
+
+
+def runtime_choices(node: str, names: list[str], cpus: list[list[int]]) -> list[RuntimeChoice]:
+    specs = [runtimes.get(n) for n in names]  # UnknownRuntime lists the known names
+    if cpus and len(cpus) not in (1, len(specs)):
+        raise UsageError(f"-g/--cpus: give one CPU set per runtime ({len(specs)}) or one for all, got {len(cpus)}")
+    out: list[RuntimeChoice] = []
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        if len(specs) == 1:
+            full = node
+        else:
+            short = spec.short_name
+            seen[short] = seen.get(short, 0) + 1
+            full = f"{node}.{short}" if seen[short] == 1 else f"{node}.{short}{seen[short]}"
+        c = (cpus[0] if len(cpus) == 1 else cpus[i]) if cpus else None
+        out.append(RuntimeChoice(spec.name, full, c))
+    return out
+
+
+def build_settings(argv: list[str]) -> Settings | None:
+    """Parse the command line; None for `--list-runtimes` (already printed). UsageError, ConfigError,
+    runtimes.UnknownRuntime / RuntimeUnavailable on bad input."""
+    args = docopt(__doc__, argv=expand_multi(argv), default_help=True)
+    if args["--list-runtimes"]:
+        for name in sorted(runtimes.REGISTRY):
+            spec = runtimes.REGISTRY[name]
+            try:
+                cls = spec.load()
+                why = cls.unavailable({})
+                state = f"unavailable: {why}" if why else "available"
+            except runtimes.RuntimeUnavailable as e:
+                state = f"unavailable ({e.__cause__ or e})"
+            print(f"{name:<28} {spec.summary}  [{state}]")
+        for a, target in sorted(runtimes.ALIASES.items()):
+            print(f"{a:<28} alias of {target}")
+        return None
+    name = args["--name"]
+    if not name or "/" in name or "+" in name or "#" in name:
+        raise UsageError(f"-n/--name: {name!r} is not a usable node name (no '/', '+', '#')")
+    try:
+        level = parse_level(args["--verbose"])
+    except ValueError as e:
+        raise UsageError(f"-v/--verbose: {e}") from None
+    cfg = load_config(args["--config"])
+    raw_cfg: dict[str, Any] = {}
+    if cfg.path:
+        import json
+
+        with open(cfg.path, encoding="utf-8") as f:
+            raw_cfg = json.load(f)
+    if args["--mqtt"]:
+        host, _, port = str(args["--mqtt"]).rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"--mqtt: expected HOST:PORT, got {args['--mqtt']!r}")
+        cfg.mqtt, cfg.mqtt_port = host, int(port)
+    if args["--realm"]:
+        cfg.realm = args["--realm"]
+    cpus = [parse_cpus(c) for c in args["--cpus"]]
+    rt_names = args["--runtime"] or ["linux"]
+    if isinstance(rt_names, str):
+        rt_names = [rt_names]
+    choices = runtime_choices(name, list(rt_names), cpus)
+    rs = raw_cfg.get("runtimes") if isinstance(raw_cfg.get("runtimes"), dict) else {}
+    for ch in choices:
+        cls = runtimes.get(ch.registry_name).load()
+        why = cls.unavailable(rs.get(ch.registry_name, {}))
+        if why:
+            raise runtimes.RuntimeUnavailable(f"runtime {ch.registry_name!r} cannot start here: {why}")
+    if args["--uuid"]:
+        import uuid as _uuid
+
+        try:
+            _uuid.UUID(args["--uuid"])
+        except ValueError:
+            raise UsageError(f"--uuid: {args['--uuid']!r} is not a UUID") from None
+    try:
+        retries = int(args["--start-retries"])
+        if retries < 1:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--start-retries: expected a positive integer, got {args['--start-retries']!r}") from None
+    if args["--backend"] not in ("posix", "sysv"):
+        raise UsageError(f"--backend: expected posix or sysv, got {args['--backend']!r}")
+    s = Settings(
+        name=name, runtimes=choices, config=cfg, log_level=level,
+        state_dir=None if args["--no-state"] else os.path.expanduser(args["--state-dir"]),
+        manager_uuid=args["--uuid"], reg_timeout=_float(args, "--reg-timeout"), start_retries=retries,
+        backoff=_float(args, "--backoff"), stop_timeout=_float(args, "--stop-timeout"),
+        ka_interval=_float(args, "--ka-interval"), spin=_float(args, "--spin"), backend=args["--backend"],
+        access_control=not args["--no-access-control"], runtime_settings=rs,
+    )
+    s.logdir = args["--logdir"]  # type: ignore[attr-defined]
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings = build_settings(argv)
+    except DocoptExit as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except (UsageError, ConfigError, runtimes.UnknownRuntime, runtimes.RuntimeUnavailable) as e:
+        print(f"start.py: error: {e}", file=sys.stderr)
+        return 2
+    if settings is None:
+        return 0
+    setup_logging(settings.log_level, getattr(settings, "logdir", None), logfile_name=f"{settings.name}.log")
+    from supervisor.node import Supervisor
+
+    try:
+        sup = Supervisor(settings)
+    except (runtimes.UnknownRuntime, runtimes.RuntimeUnavailable) as e:
+        log.critical("%s", e)
+        return 2
+    return sup.run()

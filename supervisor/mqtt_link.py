@@ -1,0 +1,232 @@
+"""The supervisor's MQTT connection: paho-mqtt 2.x driven by the supervisor's own selector.
+
+Why paho's external-loop API (loop_read / loop_write / loop_misc over `client.socket()`) and not
+`loop_start()`: `loop_start()` runs a network thread, and workers are forked after start and after
+restarts (a dead worker is re-forked at any time); forking a process that has threads copies locks in
+whatever state the other threads left them (paho's, logging's), which deadlocks children at random.
+With the external loop the supervisor stays single threaded for its whole life, so a fork is always
+safe, and the MQTT socket simply becomes one more fd in the one selector loop.
+
+MQTT 5 with `no_local` subscriptions: the broker never sends the supervisor its own publishes back
+(loopback to local channels is done by the supervisor itself). Clean start on every connection, so
+after a reconnect the link re-subscribes everything and calls `on_connect` (the supervisor then
+registers again). Reconnects back off from 0.5 s to 30 s.
+"""
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import ssl
+import time
+from typing import Any, Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from common.config import Config
+
+log = logging.getLogger("mq")
+
+OnMessage = Callable[[str, bytes], None]
+
+
+class MqttLink:
+    """One MQTT 5 client in the caller's selector. Call `connect()` once, then the loop calls
+    `handle(events)` for the socket and `tick()` at least once a second."""
+
+    def __init__(self, cfg: Config, *, client_id: str, selector: selectors.BaseSelector, on_message: OnMessage,
+                 on_connect: Callable[[], None], will: tuple[str, bytes, int] | None = None) -> None:
+        self.cfg = cfg
+        self.selector = selector
+        self.on_message = on_message
+        self.on_connect_cb = on_connect
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                                  reconnect_on_failure=False)
+        self.client.suppress_exceptions = False
+        if log.isEnabledFor(5):
+            self.client.enable_logger(logging.getLogger("mq.paho"))
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=will[2])
+        if cfg.mqtt_username:
+            self.client.username_pw_set(cfg.mqtt_username, cfg.password())
+        if cfg.use_ssl:
+            self.client.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key)
+            if cfg.ssl_insecure:
+                self.client.tls_insecure_set(True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_socket_open = self._on_socket_open
+        self.client.on_socket_close = self._on_socket_close
+        self.client.on_socket_register_write = self._on_register_write
+        self.client.on_socket_unregister_write = self._on_unregister_write
+        self.subscriptions: dict[str, int] = {}  # filter -> qos, restored after every reconnect
+        self.connected = False
+        self.connections = 0  # successful CONNACKs so far
+        self._sock: Any = None
+        self._want_write = False
+        self._next_attempt = 0.0
+        self._delay = 0.5
+        self._started = False
+        self._last_misc = 0.0
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def address(self) -> str:
+        return f"{self.cfg.mqtt}:{self.cfg.mqtt_port}"
+
+    def connect(self) -> None:
+        """First connection attempt; failures are retried from `tick()` with backoff."""
+        self._started = True
+        try:
+            self.client.connect(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30, clean_start=True)
+        except (OSError, ssl.SSLError) as e:
+            self._schedule_retry(f"cannot connect to MQTT broker {self.address}: {e}")
+
+    def _schedule_retry(self, why: str) -> None:
+        log.error("%s; retrying in %.1fs", why, self._delay)
+        self._next_attempt = time.monotonic() + self._delay
+        self._delay = min(30.0, self._delay * 2)
+
+    def _reconnect(self) -> None:
+        self._next_attempt = 0.0
+        try:
+            if self.client._host:  # connect() got as far as remembering the address
+                self.client.reconnect()
+            else:
+                self.client.connect(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30, clean_start=True)
+        except (OSError, ssl.SSLError) as e:
+            self._schedule_retry(f"cannot connect to MQTT broker {self.address}: {e}")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        if rc.is_failure:
+            self._schedule_retry(f"MQTT broker {self.address} refused the connection: {rc}")
+            return
+        self.connected = True
+        self.connections += 1
+        self._delay = 0.5
+        log.info("connected to MQTT broker %s%s", self.address, " (reconnected)" if self.connections > 1 else "")
+        for topic, qos in self.subscriptions.items():
+            self._subscribe(topic, qos)
+        self.on_connect_cb()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        was = self.connected
+        self.connected = False
+        if self._started and was:
+            log.warning("lost MQTT broker %s (%s)", self.address, rc)
+        if self._started and not self._next_attempt:
+            self._schedule_retry("disconnected from MQTT broker" if was else f"MQTT connection to {self.address} failed")
+
+    def close(self) -> None:
+        """Disconnect cleanly (no last will) and flush what can be flushed."""
+        self._started = False
+        if self.connected:
+            self.client.disconnect()
+            deadline = time.monotonic() + 2.0
+            while self._sock is not None and time.monotonic() < deadline:
+                self.client.loop_write()
+                if self._sock is None or not self.client.want_write():
+                    break
+                time.sleep(0.005)
+        if self._sock is not None:
+            try:
+                self.client._sock_close()
+            except Exception:
+                pass
+        self.connected = False
+
+    # ------------------------------------------------------------------ selector plumbing
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._sock = sock
+        self._want_write = False
+        self.selector.register(sock, selectors.EVENT_READ, self)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        try:
+            self.selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        self._sock = None
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if not self._want_write and self._sock is not None:
+            self._want_write = True
+            self.selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._want_write and self._sock is not None:
+            self._want_write = False
+            self.selector.modify(sock, selectors.EVENT_READ, self)
+
+    def handle(self, events: int) -> None:
+        """The selector reported the socket ready."""
+        if events & selectors.EVENT_READ:
+            self._read()
+        if events & selectors.EVENT_WRITE and self._sock is not None:
+            self.client.loop_write()
+
+    def _read(self) -> None:
+        # paho reads one packet per loop_read() when nothing is in flight; drain what the kernel
+        # holds so one wake-up handles a burst (peek is a cheap syscall; TLS uses pending()).
+        for _ in range(256):
+            if self._sock is None or self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                return
+            sock = self._sock
+            if sock is None:
+                return
+            if isinstance(sock, ssl.SSLSocket):
+                if not sock.pending():
+                    return
+                continue
+            try:
+                if not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                    return
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+
+    def flush(self) -> None:
+        """Write what is queued now (called once per loop iteration: batches a burst of publishes)."""
+        if self._want_write and self._sock is not None:
+            self.client.loop_write()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self._next_attempt and now >= self._next_attempt and self._started:
+            self._reconnect()
+        if self._sock is not None and now - self._last_misc >= 1.0:
+            self._last_misc = now
+            self.client.loop_misc()
+
+    def next_deadline(self) -> float | None:
+        return self._next_attempt or None
+
+    # ------------------------------------------------------------------ pub/sub
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.on_message(msg.topic, msg.payload)
+
+    def _subscribe(self, topic: str, qos: int) -> None:
+        self.client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True))
+
+    def subscribe(self, topic: str, qos: int = 0) -> None:
+        self.subscriptions[topic] = qos
+        if self.connected:
+            self._subscribe(topic, qos)
+
+    def unsubscribe(self, topic: str) -> None:
+        if self.subscriptions.pop(topic, None) is not None and self.connected:
+            self.client.unsubscribe(topic)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        """Queue a publish (written by `flush()`/the selector). QoS 0 while disconnected is dropped
+        with a debug line; QoS 1/2 are kept by paho and sent after the reconnect."""
+        info = self.client.publish(topic, payload, qos=qos)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and qos == 0:
+            log.debug("publish on %s dropped: not connected", topic)

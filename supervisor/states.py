@@ -1,0 +1,50 @@
+"""Worker process states and the allowed edges (the supervisor `states.py` habit).
+
+    STOPPED -> STARTING            spawn
+    STARTING -> RUNNING            alive for `startsecs`
+    STARTING -> BACKOFF            died early (boot error or crash); retries left
+    STARTING -> FATAL              died early and no retries left
+    RUNNING -> BACKOFF             died after having run (retry counter reset)
+    BACKOFF -> STARTING            backoff delay elapsed
+    STARTING|RUNNING -> STOPPING   graceful stop requested
+    STOPPING -> STOPPED            reaped
+    BACKOFF|FATAL -> STOPPED       stop requested while not running
+"""
+from __future__ import annotations
+
+import enum
+
+
+class WorkerState(enum.Enum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    FATAL = "FATAL"
+
+
+S = WorkerState
+
+EDGES: dict[WorkerState, frozenset[WorkerState]] = {
+    S.STOPPED: frozenset({S.STARTING}),
+    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FATAL, S.STOPPING}),
+    S.RUNNING: frozenset({S.BACKOFF, S.STOPPING}),
+    S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED}),
+    S.FATAL: frozenset({S.STOPPED}),
+}
+
+
+class StateError(RuntimeError):
+    """A state change that the machine does not allow (a supervisor bug)."""
+
+
+def check_edge(old: WorkerState, new: WorkerState) -> None:
+    if new not in EDGES[old]:
+        raise StateError(f"worker state {old.value} -> {new.value} is not allowed")
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
+    """Delay before start attempt `attempt` (1, 2, ...): base, 2*base, 4*base, ... capped."""
+    return min(cap, base * (2 ** max(0, attempt - 1)))
