@@ -8,7 +8,7 @@ Usage:
     manage.py kill [options] [--path=DIR] [--grace=SEC]
 
 Options:
-    --path=DIR                  The SilverLine checkout on the devices [default: silverline-node].
+    --path=DIR                  The SilverLine checkout on the devices (a template) [default: silverline-node].
     --grace=SEC                 Seconds to wait after SIGTERM before SIGKILL [default: 10].
 %s
 """
@@ -26,12 +26,13 @@ SUMMARY = "Stop runtimes on cluster."
 def main(argv: list[str]) -> int:
     args = parse(__doc__, "kill", argv)
     ctx = load_context(args)
+    ctx.check(args["--path"])
     try:
         grace = int(args["--grace"])
     except ValueError:
         raise UsageError(f"--grace must be a whole number of seconds, got {args['--grace']!r}") from None
 
     def script(d: Device) -> str:
-        return kill_script(args["--path"], grace)
+        return kill_script(ctx.render(args["--path"], d), grace)
 
     return execute(ctx, "kill", shell_action(ctx, script), script)

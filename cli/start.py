@@ -9,7 +9,7 @@ Usage:
     manage.py start [options] [--path=DIR] [--] [<args>...]
 
 Options:
-    --path=DIR                  The SilverLine checkout on the devices [default: silverline-node].
+    --path=DIR                  The SilverLine checkout on the devices (a template) [default: silverline-node].
 %s
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ SUMMARY = "Start runtimes on cluster."
 def main(argv: list[str]) -> int:
     args = parse(__doc__, "start", argv)
     ctx = load_context(args)
+    ctx.check(args["--path"])
     templates = list(args["<args>"])
     if "-n" not in templates and "--name" not in templates:
         templates = ["-n", "{name}", *templates]
@@ -33,6 +34,6 @@ def main(argv: list[str]) -> int:
         ctx.check(t)
 
     def script(d: Device) -> str:
-        return start_script(args["--path"], [ctx.render(t, d) for t in templates])
+        return start_script(ctx.render(args["--path"], d), [ctx.render(t, d) for t in templates])
 
     return execute(ctx, "start", shell_action(ctx, script), script)

@@ -7,7 +7,7 @@ Usage:
     manage.py update [options] [--path=DIR]
 
 Options:
-    --path=DIR                  The SilverLine checkout on the devices [default: silverline-node].
+    --path=DIR                  The SilverLine checkout on the devices (a template) [default: silverline-node].
 %s
 """
 from __future__ import annotations
@@ -24,8 +24,9 @@ SUMMARY = "Update runtimes."
 def main(argv: list[str]) -> int:
     args = parse(__doc__, "update", argv)
     ctx = load_context(args)
+    ctx.check(args["--path"])
 
     def script(d: Device) -> str:
-        return update_script(args["--path"])
+        return update_script(ctx.render(args["--path"], d))
 
     return execute(ctx, "update", shell_action(ctx, script), script)

@@ -7,7 +7,7 @@ Usage:
     manage.py version [options] [--path=DIR]
 
 Options:
-    --path=DIR                  The SilverLine checkout on the devices [default: silverline-node].
+    --path=DIR                  The SilverLine checkout on the devices (a template) [default: silverline-node].
 %s
 """
 from __future__ import annotations
@@ -29,9 +29,10 @@ SUMMARY = "Get runtime version on each cluster node via commit hash."
 def main(argv: list[str]) -> int:
     args = parse(__doc__, "version", argv)
     ctx = load_context(args)
+    ctx.check(args["--path"])
 
     def script(d: Device) -> str:
-        return version_script(args["--path"])
+        return version_script(ctx.render(args["--path"], d))
 
     if ctx.dry_run:
         return execute(ctx, "version", shell_action(ctx, script), script)

@@ -1,0 +1,44 @@
+"""Pure logic of the cluster package: templates, remote paths, result lines, sudo wrapping."""
+from __future__ import annotations
+
+import pytest
+
+from cluster.fanout import Result
+from cluster.remote import sh_path
+from cluster.report import Reporter
+from cluster.ssh import sudo_wrap
+from cluster.templates import TemplateError, render
+from cluster.transfer import remote_path
+from common.manifest import Device
+
+DEV = Device(name="pi4", arch="aarch64", cgroup="v2", triple="aarch64-unknown-linux-gnu")
+
+
+def test_render_fields_and_literal_braces() -> None:
+    assert render("{name}.{domain}/{arch} {{x}}", DEV, domain="lab") == "pi4.lab/aarch64 {x}"
+    assert render("{fullname}", DEV, domain="lab") == "pi4.lab"
+    assert render("{fullname}", DEV) == "pi4"
+    assert render("{file}", DEV, extra={"file": "a"}) == "a"
+
+
+@pytest.mark.parametrize("template, msg", [("{nope}", "unknown field {nope}"), ("{}", "positional"), ("{name", "bad template")])
+def test_render_errors(template: str, msg: str) -> None:
+    with pytest.raises(TemplateError, match=msg.replace("{", r"\{")):
+        render(template, DEV)
+
+
+def test_paths() -> None:
+    assert remote_path("~/a/b") == "a/b" and remote_path("~") == "." and remote_path("/x") == "/x"
+    assert sh_path("~/my dir") == "~/'my dir'" and sh_path("/a b") == "'/a b'"
+
+
+def test_sudo_wrap_quotes_the_command() -> None:
+    assert sudo_wrap("echo 'a b'; id") == "sudo -S -p '' -- sh -c 'echo '\"'\"'a b'\"'\"'; id'"
+
+
+def test_result_lines() -> None:
+    rep = Reporter("t", 4, width=6)
+    assert rep.line(Result("a", status=0, seconds=0.5)).plain == "a       ok  exit 0  (0.50s)"
+    assert "FAILED  exit 3" in rep.line(Result("b", status=3)).plain
+    assert "UNREACHABLE  refused" in rep.line(Result("c", error="refused", unreachable=True)).plain
+    assert "SKIPPED" in rep.line(Result("d", skipped=True, error="skipped")).plain
