@@ -193,8 +193,12 @@ def availability(name: str) -> tuple[bool, str]:
     if name in ("wasmer", "wasmer-sp"):
         py = _python310()
         if py is None:
-            return False, "needs .venv310 (Python 3.10 with wasmer); run `make env310`"
-        return True, f"{py}"
+            return False, "needs .venv310 (Python 3.10 with the wasmer packages)"
+        pkg = "wasmer_compiler_singlepass" if name == "wasmer-sp" else "wasmer_compiler_cranelift"
+        site = os.path.join(PROJECT_ROOT, ".venv310", "lib", "python3.10", "site-packages")
+        if not os.path.isdir(os.path.join(site, pkg)):
+            return False, f"{pkg} is not installed in .venv310 (no build for this platform on PyPI?)"
+        return True, f"wasmer-python under {py}"
     if name == "pywasm":
         if sys.version_info < (3, 11):
             return False, "pywasm needs Python >= 3.11"

@@ -1,0 +1,139 @@
+"""The benchmarking runtimes through the real supervisor (start.py), real mosquitto and real runs."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import orjson
+
+from runtimes.benchmarking import payloads
+from tests.helpers.mqtt import MqttProbe, Received
+from tests.helpers.node import running_node
+
+REALM = "realm"
+
+
+def create(probe: MqttProbe, rt_uuid: str, uuid: str, file: str, **args: Any) -> None:
+    msg = {"object_id": uuid + "-c", "action": "create", "type": "req",
+           "data": {"type": "module", "uuid": uuid, "name": os.path.basename(file), "parent": rt_uuid,
+                    "file": file, "args": args}}
+    probe.publish(f"{REALM}/proc/control/{rt_uuid}", msg)
+
+
+def exited(probe: MqttProbe, rt_uuid: str, uuid: str, timeout: float = 120) -> dict[str, Any]:
+    def is_exit(m: Received) -> bool:
+        d = m.json()
+        return d.get("action") == "exited" and d["data"].get("uuid") == uuid
+    return probe.wait_for(f"{REALM}/proc/control/{rt_uuid}", is_exit, timeout=timeout)[0].json()["data"]
+
+
+def profile(probe: MqttProbe, ptype: str, uuid: str, timeout: float = 30) -> bytes:
+    return probe.wait_for(f"{REALM}/proc/profile/{ptype}/+/{uuid}", timeout=timeout)[0].payload
+
+
+def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+    probe.subscribe(f"{REALM}/proc/#")
+    with running_node(broker, runtimes=["benchmarking"]) as node:
+        rt = node.runtime_uuid()
+        reg = [r for r in node.registrations if r["data"].get("type") == "runtime"][0]["data"]
+        assert "wasmtime" in reg["metadata"]["engines"] and reg["metadata"]["cpus"]
+        # repeat=5 -> 5 plausible samples
+        create(probe, rt, "m-repeat", wasm["spin"], argv=["10"], repeat=5, engine="wasmtime-aot")
+        st = exited(probe, rt, "m-repeat")
+        assert st["status"] == {"reason": "exited", "code": 0, "error": None}
+        d = payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "m-repeat"))
+        assert len(d["wall_us"]) == 5
+        for w, u, s, rss in zip(d["wall_us"], d["utime_us"], d["stime_us"], d["maxrss_kb"]):
+            assert 1000 < w < 60_000_000 and 0 < u + s < 2 * w + 10_000 and rss > 1000
+        # ilimit kills a long run; in repeat mode that ends the module
+        create(probe, rt, "m-ilimit", wasm["spin"], argv=["100000"], repeat=3, ilimit=0.5)
+        st = exited(probe, rt, "m-ilimit")
+        assert st["status"]["reason"] == "limit" and "time limit" in st["status"]["error"]
+        assert payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "m-ilimit"))["wall_us"] == []
+        # an engine list: repeat runs per engine, in order
+        create(probe, rt, "m-engines", wasm["spin"], argv=["1"], repeat=2, engine=["wasmtime", "wasmtime-aot", "native"])
+        assert exited(probe, rt, "m-engines")["status"]["reason"] == "exited"
+        assert len(payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "m-engines"))["wall_us"]) == 6
+        # norepeat: one run per argv list; a failing input is a zero sample, not the end
+        create(probe, rt, "m-norepeat", wasm["kernels"], argv=[["3", "quiet"], ["2", "quiet"], ["1", "quiet"]])
+        st = exited(probe, rt, "m-norepeat")
+        assert st["status"]["reason"] == "exited" and st["samples"] == 3
+        # an engine that is not there: a clear error naming it, no fallback
+        create(probe, rt, "m-noengine", wasm["spin"], engine="wasm3-i")
+        st = exited(probe, rt, "m-noengine")
+        assert st["status"]["reason"] == "error" and "wasm3-i" in st["status"]["error"]
+        create(probe, rt, "m-badarg", wasm["spin"], repeat="many")
+        assert "args.repeat must be an integer" in exited(probe, rt, "m-badarg")["status"]["error"]
+
+
+def test_seeded_dirmode_scriptmode(broker, probe, wasm, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    probe.subscribe(f"{REALM}/proc/#")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for n in ("a", "b", "c"):
+        (inputs / n).write_text(n)
+    script = tmp_path / "args.py"
+    script.write_text("import sys\nprint(int(sys.argv[1]) % 4 + 1, 'quiet')\n")
+    with running_node(broker, runtimes=["benchmarking/seeded"]) as node:
+        rt = node.runtime_uuid()
+        create(probe, rt, "s-dir", wasm["spin"], repeat=4, max_seed=1000, dirmode=str(inputs), engine="wasmtime-aot")
+        assert exited(probe, rt, "s-dir")["status"]["reason"] == "exited"
+        d = payloads.decode("seeded", profile(probe, "seeded", "s-dir"))
+        assert len(d["seed"]) == 4 and all(0 <= s < 1000 for s in d["seed"]) and all(w > 0 for w in d["wall_us"])
+        create(probe, rt, "s-script", wasm["kernels"], repeat=3, scriptmode=str(script), engine="wasmtime-aot")
+        st = exited(probe, rt, "s-script")
+        # kernels exits with acc & 63, which is not 0 for every size: either all 3 ran, or the first failure ended it
+        d = payloads.decode("seeded", profile(probe, "seeded", "s-script"))
+        assert st["status"]["reason"] == "exited"
+        assert len(d["seed"]) == 3 or "failed" in (st["status"]["error"] or "")
+        create(probe, rt, "s-bad", wasm["spin"], dirmode=str(tmp_path / "nope"))
+        assert "args.dirmode must be a directory" in exited(probe, rt, "s-bad")["status"]["error"]
+
+
+def test_interference_two_way_pinned(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+    cpus = sorted(os.sched_getaffinity(0))
+    probe.subscribe(f"{REALM}/proc/#")
+    with running_node(broker, runtimes=["benchmarking/if"], extra_args=["-g", ",".join(map(str, cpus[:2]))]) as node:
+        rt = node.runtime_uuid()
+        files = f"{wasm['spin']}:{wasm['spin']}"
+        if len(cpus) < 2:
+            create(probe, rt, "if-2", files, argv=["1"], limit=1.5, engine="wasmtime-aot")
+            assert "need 2 CPUs" in exited(probe, rt, "if-2")["status"]["error"]
+            return
+        create(probe, rt, "if-2", files, argv=["1"], limit=1.5, engine="wasmtime-aot")
+        st = exited(probe, rt, "if-2")
+        assert st["status"]["reason"] == "exited"
+        d = orjson.loads(profile(probe, "interference", "if-2"))
+        assert set(d) == {f"0:{wasm['spin']}", f"1:{wasm['spin']}"}
+        for walls in d.values():
+            assert len(walls) >= 3 and all(w > 0 for w in walls)
+
+
+def test_opcodes_runtime_matches_reference(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+    from runtimes.benchmarking.reference import reference_counts
+
+    probe.subscribe(f"{REALM}/proc/#")
+    with running_node(broker, runtimes=["benchmarking/opcodes"]) as node:
+        rt = node.runtime_uuid()
+        create(probe, rt, "op-1", wasm["kernels"], argv=["4"])
+        st = exited(probe, rt, "op-1")
+        assert st["status"]["reason"] == "exited" and st["runs"] == 1
+        counts = payloads.decode("opcodes", profile(probe, "opcodes", "op-1"))["counts"]
+        loops = payloads.decode("instrumented", profile(probe, "instrumented", "op-1"))["loops"]
+        with open(wasm["kernels"], "rb") as f:
+            code, ref = reference_counts(f.read(), ["4"])
+        assert counts == ref and st["status"]["code"] == code
+        assert len(loops) == st["loops"] and max(loops) >= 64  # matmul's inner loop: 4*4*4 iterations
+
+
+def test_delete_kills_the_running_child(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+    probe.subscribe(f"{REALM}/proc/#")
+    with running_node(broker, runtimes=["benchmarking"]) as node:
+        rt = node.runtime_uuid()
+        create(probe, rt, "m-long", wasm["spin"], argv=["100000"], repeat=2, engine="wasmtime-aot")
+        time.sleep(1.0)  # the first run is under way (it would take minutes)
+        probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": "d1", "action": "delete", "type": "req",
+                                                      "data": {"type": "module", "uuid": "m-long"}})
+        st = exited(probe, rt, "m-long", timeout=30)
+        assert st["status"]["reason"] == "deleted"
