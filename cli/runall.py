@@ -3,20 +3,26 @@
 One `create` request per device and file goes to `{realm}/proc/control` on the MQTT broker of
 the config file; the runtime is picked by name (a template, default `{name}`, i.e. a node
 started with `start.py -n {name}`). Requests the orchestrator refuses are reported.
-Templates may use the manifest fields and {file} (the file's name without extension).
+Templates (-f, -r, -n, -a, -e) may use the manifest fields and {file} (the file's name without
+extension); write {{ and }} for literal braces.
 
 Usage:
-    manage.py runall [options] (-f FILE)... [-r RUNTIME] [-n NAME] [-a ARGV] [(-e ENV)...]
+    manage.py runall [options] (-f FILE)... [-a ARG]... [-e ENV]... [--dir DIR]... [--engine ENGINE]... [-C CHANNEL]...
 
 Options:
     -f FILE, --file=FILE        Module file as the runtimes see it (repeatable; templates allowed).
     -r RUNTIME, --runtime=RUNTIME  Runtime name/uuid/suffix on each device [default: {name}].
     -n NAME, --name=NAME        Module name [default: {file}.{name}].
-    -a ARGV, --argv=ARGV        Arguments passed to the module (one shell-quoted string).
-    -e ENV, --env=ENV           Environment variable K=V for the module (repeatable).
-    --engine=ENGINE             Engine for benchmarking runtimes (args.engine).
-    --repeat=N                  Run each module N times (benchmarking runtimes).
-    --limit=SEC                 Time limit in seconds (args.limit).
+    -a ARG, --argv=ARG          Module argument(s); each value is shell-split, repeat for more.
+    -e ENV, --env=ENV           Environment variable KEY=VALUE; repeat for more.
+    --dir=DIR                   WASI preopened directory (visible at the same path); repeat for more.
+    -t NS, --period=NS          CPU reservation period in ns [default: 10000000].
+    -u U, --utilization=U       CPU share of the period, 0 < U <= 1; 0 = no reservation [default: 0].
+    -k N, --repeat=N            Benchmarking: number of runs [default: 0].
+    --limit=SEC                 Benchmarking: time limit per run, seconds.
+    --engine=ENGINE             Benchmarking: engine; repeat for several.
+    --fault_crash=MODE          On a crash: ignore or restart.
+    -C CHANNEL, --channel=CHANNEL  Grant a channel PATH[:MODE[:TOPIC]] (as `manage.py run`).
     --mqtt=HOST:PORT            MQTT broker (default: mqtt / mqtt_port of the config file).
     --realm=REALM               Realm (default: realm of the config file).
     --listen=SEC                Wait this long for refusals on proc/log [default: 2].
@@ -25,9 +31,10 @@ Options:
 from __future__ import annotations
 
 import os
-import shlex
 from typing import Any
 
+from cli._api import CliError
+from cli.run import build_args, build_channels
 from cluster.launch import LaunchError, Request, publish_creates
 from cluster.options import COMMON_OPTIONS, UsageError, guard, load_context, parse
 
@@ -54,35 +61,26 @@ def main(argv: list[str]) -> int:
         cfg.mqtt, cfg.mqtt_port = host, int(port)
     if args["--realm"]:
         cfg.realm = args["--realm"]
-    env = list(args["--env"] or [])
-    bad = [e for e in env if "=" not in e]
-    if bad:
-        raise UsageError(f"-e wants K=V, got {bad[0]!r}")
-    try:
-        mod_argv = shlex.split(args["--argv"] or "")
-    except ValueError as e:
-        raise UsageError(f"-a: {e}") from None
-    extra: dict[str, Any] = {}
-    if args["--engine"]:
-        extra["engine"] = args["--engine"]
-    if args["--repeat"]:
-        extra["repeat"] = _num(args, "--repeat", int)
-    if args["--limit"]:
-        extra["limit"] = _num(args, "--limit", float)
+    try:  # the same `args`/`channels` as `manage.py run`
+        mod_args = build_args(args)
+        channels = build_channels(args["--channel"])
+    except CliError as e:
+        raise UsageError(str(e)) from None
     requests: list[Request] = []
     for d in ctx.devices:
         for ftemplate in args["--file"]:
             f = ctx.render(ftemplate, d)
-            stem = os.path.splitext(os.path.basename(f))[0]
-            fields = {"file": stem}
-            ctx.extra.update(fields)
-            requests.append(Request(device=d.name, runtime=ctx.render(args["--runtime"], d), file=f, name=ctx.render(args["--name"], d)))
+            ctx.extra["file"] = os.path.splitext(os.path.basename(f))[0]
+            per_device = dict(mod_args, argv=[ctx.render(a, d) for a in mod_args["argv"]],
+                              env=[ctx.render(e, d) for e in mod_args["env"]])
+            requests.append(Request(device=d.name, runtime=ctx.render(args["--runtime"], d), file=f,
+                                    name=ctx.render(args["--name"], d), args=per_device, channels=channels))
     if ctx.dry_run:
         for r in requests:
             print(f"{r.device}: create {r.name} ({r.file}) on runtime {r.runtime}")
         return 0
     try:
-        publish_creates(cfg, requests, argv=mod_argv, env=env, extra_args=extra, listen_s=_num(args, "--listen", float))
+        publish_creates(cfg, requests, listen_s=_num(args, "--listen", float))
     except LaunchError as e:
         raise UsageError(str(e)) from e
     width = max(12, *(len(r.device) for r in requests))

@@ -7,7 +7,6 @@ for a while and reports the requests the orchestrator refused (matched by module
 """
 from __future__ import annotations
 
-import os
 import ssl
 import threading
 import time
@@ -31,15 +30,15 @@ class Request:
     runtime: str
     file: str
     name: str
+    args: dict[str, Any] = field(default_factory=dict)  # the create message's `args` (as `manage.py run`)
+    channels: list[dict[str, str]] = field(default_factory=list)
     uuid: str = field(default_factory=new_uuid)
     error: str | None = None
 
-    def create_message(self, argv: list[str], env: list[str], extra_args: dict[str, Any]) -> dict[str, Any]:
-        args: dict[str, Any] = {"argv": [os.path.basename(self.file), *argv], "env": env}
-        args.update(extra_args)
+    def create_message(self) -> dict[str, Any]:
         return envelope("create", {
             "type": "module", "uuid": self.uuid, "name": self.name, "parent": self.runtime,
-            "file": self.file, "apis": [], "args": args, "channels": [],
+            "file": self.file, "apis": [], "args": self.args, "channels": self.channels,
         })
 
 
@@ -53,8 +52,7 @@ def _client(cfg: Config) -> mqtt.Client:
     return c
 
 
-def publish_creates(cfg: Config, requests: list[Request], *, argv: list[str], env: list[str], extra_args: dict[str, Any],
-                    listen_s: float = 2.0, timeout_s: float = 10.0) -> list[Request]:
+def publish_creates(cfg: Config, requests: list[Request], *, listen_s: float = 2.0, timeout_s: float = 10.0) -> list[Request]:
     """Publish the create requests (QoS 1, acknowledged), then collect refusals from proc/log."""
     topics = Topics(cfg.realm)
     client = _client(cfg)
@@ -85,7 +83,7 @@ def publish_creates(cfg: Config, requests: list[Request], *, argv: list[str], en
         if not connected.wait(timeout_s):
             raise LaunchError(f"the MQTT broker at {where} did not accept the connection within {timeout_s:g}s")
         subscribed.wait(timeout_s)
-        infos = [client.publish(topics.control(), encode(r.create_message(argv, env, extra_args)), qos=1) for r in requests]
+        infos = [client.publish(topics.control(), encode(r.create_message()), qos=1) for r in requests]
         deadline = time.monotonic() + timeout_s
         for r, info in zip(requests, infos):
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))

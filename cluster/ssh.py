@@ -68,8 +68,11 @@ def describe_error(e: BaseException, host: str, timeout: float) -> str:
 
 
 def sudo_wrap(command: str) -> str:
-    """`command` under sudo reading the password from stdin (no prompt text, no tty)."""
-    return f"sudo -S -p '' -- sh -c {shlex.quote(command)}"
+    """`command` under sudo reading the password from stdin (no prompt text, no tty).
+
+    The command's own stdin is /dev/null: when sudo needs no password it leaves the password
+    line unread, and the command must not be able to read it."""
+    return f"sudo -S -p '' -- sh -c {shlex.quote('exec </dev/null; ' + command)}"
 
 
 async def run_command(conn: asyncssh.SSHClientConnection, command: str, *, sudo_password: str | None = None,

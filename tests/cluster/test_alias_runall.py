@@ -62,13 +62,15 @@ def test_runall_creates_a_module_on_every_device_through_the_orchestrator(cluste
         register_runtime(probe, f"bbbbbbbb-0000-4000-8000-00000000000{i}", rt, name)
     probe.subscribe(f"{R}/proc/control/#")
     rc, out, _ = cluster.run("runall", "--mqtt", f"127.0.0.1:{broker.port}", "--listen", "3",
-                             "-f", "/opt/wasm/{arch}/hello.wasm", "-a", "one 'two words'", "-e", "WHO={name}")
+                             "-f", "/opt/wasm/{arch}/hello.wasm", "-a", "one 'two words'", "-a", "{cgroup}",
+                             "-e", "WHO={name}", "--dir", "/tmp", "-k", "3")
     assert rc == 1, out
     for name, rt in rts.items():
         got = probe.wait_for(f"{R}/proc/control/{rt}", lambda m: m.json()["action"] == "create", timeout=20)
         data = got[0].json()["data"]
         assert data["name"] == f"hello.{name}" and data["file"] == "/opt/wasm/x86_64/hello.wasm"
-        assert data["args"]["argv"] == ["hello.wasm", "one", "two words"] and data["args"]["env"] == ["WHO={name}"]
+        assert data["args"]["argv"] == ["one", "two words", "cg" + name[-1]] and data["args"]["env"] == [f"WHO={name}"]
+        assert data["args"]["dirs"] == ["/tmp"] and data["args"]["repeat"] == 3
         assert f"created {data['uuid']}" in next(ln for ln in out.splitlines() if ln.startswith(name + " "))
     line3 = next(ln for ln in out.splitlines() if ln.startswith("dev3 "))
     assert "FAILED" in line3 and "refused by the orchestrator" in line3 and "dev3" in line3

@@ -1,6 +1,8 @@
 """Pure logic of the cluster package: templates, remote paths, result lines, sudo wrapping."""
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from cluster.fanout import Result
@@ -33,7 +35,9 @@ def test_paths() -> None:
 
 
 def test_sudo_wrap_quotes_the_command() -> None:
-    assert sudo_wrap("echo 'a b'; id") == "sudo -S -p '' -- sh -c 'echo '\"'\"'a b'\"'\"'; id'"
+    wrapped = sudo_wrap("echo 'a b'; id")
+    assert wrapped.startswith("sudo -S -p '' -- sh -c ")
+    assert shlex.split(wrapped)[-1] == "exec </dev/null; echo 'a b'; id"
 
 
 def test_result_lines() -> None:
