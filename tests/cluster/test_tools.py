@@ -186,3 +186,12 @@ def test_dry_run_shows_commands_and_connects_nowhere(cluster: Cluster) -> None:
     assert rc == 0 and out.count("systemctl reboot") == 3
     rc, out, _ = cluster.run("cmd", "--dry_run", "-d", "dev3", "ls /sys/fs/cgroup/{cgroup}")
     assert rc == 0 and out.strip() == "dev3: ls /sys/fs/cgroup/cg3"
+
+
+def test_sudo_reads_the_password_from_the_environment_and_never_hands_it_to_the_command(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SL_SUDO_PASSWORD", "s3cret-pw")
+    rc, out, _ = cluster.run("cmd", "--sudo", "-d", "dev1,dev2", "id -u; cat; echo done {name}")
+    assert rc == 0, out
+    assert "dev1| 0" in out and "dev2| done dev2" in out
+    assert "s3cret-pw" not in out
