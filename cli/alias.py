@@ -33,9 +33,9 @@ def alias_lines(ctx: ClusterContext, args: dict[str, object], prefix: str) -> li
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     manage = [sys.executable, os.path.join(here, "manage.py")]
     common: list[str] = []
-    for opt in ("--config", "--manifest", "--ssh_config"):
-        v = args.get(opt)
-        if v and not (opt == "--config" and v == "config.json" and not os.path.exists(v)):
+    cfg = args.get("--cfg") or os.environ.get("SL_CONFIG")
+    for opt, v in (("--cfg", cfg or ctx.config.path), ("--manifest", args.get("--manifest")), ("--ssh_config", args.get("--ssh_config"))):
+        if v:
             common += [opt, os.path.abspath(os.path.expanduser(str(v)))]
     if not args.get("--manifest") and ctx.config.manifest:
         common += ["--manifest", os.path.abspath(os.path.expanduser(ctx.config.manifest))]

@@ -28,7 +28,7 @@ SUDO_ENV = "SL_SUDO_PASSWORD"
 COMMON_OPTIONS = """\
     -d NAMES, --devices=NAMES   Devices to act on, comma-separated (default: all devices of the manifest).
     -m PATH, --manifest=PATH    Manifest TSV of the cluster (default: `manifest` of the config file).
-    -c PATH, --config=PATH      Node/cluster configuration file [default: config.json].
+    -c PATH, --cfg=PATH         Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     -F FILE, --ssh_config=FILE  SSH client config to use instead of ~/.ssh/config (like `ssh -F`).
     --sync                      Act on one device after the other (default: all in parallel).
     --ignore_err                With --sync, go on after a failed device; exit 0 even if devices failed.
@@ -90,11 +90,10 @@ def sudo_password(enabled: bool) -> str | None:
 
 def load_context(args: dict[str, Any], *, need_devices: bool = True) -> ClusterContext:
     """Config, manifest, selected devices and SSH options from the common options."""
-    cfg_path = args.get("--config") or "config.json"
-    try:
-        cfg = load_config(cfg_path if os.path.exists(cfg_path) or cfg_path != "config.json" else None)
+    try:  # as the other scripts (cli/_api.py): --cfg, else $SL_CONFIG, else config.json if present
+        cfg = load_config(args.get("--cfg") or os.environ.get("SL_CONFIG") or None)
     except ConfigError as e:
-        raise UsageError(str(e)) from e
+        raise UsageError(f"bad config: {e}") from e
     manifest = args.get("--manifest") or cfg.manifest
     if not manifest:
         raise UsageError(f"no manifest: pass -m MANIFEST.tsv or set `manifest` in {cfg.path or 'config.json'}")
