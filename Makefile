@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: env test bench run orchestrator modules clean typecheck
+.PHONY: env test bench run orchestrator modules clean typecheck profile
 
 env: $(STAMP)
 
@@ -31,3 +31,7 @@ typecheck: env
 clean:
 	rm -rf build .pytest_cache .hypothesis
 	$(MAKE) -s -C modules clean
+
+# the profile collector: {realm}/proc/profile/# -> data/<date>/<runtime>/<module>.<uuid>.<type>.json
+profile: env
+	$(PY) -m collector $(PROFILE_ARGS)

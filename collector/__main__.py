@@ -1,0 +1,67 @@
+"""Collect profiling data of a realm into files (`python -m collector`, `make profile`).
+
+Usage:
+    collector [options]
+
+Options:
+    -c FILE --config=FILE    Node configuration (broker, realm, orchestrator) [default: config.json].
+    -d DIR --data=DIR        Where files go: DIR/<date>/<runtime>/<module>.<uuid>.<type>.json [default: data].
+    --mqtt=HOST:PORT         Broker (overrides the config).
+    --realm=REALM            Realm (overrides the config).
+    --no-rest                Do not ask the orchestrator for names of unknown runtimes/modules.
+    -v LEVEL --verbose=LEVEL  Log level [default: INF].
+    -h --help                Show this help.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from docopt import docopt
+
+from collector.store import Collector, ProfileStore, rest_lookup
+from common.config import ConfigError, load_config
+from common.logs import setup_logging
+
+
+def main(argv: list[str]) -> int:
+    args = docopt(__doc__, argv=argv)
+    try:
+        setup_logging(args["--verbose"])
+    except ValueError as e:
+        print(f"collector: {e}", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args["--config"] if args["--config"] != "config.json" else None)
+    except ConfigError as e:
+        print(f"collector: {e}", file=sys.stderr)
+        return 2
+    host, port = cfg.mqtt, cfg.mqtt_port
+    if args["--mqtt"]:
+        h, _, p = args["--mqtt"].rpartition(":")
+        if not h or not p.isdigit():
+            print(f"collector: --mqtt must be HOST:PORT, got {args['--mqtt']!r}", file=sys.stderr)
+            return 2
+        host, port = h, int(p)
+    realm = args["--realm"] or cfg.realm
+    store = ProfileStore(args["--data"], None if args["--no-rest"] else rest_lookup(cfg.orchestrator_url))
+    col = Collector(store, host, port, realm, username=cfg.mqtt_username, password=cfg.password())
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: done.set())
+    signal.signal(signal.SIGINT, lambda *a: done.set())
+    try:
+        col.start()
+    except (OSError, TimeoutError) as e:
+        print(f"collector: cannot reach the broker at {host}:{port}: {e}", file=sys.stderr)
+        return 1
+    try:
+        while not done.wait(1.0):
+            pass
+    finally:
+        col.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
