@@ -3,7 +3,8 @@
 `ssh.py` connects (asyncssh, honouring the SSH config and agent), `fanout.py` runs one action
 per device, `report.py` prints, `options.py` is what the `manage.py` scripts share,
 `templates.py` fills `{name}`-style fields, `transfer.py` copies files, `remote.py` holds the
-shell snippets of start/kill/update/version, `aot.py` precompiles modules per device target.
+shell snippets of start/kill/update/version/reboot/shutdown, `launch.py` sends runall's create
+requests over MQTT, `aot.py` (+ `aot_wasmtime.py`, its child process) precompiles per device target.
 """
 from cluster.fanout import Result, fan_out
 from cluster.ssh import SshOptions
