@@ -181,7 +181,7 @@ class Orchestrator:
             if action == "create":
                 details = self._register(kind, uuid, data, where)
             elif action == "delete":
-                details = self._unregister(kind, uuid, where)
+                details = self._unregister(kind, uuid, data, where)
             else:
                 raise ProtocolError(f"{where}: action must be create or delete, got {action!r}")
         except (Refused, ProtocolError) as e:
@@ -235,10 +235,14 @@ class Orchestrator:
         for m in revived:
             self._place(m, rt)
 
-    def _unregister(self, kind: str, uuid: str, where: str) -> dict[str, Any]:
+    def _unregister(self, kind: str, uuid: str, data: dict[str, Any], where: str) -> dict[str, Any]:
         node = self.nodes.get(uuid)
         if node is None:
             raise Refused(f"{where}: delete of unknown {kind} {uuid}")
+        name = data.get("name")
+        if node.alive and isinstance(name, str) and name != node.name:
+            # ours: a node that borrowed another's uuid must not take the real one down with it
+            raise Refused(f"{where}: delete of {node.kind} {node.name!r} ({uuid}) sent by {name!r}: refused")
         if node.alive:
             if node.kind == MANAGER:
                 log.info("manager %s (%s) deleted", node.name, uuid)
@@ -282,7 +286,9 @@ class Orchestrator:
             raise ProtocolError(f"{where}: action must be 'update', got {action!r}")
         rt = self.nodes.get(uuid)
         if rt is None or rt.kind != RUNTIME:
-            raise Refused(f"{where}: no runtime {uuid} is registered (register it on proc/reg first)")
+            # a node may send its first keepalive while its registration is still in flight
+            log.debug("%s: no runtime %s is registered (yet); ignored", where, uuid)
+            return
         if not rt.alive:
             raise Refused(f"{where}: runtime {rt.name} ({uuid}) is dead (it missed keepalives or was deleted); it must register again")
         rt.last_seen = self.clock()

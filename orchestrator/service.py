@@ -54,7 +54,7 @@ class Service:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> "Service":
-        self.store = Store(self.db_path)
+        self.store = Store(self.db_path, autocheckpoint=False)
         self.client = self._make_client()
         self.orch = Orchestrator(self.store, self._publish, realm=self.cfg.realm, ka_interval=self.ka_interval)
         self.http = ThreadingHTTPServer((self.bind, self.http_port), _make_handler(self))
@@ -91,11 +91,19 @@ class Service:
         self._threads.append(t)
 
     def _tick_loop(self) -> None:
+        """Keepalive deadlines (under the lock) and WAL checkpoints (outside it, own connection)."""
         period = max(0.05, min(1.0, self.ka_interval / 4)) if self.ka_interval > 0 else 1.0
+        next_ckpt = time.monotonic() + 1.0
         while not self.stopping.wait(period):
             with self.lock:
                 if self.orch is not None and not self.stopping.is_set():
                     self.orch.tick()
+            if time.monotonic() >= next_ckpt and self.store is not None and not self.stopping.is_set():
+                next_ckpt = time.monotonic() + 1.0
+                try:
+                    self.store.checkpoint()
+                except Exception as e:  # a busy or failing checkpoint is retried next second
+                    log.warning("WAL checkpoint of %s failed: %s", self.db_path, e)
 
     # -- MQTT ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:

@@ -3,6 +3,10 @@
 One connection, used under the service lock. WAL with `synchronous=NORMAL` makes a commit
 an append to the log without fsync (a power cut may lose the last transactions, never
 corrupt the file); every decision is its own transaction, a `create_batch` is one.
+With `autocheckpoint=False` the WAL is not copied back into the database inside some
+unlucky decision's commit (measured: that is what pushed p99 from 0.3 ms to 4 ms at
+100k queued); the owner calls `checkpoint()` from another thread instead, on a second
+connection (a PASSIVE checkpoint runs alongside the writer).
 Indexes serve every per-decision statement; nothing scans the table on the hot path
 (`EXPLAIN QUERY PLAN` is checked in tests/orchestrator/test_store.py).
 """
@@ -60,16 +64,19 @@ def _marks(n: int) -> str:
 class Store:
     """SQLite persistence of the orchestrator's state; `close()` is idempotent."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, autocheckpoint: bool = True) -> None:
         if path != ":memory:" and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (one transaction per decision).
-        self.db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        if not autocheckpoint:
+            self.db.execute("PRAGMA wal_autocheckpoint=0")
         self._depth = 0
+        self._ckpt: sqlite3.Connection | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -78,9 +85,24 @@ class Store:
         return self.db
 
     def close(self) -> None:
+        if self._ckpt is not None:
+            self._ckpt.close()
+            self._ckpt = None
         if self.db is not None:
             self.db.close()
             self.db = None
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy the WAL back into the database (PASSIVE: never waits for the writer).
+
+        Call from one thread only (not the one deciding); returns (WAL pages, pages copied).
+        """
+        if self.db is None:
+            return (0, 0)
+        if self._ckpt is None:
+            self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        row = self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return (int(row[1]), int(row[2]))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -206,7 +206,8 @@ def test_delete_goes_exiting_forwarded_then_dead(h: Harness) -> None:
     ("realm/proc/control", orjson.dumps(envelope("create", {"type": "module", "uuid": "x"})), "key 'file'"),
     ("realm/proc/control", orjson.dumps(envelope("frobnicate", {})), "action must be"),
     ("realm/proc/control", orjson.dumps({"action": "create"}), "missing key 'data'"),
-    ("realm/proc/keepalive/ghost", orjson.dumps(envelope("update", {"type": "runtime"})), "no runtime ghost is registered"),
+    ("realm/proc/keepalive/rt-1", orjson.dumps(envelope("create", {"type": "runtime"})), "action must be 'update'"),
+    ("realm/proc/reg/rt-1", orjson.dumps(envelope("delete", {"type": "runtime", "uuid": "rt-1", "name": "impostor"})), "sent by 'impostor'"),
     ("realm/proc/control/rt-1", orjson.dumps(envelope("exited", {"type": "module", "uuid": "ghost"})), "unknown or already dead"),
     ("realm/proc/reg/rt-9", orjson.dumps(envelope("create", {"type": "runtime", "uuid": "rt-9", "name": "n", "max_nmodules": "x"})), "max_nmodules"),
 ])
