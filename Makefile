@@ -35,3 +35,7 @@ clean:
 # the profile collector: {realm}/proc/profile/# -> data/<date>/<runtime>/<module>.<uuid>.<type>.json
 profile: env
 	$(PY) -m collector $(PROFILE_ARGS)
+
+# the orchestrator: REST API on config `http_port` (8000), SQLite store orchestrator.db; ORCH_ARGS="--db PATH ..."
+orchestrator: env
+	$(PY) -m orchestrator $(ORCH_ARGS)
