@@ -5,7 +5,7 @@ Runtimes are checked against the orchestrator first: an unknown one is an error 
 nothing is launched. Prints one line per module: `created NAME UUID -> RUNTIME`.
 
 Usage:
-    manage.py run [options] (-f FILE)... [-r RUNTIME]... [-a ARG]... [-e ENV]... [-d DIR]... [--engine ENGINE]...
+    manage.py run [options] (-f FILE)... [-r RUNTIME]... [-a ARG]... [-e ENV]... [-d DIR]... [--engine ENGINE]... [-C CHANNEL]...
     manage.py run -h | --help
 
 Options:
@@ -23,6 +23,8 @@ Options:
     --engine ENGINE         Benchmarking: engine; repeat for several.
     --fault_crash MODE      On a crash: ignore or restart.
     --apis APIS             Comma list of apis the module needs (for the orchestrator's choice).
+    -C, --channel CHANNEL   Grant a channel PATH[:MODE[:TOPIC]] (MODE r, w or rw, default rw; the module's
+                            topics starting with PATH go to TOPIC, default PATH); repeat for more.
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL     Log level [default: WRN].
@@ -82,6 +84,21 @@ def build_args(opts: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
+def build_channels(specs: list[str]) -> list[dict[str, str]]:
+    """`PATH[:MODE[:TOPIC]]` options -> the create message's `channels` list."""
+    out = []
+    for spec in specs:
+        path, _, rest = spec.partition(":")
+        mode, _, topic = rest.partition(":")
+        mode = mode or "rw"
+        if not path or mode not in ("r", "w", "rw"):
+            raise CliError(f"--channel {spec!r} must be PATH[:MODE[:TOPIC]] with MODE r, w or rw")
+        if "w" in mode and any(c in (topic or path) for c in "+#"):
+            raise CliError(f"--channel {spec!r}: a channel that can write must not contain + or #")
+        out.append({"path": path, "mode": mode, "topic": topic or path})
+    return out
+
+
 @guard("run")
 def main(argv: list[str]) -> int:
     opts = parse(__doc__, "run", argv)
@@ -90,6 +107,7 @@ def main(argv: list[str]) -> int:
     api = Api.from_opts(opts, cfg)
     copies = _num(opts, "--copy", int, 1)
     args = build_args(opts)
+    channels = build_channels(opts["--channel"])
     apis = [a for a in (opts["--apis"] or "").split(",") if a]
     wanted = [r for item in opts["--runtime"] for r in item.split(",") if r]
     targets: list[dict[str, Any] | None] = []
@@ -108,7 +126,7 @@ def main(argv: list[str]) -> int:
         for f in opts["--file"]:
             for _ in range(copies):
                 data: dict[str, Any] = {"type": "module", "uuid": new_uuid(), "name": opts["--name"], "file": f,
-                                        "apis": apis, "args": args, "channels": []}
+                                        "apis": apis, "args": args, "channels": channels}
                 if rt is not None:
                     data["parent"] = rt["uuid"]
                 mods.append((data, rt))
