@@ -7,6 +7,7 @@ tested, and benchmarked, before and without the wasm runtimes.
   plus `args.open: [[fd, flags, topic], ...]`; every message read is published on all of the
   module's writable channels, prefixed by `args.prefix`. Commands in a message or in `args.argv[0]`:
   `!crash` (SIGKILL the worker), `!exit [code]` (module exits), `!log TEXT`, `!profile`, `!close`.
+- `test/single`: `test/echo` with `max_nmodules` 1.
 - `test/bootfail`: setup() raises (exit code 3), to test FATAL.
 - `test/exec`: `test/echo` exec'd in a fresh interpreter (the hook the wasmer runtime uses).
 """
@@ -105,6 +106,11 @@ class EchoRuntime(Runtime):
         self.writers.pop(index, None)
         self.fds.pop(index, None)
         self.prefix.pop(index, None)
+
+
+class SingleEchoRuntime(EchoRuntime):
+    MAX_NMODULES = 1
+    DESCRIPTION = "test/echo with room for one module (tests max_nmodules)"
 
 
 class BootFailRuntime(Runtime):

@@ -518,8 +518,10 @@ class Supervisor:
         if self.link is None:
             return
         if change.unsubscribe:
+            chlog.debug("unsubscribe %s (its last reader closed)", change.unsubscribe)
             self.link.unsubscribe(change.unsubscribe)
         if change.subscribe:
+            chlog.debug("subscribe %s (QoS %d)", *change.subscribe)
             self.link.subscribe(*change.subscribe)
 
     def _publish_from(self, w: Worker, index: int, fd: int, payload: bytes) -> None:

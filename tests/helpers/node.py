@@ -3,6 +3,8 @@
 API:
     node = NodeProcess(broker_port, name="n1", runtimes=["test/echo"], extra_args=[...], env={...})
     node.start(wait=True, timeout=30)   # waits until every runtime's registration is on the broker
+                                        # (or `wait_runtimes=N` of them: a runtime that goes FATAL
+                                        # before the broker connection is never registered)
     node.manager_uuid                   # parsed from the registrations it saw
     node.runtime_uuids                  # {full runtime name: uuid}
     node.runtime_uuid()                 # the only (or first) runtime's uuid
@@ -43,10 +45,11 @@ class NodeProcess:
     def __init__(self, broker_port: int, name: str = "testnode", runtimes: list[str] | None = None, *,
                  realm: str = "realm", extra_args: list[str] | None = None, env: dict[str, str] | None = None,
                  state_dir: str | None = None, reg_timeout: float = 1.0, backoff: float = 0.2,
-                 log_level: str = "DBG", python: str | None = None) -> None:
+                 log_level: str = "DBG", python: str | None = None, wait_runtimes: int | None = None) -> None:
         self.port = broker_port
         self.name = name
         self.runtimes = runtimes or ["test/echo"]
+        self.wait_runtimes = len(self.runtimes) if wait_runtimes is None else wait_runtimes
         self.realm = realm
         self.args = [python or sys.executable, START, "-n", name, "-r", *self.runtimes,
                      "--mqtt", f"127.0.0.1:{broker_port}", "--realm", realm, "-v", log_level,
@@ -107,7 +110,7 @@ class NodeProcess:
                 elif d.get("type") == "runtime" and self.manager_uuid and d.get("parent") == self.manager_uuid:
                     self.runtime_uuids[d["name"]] = d["uuid"]
                     self.registrations.append(msg)
-            if self.manager_uuid and len(self.runtime_uuids) >= len(self.runtimes):
+            if self.manager_uuid and len(self.runtime_uuids) >= self.wait_runtimes:
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"node exited with {self.proc.returncode} before registering:\n{self.output()}")

@@ -1,0 +1,410 @@
+"""The supervisor end to end: a real mosquitto, `start.py` as a subprocess, real forked workers
+running the Python test runtimes (runtimes/testing.py)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import tempfile
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.helpers.mqtt import MqttProbe, Received
+from tests.helpers.node import NodeProcess, running_node
+
+REALM = "realm"
+FAST = 0.3  # registration timeout: no orchestrator in these tests
+
+
+def create(probe: MqttProbe, rt: str, uuid: str, channels: list[dict[str, str]] | None = None, **args: Any) -> None:
+    probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": f"o-{uuid}", "action": "create", "type": "req", "data": {
+        "type": "module", "uuid": uuid, "name": f"mod-{uuid}", "parent": rt, "file": "none",
+        "apis": [], "args": args, "channels": channels or []}})
+
+
+def delete(probe: MqttProbe, rt: str, uuid: str) -> None:
+    probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": f"d-{uuid}", "action": "delete", "type": "req",
+                                                  "data": {"type": "module", "uuid": uuid}})
+
+
+def js(m: Received) -> dict[str, Any]:
+    """The message as JSON, {} when it is not (tests also publish malformed ones)."""
+    try:
+        v = orjson.loads(m.payload)
+    except orjson.JSONDecodeError:
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+def exited(probe: MqttProbe, rt: str, uuid: str, timeout: float = 15.0) -> dict[str, Any]:
+    msgs = probe.wait_for(f"{REALM}/proc/control/{rt}", lambda m: js(m).get("action") == "exited"
+                          and js(m)["data"]["uuid"] == uuid, timeout=timeout)
+    return msgs[0].json()["data"]
+
+
+def errors(probe: MqttProbe, text: str, timeout: float = 10.0) -> list[Received]:
+    return probe.wait_for(f"{REALM}/proc/log", lambda m: text in js(m)["data"]["error"], timeout=timeout)
+
+
+def ipc_objects(pid: int) -> list[str]:
+    out = []
+    for d in ("/dev/mqueue", "/dev/shm"):
+        try:
+            out += [n for n in os.listdir(d) if n.startswith(f"sl.{pid}.") or n.startswith(f"sl.{pid}-")]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def node(broker: Any, **kw: Any) -> NodeProcess:
+    kw.setdefault("reg_timeout", FAST)
+    return NodeProcess(broker.port, **kw)
+
+
+def wait_until(pred: Any, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout}s")
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def test_registration_payloads_follow_protocol(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/proc/reg/#")
+    with node(broker, name="regnode", runtimes=["test/echo", "test/reg"], extra_args=["-g", "0"]) as n:
+        man = probe.wait_for(f"{REALM}/proc/reg/{n.manager_uuid}")[0]
+        m = man.json()
+        assert set(m) == {"object_id", "action", "type", "data"}
+        assert m["action"] == "create" and m["type"] == "req"
+        assert m["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "regnode"}
+        assert set(n.runtime_uuids) == {"regnode.echo", "regnode.reg"}
+        rt = probe.wait_for(f"{REALM}/proc/reg/{n.runtime_uuid('regnode.echo')}")[0].json()
+        d = rt["data"]
+        assert rt["action"] == "create" and rt["type"] == "req"
+        assert set(d) == {"type", "uuid", "name", "runtime_type", "max_nmodules", "apis", "platform", "metadata", "parent"}
+        assert d["type"] == "runtime" and d["parent"] == n.manager_uuid and d["name"] == "regnode.echo"
+        assert d["max_nmodules"] == 128 and d["apis"] == ["channels", "loopback"] and isinstance(d["platform"], dict)
+        assert d["metadata"]["cpus"] == [0] and d["metadata"]["runtime"] == "test/echo"
+        # registration waits for the orchestrator's answer: answer it (as the orchestrator would)
+        assert n.stop() == 0
+    deletes = [x.json() for x in probe.messages(f"{REALM}/proc/reg/#") if x.json()["action"] == "delete"]
+    assert [x["data"]["type"] for x in deletes] == ["runtime", "runtime", "manager"]
+
+
+def test_orchestrator_reply_sets_keepalive_interval(broker: Any, probe: MqttProbe) -> None:
+    """An orchestrator answer with ka_interval_sec=1 makes keepalives flow every second."""
+    replier = MqttProbe(broker.port)
+    replier.client.on_message = lambda c, u, msg: _answer(replier, msg)
+    replier.client.subscribe(f"{REALM}/proc/reg/#", 1)
+    time.sleep(0.2)
+    probe.subscribe(f"{REALM}/proc/keepalive/#")
+    try:
+        with node(broker, name="kanode", runtimes=["test/echo"], reg_timeout=5.0) as n:
+            rt = n.runtime_uuid()
+            create(probe, rt, "k1")
+            kas = probe.wait_for(f"{REALM}/proc/keepalive/{rt}", lambda m: any(c["uuid"] == "k1" for c in m.json()["data"]["children"]), timeout=10)
+            d = kas[0].json()["data"]
+            assert kas[0].json()["action"] == "update"
+            assert d["type"] == "runtime" and d["uuid"] == rt and d["name"] == "kanode" and d["apis"] == ["channels", "loopback"]
+            assert "registered runtime kanode" in n.output()
+    finally:
+        replier.close()
+
+
+def _answer(p: MqttProbe, msg: Any) -> None:
+    m = orjson.loads(msg.payload)
+    if m.get("type") == "req" and m.get("action") == "create":
+        p.client.publish(msg.topic, orjson.dumps({"object_id": m["object_id"], "type": "resp", "action": "create",
+                                                  "data": {"result": "ok", "details": {"ka_interval_sec": 1}}}), qos=1)
+
+
+def test_last_will_after_sigkill_and_workers_die_with_supervisor(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/proc/reg/#", qos=2)
+    n = node(broker, name="willnode", runtimes=["test/echo", "test/reg"])
+    try:
+        n.start()
+        workers = n.worker_pids()
+        assert len(workers) == 2
+        n.kill()
+        will = probe.wait_for(f"{REALM}/proc/reg/{n.manager_uuid}", lambda m: m.json()["action"] == "delete", timeout=15)[0]
+        assert will.json()["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "willnode"}
+        for pid in workers:  # PR_SET_PDEATHSIG
+            wait_until(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", 10, f"worker {pid} gone")
+    finally:
+        n.stop()
+        from ipc import cleanup_stale
+        cleanup_stale()  # a SIGKILLed supervisor cannot unlink: the next one (here: us) does
+
+
+# --------------------------------------------------------------------------- modules
+
+
+def test_create_delete_routed_and_exited_published(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/proc/#")
+    with node(broker, runtimes=["test/echo"]) as n:
+        rt = n.runtime_uuid()
+        create(probe, rt, "m1")
+        create(probe, rt, "m2", argv=["!exit", "7"])
+        st = exited(probe, rt, "m2")
+        assert st["status"] == {"reason": "exited", "code": 7, "error": None}
+        assert st["type"] == "module"
+        delete(probe, rt, "m1")
+        st = exited(probe, rt, "m1")
+        assert st["status"] == {"reason": "deleted", "code": None, "error": None}
+        create(probe, rt, "m3", argv=["!profile", "abcd"])
+        prof = probe.wait_for(f"{REALM}/proc/profile/test/{rt}/m3")[0]
+        assert prof.payload == b"abcd"
+        create(probe, rt, "m4", argv=["!log", "hello-from-module"])
+        wait_until(lambda: "hello-from-module" in n.output(), 10, "module log")
+        assert "[rt.testnode:INF] [mod-m4] hello-from-module" in n.output()
+
+
+def test_malformed_control_messages_error_on_proc_log_and_node_keeps_serving(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/proc/#")
+    with node(broker, runtimes=["test/reg"]) as n:
+        rt = n.runtime_uuid()
+        topic = f"{REALM}/proc/control/{rt}"
+        probe.publish(topic, b"{this is not json")
+        errors(probe, "malformed JSON")
+        probe.publish(topic, {"action": "create", "data": {"type": "module"}})
+        errors(probe, "missing key 'uuid'")
+        probe.publish(topic, {"action": "create", "data": {"uuid": 42}})
+        errors(probe, "key 'uuid' must be str")
+        probe.publish(topic, {"action": "frobnicate", "data": {"uuid": "x"}})
+        errors(probe, "unknown action 'frobnicate'")
+        delete(probe, rt, "never-created")
+        errors(probe, "unknown module never-created")
+        create(probe, rt, "dup")
+        create(probe, rt, "dup")
+        errors(probe, "module dup already exists")
+        create(probe, rt, "bad-ch", channels=[{"path": "a", "mode": "x", "topic": "b"}])
+        errors(probe, "mode must be")
+        # still serving
+        delete(probe, rt, "dup")
+        assert exited(probe, rt, "dup")["status"]["reason"] == "deleted"
+        assert n.proc is not None and n.proc.poll() is None
+
+
+def test_runtime_full_refuses_beyond_max_nmodules(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/proc/log")
+    probe.subscribe(f"{REALM}/proc/control/#")
+    with node(broker, runtimes=["test/single"]) as n:
+        rt = n.runtime_uuid()
+        create(probe, rt, "one")
+        create(probe, rt, "two")
+        errors(probe, "is full (max_nmodules 1)")
+        delete(probe, rt, "one")
+        exited(probe, rt, "one")
+        create(probe, rt, "two")  # the slot is free again
+        delete(probe, rt, "two")
+        assert exited(probe, rt, "two")["status"]["reason"] == "deleted"
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def test_worker_sigkill_restarts_and_modules_reported_crashed(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/proc/#")
+    with node(broker, runtimes=["test/echo"]) as n:
+        rt = n.runtime_uuid()
+        create(probe, rt, "c1")
+        create(probe, rt, "c2", fault_crash="restart", channels=[{"path": "in", "mode": "r", "topic": "fc/in"},
+                                                                   {"path": "out", "mode": "w", "topic": "fc/out"}])
+        wait_until(lambda: "opened channel 1 on fc/out" in n.output(), 10, "channels of c2 open")
+        [pid] = n.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        st = exited(probe, rt, "c1")
+        assert st["status"]["reason"] == "crashed" and "died" in st["status"]["error"]
+        wait_until(lambda: n.worker_pids() and n.worker_pids() != [pid], 15, "worker restarted")
+        assert "worker died (exit -9)" in n.output()
+        # c2 (fault_crash=restart) was re-created on the new worker: its channels work again
+        probe.subscribe("fc/out")
+        wait_until(lambda: n.output().count("opened channel 1 on fc/out") >= 2, 15, "c2 re-created")
+        probe.publish("fc/in", b"again")
+        assert probe.wait_for("fc/out")[0].payload == b"again"
+        # crash on demand through a channel message
+        probe.publish("fc/in", b"!crash")
+        wait_until(lambda: n.output().count("worker died") >= 2, 15, "second crash")
+
+
+def test_fatal_after_repeated_boot_failures(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/proc/#")
+    from supervisor.identity import NAMESPACE
+    import uuid as _uuid
+
+    mgr = str(_uuid.uuid4())
+    bf = str(_uuid.uuid5(NAMESPACE, f"{mgr}/testnode.bootfail"))  # --uuid derives runtime uuids
+    with node(broker, runtimes=["test/bootfail", "test/reg"], wait_runtimes=1,
+              backoff=0.1, extra_args=["--start-retries", "3", "--uuid", mgr]) as n:
+        d = probe.wait_for(f"{REALM}/proc/reg/{bf}", lambda m: m.json()["action"] == "delete", timeout=20)[0].json()
+        assert d["data"]["type"] == "runtime" and d["data"]["uuid"] == bf
+        errors(probe, "FATAL")
+        out = n.output()
+        assert out.count("worker failed to boot") == 3
+        assert "FATAL, not restarting" in out
+        assert "setup() on purpose" in out  # the worker's own message reached the log
+        time.sleep(0.5)
+        assert n.output().count("worker started") == 4  # 3 attempts + the healthy test/reg
+        create(probe, bf, "z1")
+        errors(probe, "is FATAL")
+        # the other runtime is unaffected
+        reg = n.runtime_uuid("testnode.reg")
+        create(probe, reg, "ok1")
+        delete(probe, reg, "ok1")
+        assert exited(probe, reg, "ok1")["status"]["reason"] == "deleted"
+
+
+def test_sigterm_exits_zero_and_leaves_no_ipc_object(broker: Any) -> None:
+    n = node(broker, runtimes=["test/echo", "test/reg", "test/exec"])
+    try:
+        n.start()
+        pid = n.pid
+        assert len(ipc_objects(pid)) > 0
+        workers = n.worker_pids()
+        assert len(workers) == 3
+        titles = sorted(open(f"/proc/{w}/cmdline").read().replace("\0", " ").strip() for w in workers)
+        assert titles[0].startswith("silverline: rt.testnode.")
+    finally:
+        code = n.stop()
+    assert code == 0
+    assert ipc_objects(pid) == []
+    for w in workers:
+        assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"
+
+
+def test_exec_worker_echoes(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe("ex/out")
+    with node(broker, runtimes=["test/exec"]) as n:
+        rt = n.runtime_uuid()
+        create(probe, rt, "e1", channels=[{"path": "in", "mode": "r", "topic": "ex/in"}, {"path": "out", "mode": "w", "topic": "ex/out"}])
+        wait_until(lambda: "opened channel 1 on ex/out" in n.output(), 10, "channels open")
+        probe.publish("ex/in", b"via-exec")
+        assert probe.wait_for("ex/out")[0].payload == b"via-exec"
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def test_loopback_reaches_every_other_module_but_not_the_publisher(broker: Any, probe: MqttProbe) -> None:
+    """Modules A (runtime 1), C (runtime 1) and B (runtime 2). A publishes on t/x (and reads t/x
+    itself); B reads t/+, C reads t/#; both echo what they read to out/B and out/C."""
+    probe.subscribe("out/#")
+    probe.subscribe("t/#")
+    with node(broker, runtimes=["test/echo", "test/echo"]) as n:
+        r1, r2 = n.runtime_uuid("testnode.echo"), n.runtime_uuid("testnode.echo2")
+        create(probe, r1, "A", channels=[{"path": "in", "mode": "r", "topic": "in/A"}, {"path": "tx", "mode": "rw", "topic": "t/x"}])
+        create(probe, r2, "B", prefix="B:", channels=[{"path": "t", "mode": "r", "topic": "t/+"}, {"path": "o", "mode": "w", "topic": "out/B"}])
+        create(probe, r1, "C", prefix="C:", channels=[{"path": "t", "mode": "r", "topic": "t/#"}, {"path": "o", "mode": "w", "topic": "out/C"}])
+        wait_until(lambda: n.output().count("opened channel 1") >= 3, 10, "channels open")
+        probe.publish("in/A", b"ping", qos=0)
+        assert probe.wait_for("out/B")[0].payload == b"B:ping"
+        assert probe.wait_for("out/C")[0].payload == b"C:ping"
+        assert probe.wait_for("t/x")[0].payload == b"ping"
+        time.sleep(0.5)
+        # A reads t/x too: had it got its own publish back it would have echoed it again
+        assert len(probe.messages("t/x")) == 1
+        assert len(probe.messages("out/B")) == 1 and len(probe.messages("out/C")) == 1
+        # a broker message on t/y reaches B and C (no loopback involved), and nobody else
+        probe.publish("t/y", b"ext", qos=0)
+        assert probe.wait_for("out/B", lambda m: m.payload == b"B:ext")
+        assert probe.wait_for("out/C", lambda m: m.payload == b"C:ext")
+        # a message no channel matches is not an error
+        probe.publish("nobody/listens", b"x")
+        time.sleep(0.2)
+        assert "ERR" not in "".join(line for line in n.output().splitlines() if "nobody/listens" in line)
+
+
+def test_channel_refusals_and_sl_rewriting(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/#")
+    with node(broker, runtimes=["test/echo"]) as n:
+        rt = n.runtime_uuid()
+        # not granted; writable wildcard; $SL/ always allowed (echo read on $SL/in -> write $SL/out)
+        create(probe, rt, "s1", open=[[0, 1, "secret/topic"], [1, 2, "$SL/wild/#"], [2, 1, "$SL/in"], [3, 2, "$SL/out"]],
+               channels=[{"path": "g/", "mode": "w", "topic": "granted/"}])
+        errors(probe, "is not granted")
+        errors(probe, "wildcard")
+        wait_until(lambda: f"opened channel 3 on {REALM}/out/s1" in n.output(), 10, "$SL channel open")
+        probe.publish(f"{REALM}/in/s1", b"sl!", qos=0)
+        assert probe.wait_for(f"{REALM}/out/s1")[0].payload == b"sl!"
+        # closing the only reader unsubscribes: later messages are not delivered
+        probe.publish(f"{REALM}/in/s1", b"!close", qos=0)
+        wait_until(lambda: f"unsubscribe {REALM}/in/s1" in n.output(), 10, "unsubscribed")
+
+
+def test_reconnect_after_broker_restart_resubscribes_and_registers_again(broker: Any) -> None:
+    with node(broker, name="rcnode", runtimes=["test/echo"]) as n:
+        rt = n.runtime_uuid()
+        p1 = MqttProbe(broker.port)
+        try:
+            create(p1, rt, "r1", channels=[{"path": "in", "mode": "r", "topic": "rc/in"}, {"path": "out", "mode": "w", "topic": "rc/out"}])
+            wait_until(lambda: "opened channel 1 on rc/out" in n.output(), 10, "channels open")
+        finally:
+            p1.close()
+        broker.stop()
+        time.sleep(0.5)
+        broker.start()
+        p2 = MqttProbe(broker.port)
+        try:
+            p2.subscribe(f"{REALM}/proc/reg/#")
+            p2.subscribe("rc/out")
+            p2.wait_for(f"{REALM}/proc/reg/{n.manager_uuid}", lambda m: m.json()["action"] == "create", timeout=30)
+            p2.wait_for(f"{REALM}/proc/reg/{rt}", lambda m: m.json()["action"] == "create", timeout=30)
+            assert "reconnected" in n.output()
+            p2.publish("rc/in", b"after-restart", qos=0)  # the channel subscription was restored
+            assert p2.wait_for("rc/out")[0].payload == b"after-restart"
+            p2.subscribe(f"{REALM}/proc/control/{rt}")
+            delete(p2, rt, "r1")
+            assert exited(p2, rt, "r1")["status"]["reason"] == "deleted"
+        finally:
+            p2.close()
+
+
+def test_sd_notify_messages(broker: Any) -> None:
+    d = tempfile.mkdtemp(prefix="sl-notify-")
+    path = os.path.join(d, "notify.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(10)
+    got: list[str] = []
+    try:
+        n = node(broker, runtimes=["test/reg"], env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        try:
+            n.start()
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not ("READY=1" in got and got.count("WATCHDOG=1") >= 2):
+                got += srv.recv(4096).decode().split("\n")
+        finally:
+            assert n.stop() == 0
+        srv.settimeout(2)
+        try:
+            while "STOPPING=1" not in got:
+                got += srv.recv(4096).decode().split("\n")
+        except socket.timeout:
+            pass
+    finally:
+        srv.close()
+        os.unlink(path)
+        os.rmdir(d)
+    assert "READY=1" in got
+    assert any(x.startswith("STATUS=") and "runtimes" in x for x in got)
+    assert got.count("WATCHDOG=1") >= 2
+    assert "STOPPING=1" in got
+
+
+def test_same_name_keeps_uuids_across_restarts(broker: Any) -> None:
+    d = tempfile.mkdtemp(prefix="sl-state-")
+    try:
+        with node(broker, name="stable", runtimes=["test/reg"], state_dir=d) as a:
+            first = (a.manager_uuid, dict(a.runtime_uuids))
+        with node(broker, name="stable", runtimes=["test/reg"], state_dir=d) as b:
+            assert (b.manager_uuid, b.runtime_uuids) == first
+    finally:
+        import shutil
+
+        shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""Pure channel topic rules: $SL rewriting, grants, wildcards, matching."""
+from __future__ import annotations
+
+import pytest
+
+from ipc import messages as M
+from supervisor import topics as T
+from supervisor.topics import ChannelError, Grant, resolve
+
+R, W = T.FLAG_READ, T.FLAG_WRITE
+
+
+def test_flags_agree_with_ipc_messages() -> None:
+    assert (T.FLAG_READ, T.FLAG_WRITE, T.FLAG_QOS1, T.FLAG_QOS2) == (M.FLAG_READ, M.FLAG_WRITE, M.FLAG_QOS1, M.FLAG_QOS2)
+
+
+def test_sl_prefix_rewritten_with_realm_and_module_uuid() -> None:
+    assert resolve("$SL/proc/stdio", W, realm="rr", module_uuid="u1", grants=[]) == "rr/proc/stdio/u1"
+
+
+def test_grant_prefix_rewritten_and_mode_checked() -> None:
+    g = [Grant("in", "r", "app/in"), Grant("out", "w", "app/out"), Grant("io/", "rw", "x/")]
+    assert resolve("in/a", R, realm="r", module_uuid="u", grants=g) == "app/in/a"
+    assert resolve("out", W, realm="r", module_uuid="u", grants=g) == "app/out"
+    assert resolve("io/z", R | W, realm="r", module_uuid="u", grants=g) == "x/z"
+    with pytest.raises(ChannelError, match="read-only"):
+        resolve("in", W, realm="r", module_uuid="u", grants=g)
+    with pytest.raises(ChannelError, match="write-only"):
+        resolve("out", R, realm="r", module_uuid="u", grants=g)
+    with pytest.raises(ChannelError, match="not granted"):
+        resolve("other", R, realm="r", module_uuid="u", grants=g)
+
+
+def test_no_grants_none_means_no_access_control() -> None:
+    assert resolve("any/topic", R, realm="r", module_uuid="u", grants=None) == "any/topic"
+
+
+def test_writable_wildcard_refused_readable_allowed() -> None:
+    for topic in ("a/+/b", "a/#"):
+        with pytest.raises(ChannelError, match="wildcard"):
+            resolve(topic, W, realm="r", module_uuid="u", grants=None)
+        with pytest.raises(ChannelError, match="wildcard"):
+            resolve(topic, R | W, realm="r", module_uuid="u", grants=None)
+        assert resolve(topic, R, realm="r", module_uuid="u", grants=None) == topic
+
+
+def test_neither_read_nor_write_refused() -> None:
+    with pytest.raises(ChannelError, match="neither"):
+        resolve("a", T.FLAG_QOS1, realm="r", module_uuid="u", grants=None)
+
+
+def test_qos_from_flags() -> None:
+    assert T.qos_of(R) == 0 and T.qos_of(R | T.FLAG_QOS1) == 1 and T.qos_of(W | T.FLAG_QOS2 | T.FLAG_QOS1) == 2
+
+
+@pytest.mark.parametrize("sub,topic,ok", [
+    ("a/b", "a/b", True), ("a/+", "a/b", True), ("a/+", "a/b/c", False), ("a/#", "a", True),
+    ("a/#", "a/b/c", True), ("#", "x/y", True), ("+/+", "a/b", True), ("+", "a/b", False),
+    ("a/+/c", "a/x/c", True), ("a/+/c", "a/x/d", False), ("#", "$SYS/x", False), ("a/b", "a/b/c", False),
+    ("+/b", "/b", True),
+])
+def test_matches_like_mqtt(sub: str, topic: str, ok: bool) -> None:
+    import paho.mqtt.client as mqtt
+
+    assert T.matches(sub, topic) is ok
+    assert mqtt.topic_matches_sub(sub, topic) is ok  # the reference implementation agrees
+
+
+def test_parse_grants_errors_name_the_entry() -> None:
+    with pytest.raises(ValueError, match=r"channels\[1\]: key 'topic'"):
+        T.parse_grants([{"path": "a", "mode": "r", "topic": "b"}, {"path": "a", "mode": "r"}])
+    with pytest.raises(ValueError, match="mode"):
+        T.parse_grants([{"path": "a", "mode": "x", "topic": "b"}])
+    assert T.parse_grants(None) == []
