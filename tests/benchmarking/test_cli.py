@@ -1,0 +1,126 @@
+"""manage.py benchmark / report / engines / cpufreq: end to end with a real broker, orchestrator,
+node and collector; report renders its table and plots from the collected files."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Iterator
+
+import pytest
+
+from cli import benchmark, cpufreq, engines as engines_cli, report
+from collector import Collector, ProfileStore
+from tests.helpers.node import running_node
+from tests.orchestrator.proc import OrchestratorProc
+
+
+@pytest.fixture
+def orchestrator(broker, tmp_path) -> Iterator[OrchestratorProc]:  # type: ignore[no-untyped-def]
+    o = OrchestratorProc(broker.port, str(tmp_path))
+    o.start()
+    try:
+        yield o
+    finally:
+        o.stop()
+
+
+def test_benchmark_collect_report_end_to_end(broker, orchestrator, wasm, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"mqtt": "127.0.0.1", "mqtt_port": broker.port, "http": "127.0.0.1",
+                               "http_port": orchestrator.http_port}))
+    data = tmp_path / "data"
+    col = Collector(ProfileStore(str(data)), "127.0.0.1", broker.port).start()
+    try:
+        with running_node(broker, name="bn", runtimes=["benchmarking", "benchmarking/if"], reg_timeout=5) as node:
+            names = list(node.runtime_uuids)
+            bench = [n for n in names if n.endswith(".benchmarking")][0]
+            inter = [n for n in names if n.endswith(".if") or n.endswith(".interference")][0]
+            rc = benchmark.main(["-c", str(cfg), "-f", wasm["spin"], "-f", wasm["memory"], "-r", bench,
+                                 "--engine", "wasmtime-aot", "--engine", "wasmtime", "-k", "3", "--argv", "3",
+                                 "--wait", "--timeout", "240"])
+            assert rc == 0, capsys.readouterr().err
+            out = capsys.readouterr().out
+            assert out.count("created ") == 4  # 1 runtime x 2 files x 2 engines
+            if len(os.sched_getaffinity(0)) >= 2:
+                rc = benchmark.main(["-c", str(cfg), "-f", wasm["spin"], "-f", wasm["spin"], "-r", inter, "--interference", "2",
+                                     "--engine", "wasmtime-aot", "--argv", "3", "--limit", "1.5", "--wait", "--timeout", "120"])
+                assert rc == 0
+        deadline_files = 4 + (1 if len(os.sched_getaffinity(0)) >= 2 else 0)
+        import time
+        end = time.monotonic() + 20
+        while len(col.store.written) < deadline_files and time.monotonic() < end:
+            time.sleep(0.1)
+        assert len(col.store.written) == deadline_files
+    finally:
+        col.stop()
+    capsys.readouterr()
+    plots = tmp_path / "plots"
+    assert report.main([str(data), "-o", str(plots), "-c", str(cfg)]) == 0
+    table = capsys.readouterr().out
+    assert "median ms" in table and "spin.wasm" in table and "memory.wasm" in table
+    rows = [ln for ln in table.splitlines() if ln.startswith(("spin.wasm", "memory.wasm"))]
+    assert any("wasmtime-aot" in r and " alone " in r for r in rows)
+    assert os.path.exists(plots / "walltime_spin.wasm.png") and os.path.exists(plots / "walltime_memory.wasm.png")
+    assert report.main([str(data), "--json", "--no-plots", "-c", str(cfg)]) == 0
+    js = json.loads(capsys.readouterr().out)
+    spin = [r for r in js["rows"] if r["module"] == "spin.wasm" and r["kind"] == "alone"]
+    assert {r["engine"] for r in spin} == {"wasmtime", "wasmtime-aot"} and all(r["n"] == 3 for r in spin)
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert os.path.exists(plots / "interference.png")
+        inter_rows = [r for r in js["rows"] if r["kind"] == "interference-2"]
+        assert inter_rows and inter_rows[0]["slowdown"] is not None
+
+
+def test_benchmark_dry_run_and_errors(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    argfile = tmp_path / "args.json"
+    argfile.write_text(json.dumps({"a.wasm": ["1", "2 x"], "b.wasm": ["3"]}))
+    assert benchmark.main(["--dry-run", "-f", "/m/a.wasm", "-f", "/m/b.wasm", "-r", "R1", "-r", "R2", "--engine", "wasmtime",
+                           "--engine", "native", "--argfile", str(argfile), "--norepeat", "--shuffle", "--eshuffle",
+                           "--ilimit", "2"]) == 0
+    msgs = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert len(msgs) == 2 * 2 * 2
+    a = [m for m in msgs if m["file"] == "/m/a.wasm"][0]
+    assert a["args"]["argv"] == [["1"], ["2", "x"]] and "repeat" not in a["args"] and a["args"]["ilimit"] == 2.0
+    assert benchmark.main(["--dry-run", "-f", "a", "-r", "R", "-k", "zero"]) == 1
+    assert "--repeat must be a whole number" in capsys.readouterr().err
+    assert benchmark.main(["--dry-run", "-f", "a", "-r", "R", "--norepeat"]) == 1
+    assert "--norepeat needs --argfile" in capsys.readouterr().err
+
+
+def test_engines_and_cpufreq(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert engines_cli.main(["--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["wasmtime"]["available"] and "iwasm-i" in table and table["native"]["kind"] == "embedded"
+    # no cpufreq in sysfs: a clear message
+    assert cpufreq.main(["--sysfs", str(tmp_path / "nothing"), "-g", "performance"]) == 1
+    assert "no cpufreq interface" in capsys.readouterr().err
+    # a cpufreq tree (the kernel's file layout) gets written
+    root = tmp_path / "cpu"
+    for n in (0, 1):
+        d = root / f"cpu{n}" / "cpufreq"
+        d.mkdir(parents=True)
+        for k, v in {"scaling_governor": "ondemand", "scaling_available_governors": "ondemand performance powersave",
+                     "cpuinfo_min_freq": "800000", "cpuinfo_max_freq": "3000000", "scaling_min_freq": "800000",
+                     "scaling_max_freq": "3000000", "scaling_cur_freq": "1200000"}.items():
+            (d / k).write_text(v + "\n")
+    (root / "cpufreq").mkdir()
+    (root / "cpufreq" / "boost").write_text("1\n")
+    assert cpufreq.main(["--sysfs", str(root), "-g", "performance", "--max", "1.8GHz", "-b", "off", "--cpus", "1"]) == 0
+    assert (root / "cpu1" / "cpufreq" / "scaling_governor").read_text() == "performance"
+    assert (root / "cpu0" / "cpufreq" / "scaling_governor").read_text().strip() == "ondemand"
+    assert (root / "cpu1" / "cpufreq" / "scaling_max_freq").read_text() == "1800000"
+    assert (root / "cpufreq" / "boost").read_text() == "0"
+    assert cpufreq.main(["--sysfs", str(root), "--max", "9GHz"]) == 1
+    assert "outside the hardware range" in capsys.readouterr().err
+    assert cpufreq.main(["--sysfs", str(root), "-g", "turbo"]) == 1
+    assert "not available" in capsys.readouterr().err
+    assert cpufreq.main(["--sysfs", str(root), "--reset", "--show"]) == 0
+    assert "cpu1" in capsys.readouterr().out
+
+
+def test_report_errors(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert report.main([str(tmp_path / "missing")]) == 1
+    assert "is not a directory" in capsys.readouterr().err
+    assert report.main([str(tmp_path)]) == 1
+    assert "no benchmark data" in capsys.readouterr().err
