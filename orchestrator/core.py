@@ -37,6 +37,15 @@ log = logging.getLogger("orch")
 Publish = Callable[[str, bytes], None]
 
 MISSED_KEEPALIVES = 3  # ours: a runtime is dead after this many silent intervals
+STALL_CREDIT = 0.5  # seconds: a message that took longer than this is credited to every runtime's keepalive clock
+
+
+def _process_of(info: dict[str, Any]) -> tuple[Any, Any] | None:
+    """(host, pid) from a runtime registration's metadata, if the node sent them."""
+    meta = info.get("metadata")
+    if isinstance(meta, dict) and "pid" in meta:
+        return (meta.get("host"), meta.get("pid"))
+    return None
 
 
 class Refused(Exception):
@@ -95,6 +104,7 @@ class Orchestrator:
     # -- entry points -------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes) -> None:
         """Handle one MQTT message; refusals go to proc/log, nothing raises."""
+        t0 = self.clock()
         try:
             with self.store.transaction():
                 self._dispatch(topic, payload)
@@ -106,6 +116,12 @@ class Orchestrator:
             self._out.clear()
             self.report(f"internal error: {type(e).__name__}: {e}", topic, payload)
         self.flush()
+        stall = self.clock() - t0
+        if stall > STALL_CREDIT:
+            # keepalives waited behind this message (e.g. a 100k create_batch): do not count it against them
+            for n in self.nodes.values():
+                if n.alive:
+                    n.last_seen += stall
 
     def tick(self, now: float | None = None) -> None:
         """Mark runtimes dead whose keepalives stopped."""
@@ -209,6 +225,12 @@ class Orchestrator:
             if old.kind != kind or old.name != name or old.parent != parent:
                 raise Refused(f"{where}: uuid {uuid} is already alive as {old.kind} {old.name!r}"
                               f" (parent {old.parent}); refusing {kind} {name!r} (parent {parent})")
+            if kind == RUNTIME and _process_of(old.info) != _process_of(node.info) and None not in (_process_of(old.info), _process_of(node.info)):
+                # ours: the node restarted faster than its death was noticed (power cut, no
+                # last will yet): its modules are gone with the old process, so resurrect them
+                log.info("runtime %s (%s) came back as another process %s: its modules were lost",
+                         name, uuid, _process_of(node.info))
+                self._runtime_dead(old)
             # the same object again (e.g. after a broker reconnect): refresh, keep its modules
             node.children, node.queue, node.killed, node.last_pick = old.children, old.queue, old.killed, old.last_pick
             log.info("%s %s (%s) registered again: refreshed", kind, name, uuid)

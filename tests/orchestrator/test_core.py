@@ -46,10 +46,12 @@ class Harness:
     def manager(self, uuid: str = "m-0001", name: str = "node1") -> None:
         self.send(f"{R}/proc/reg/{uuid}", envelope("create", {"type": "manager", "uuid": uuid, "name": name}))
 
-    def runtime(self, uuid: str, name: str, max_n: int = 0, apis: list[str] | None = None, parent: str = "m-0001") -> dict[str, Any]:
+    def runtime(self, uuid: str, name: str, max_n: int = 0, apis: list[str] | None = None, parent: str = "m-0001",
+                pid: int | None = None) -> dict[str, Any]:
         self.send(f"{R}/proc/reg/{uuid}", envelope("create", {
             "type": "runtime", "uuid": uuid, "name": name, "runtime_type": "linux", "max_nmodules": max_n,
-            "apis": apis if apis is not None else ["wasm", "wasi"], "platform": {}, "metadata": {}, "parent": parent}))
+            "apis": apis if apis is not None else ["wasm", "wasi"], "platform": {},
+            "metadata": {"host": "h", "pid": pid} if pid else {}, "parent": parent}))
         replies = self.take(f"{R}/proc/reg/{uuid}")
         assert replies, "no registration reply"
         return replies[-1][1]
@@ -288,3 +290,33 @@ def test_queries_use_indexes(h: Harness) -> None:
     ]:
         plan = " ".join(str(r[-1]) for r in c.execute("EXPLAIN QUERY PLAN " + sql, args))
         assert "SCAN modules" not in plan, (sql, plan)
+
+
+def test_same_runtime_from_a_new_process_resurrects_its_modules(h: Harness) -> None:
+    """A node restarted before its death was noticed: same uuid and name, another pid."""
+    h.manager()
+    h.runtime("rt-1", "one", pid=100)
+    h.create("a", parent="one")
+    h.take()
+    h.runtime("rt-1", "one", pid=100)  # a broker reconnect: same process, modules still there
+    assert h.creates("rt-1") == []
+    h.runtime("rt-1", "one", pid=200)  # a new process: the module is re-created
+    assert h.creates("rt-1") == ["a"]
+    assert h.status("a") == "A"
+
+
+def test_a_long_message_does_not_cost_runtimes_their_keepalives(h: Harness) -> None:
+    h.manager()
+    h.runtime("rt-1", "one")
+    real = h.o.clock
+    calls = [0]
+
+    def slow_clock() -> float:  # the batch below "takes" 10 s of orchestrator time
+        calls[0] += 1
+        return real() + (10.0 if calls[0] > 1 else 0.0)
+
+    h.o.clock = slow_clock
+    h.send(f"{R}/proc/control", envelope("create_batch", {"modules": [{"uuid": "x", "file": "f"}]}))
+    h.o.clock = lambda: h.now + 10.0
+    h.o.tick()
+    assert h.o.nodes["rt-1"].alive
