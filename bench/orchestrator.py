@@ -111,11 +111,11 @@ def run(n: int, samples: int, baseline_samples: int) -> dict[str, Any]:
         # dequeue: a running module exits, the head of its runtime's queue starts
         lat_dequeue = []
         for j in range(samples):
-            rt = o.nodes[rts[j % RUNTIMES]]
-            victim = next(iter(rt.children))
+            node = o.nodes[rts[j % RUNTIMES]]
+            victim = next(iter(node.children))
             msg = orjson.dumps(envelope("exited", {"type": "module", "uuid": victim, "status": {"reason": "exited", "code": 0, "error": None}}))
             t0 = time.perf_counter()
-            o.handle(f"{R}/proc/control/{rt.uuid}", msg)
+            o.handle(f"{R}/proc/control/{node.uuid}", msg)
             lat_dequeue.append((time.perf_counter() - t0) * 1e3)
         depth_after = store.count_modules(("Q",))
 

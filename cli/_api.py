@@ -109,10 +109,10 @@ class Api:
             raise CliError(f"orchestrator at {url} sent something that is not JSON: {e}") from None
 
     def runtime(self, q: str) -> dict[str, Any] | None:
-        return self.get(f"/api/runtimes/{urllib.parse.quote(q, safe='')}/")  # type: ignore[no-any-return]
+        return self.get(f"/api/runtimes/{urllib.parse.quote(q, safe='')}/")
 
     def module(self, q: str) -> dict[str, Any] | None:
-        return self.get(f"/api/modules/{urllib.parse.quote(q, safe='')}/")  # type: ignore[no-any-return]
+        return self.get(f"/api/modules/{urllib.parse.quote(q, safe='')}/")
 
     def runtimes(self, queued: int = 100) -> list[dict[str, Any]]:
         """Every alive runtime (all pages)."""

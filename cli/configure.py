@@ -77,9 +77,9 @@ def platform_facts(target: str | None = None, cpu: str | None = None) -> dict[st
         if level and size:
             name = f"l{level}" + ({"data": "d", "instruction": "i"}.get(kind, ""))
             caches[f"{name}_size"] = size
-            line = _read(f"{base}/{idx}/coherency_line_size")
-            if line and line.isdigit():
-                caches[f"{name}_line"] = int(line)
+            linesize = _read(f"{base}/{idx}/coherency_line_size")
+            if linesize and linesize.isdigit():
+                caches[f"{name}_line"] = int(linesize)
     try:
         mem_total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):

@@ -61,9 +61,9 @@ def build_args(opts: dict[str, Any]) -> dict[str, Any]:
             argv.extend(shlex.split(a))
         except ValueError as e:
             raise CliError(f"--argv {a!r}: {e}") from None
-    for e in opts["--env"]:
-        if "=" not in e or e.startswith("="):
-            raise CliError(f"--env {e!r} must be KEY=VALUE")
+    for item in opts["--env"]:
+        if "=" not in item or item.startswith("="):
+            raise CliError(f"--env {item!r} must be KEY=VALUE")
     args: dict[str, Any] = {"argv": argv, "env": list(opts["--env"]), "dirs": list(opts["--dir"])}
     period = _num(opts, "--period", int, 1)
     util = _num(opts, "--utilization", float, 0.0, 1.0)

@@ -114,7 +114,7 @@ class Service:
             c.tls_set(ca_certs=self.cfg.ssl_ca, certfile=self.cfg.ssl_cert, keyfile=self.cfg.ssl_key,
                       cert_reqs=ssl.CERT_REQUIRED)
             c.tls_insecure_set(self.cfg.ssl_insecure)
-        c.reconnect_delay_set(0.2, 5)
+        c.reconnect_delay_set(1, 5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_connect_fail = self._on_connect_fail
