@@ -195,3 +195,26 @@ def test_sudo_reads_the_password_from_the_environment_and_never_hands_it_to_the_
     assert rc == 0, out
     assert "dev1| 0" in out and "dev2| done dev2" in out
     assert "s3cret-pw" not in out
+
+
+def test_update_pulls_and_reinstalls(cluster: Cluster) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    origin = cluster.root / "origin"
+    subprocess.run([*git, "init", "-q", str(origin)], check=True)
+    (origin / "f").write_text("v1")
+    subprocess.run([*git, "-C", str(origin), "add", "f"], check=True)
+    subprocess.run([*git, "-C", str(origin), "commit", "-qm", "v1"], check=True)
+    clone = cluster.root / "clone-dev1"
+    subprocess.run([*git, "clone", "-q", str(origin), str(clone)], check=True)
+    pip = clone / ".venv" / "bin" / "pip"
+    pip.parent.mkdir(parents=True)
+    pip.write_text('#!/bin/sh\necho "$@" > pip.args\n')  # stands in for the venv's pip
+    pip.chmod(0o755)
+    (origin / "f").write_text("v2")
+    subprocess.run([*git, "-C", str(origin), "commit", "-qam", "v2"], check=True)
+    head = subprocess.run(["git", "-C", str(origin), "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+    rc, out, _ = cluster.run("update", "-d", "dev1", "--path", str(cluster.root / "clone-{name}"))
+    assert rc == 0, out
+    assert (clone / "f").read_text() == "v2" and f"now at {head}" in out
+    assert (clone / "pip.args").read_text().split() == ["install", "-q", "-e", "."]
