@@ -137,3 +137,35 @@ def test_delete_kills_the_running_child(broker, probe, wasm) -> None:  # type: i
                                                       "data": {"type": "module", "uuid": "m-long"}})
         st = exited(probe, rt, "m-long", timeout=30)
         assert st["status"]["reason"] == "deleted"
+
+
+def test_children_inherit_the_cpu_set_of_start_py_g(broker, probe, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    script = tmp_path / "affinity.sh"
+    script.write_text("#!/bin/sh\ngrep Cpus_allowed_list /proc/self/status\n")
+    script.chmod(0o755)
+    out = tmp_path / "out.txt"
+    probe.subscribe(f"{REALM}/proc/#")
+    with running_node(broker, runtimes=["benchmarking"], extra_args=["-g", str(cpu)]) as node:
+        rt = node.runtime_uuid()
+        reg = [r for r in node.registrations if r["data"].get("type") == "runtime"][0]["data"]
+        assert reg["metadata"]["cpus"] == [cpu]
+        create(probe, rt, "aff", str(script), engine="native", repeat=2, stdout=str(out))
+        assert exited(probe, rt, "aff")["status"]["reason"] == "exited"
+    lines = out.read_text().split("\n")
+    assert [ln.split()[-1] for ln in lines if ln] == [str(cpu), str(cpu)]  # output kept only because asked
+
+
+def test_wasmer_engine_or_a_clear_refusal(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+    from runtimes.benchmarking import engines
+
+    probe.subscribe(f"{REALM}/proc/#")
+    with running_node(broker, runtimes=["benchmarking"]) as node:
+        rt = node.runtime_uuid()
+        create(probe, rt, "wm", wasm["spin"], engine="wasmer", argv=["1"], repeat=2)
+        st = exited(probe, rt, "wm")
+        if engines.availability("wasmer")[0]:
+            assert st["status"] == {"reason": "exited", "code": 0, "error": None}
+            assert len(payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "wm"))["wall_us"]) == 2
+        else:
+            assert st["status"]["reason"] == "error" and "'wasmer' is not available" in st["status"]["error"]
