@@ -297,10 +297,11 @@ class WorkerEndpoint:
                 if self.inbox.mark_sleeping():
                     self.inbox.mark_awake()
                     continue
-                bell = self._down.receive(left)
+                self._down.receive(left)
                 self.inbox.mark_awake()
-                while bell is not None:  # swallow the other pending doorbells
-                    bell = self._down.receive(0)
+                # Other doorbells are not swallowed here: there is one producer, which rings
+                # once per sleep episode; a stale bell only costs one spurious wake-up later,
+                # while draining would cost a syscall on every wake-up.
             else:
                 bell = self._down.receive(left)
                 if bell is not None:

@@ -3,6 +3,7 @@ fails any test leaving a POSIX queue or shared-memory object of ours behind."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from typing import Iterator
 
@@ -35,11 +36,33 @@ def _ipc_objects() -> set[str]:
     return found
 
 
+def _owner_pid(path: str) -> int:
+    m = re.match(r"sl\.(\d+)", os.path.basename(path))
+    return int(m.group(1)) if m else -1
+
+
+def _is_ours(pid: int) -> bool:
+    """Dead (a real leak), or alive and a descendant of this pytest (not stopped).
+
+    Objects of live processes that are not ours belong to someone else's concurrent run.
+    """
+    me = os.getpid()
+    while pid > 1:
+        if pid == me:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return True  # gone: nobody will unlink it any more
+    return False
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_ipc() -> Iterator[None]:
     before = _ipc_objects()
     yield
-    leaked = _ipc_objects() - before
+    leaked = {p for p in _ipc_objects() - before if _is_ours(_owner_pid(p))}
     for path in leaked:  # clean up so one leak does not cascade into other tests
         try:
             os.unlink(path)
