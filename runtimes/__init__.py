@@ -64,6 +64,7 @@ REGISTRY: dict[str, RuntimeSpec] = {
         RuntimeSpec("test/reg", "runtimes.testing:RegRuntime", "registers and runs nothing"),
         RuntimeSpec("test/echo", "runtimes.testing:EchoRuntime", "echoes channel messages; crash/exit on demand"),
         RuntimeSpec("test/single", "runtimes.testing:SingleEchoRuntime", "test/echo with max_nmodules 1"),
+        RuntimeSpec("test/bench", "runtimes.testing:BenchRuntime", "latency/throughput source and sink (bench/channels.py)"),
         RuntimeSpec("test/bootfail", "runtimes.testing:BootFailRuntime", "fails in setup() (tests the FATAL state)"),
         RuntimeSpec("test/exec", "runtimes.testing:ExecEchoRuntime", "test/echo, exec'd in a fresh interpreter"),
     )

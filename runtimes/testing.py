@@ -127,3 +127,65 @@ class ExecEchoRuntime(EchoRuntime):
     @classmethod
     def exec_command(cls, settings: dict[str, Any]) -> list[str] | None:
         return [settings.get("python") or sys.executable, "-m", "runtimes.worker_main"]
+
+
+class BenchRuntime(Runtime):
+    """`test/bench` (bench/channels.py): modules with `args.role` "source" or "sink".
+
+    source: grants `data` (w) and `ctl` (r). A ctl message `go N GAP_US SIZE` publishes N messages
+    `[seq:u32][t_ns:u64][pad]` on `data` (GAP_US between them, 0 = burst), then an end marker.
+    sink: grants `data` (r) and `res` (w). Records one-way latency (CLOCK_MONOTONIC is system wide)
+    of every message; on the end marker publishes `{"lat_us": [...], "first_ns", "last_ns"}` on `res`.
+    """
+
+    RUNTIME_TYPE = "test"
+    MAX_NMODULES = 8
+    APIS = ["channels"]
+    END = 0xFFFFFFFF
+
+    def setup(self) -> None:
+        import struct
+
+        self.hdr = struct.Struct("<IQ")
+        self.role: dict[int, str] = {}
+        self.lat: dict[int, list[float]] = {}
+        self.first: dict[int, int] = {}
+
+    def on_create(self, index: int, module: Module) -> None:
+        args = module.data.get("args") or {}
+        self.role[index] = str(args.get("role", "sink"))
+        self.lat[index] = []
+        for fd, g in enumerate(module.grants):
+            flags = (M.FLAG_READ if "r" in g.mode else 0) | (M.FLAG_WRITE if "w" in g.mode else 0)
+            self.open_channel(index, fd, flags, g.path)
+
+    def on_channel_message(self, index: int, fd: int, payload: bytes) -> None:
+        import time
+
+        if self.role.get(index) == "source":
+            parts = payload.split()
+            if not parts or parts[0] != b"go":
+                return
+            n, gap_us, size = (int(x) for x in parts[1:4])
+            pad = b"x" * max(0, size - self.hdr.size)
+            gap = gap_us / 1e6
+            for seq in range(n):
+                self.publish(index, 0, self.hdr.pack(seq, time.monotonic_ns()) + pad)
+                if gap:
+                    time.sleep(gap)
+            self.publish(index, 0, self.hdr.pack(self.END, time.monotonic_ns()))
+            return
+        now = time.monotonic_ns()
+        seq, t = self.hdr.unpack_from(payload)
+        if seq == self.END:
+            import orjson
+
+            lat = self.lat[index]
+            self.publish(index, 1, orjson.dumps({"lat_us": lat, "first_ns": self.first.get(index, 0), "last_ns": self._last}))
+            self.lat[index] = []
+            self.first.pop(index, None)
+            return
+        if index not in self.first:
+            self.first[index] = t
+        self._last = now
+        self.lat[index].append((now - t) / 1000.0)

@@ -39,6 +39,7 @@ log = logging.getLogger("mgr")
 chlog = logging.getLogger("ch")
 
 S = WorkerState
+TIMER_GRAIN = 0.02  # seconds between looks at the timers while messages flow
 DATA_SEND_TIMEOUT = 1.0  # a worker that does not drain its ring for this long loses the message (logged)
 
 
@@ -193,27 +194,42 @@ class Supervisor:
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
+        # Timers (registration, keepalive, restarts, watchdog, reconnect) are looked at most every
+        # TIMER_GRAIN seconds: on the message path the loop does only select, drain and flush.
+        timer_due = 0.0
+        drain_ipc = False
         while True:
-            if self.stopping and all(w.pid is None for w in self.workers):
-                return
-            if self.stopping and time.monotonic() >= self._stop_deadline:
-                return  # _shutdown kills the stragglers
-            timeout = self._timeout()
-            pending = self.node.before_sleep()
+            now = time.monotonic()
+            if now >= timer_due:
+                if self.stopping and all(w.pid is None for w in self.workers):
+                    return
+                if self.stopping and now >= self._stop_deadline:
+                    return  # _shutdown kills the stragglers
+                self._timers()
+                timeout = min(self._timeout(), TIMER_GRAIN)
+                timer_due = now + timeout
+            else:
+                timeout = timer_due - now
+            held = self.link is not None and self.link.backlog()  # backpressure: wait for the socket
+            pending = self.node.before_sleep() and not held
             events = self.selector.select(0 if pending else timeout)
             self.node.after_wake()
             for key, mask in events:
                 what = key.data
                 if what == "ipc":
-                    self.node.drain_doorbells()
+                    drain_ipc = True
                 elif what == "signal":
                     self._handle_signals()
+                    timer_due = 0.0
                 elif what == "stdin":
                     self._handle_stdin()
                 elif isinstance(what, MqttLink):
                     what.handle(mask)
-            self._drain_workers()
-            self._timers()
+            if not (self.link is not None and self.link.backlog()):
+                self._drain_workers()
+            if drain_ipc:  # after the rings: the message that rang is handled first
+                self.node.drain_doorbells()
+                drain_ipc = False
             if self.link is not None:
                 self.link.flush()
 
@@ -530,11 +546,11 @@ class Supervisor:
         except ChannelError as e:
             chlog.error("%s: %s (message of %d bytes dropped)", w.name, e, len(payload))
             return
+        for r in self.table.loopback(ch):  # local receivers first: they are the cheaper, faster hop
+            self._deliver(r.slot, r.index, r.fd, payload)
         if self.link is not None:
             self.link.publish(ch.topic, payload, ch.qos)
         self._stats["published"] += 1
-        for r in self.table.loopback(ch):
-            self._deliver(r.slot, r.index, r.fd, payload)
 
     def _deliver(self, slot: int, index: int, fd: int, payload: bytes) -> None:
         w = self.workers[slot]
