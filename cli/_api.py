@@ -26,8 +26,6 @@ from common.wire import Topics, encode, envelope
 
 log = logging.getLogger("cli")
 
-CONFIG_HELP = "Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults)."
-
 
 class CliError(Exception):
     """A mistake or an unreachable service, said in one line."""
@@ -126,54 +124,102 @@ class Api:
                 return out
 
 
-def publish(cfg: Config, messages: list[tuple[str, dict[str, Any]]], timeout: float = 10.0) -> None:
-    """Publish (topic, envelope) pairs with QoS 1 and wait until the broker has them all."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+class Session:
+    """An MQTT connection for the scripts' writes; optionally collects errors from proc/log."""
 
-    where = f"{cfg.mqtt}:{cfg.mqtt_port}"
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    if cfg.mqtt_username:
-        try:
-            c.username_pw_set(cfg.mqtt_username, cfg.password())
-        except ConfigError as e:
-            raise CliError(f"bad config: {e}") from None
-    if cfg.use_ssl:
-        import ssl
-        c.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key, cert_reqs=ssl.CERT_REQUIRED)
-        c.tls_insecure_set(cfg.ssl_insecure)
-    connected = threading.Event()
-    refused: list[str] = []
+    def __init__(self, cfg: Config, timeout: float = 10.0) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
-    def on_connect(cl: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        self.cfg = cfg
+        self.timeout = timeout
+        self.where = f"{cfg.mqtt}:{cfg.mqtt_port}"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._refused: list[str] = []
+        self._errors: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, cl: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if rc.is_failure:
-            refused.append(str(rc))
-        connected.set()
+            self._refused.append(str(rc))
+        self._connected.set()
 
-    c.on_connect = on_connect
-    try:
-        c.connect(cfg.mqtt, cfg.mqtt_port, keepalive=30)
-    except (OSError, ValueError) as e:
-        raise CliError(f"cannot reach the MQTT broker at {where}: {getattr(e, 'strerror', None) or e}"
-                       " (config keys `mqtt`/`mqtt_port`)") from None
-    c.loop_start()
-    try:
-        if not connected.wait(timeout):
-            raise CliError(f"MQTT broker at {where} did not answer the connect within {timeout:g} s")
-        if refused:
-            raise CliError(f"MQTT broker at {where} refused the connection: {refused[0]}")
-        infos = [c.publish(topic, encode(msg), qos=1) for topic, msg in messages]
+    def _on_message(self, cl: Any, u: Any, msg: Any) -> None:
+        try:
+            m = json.loads(msg.payload)
+        except ValueError:
+            return
+        if isinstance(m, dict) and isinstance(m.get("data"), dict):
+            with self._lock:
+                self._errors.append(m["data"])
+
+    def __enter__(self) -> "Session":
+        c, cfg = self.client, self.cfg
+        if cfg.mqtt_username:
+            try:
+                c.username_pw_set(cfg.mqtt_username, cfg.password())
+            except ConfigError as e:
+                raise CliError(f"bad config: {e}") from None
+        if cfg.use_ssl:
+            import ssl
+            c.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key, cert_reqs=ssl.CERT_REQUIRED)
+            c.tls_insecure_set(cfg.ssl_insecure)
+        try:
+            c.connect(cfg.mqtt, cfg.mqtt_port, keepalive=30)
+        except (OSError, ValueError) as e:
+            raise CliError(f"cannot reach the MQTT broker at {self.where}: {getattr(e, 'strerror', None) or e}"
+                           " (config keys `mqtt`/`mqtt_port`)") from None
+        c.loop_start()
+        try:
+            if not self._connected.wait(self.timeout):
+                raise CliError(f"MQTT broker at {self.where} did not answer the connect within {self.timeout:g} s")
+            if self._refused:
+                raise CliError(f"MQTT broker at {self.where} refused the connection: {self._refused[0]}")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def watch_log(self) -> None:
+        """Collect what the orchestrator reports on proc/log from now on (see `errors()`)."""
+        self.client.subscribe(Topics(self.cfg.realm).log, 1)
+        if not self._subscribed.wait(self.timeout):
+            raise CliError(f"MQTT broker at {self.where} did not confirm a subscription within {self.timeout:g} s")
+
+    def errors(self) -> list[dict[str, Any]]:
+        with self._lock:
+            out, self._errors = self._errors, []
+        return out
+
+    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish (topic, envelope) pairs with QoS 1 and wait until the broker has them all."""
+        infos = [self.client.publish(topic, encode(msg), qos=1) for topic, msg in messages]
         for info in infos:
-            info.wait_for_publish(timeout)
+            info.wait_for_publish(self.timeout)
             if not info.is_published():
-                raise CliError(f"MQTT broker at {where} did not acknowledge a publish within {timeout:g} s")
-    finally:
-        c.disconnect()
-        c.loop_stop()
+                raise CliError(f"MQTT broker at {self.where} did not acknowledge a publish within {self.timeout:g} s")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def publish(cfg: Config, messages: list[tuple[str, dict[str, Any]]], timeout: float = 10.0) -> None:
+    """Publish (topic, envelope) pairs with QoS 1 on a short-lived connection."""
+    with Session(cfg, timeout) as s:
+        s.publish(messages)
 
 
 def topics(cfg: Config) -> Topics:
     return Topics(cfg.realm)
 
 
-__all__ = ["Api", "CliError", "CONFIG_HELP", "config", "envelope", "guard", "parse", "publish", "setup", "topics"]
+__all__ = ["Api", "CliError", "Session", "config", "envelope", "guard", "parse", "publish", "setup", "topics"]

@@ -2,7 +2,9 @@
 
 Without -r the orchestrator picks a runtime (least loaded whose apis cover the module's).
 Runtimes are checked against the orchestrator first: an unknown one is an error and
-nothing is launched. Prints one line per module: `created NAME UUID -> RUNTIME`.
+nothing is launched. Then it waits (--timeout) until the orchestrator has taken every
+module, and prints what it refused (from proc/log) as errors. Prints one line per module:
+`created NAME UUID FILE -> RUNTIME`.
 
 Usage:
     manage.py run [options] (-f FILE)... [-r RUNTIME]... [-a ARG]... [-e ENV]... [-d DIR]... [--engine ENGINE]... [-C CHANNEL]...
@@ -27,14 +29,21 @@ Options:
                             topics starting with PATH go to TOPIC, default PATH); repeat for more.
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
+    --timeout SEC           How long to wait for the orchestrator to take the modules [default: 10].
+    --no-wait               Send and return, without checking that the orchestrator took them.
     -v, --verbose LEVEL     Log level [default: WRN].
 """
 from __future__ import annotations
 
+import re
 import shlex
+import sys
+from collections import Counter
+import time
 from typing import Any
 
-from cli._api import Api, CliError, config, envelope, guard, parse, publish, setup, topics
+
+from cli._api import Api, CliError, Session, config, envelope, guard, parse, setup, topics
 from common.wire import new_uuid
 
 SUMMARY = "Launch Silverline module(s)."
@@ -130,12 +139,61 @@ def main(argv: list[str]) -> int:
                 if rt is not None:
                     data["parent"] = rt["uuid"]
                 mods.append((data, rt))
+    timeout = _num(opts, "--timeout", float, 0.0)
     t = topics(cfg)
     if len(mods) == 1:
-        publish(cfg, [(t.control(), envelope("create", mods[0][0]))])
+        msg = (t.control(), envelope("create", mods[0][0]))
     else:
-        publish(cfg, [(t.control(), envelope("create_batch", {"type": "module", "modules": [m for m, _ in mods]}))])
+        msg = (t.control(), envelope("create_batch", {"type": "module", "modules": [m for m, _ in mods]}))
+    with Session(cfg, timeout=max(timeout, 5.0)) as s:
+        if not opts["--no-wait"]:
+            s.watch_log()
+        s.publish([msg])
+        refused = {} if opts["--no-wait"] else wait_taken(api, s, [m["uuid"] for m, _ in mods], timeout)
     for data, rt in mods:
+        if data["uuid"] in refused:
+            continue
         where = f"{rt['name']} ({rt['uuid']})" if rt else "(the orchestrator picks)"
         print(f"created {data['name']} {data['uuid']} {data['file']} -> {where}")
+    if refused:
+        reasons = Counter(re.sub(r"^request on \S+?(, module #\d+)?: ", "", why) for why in refused.values())
+        for why, n in reasons.items():
+            count = f" ({n} modules)" if n > 1 else ""
+            print(f"manage.py run: refused by the orchestrator{count}: {why}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _uuid_in(err: dict[str, Any]) -> str | None:
+    """The module uuid a proc/log error is about (a create envelope, or one module of a batch)."""
+    d = err.get("data")
+    if isinstance(d, dict) and isinstance(d.get("data"), dict):
+        d = d["data"]
+    u = d.get("uuid") if isinstance(d, dict) else None
+    return u if isinstance(u, str) else None
+
+
+def wait_taken(api: Api, s: Session, uuids: list[str], timeout: float) -> dict[str, str]:
+    """Wait until the orchestrator has each module (REST) or refused it (proc/log); uuid -> reason."""
+    refused: dict[str, str] = {}
+    # a batch is one transaction: once its last module is visible, every refusal was published
+    probes = list(uuids) if len(uuids) <= 20 else [uuids[-1]]
+    deadline = time.monotonic() + timeout
+    wanted = set(uuids)
+    while True:
+        for err in s.errors():
+            u = _uuid_in(err)
+            if u in wanted:
+                refused[u] = str(err.get("description", "refused"))
+        probes = [u for u in probes if u not in refused and api.module(u) is None]
+        if not probes:
+            time.sleep(0.2)  # refusals are published right after the commit that made the others visible
+            for err in s.errors():
+                u = _uuid_in(err)
+                if u in wanted:
+                    refused[u] = str(err.get("description", "refused"))
+            return refused
+        if time.monotonic() > deadline:
+            raise CliError(f"the orchestrator at {api.url} did not take module {probes[0]} within {timeout:g} s "
+                           f"(is it connected to the broker at {s.where}, realm {s.cfg.realm!r}?)")
+        time.sleep(0.05)
