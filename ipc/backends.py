@@ -16,14 +16,14 @@ import time
 import zlib
 from typing import Protocol
 
-import posix_ipc
+import posix_ipc  # type: ignore[import-not-found]
 
 from .errors import BackendUnavailable, ClosedError, IPCError
 
 try:  # optional: only the sysv backend needs it
-    import sysv_ipc
+    import sysv_ipc  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover
-    sysv_ipc = None  # type: ignore[assignment]
+    sysv_ipc = None
 
 
 class Queue(Protocol):
@@ -81,7 +81,7 @@ class PosixQueue:
     def receive(self, timeout: float | None) -> bytes | None:
         try:
             msg, _prio = self._q().receive(timeout=timeout)
-            return msg
+            return bytes(msg)
         except posix_ipc.BusyError:
             return None
 

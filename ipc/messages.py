@@ -56,7 +56,8 @@ class Message(NamedTuple):
         return bool(self.h1 & CONTROL)
 
     @property
-    def index(self) -> int:
+    def module(self) -> int:
+        """The module index of `h1` (named so as not to shadow `tuple.index`)."""
         return self.h1 & INDEX_MASK
 
 

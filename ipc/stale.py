@@ -47,7 +47,7 @@ _SLOT = re.compile(r"^sl\.[\d-]+\.(\d+)\.(?:tx|rx)$")
 
 
 def _cleanup_posix() -> list[str]:
-    import posix_ipc
+    import posix_ipc  # type: ignore[import-not-found]
 
     removed: list[str] = []
     # Queues by name, derived from /dev/shm (works also where /dev/mqueue is not mounted).
@@ -115,7 +115,7 @@ def _cleanup_sysv(max_slot: int = 256) -> list[str]:
     Shared memory records its creator pid; queues do not (/proc/sysvipc/msg has none), so
     queues are found through the shm blocks of the same node, as in the POSIX case.
     """
-    import sysv_ipc
+    import sysv_ipc  # type: ignore[import-not-found]
 
     removed: list[str] = []
     stale_slots: dict[str, set[int]] = {}

@@ -12,7 +12,7 @@ from ipc import messages as m
 def test_control_bit_and_index() -> None:
     assert m.ctrl(5) == 0x85 and m.is_control(0x85) and m.index_of(0x85) == 5
     assert m.data(127) == 127 and not m.is_control(127)
-    assert m.Message(0x83, m.RT_OPEN, b"").index == 3
+    assert m.Message(0x83, m.RT_OPEN, b"").module == 3
     with pytest.raises(ValueError, match="out of range"):
         m.ctrl(128)
 
