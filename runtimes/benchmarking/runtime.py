@@ -240,8 +240,21 @@ class BenchmarkingRuntime(Runtime):
                         rows.append((r.wall_us, r.utime_us, r.stime_us, r.maxrss_kb))
         except _Done:
             pass
-        self.send_profile(job.index, payloads.BENCHMARKING, payloads.encode(payloads.BENCHMARKING, rows))
+        self.send_records(job.index, payloads.BENCHMARKING, rows)
         return reason, code, error, {"samples": len(rows)}
+
+    # the IPC ring takes messages up to half its size (512 KiB by default): bigger sample sets go out
+    # as several profile messages split on record boundaries (the collector numbers the files,
+    # `manage.py report` merges them)
+    CHUNK_BYTES = 256 * 1024
+
+    def send_records(self, index: int, ptype: str, rows: list[tuple[int, ...]]) -> None:
+        """Publish samples of a fixed-size record type, in as many messages as needed."""
+        blob = payloads.encode(ptype, rows)
+        rec = len(blob) // len(rows) if rows else 1
+        step = max(rec, self.CHUNK_BYTES - self.CHUNK_BYTES % rec)
+        for off in range(0, max(len(blob), 1), step):
+            self.send_profile(index, ptype, blob[off:off + step])
 
     def _progress(self, job: Job, done: int, total: int) -> None:
         if done == total or done % max(1, total // 10) == 0:
@@ -325,7 +338,7 @@ class SeededRuntime(BenchmarkingRuntime):
                         rows.append((r.wall_us, r.utime_us, r.stime_us, seed))
         except _Done:
             pass
-        self.send_profile(job.index, "seeded", payloads.encode("seeded", rows))
+        self.send_records(job.index, "seeded", rows)
         return reason, code, error, {"samples": len(rows)}
 
 
