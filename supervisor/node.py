@@ -258,7 +258,7 @@ class Supervisor:
             self.link.tick()
         self.registrar.tick()
         for w in self.workers:
-            if w.state is S.STARTING and w.pid is not None and now - w.started_at >= self.settings.startsecs:
+            if w.state is S.STARTING and w.pid is not None and w.booted and now - w.started_at >= self.settings.startsecs:
                 w.change_state(S.RUNNING, f"up for {self.settings.startsecs}s")  # STARTING -> RUNNING
                 w.failures = 0
                 self._update_status()
@@ -393,6 +393,7 @@ class Supervisor:
             self._publish_from(w, index, h2, payload)
             return
         if h2 == M.RT_KEEPALIVE:
+            w.booted = True  # the base class sends one keepalive when its loop starts
             try:
                 fields = orjson.loads(payload)
                 if isinstance(fields, dict):

@@ -1,7 +1,7 @@
 """Worker process states and the allowed edges (the supervisor `states.py` habit).
 
     STOPPED -> STARTING            spawn
-    STARTING -> RUNNING            alive for `startsecs`
+    STARTING -> RUNNING            alive for `startsecs` and its loop runs (first keepalive)
     STARTING -> BACKOFF            died early (boot error or crash); retries left
     STARTING -> FATAL              died early and no retries left
     RUNNING -> BACKOFF             died after having run (retry counter reset)

@@ -60,6 +60,7 @@ class Worker:
     ka_fields: dict[str, Any] = field(default_factory=dict)
     ka_interval: float = 10.0
     next_keepalive: float = 0.0
+    booted: bool = False  # the worker's loop runs (its first keepalive arrived)
 
     @property
     def logger(self) -> logging.Logger:
@@ -134,6 +135,7 @@ class Worker:
             finally:
                 os._exit(code)
         self.pid = pid
+        self.booted = False
         self.started_at = time.monotonic()
         self.logger.info("worker started (pid %d%s)", pid, f", exec {argv[0]}" if argv else "")
 
@@ -148,6 +150,8 @@ class Worker:
             self.change_state(WorkerState.STOPPED, f"exit {code}")  # STOPPING -> STOPPED
             return self.state
         if self.state is WorkerState.STARTING:
+            # STARTING = its loop has not run for startsecs yet (a boot error always lands here:
+            # RUNNING needs the first keepalive, which setup() failures never send)
             self.failures += 1
             what = "failed to boot" if code == EXIT_BOOT_ERROR else f"died right after start (exit {code})"
             if self.failures >= start_retries:
