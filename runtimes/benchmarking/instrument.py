@@ -179,8 +179,9 @@ def instrument(data: bytes, prefix: str = DEFAULT_PREFIX) -> Instrumented:
             if name.startswith(prefix):
                 raise WasmError(f"the module already exports {name!r}, which collides with the counter prefix {prefix!r}")
 
+    glob = mod.section(SEC_GLOBAL)
     replaced = {
-        SEC_GLOBAL: extend(SEC_GLOBAL, mod.section(SEC_GLOBAL).payload if mod.section(SEC_GLOBAL) else None, new_globals),
+        SEC_GLOBAL: extend(SEC_GLOBAL, glob.payload if glob else None, new_globals),
         SEC_EXPORT: extend(SEC_EXPORT, exp.payload if exp else None, new_exports),
         SEC_CODE: _vec(bodies) if mod.bodies else None,
     }

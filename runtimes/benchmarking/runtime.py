@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import orjson
 
@@ -212,7 +212,9 @@ class BenchmarkingRuntime(Runtime):
     def execute(self, job: Job) -> tuple[str, int | None, str | None, dict[str, Any]]:
         """Run everything; publish the samples; return the exited status (reason, code, error, extra)."""
         rows: list[tuple[int, int, int, int]] = []
-        reason, code, error = "exited", 0, None
+        reason: str = "exited"
+        code: int | None = 0
+        error: str | None = None
         total = len(job.engines) * (len(job.argvs) if job.norepeat else job.repeat)
         done = 0
         try:
@@ -248,7 +250,7 @@ class BenchmarkingRuntime(Runtime):
     # `manage.py report` merges them)
     CHUNK_BYTES = 256 * 1024
 
-    def send_records(self, index: int, ptype: str, rows: list[tuple[int, ...]]) -> None:
+    def send_records(self, index: int, ptype: str, rows: Sequence[tuple[int, ...]]) -> None:
         """Publish samples of a fixed-size record type, in as many messages as needed."""
         blob = payloads.encode(ptype, rows)
         rec = len(blob) // len(rows) if rows else 1
@@ -313,7 +315,9 @@ class SeededRuntime(BenchmarkingRuntime):
         max_seed = int(job.args.get("max_seed", 2**31 - 1))
         rng = random.Random(job.args.get("random_state"))
         rows: list[tuple[int, int, int, int]] = []
-        reason, code, error = "exited", 0, None
+        reason: str = "exited"
+        code: int | None = 0
+        error: str | None = None
         try:
             for eng in job.engines:
                 for argv in job.argvs:
