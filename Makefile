@@ -5,9 +5,23 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: env test bench run orchestrator modules clean typecheck profile
+.PHONY: env venv310 test bench run orchestrator modules clean typecheck profile
 
-env: $(STAMP)
+env: $(STAMP) venv310
+
+# wasmer (linux/min/wasmer) has Python builds only up to CPython 3.10: its worker is exec'd under
+# .venv310 when a python3.10 exists (PATH or ~/.pyenv/versions/3.10*); otherwise that runtime
+# refuses to start and says what to install. PYTHON310=/path/to/python3.10 overrides the search.
+VENV310 := .venv310
+venv310:
+	@py="$(PYTHON310)"; \
+	if [ -z "$$py" ]; then for c in $$HOME/.pyenv/versions/3.10*/bin/python3.10 $$(command -v python3.10); do \
+		if [ -x "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then py=$$c; break; fi; done; fi; \
+	if [ -z "$$py" ]; then echo "make env: no python3.10 found, skipping .venv310 (linux/min/wasmer will be unavailable)"; \
+	elif [ ! -f $(VENV310)/.installed ]; then \
+		$$py -m venv $(VENV310) && $(VENV310)/bin/pip install -q wasmer==1.1.0 wasmer_compiler_cranelift==1.1.0 \
+			posix-ipc sysv-ipc orjson setproctitle && touch $(VENV310)/.installed \
+		|| echo "make env: could not install wasmer into $(VENV310) (linux/min/wasmer will be unavailable)"; fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +49,11 @@ clean:
 # the profile collector: {realm}/proc/profile/# -> data/<date>/<runtime>/<module>.<uuid>.<type>.json
 profile: env
 	$(PY) -m collector $(PROFILE_ARGS)
+
+# a broker (mosquitto, apt-installed when missing and root), the orchestrator and a node on localhost;
+# Ctrl-C stops all of it. RUN_ARGS="--check" shows it works and stops; "--runtime test/echo --port N" ...
+run: env
+	$(PY) -m supervisor.run_local $(RUN_ARGS)
 
 # the orchestrator: REST API on config `http_port` (8000), SQLite store orchestrator.db; ORCH_ARGS="--db PATH ..."
 orchestrator: env
