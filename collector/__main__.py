@@ -46,7 +46,16 @@ def main(argv: list[str]) -> int:
         host, port = h, int(p)
     realm = args["--realm"] or cfg.realm
     store = ProfileStore(args["--data"], None if args["--no-rest"] else rest_lookup(cfg.orchestrator_url))
-    col = Collector(store, host, port, realm, username=cfg.mqtt_username, password=cfg.password())
+    try:
+        col = Collector(store, host, port, realm, username=cfg.mqtt_username, password=cfg.password())
+    except ConfigError as e:
+        print(f"collector: {e}", file=sys.stderr)
+        return 2
+    if cfg.use_ssl:
+        import ssl
+
+        col.client.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key, cert_reqs=ssl.CERT_REQUIRED)
+        col.client.tls_insecure_set(cfg.ssl_insecure)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())

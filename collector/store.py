@@ -136,14 +136,12 @@ class Collector:
     """The MQTT side: subscribes and feeds a ProfileStore (paho's network thread does the work)."""
 
     def __init__(self, store: ProfileStore, host: str, port: int, realm: str = "realm", *,
-                 username: str | None = None, password: str | None = None, tls: Any = None) -> None:
+                 username: str | None = None, password: str | None = None) -> None:
         self.store = store
         self.realm = realm
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         if username:
             self.client.username_pw_set(username, password)
-        if tls is not None:
-            self.client.tls_set_context(tls)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.host, self.port = host, port
