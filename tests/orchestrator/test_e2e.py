@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -53,11 +54,21 @@ def wait_runtime(orch: OrchestratorProc, q: str, status: str = "A") -> dict[str,
 
 
 def echo_works(probe: MqttProbe, topic: str, word: bytes) -> None:
-    """The module really runs on the node: what goes in on its channel comes back out."""
+    """The module really runs on the node: what goes in on its channel comes back out.
+
+    Retried: the orchestrator shows a module alive when it sent the create, a moment before
+    the node has subscribed its channel."""
     probe.subscribe(topic)
-    probe.clear()
-    probe.publish(topic, word)
-    probe.wait_for(topic, lambda m: m.payload == word, timeout=WAIT, count=2)  # ours + the echo
+    deadline = time.monotonic() + WAIT
+    for attempt in range(1000):
+        w = word + b".%d" % attempt
+        probe.publish(topic, w)
+        try:
+            probe.wait_for(topic, lambda m: m.payload == w, timeout=1.0, count=2)  # ours + the echo
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def test_run_list_exit(broker: Any, probe: MqttProbe, orch: OrchestratorProc, tmp_path: Any) -> None:
@@ -73,6 +84,23 @@ def test_run_list_exit(broker: Any, probe: MqttProbe, orch: OrchestratorProc, tm
         wait_until(lambda: module_status(orch, uuid) == "D", WAIT, "module dead after exiting")
         assert orch.get(f"/api/modules/{uuid}/")["exit"]["reason"] == "exited"
         assert uuid[-8:] not in manage(orch, "list").stdout
+
+
+def test_second_module_queued_on_max_nmodules_1_then_runs(broker: Any, probe: MqttProbe, orch: OrchestratorProc, tmp_path: Any) -> None:
+    with NodeProcess(broker.port, name="solo", runtimes=["test/single"], state_dir=str(tmp_path / "state"), reg_timeout=5):
+        assert wait_runtime(orch, "solo")["max_nmodules"] == 1
+        out = manage(orch, "run", "-r", "solo", "-n", "one", "-f", "a.wasm", "--copy", "2", "-C", "e2e/solo").stdout
+        first, second = created_uuids(out)
+        wait_until(lambda: module_status(orch, first) == "A", WAIT, "first module alive")
+        assert module_status(orch, second) == "Q"
+        assert [m["uuid"] for m in orch.get("/api/queued/")["results"]] == [second]
+        listing = manage(orch, "list").stdout
+        assert first[-8:] in listing and second[-8:] in listing and "[Q]" in listing
+        echo_works(probe, "e2e/solo", b"first")
+        probe.publish("e2e/solo", b"!exit 0")  # only the running one listens
+        wait_until(lambda: module_status(orch, second) == "A", WAIT, "queued module started")
+        assert module_status(orch, first) == "D"
+        echo_works(probe, "e2e/solo", b"second")  # really running on the node now
 
 
 def test_full_runtime_queues_then_starts(broker: Any, orch: OrchestratorProc, tmp_path: Any) -> None:
