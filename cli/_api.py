@@ -31,8 +31,28 @@ class CliError(Exception):
     """A mistake or an unreachable service, said in one line."""
 
 
-def parse(doc: str, name: str, argv: list[str]) -> dict[str, Any]:
-    """docopt over a usage written as `manage.py NAME ...` (the dispatcher strips NAME)."""
+def expand_multi(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """The seed's `-f a.wasm b.wasm` (argparse nargs='+') -> `-f a.wasm -f b.wasm` for `flags`."""
+    out: list[str] = []
+    current: str | None = None
+    for tok in argv:
+        if tok in flags:
+            current = tok
+            out.append(tok)
+        elif current is not None and not tok.startswith("-") and out[-1] != current:
+            out.extend([current, tok])
+        else:
+            if tok.startswith("-") or out[-1:] != [current]:
+                current = None
+            out.append(tok)
+    return out
+
+
+def parse(doc: str, name: str, argv: list[str], multi: tuple[str, ...] = ()) -> dict[str, Any]:
+    """docopt over a usage written as `manage.py NAME ...` (the dispatcher strips NAME);
+    options in `multi` take several values after one flag, as in the seed."""
+    if multi:
+        argv = expand_multi(argv, multi)
     try:
         return dict(docopt(doc, argv=[name, *argv]))
     except DocoptExit as e:

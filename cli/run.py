@@ -11,13 +11,13 @@ Usage:
     manage.py run -h | --help
 
 Options:
-    -f, --file FILE         Module file, as the runtime sees the path; repeat for several.
-    -r, --runtime RUNTIME   Target runtime: name, uuid or uuid suffix; repeat (or comma-separate) for several.
+    -f, --file FILE         Module file, as the runtime sees the path; several: `-f a b` or `-f a -f b`.
+    -r, --runtime RUNTIME   Target runtime: name, uuid or uuid suffix; several: `-r x y`, `-r x -r y` or `-r x,y`.
     -n, --name NAME         Module name [default: module].
     --copy N                Launch N copies of each (runtime, file) [default: 1].
-    -a, --argv ARG          Module argument(s); each value is shell-split, repeat for more.
-    -e, --env ENV           Environment variable KEY=VALUE; repeat for more.
-    -d, --dir DIR           WASI preopened directory (visible at the same path); repeat for more.
+    -a, --argv ARG          Module arguments (`-a 10 20`); each value is also shell-split.
+    -e, --env ENV           Environment variables KEY=VALUE (`-e A=1 B=2`).
+    -d, --dir DIR           WASI preopened directories (each visible at the same path).
     -t, --period NS         CPU reservation period in ns [default: 10000000].
     -u, --utilization U     CPU share of the period, 0 < U <= 1; 0 = no reservation [default: 0].
     -k, --repeat N          Benchmarking: number of runs [default: 0].
@@ -110,7 +110,8 @@ def build_channels(specs: list[str]) -> list[dict[str, str]]:
 
 @guard("run")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__, "run", argv)
+    opts = parse(__doc__, "run", argv, multi=("-f", "--file", "-r", "--runtime", "-a", "--argv", "-e", "--env",
+                                             "-d", "--dir", "--engine", "-C", "--channel"))
     setup(opts)
     cfg = config(opts)
     api = Api.from_opts(opts, cfg)

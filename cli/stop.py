@@ -7,7 +7,7 @@ Usage:
     manage.py stop -h | --help
 
 Options:
-    -n, --name MODULE       Module: name, uuid or uuid suffix; repeat (or comma-separate) for several.
+    -n, --name MODULE       Module: name, uuid or uuid suffix; several: `-n a b`, `-n a -n b` or `-n a,b`.
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL     Log level [default: WRN].
@@ -25,7 +25,7 @@ _GONE = ("D",)
 
 @guard("stop")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__, "stop", argv)
+    opts = parse(__doc__, "stop", argv, multi=("-n", "--name"))
     setup(opts)
     cfg = config(opts)
     api = Api.from_opts(opts, cfg)

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 from cli import run as run_script
-from cli._api import CliError
+from cli._api import CliError, expand_multi
 from common.config import load_config
 from tests.helpers.broker import free_port
 from tests.helpers.node import NodeProcess
@@ -162,3 +162,11 @@ def test_index_excludes_common_and_substitutes(tmp_path: Any) -> None:
     assert len(sets) == 3 and all(s.count(":") == 1 for s in sets)
     one_line_error(manage("index", "-p", str(base), "-d", "nothere"), "does not exist")
     one_line_error(manage("index", "-p", str(base), "-r", "noequals"), "SRC=DST")
+
+
+def test_seed_style_multi_values() -> None:
+    """`-f a.wasm b.wasm` (the seed's nargs='+') means `-f a.wasm -f b.wasm`."""
+    flags = ("-f", "-r", "-a")
+    assert expand_multi(["-f", "a", "b", "-n", "x", "-r", "r1", "r2", "-a", "1", "--copy", "3"], flags) == \
+        ["-f", "a", "-f", "b", "-n", "x", "-r", "r1", "-r", "r2", "-a", "1", "--copy", "3"]
+    assert expand_multi(["-f", "a", "-f", "b"], flags) == ["-f", "a", "-f", "b"]

@@ -108,9 +108,9 @@ def test_full_runtime_queues_then_starts(broker: Any, orch: OrchestratorProc, tm
     with node(broker, tmp_path, "q1"):
         rt = wait_runtime(orch, "q1")
         assert rt["max_nmodules"] == 128
-        out = manage(orch, "run", "-r", "q1", "-n", "bulk", "-f", "x.wasm", "--copy", "129").stdout
+        out = manage(orch, "run", "-r", "q1", "-n", "bulk", "-f", "x.wasm", "y.wasm", "z.wasm", "--copy", "43").stdout
         uuids = created_uuids(out)
-        assert len(uuids) == 129
+        assert len(uuids) == 129 and out.count(" y.wasm -> q1") == 43
         wait_until(lambda: len(orch.get("/api/runtimes/q1/")["children"]) == 128, WAIT, "128 running")
         queued = orch.get("/api/queued/")
         assert queued["count"] == 1 and queued["results"][0]["uuid"] == uuids[-1]
