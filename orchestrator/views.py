@@ -81,7 +81,10 @@ def list_runtimes(o: Orchestrator, q: dict[str, list[str]]) -> Answer:
     start = _int_param(q, "start", 0, 0, 1 << 62)
     count = _int_param(q, "count", DEFAULT_COUNT, 0, MAX_COUNT)
     shown = _int_param(q, "queued", DEFAULT_QUEUED_SHOWN, 0, MAX_COUNT)
-    kinds = {RUNTIME} if q.get("type", ["runtime"])[-1] == "runtime" else {RUNTIME, MANAGER} if q["type"][-1] == "all" else {MANAGER}
+    kind = q.get("type", [RUNTIME])[-1]
+    kinds = {RUNTIME: {RUNTIME}, MANAGER: {MANAGER}, "all": {RUNTIME, MANAGER}}.get(kind)
+    if kinds is None:
+        raise BadRequest(f"query parameter 'type' must be runtime, manager or all, got {kind!r}")
     want = _statuses(q, (ALIVE,))
     nodes = [n for n in o.nodes.values() if n.kind in kinds and n.status in want]
     return 200, _page([runtime_entry(o, n, shown) for n in nodes[start:start + count]], len(nodes), start)

@@ -78,3 +78,16 @@ def test_keepalive_timeout_then_restart_keeps_state(orch: OrchestratorProc, prob
     probe.wait_for(f"{R}/proc/log", lambda m: "marked dead" in m.json()["data"]["description"], timeout=20)
     orch.restart()
     assert orch.get("/api/modules/m-a/")["status"] == "K"
+
+
+def test_survives_a_broker_restart(broker: Any, orch: OrchestratorProc) -> None:
+    broker.stop()
+    wait_until(lambda: not orch.get("/api/status/")["subscribed"], 20, "orchestrator notices the broker is gone")
+    broker.start()
+    wait_until(lambda: orch.get("/api/status/")["subscribed"], 30, "orchestrator resubscribed")
+    p = MqttProbe(broker.port)
+    try:
+        reply = register(p, "22222222-0000-4000-8000-000000000001", "22222222-0000-4000-8000-0000000000bb", "gamma")
+        assert reply["data"]["result"] == "ok"
+    finally:
+        p.close()
