@@ -173,9 +173,14 @@ class Service:
                          "realm": self.cfg.realm, "broker": f"{self.cfg.mqtt}:{self.cfg.mqtt_port}",
                          "ka_interval_sec": self.ka_interval, "store": self.db_path}
         with self.lock:
-            if self.orch is None or self.stopping.is_set():
+            if self.orch is None or self.store is None or self.stopping.is_set():
                 return 503, {"error": "orchestrator is stopping"}
-            return views.route(self.orch, path, query)
+            got = views.plan(self.orch, path, query)
+        if not isinstance(got, views.ModuleQuery):
+            return got
+        # module lists can be long (100k queued): read them without holding up decisions
+        with self.store.reader() as r:
+            return views.run_module_query(r, got)
 
 
 def _make_handler(service: Service) -> type[BaseHTTPRequestHandler]:

@@ -61,7 +61,57 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class Store:
+class Reader:
+    """The REST API's module queries over one connection (the store's, or a read-only one)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self._conn
+
+    @staticmethod
+    def _module_dict(row: Sequence[Any]) -> dict[str, Any]:
+        data = orjson.loads(row[6])
+        return {
+            "type": "module", "uuid": row[1], "name": row[2], "parent": row[3], "file": row[4], "status": row[5],
+            "apis": data.get("apis", []), "args": data.get("args", {}), "channels": data.get("channels", []),
+            "exit": orjson.loads(row[7]) if row[7] else None, "index": row[0],
+        }
+
+    def module_by_uuid(self, uuid: str) -> dict[str, Any] | None:
+        row = self.conn.execute(f"SELECT {_MODULE_COLS} FROM modules WHERE uuid=?", (uuid,)).fetchone()
+        return self._module_dict(row) if row else None
+
+    def module_by_name(self, name: str, statuses: Sequence[str]) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            f"SELECT {_MODULE_COLS} FROM modules WHERE name=? AND status IN ({_marks(len(statuses))}) ORDER BY seq DESC LIMIT 1",
+            (name, *statuses),
+        ).fetchone()
+        return self._module_dict(row) if row else None
+
+    def modules(self, statuses: Sequence[str], start: int, count: int, parent: str | None = None) -> list[dict[str, Any]]:
+        where = f"status IN ({_marks(len(statuses))})"
+        params: list[Any] = list(statuses)
+        if parent is not None:
+            where += " AND parent=?"
+            params.append(parent)
+        rows = self.conn.execute(
+            f"SELECT {_MODULE_COLS} FROM modules WHERE {where} ORDER BY seq LIMIT ? OFFSET ?", (*params, count, start)
+        ).fetchall()
+        return [self._module_dict(r) for r in rows]
+
+    def count_modules(self, statuses: Sequence[str], parent: str | None = None) -> int:
+        where = f"status IN ({_marks(len(statuses))})"
+        params: list[Any] = list(statuses)
+        if parent is not None:
+            where += " AND parent=?"
+            params.append(parent)
+        return int(self.conn.execute(f"SELECT count(*) FROM modules WHERE {where}", params).fetchone()[0])
+
+
+class Store(Reader):
     """SQLite persistence of the orchestrator's state; `close()` is idempotent."""
 
     def __init__(self, path: str, *, autocheckpoint: bool = True) -> None:
@@ -103,6 +153,15 @@ class Store:
             self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         row = self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return (int(row[1]), int(row[2]))
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Reader]:
+        """A read-only connection of its own (WAL: reads never wait for the writer, nor it for them)."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            yield Reader(conn)
+        finally:
+            conn.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -191,53 +250,3 @@ class Store:
             f"SELECT seq, uuid, name, parent, status, file FROM modules WHERE status IN ({_marks(len(NOT_DEAD))}) ORDER BY seq",
             NOT_DEAD,
         )
-
-    # -- read side (REST) ---------------------------------------------------------------
-    @staticmethod
-    def _module_dict(row: Sequence[Any]) -> dict[str, Any]:
-        data = orjson.loads(row[6])
-        return {
-            "type": "module", "uuid": row[1], "name": row[2], "parent": row[3], "file": row[4], "status": row[5],
-            "apis": data.get("apis", []), "args": data.get("args", {}), "channels": data.get("channels", []),
-            "exit": orjson.loads(row[7]) if row[7] else None, "index": row[0],
-        }
-
-    def module_by_uuid(self, uuid: str) -> dict[str, Any] | None:
-        row = self.conn.execute(f"SELECT {_MODULE_COLS} FROM modules WHERE uuid=?", (uuid,)).fetchone()
-        return self._module_dict(row) if row else None
-
-    def module_by_name(self, name: str, statuses: Sequence[str]) -> dict[str, Any] | None:
-        row = self.conn.execute(
-            f"SELECT {_MODULE_COLS} FROM modules WHERE name=? AND status IN ({_marks(len(statuses))}) ORDER BY seq DESC LIMIT 1",
-            (name, *statuses),
-        ).fetchone()
-        return self._module_dict(row) if row else None
-
-    def modules(self, statuses: Sequence[str], start: int, count: int, parent: str | None = None) -> list[dict[str, Any]]:
-        where = f"status IN ({_marks(len(statuses))})"
-        params: list[Any] = list(statuses)
-        if parent is not None:
-            where += " AND parent=?"
-            params.append(parent)
-        rows = self.conn.execute(
-            f"SELECT {_MODULE_COLS} FROM modules WHERE {where} ORDER BY seq LIMIT ? OFFSET ?", (*params, count, start)
-        ).fetchall()
-        return [self._module_dict(r) for r in rows]
-
-    def count_modules(self, statuses: Sequence[str], parent: str | None = None) -> int:
-        where = f"status IN ({_marks(len(statuses))})"
-        params: list[Any] = list(statuses)
-        if parent is not None:
-            where += " AND parent=?"
-            params.append(parent)
-        return int(self.conn.execute(f"SELECT count(*) FROM modules WHERE {where}", params).fetchone()[0])
-
-    def modules_by_uuids(self, uuids: Sequence[str]) -> list[dict[str, Any]]:
-        """Rows for up to a few hundred uuids (a runtime's children), in creation order."""
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(uuids), 500):
-            part = uuids[i:i + 500]
-            out.extend(self._module_dict(r) for r in self.conn.execute(
-                f"SELECT {_MODULE_COLS} FROM modules WHERE uuid IN ({_marks(len(part))})", part))
-        out.sort(key=lambda m: m["index"])
-        return out

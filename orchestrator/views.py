@@ -6,11 +6,13 @@ calls them under the service lock. Lists are `{"count", "start", "results"}` wit
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from orchestrator.core import Orchestrator
 from orchestrator.model import ALIVE, EXITING, MANAGER, QUEUED, RUNTIME, STATES, Node
+from orchestrator.store import Reader
 
 DEFAULT_COUNT = 1000
 MAX_COUNT = 100_000
@@ -100,7 +102,17 @@ def get_runtime(o: Orchestrator, key: str, q: dict[str, list[str]]) -> Answer:
     return 200, runtime_entry(o, n, shown)
 
 
-def list_modules(o: Orchestrator, q: dict[str, list[str]], default: tuple[str, ...] = (ALIVE, EXITING)) -> Answer:
+@dataclass(frozen=True)
+class ModuleQuery:
+    """A module list to fetch from SQLite; the service runs it outside the lock on a read connection."""
+
+    statuses: tuple[str, ...]
+    start: int
+    count: int
+    parent: str | None
+
+
+def module_query(o: Orchestrator, q: dict[str, list[str]], default: tuple[str, ...] = (ALIVE, EXITING)) -> Answer | ModuleQuery:
     start = _int_param(q, "start", 0, 0, 1 << 62)
     count = _int_param(q, "count", DEFAULT_COUNT, 0, MAX_COUNT)
     statuses = _statuses(q, default)
@@ -110,8 +122,12 @@ def list_modules(o: Orchestrator, q: dict[str, list[str]], default: tuple[str, .
         if rt is None:
             return 404, {"error": f"no runtime with uuid, name or uuid suffix {q['runtime'][-1]!r}"}
         parent = rt.uuid
-    results = o.store.modules(statuses, start, count, parent)
-    return 200, _page(results, o.store.count_modules(statuses, parent), start)
+    return ModuleQuery(statuses, start, count, parent)
+
+
+def run_module_query(r: Reader, mq: ModuleQuery) -> Answer:
+    results = r.modules(mq.statuses, mq.start, mq.count, mq.parent)
+    return 200, _page(results, r.count_modules(mq.statuses, mq.parent), mq.start)
 
 
 def get_module(o: Orchestrator, key: str) -> Answer:
@@ -125,7 +141,13 @@ def get_module(o: Orchestrator, key: str) -> Answer:
 
 
 def route(o: Orchestrator, path: str, query: str) -> Answer:
-    """Dispatch a GET of `path?query`."""
+    """Answer a GET of `path?query` entirely from `o` (tests; the service uses `plan`)."""
+    got = plan(o, path, query)
+    return run_module_query(o.store, got) if isinstance(got, ModuleQuery) else got
+
+
+def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery:
+    """Answer a GET of `path?query`, or say which module list to fetch (needs the lock)."""
     try:
         q = parse_qs(query, keep_blank_values=True)
         parts = [unquote(p) for p in path.split("/") if p]
@@ -137,11 +159,11 @@ def route(o: Orchestrator, path: str, query: str) -> Answer:
         if what == "runtimes" and len(rest) == 1:
             return get_runtime(o, rest[0], q)
         if what == "modules" and not rest:
-            return list_modules(o, q)
+            return module_query(o, q)
         if what == "modules" and len(rest) == 1:
             return get_module(o, rest[0])
         if what == "queued" and not rest:
-            return list_modules(o, {**q, "status": [QUEUED]})
+            return module_query(o, {**q, "status": [QUEUED]})
         return 404, {"error": f"no such endpoint {path!r}; try /api/runtimes/, /api/modules/, /api/queued/"}
     except BadRequest as e:
         return 400, {"error": str(e)}
