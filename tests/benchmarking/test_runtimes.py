@@ -65,6 +65,11 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm) -> Non
         assert st["status"]["reason"] == "error" and "wasm3-i" in st["status"]["error"]
         create(probe, rt, "m-badarg", wasm["spin"], repeat="many")
         assert "args.repeat must be an integer" in exited(probe, rt, "m-badarg")["status"]["error"]
+        # the whole-module limit stops the repeats: reason `limit`, the samples so far are kept
+        create(probe, rt, "m-limit", wasm["spin"], argv=["1"], repeat=100000, limit=1.0, engine="wasmtime-aot")
+        st = exited(probe, rt, "m-limit")
+        assert st["status"]["reason"] == "limit" and 0 < st["samples"] < 100000
+        assert len(payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "m-limit"))["wall_us"]) == st["samples"]
 
 
 def test_seeded_dirmode_scriptmode(broker, probe, wasm, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -125,6 +130,9 @@ def test_opcodes_runtime_matches_reference(broker, probe, wasm) -> None:  # type
             code, ref = reference_counts(f.read(), ["4"])
         assert counts == ref and st["status"]["code"] == code
         assert len(loops) == st["loops"] and max(loops) >= 64  # matmul's inner loop: 4*4*4 iterations
+        create(probe, rt, "op-jit", wasm["kernels"], engine="wasmer")
+        st = exited(probe, rt, "op-jit")
+        assert st["status"]["reason"] == "error" and "engine 'wasmer' is not supported" in st["status"]["error"]
 
 
 def test_delete_kills_the_running_child(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
