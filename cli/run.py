@@ -150,11 +150,19 @@ def main(argv: list[str]) -> int:
         if not opts["--no-wait"]:
             s.watch_log()
         s.publish([msg])
-        refused = {} if opts["--no-wait"] else wait_taken(api, s, [m["uuid"] for m, _ in mods], timeout)
+        taken: dict[str, dict[str, Any]] = {}
+        refused = {} if opts["--no-wait"] else wait_taken(api, s, [m["uuid"] for m, _ in mods], timeout, taken)
+    names: dict[str, str] = {}
     for data, rt in mods:
         if data["uuid"] in refused:
             continue
-        where = f"{rt['name']} ({rt['uuid']})" if rt else "(the orchestrator picks)"
+        parent = rt["uuid"] if rt else taken.get(data["uuid"], {}).get("parent")
+        if rt is not None:
+            names[rt["uuid"]] = rt["name"]
+        elif parent and parent not in names:
+            found = api.runtime(parent)
+            names[parent] = found["name"] if found else "?"
+        where = f"{names[parent]} ({parent})" if parent else "(the orchestrator picks)"
         print(f"created {data['name']} {data['uuid']} {data['file']} -> {where}")
     if refused:
         reasons = Counter(re.sub(r"^request on \S+?(, module #\d+)?: ", "", why) for why in refused.values())
@@ -174,8 +182,9 @@ def _uuid_in(err: dict[str, Any]) -> str | None:
     return u if isinstance(u, str) else None
 
 
-def wait_taken(api: Api, s: Session, uuids: list[str], timeout: float) -> dict[str, str]:
-    """Wait until the orchestrator has each module (REST) or refused it (proc/log); uuid -> reason."""
+def wait_taken(api: Api, s: Session, uuids: list[str], timeout: float, taken: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Wait until the orchestrator has each module (REST; rows into `taken`) or refused it
+    (proc/log); returns uuid -> reason of the refused ones."""
     refused: dict[str, str] = {}
     # a batch is one transaction: once its last module is visible, every refusal was published
     probes = list(uuids) if len(uuids) <= 20 else [uuids[-1]]
@@ -186,7 +195,14 @@ def wait_taken(api: Api, s: Session, uuids: list[str], timeout: float) -> dict[s
             u = _uuid_in(err)
             if u in wanted:
                 refused[u] = str(err.get("description", "refused"))
-        probes = [u for u in probes if u not in refused and api.module(u) is None]
+        still = []
+        for u in probes:
+            row = None if u in refused else api.module(u)
+            if row is not None:
+                taken[u] = row
+            elif u not in refused:
+                still.append(u)
+        probes = still
         if not probes:
             time.sleep(0.2)  # refusals are published right after the commit that made the others visible
             for err in s.errors():
