@@ -30,14 +30,21 @@ from common.config import ConfigError, load_config
 from common.logs import parse_level, setup_logging
 
 
+class UsageError(ValueError):
+    """A command-line value that is wrong; the text says which."""
+
+
 def _number(opts: dict[str, object], key: str, kind: type) -> object:
     raw = opts[key]
     if raw is None:
         return None
     try:
-        return kind(raw)
+        v = kind(raw)
     except ValueError:
-        raise SystemExit(f"orchestrator: {key} must be a {kind.__name__}, got {raw!r}") from None
+        raise UsageError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
+    if v < 0:
+        raise UsageError(f"{key} must not be negative, got {raw!r}")
+    return v
 
 
 def main(argv: list[str]) -> int:
@@ -61,13 +68,17 @@ def main(argv: list[str]) -> int:
         return 2
     if opts["--mqtt"]:
         cfg.mqtt = str(opts["--mqtt"])
-    port = _number(opts, "--mqtt-port", int)
-    if port is not None:
-        cfg.mqtt_port = int(port)  # type: ignore[call-overload]
     if opts["--realm"]:
         cfg.realm = str(opts["--realm"])
-    http_port = _number(opts, "--http-port", int)
-    ka = float(_number(opts, "--ka-interval", float))  # type: ignore[arg-type]
+    try:
+        port = _number(opts, "--mqtt-port", int)
+        http_port = _number(opts, "--http-port", int)
+        ka = float(_number(opts, "--ka-interval", float))  # type: ignore[arg-type]
+    except UsageError as e:
+        print(f"orchestrator: {e}", file=sys.stderr)
+        return 2
+    if port is not None:
+        cfg.mqtt_port = int(port)  # type: ignore[call-overload]
     bind = opts["--bind"] or ("127.0.0.1" if cfg.http in ("localhost", "127.0.0.1", "::1") else "0.0.0.0")
 
     from orchestrator.service import Service

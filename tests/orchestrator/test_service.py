@@ -3,13 +3,18 @@ clients (the probe) and read over its REST API. End-to-end tests with real nodes
 test_e2e.py."""
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 from typing import Any, Iterator
 
 import pytest
 
 from common.wire import envelope
 from tests.helpers.mqtt import MqttProbe
-from tests.orchestrator.proc import OrchestratorProc, wait_until
+from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
 
 R = "realm"
 
@@ -91,3 +96,23 @@ def test_survives_a_broker_restart(broker: Any, orch: OrchestratorProc) -> None:
         assert reply["data"]["result"] == "ok"
     finally:
         p.close()
+
+
+def orchestrator_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+
+
+def test_command_line_mistakes_are_one_line(tmp_path: Any) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"mqtt_port": "high"}))
+    r = orchestrator_cli("-c", str(cfg))
+    assert r.returncode == 2 and "key 'mqtt_port'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = orchestrator_cli("-c", os.path.join(str(tmp_path), "missing.json"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = orchestrator_cli("--http-port", "abc")
+    assert r.returncode == 2 and "--http-port must be an integer" in r.stderr
+    with socket.socket() as s:  # the REST port is taken
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = orchestrator_cli("--db", str(tmp_path / "o.db"), "--http-port", str(s.getsockname()[1]), "--mqtt-port", "1")
+    assert r.returncode == 1 and "cannot listen on 127.0.0.1:" in r.stderr
