@@ -345,6 +345,8 @@ class Orchestrator:
             raise Refused(f"{where}: exited for module {uuid}, which is unknown or already dead")
         if m.parent != rt_uuid:
             raise Refused(f"{where}: module {uuid} runs on {m.parent}, not on runtime {rt_uuid}")
+        if m.status == QUEUED:
+            raise Refused(f"{where}: module {uuid} is queued, it never started on runtime {rt_uuid}")
         status = data.get("status")
         rt = self.nodes.get(rt_uuid)
         self._module_dead(m, status)

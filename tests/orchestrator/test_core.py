@@ -114,6 +114,8 @@ def test_second_module_queued_then_started_when_first_exits(h: Harness) -> None:
     assert h.creates("rt-1") == ["a"]
     assert h.status("b") == "Q"
     assert [m["uuid"] for m in views.route(h.o, "/api/queued/", "")[1]["results"]] == ["b"]
+    h.exited("rt-1", "b")  # a queued module cannot exit
+    assert "is queued" in h.errors()[0]["description"] and h.status("b") == "Q"
     h.exited("rt-1", "a")
     assert h.creates("rt-1") == ["b"]
     assert h.status("a") == "D" and h.status("b") == "A"
