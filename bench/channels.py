@@ -324,10 +324,10 @@ def main() -> int:
             lat = wait_res(cl, results, 120)
             cl.c.publish("bench/ctl", f"go {n_burst} 0 {SIZE}".encode())
             burst = wait_res(cl, results, 120)
-            res["loopback_p50_us"] = pct(lat["lat_us"], 50)
-            res["loopback_p99_us"] = pct(lat["lat_us"], 99)
-            res["loopback_received"] = len(burst["lat_us"])
-            res["loopback_rate_msgs"] = len(burst["lat_us"]) / max(1e-9, (burst["last_ns"] - burst["first_ns"]) / 1e9)
+            res["loopback_p50_us"] = lat["p50_us"]
+            res["loopback_p99_us"] = lat["p99_us"]
+            res["loopback_received"] = burst["n"]
+            res["loopback_rate_msgs"] = burst["n"] / max(1e-9, (burst["last_ns"] - burst["first_ns"]) / 1e9)
             cl.close()
             # 2. MQTT client -> channel -> echo worker -> client
             ec = SyncClient(broker.port, "bench/echo/out")

@@ -135,7 +135,7 @@ class BenchRuntime(Runtime):
     source: grants `data` (w) and `ctl` (r). A ctl message `go N GAP_US SIZE` publishes N messages
     `[seq:u32][t_ns:u64][pad]` on `data` (GAP_US between them, 0 = burst), then an end marker.
     sink: grants `data` (r) and `res` (w). Records one-way latency (CLOCK_MONOTONIC is system wide)
-    of every message; on the end marker publishes `{"lat_us": [...], "first_ns", "last_ns"}` on `res`.
+    of every message; on the end marker publishes `{"n", "p50_us", "p99_us", "first_ns", "last_ns"}` on `res`.
     """
 
     RUNTIME_TYPE = "test"
@@ -180,8 +180,13 @@ class BenchRuntime(Runtime):
         if seq == self.END:
             import orjson
 
-            lat = self.lat[index]
-            self.publish(index, 1, orjson.dumps({"lat_us": lat, "first_ns": self.first.get(index, 0), "last_ns": self._last}))
+            lat = sorted(self.lat[index])
+
+            def pct(p: float) -> float:  # nearest rank, as bench/_common.pct
+                return lat[min(len(lat) - 1, max(0, int(round(p / 100 * (len(lat) - 1)))))] if lat else float("nan")
+
+            self.publish(index, 1, orjson.dumps({"n": len(lat), "p50_us": pct(50), "p99_us": pct(99),
+                                                 "first_ns": self.first.get(index, 0), "last_ns": self._last}))
             self.lat[index] = []
             self.first.pop(index, None)
             return

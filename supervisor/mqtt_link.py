@@ -20,6 +20,11 @@ version range in pyproject.toml pins the major version). Anything else (QoS 1/2,
 through paho's API after the buffer is flushed, so the order of packets on the wire is kept.
 `backlog()` lets the supervisor stop draining workers while the socket is behind (backpressure:
 the worker's ring fills and its publish waits, instead of the supervisor's memory growing).
+
+Inbound fast path: paho reads a packet with three `recv()` calls and builds an MQTT 5 `Properties`
+object for every PUBLISH (~30 us). The link reads whatever the kernel holds in one `recv()`, hands
+QoS 0 PUBLISH packets straight to `on_message`, and feeds every other packet (CONNACK, SUBACK, QoS 1/2
+PUBLISH, PINGRESP, ...) to paho through its `_sock_recv` hook, in arrival order, one at a time.
 """
 from __future__ import annotations
 
@@ -88,7 +93,8 @@ class MqttLink:
         self.connected = False
         self.connections = 0  # successful CONNACKs so far
         self._sock: Any = None
-        self._want_write = False
+        self._want_write = False  # registered for EVENT_WRITE
+        self._paho_write = False  # paho has something to write
         self._next_attempt = 0.0
         self._delay = 0.5
         self._started = False
@@ -98,6 +104,12 @@ class MqttLink:
         self._fast_info = mqtt.MQTTMessageInfo(0)
         self._topic_heads: dict[str, bytes] = {}
         self.dropped_qos0 = 0
+        self._inbuf = bytearray()  # received, not parsed yet
+        self._feed = bytearray()  # one complete packet for paho to read
+        self._eof = False
+        self._fast_in = hasattr(self.client, "_sock_recv") and hasattr(self.client, "_in_packet")
+        if self._fast_in:
+            self.client._sock_recv = self._paho_recv  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ connection
 
@@ -171,6 +183,14 @@ class MqttLink:
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._sock = sock
         self._want_write = False
+        self._paho_write = False
+        self._inbuf = bytearray()
+        self._feed = bytearray()
+        self._eof = False
+        try:  # we batch our writes ourselves: Nagle would only delay the last packet of a burst
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
         self.selector.register(sock, selectors.EVENT_READ, self)
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -180,12 +200,14 @@ class MqttLink:
             pass
         self._sock = None
 
+    # paho asks for write readiness whenever it queues a packet. The loop tries to write at the end of
+    # every iteration anyway (`flush`), so the socket is only registered for EVENT_WRITE when a write
+    # came back short: two epoll_ctl calls per burst saved.
     def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        if not self._want_write and self._sock is not None:
-            self._want_write = True
-            self.selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
+        self._paho_write = True
 
     def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._paho_write = False
         if self._want_write and self._sock is not None:
             self._want_write = False
             self.selector.modify(sock, selectors.EVENT_READ, self)
@@ -197,7 +219,97 @@ class MqttLink:
         if events & selectors.EVENT_WRITE and self._sock is not None:
             self.client.loop_write()
 
+    def _paho_recv(self, bufsize: int) -> bytes:
+        """paho's socket read, served from the packet the link fed it."""
+        if self._feed:
+            chunk = bytes(self._feed[:bufsize])
+            del self._feed[:bufsize]
+            return chunk
+        if self._eof:
+            return b""  # paho: connection lost
+        raise BlockingIOError
+
+    def _to_paho(self, packet: bytes | bytearray) -> None:
+        self._feed += packet
+        while self._feed or self._eof:
+            if self._sock is None or self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                self._feed.clear()
+                return
+            if self._eof and not self._feed:
+                self.client.loop_read()  # reads b"": paho handles the lost connection
+                return
+
     def _read(self) -> None:
+        if not self._fast_in:
+            self._read_paho()
+            return
+        sock = self._sock
+        while sock is not None:
+            try:
+                chunk = sock.recv(1 << 18)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            except OSError:
+                self._eof = True
+                break
+            if not chunk:
+                self._eof = True
+                break
+            self._inbuf += chunk
+            if isinstance(sock, ssl.SSLSocket):
+                if not sock.pending():
+                    break
+            elif len(chunk) < 1 << 18:
+                break
+        self._parse()
+        if self._eof and self._sock is not None:
+            self._to_paho(b"")
+
+    def _parse(self) -> None:
+        buf = self._inbuf
+        n = len(buf)
+        pos = 0
+        on_message = self.on_message
+        while pos + 2 <= n:
+            head = buf[pos]
+            rem, mult, k = 0, 1, pos + 1
+            while True:
+                if k >= n or k - pos > 4:
+                    rem = -1
+                    break
+                b = buf[k]
+                rem += (b & 0x7F) * mult
+                mult <<= 7
+                k += 1
+                if not b & 0x80:
+                    break
+            if rem < 0 or k + rem > n:
+                if k - pos > 4:  # not MQTT: let paho fail the connection
+                    self._to_paho(bytes(buf[pos:]))
+                    pos = n
+                break
+            end = k + rem
+            if head & 0xF6 == 0x30 and rem >= 3:  # PUBLISH, QoS 0 (dup/retain bits ignored)
+                tl = (buf[k] << 8) | buf[k + 1]
+                p = k + 2 + tl
+                topic = buf[k + 2:p].decode("utf-8", "replace")
+                plen, pm = 0, 1  # MQTT 5 property block: skipped (no topic aliases are negotiated)
+                while p < end:
+                    b = buf[p]
+                    p += 1
+                    plen += (b & 0x7F) * pm
+                    pm <<= 7
+                    if not b & 0x80:
+                        break
+                on_message(topic, bytes(buf[p + plen:end]))
+            else:
+                self._to_paho(buf[pos:end])
+            pos = end
+            if self._sock is None:  # a handler or paho closed the connection
+                break
+        del buf[:pos]
+
+    def _read_paho(self) -> None:
         # paho reads one packet per loop_read() when nothing is in flight; drain what the kernel
         # holds so one wake-up handles a burst (peek is a cheap syscall; TLS uses pending()).
         for _ in range(256):
@@ -221,8 +333,11 @@ class MqttLink:
     def flush(self) -> None:
         """Write what is queued now (called once per loop iteration: batches a burst of publishes)."""
         self._flush_fast()
-        if self._want_write and self._sock is not None:
+        if self._paho_write and self._sock is not None:
             self.client.loop_write()
+            if self._paho_write and self._sock is not None and not self._want_write:
+                self._want_write = True  # the kernel buffer is full: wait for EVENT_WRITE
+                self.selector.modify(self._sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
 
     def _flush_fast(self) -> None:
         if not self._fast_buf:
