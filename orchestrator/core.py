@@ -80,6 +80,13 @@ class Orchestrator:
         self._load()
 
     # -- startup ------------------------------------------------------------------------
+    def _reload(self) -> None:
+        try:
+            self.nodes, self.mods = {}, {}
+            self._load()
+        except Exception:
+            log.exception("cannot reload the state from %s", self.store.path)
+
     def _load(self) -> None:
         """Rebuild the in-memory working set from the store (orchestrator restart)."""
         now = self.clock()
@@ -111,10 +118,11 @@ class Orchestrator:
         except (Refused, ProtocolError) as e:
             self._out = [o for o in self._out if o[0] == self.topics.log or "/proc/reg/" in o[0]]
             self.report(str(e), topic, payload)
-        except Exception as e:  # a bug must not stop the orchestrator; say what broke
+        except Exception as e:  # a bug (or a full disk) must not stop the orchestrator; say what broke
             log.exception("internal error handling %s", topic)
             self._out.clear()
             self.report(f"internal error: {type(e).__name__}: {e}", topic, payload)
+            self._reload()  # the transaction rolled back: memory must not keep what the store lost
         self.flush()
         stall = self.clock() - t0
         if stall > STALL_CREDIT:

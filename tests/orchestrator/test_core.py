@@ -322,3 +322,23 @@ def test_a_long_message_does_not_cost_runtimes_their_keepalives(h: Harness) -> N
     h.o.clock = lambda: h.now + 10.0
     h.o.tick()
     assert h.o.nodes["rt-1"].alive
+
+
+def test_internal_error_rolls_back_memory_with_the_store(h: Harness, monkeypatch: Any) -> None:
+    h.manager()
+    h.runtime("rt-1", "one", max_n=1)
+    h.create("a", parent="one")
+    h.create("b", parent="one")
+    h.take()
+
+    def broken(*a: Any, **k: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(h.store, "set_exit", broken)
+    h.exited("rt-1", "a")
+    assert "internal error: OSError: disk full" in h.errors()[0]["description"]
+    assert h.take(f"{R}/proc/control/rt-1") == []  # nothing announced
+    assert h.o.mods["a"].status == "A" and list(h.o.nodes["rt-1"].queue) == ["b"]
+    monkeypatch.undo()
+    h.exited("rt-1", "a")
+    assert h.creates("rt-1") == ["b"]
