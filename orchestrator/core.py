@@ -76,6 +76,7 @@ class Orchestrator:
         self.mods: dict[str, Mod] = {}
         self.scheduler = Scheduler()
         self._out: list[tuple[str, bytes]] = []
+        self._strangers: dict[str, int] = {}  # keepalives seen from runtimes not registered
         self._prefix = f"{realm}/proc/"
         self._load()
 
@@ -248,6 +249,7 @@ class Orchestrator:
         else:
             log.info("%s %s (%s) registered", kind, name, uuid)
         node.last_seen = now
+        self._strangers.pop(uuid, None)
         self.nodes[uuid] = node
         self.store.put_node(node, self.wallclock())
         if kind == RUNTIME:
@@ -316,9 +318,14 @@ class Orchestrator:
             raise ProtocolError(f"{where}: action must be 'update', got {action!r}")
         rt = self.nodes.get(uuid)
         if rt is None or rt.kind != RUNTIME:
-            # a node may send its first keepalive while its registration is still in flight
-            log.debug("%s: no runtime %s is registered (yet); ignored", where, uuid)
-            return
+            # a node may send its first keepalive while its registration is still in flight;
+            # several mean the node registered with a store this orchestrator no longer has
+            n = self._strangers[uuid] = self._strangers.get(uuid, 0) + 1
+            if n != MISSED_KEEPALIVES:
+                log.debug("%s: no runtime %s is registered (yet); ignored", where, uuid)
+                return
+            raise Refused(f"{where}: {n} keepalives from runtime {data.get('name', '?')!r} ({uuid}), which never"
+                          " registered here (a new orchestrator store?); restart its node to register it")
         if not rt.alive:
             raise Refused(f"{where}: runtime {rt.name} ({uuid}) is dead (it missed keepalives or was deleted); it must register again")
         rt.last_seen = self.clock()

@@ -342,3 +342,12 @@ def test_internal_error_rolls_back_memory_with_the_store(h: Harness, monkeypatch
     monkeypatch.undo()
     h.exited("rt-1", "a")
     assert h.creates("rt-1") == ["b"]
+
+
+def test_keepalives_from_a_runtime_never_registered(h: Harness) -> None:
+    for _ in range(2):  # the first ones may overtake the registration: not an error
+        h.send(f"{R}/proc/keepalive/rt-x", envelope("update", {"type": "runtime", "uuid": "rt-x", "name": "lost"}))
+    assert h.errors() == []
+    h.send(f"{R}/proc/keepalive/rt-x", envelope("update", {"type": "runtime", "uuid": "rt-x", "name": "lost"}))
+    errs = h.errors()
+    assert len(errs) == 1 and "never registered here" in errs[0]["description"] and "'lost'" in errs[0]["description"]
