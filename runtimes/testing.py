@@ -26,7 +26,7 @@ from runtimes.base import ChannelError, Module, Runtime
 class RegRuntime(Runtime):
     RUNTIME_TYPE = "test"
     MAX_NMODULES = 128
-    APIS: list[str] = []
+    APIS = []
     DESCRIPTION = "registers and runs nothing"
 
 
@@ -150,6 +150,7 @@ class BenchRuntime(Runtime):
         self.role: dict[int, str] = {}
         self.lat: dict[int, list[float]] = {}
         self.first: dict[int, int] = {}
+        self._last = 0
 
     def on_create(self, index: int, module: Module) -> None:
         args = module.data.get("args") or {}

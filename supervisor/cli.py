@@ -172,7 +172,8 @@ def build_settings(argv: list[str]) -> Settings | None:
     if isinstance(rt_names, str):
         rt_names = [rt_names]
     choices = runtime_choices(name, list(rt_names), cpus)
-    rs = raw_cfg.get("runtimes") if isinstance(raw_cfg.get("runtimes"), dict) else {}
+    rraw = raw_cfg.get("runtimes")
+    rs: dict[str, dict[str, Any]] = rraw if isinstance(rraw, dict) else {}
     for ch in choices:
         cls = runtimes.get(ch.registry_name).load()
         why = cls.unavailable(rs.get(ch.registry_name, {}))

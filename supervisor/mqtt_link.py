@@ -364,7 +364,7 @@ class MqttLink:
     # ------------------------------------------------------------------ pub/sub
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.on_message(msg.topic, msg.payload)
+        self.on_message(msg.topic, bytes(msg.payload))
 
     def _subscribe(self, topic: str, qos: int) -> None:
         self.client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True))

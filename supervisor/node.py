@@ -285,7 +285,7 @@ class Supervisor:
     def _close_fds_for_child(self) -> list[int]:
         fds = [self._wake_r, self._wake_w]
         try:
-            fds.append(self.selector.fileno())  # type: ignore[attr-defined]
+            fds.append(self.selector.fileno())
         except (AttributeError, ValueError):
             pass
         if self.link is not None and self.link._sock is not None:
@@ -454,7 +454,8 @@ class Supervisor:
         if rec is None:
             w.logger.error("exited message for empty module slot %d", index)
             return
-        st = body.get("status") if isinstance(body.get("status"), dict) else {}
+        rs = body.get("status")
+        st: dict[str, Any] = rs if isinstance(rs, dict) else {}
         status = exit_status(str(st.get("reason") or "exited"), st.get("code"), st.get("error"))
         extra = {k: v for k, v in body.items() if k not in ("status", "uuid", "type")}
         self._publish_exited(w, rec, status, extra)

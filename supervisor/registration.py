@@ -70,9 +70,11 @@ class Registrar:
         p = self.pending.pop(str(msg.get("object_id")), None)
         if p is None:
             return False
-        data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+        raw = msg.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         result = data.get("result")
-        details = data.get("details") if isinstance(data.get("details"), dict) else {}
+        rd = data.get("details")
+        details: dict[str, Any] = rd if isinstance(rd, dict) else {}
         if result == "ok":
             log.info("registered %s", p.what)
             self.on_reply(p.uuid, details)

@@ -47,4 +47,4 @@ def check_edge(old: WorkerState, new: WorkerState) -> None:
 
 def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
     """Delay before start attempt `attempt` (1, 2, ...): base, 2*base, 4*base, ... capped."""
-    return min(cap, base * (2 ** max(0, attempt - 1)))
+    return float(min(cap, base * (2 ** max(0, attempt - 1))))

@@ -11,6 +11,7 @@ API:
     node.pid, node.proc                 # the subprocess.Popen
     node.output()                       # everything it logged so far (stderr + stdout)
     node.stop(timeout=15) -> int        # SIGTERM, wait, SIGKILL if needed; returns the exit code
+    NodeProcess(..., watch_auth=("user", "pw"))  # credentials for the registration watcher
     node.kill()                         # SIGKILL (last-will tests); reaps
     node.worker_pids() -> list[int]     # pids of its worker processes (children)
     with NodeProcess(...) as node: ...  # start() then stop(), also on failure
@@ -45,11 +46,13 @@ class NodeProcess:
     def __init__(self, broker_port: int, name: str = "testnode", runtimes: list[str] | None = None, *,
                  realm: str = "realm", extra_args: list[str] | None = None, env: dict[str, str] | None = None,
                  state_dir: str | None = None, reg_timeout: float = 1.0, backoff: float = 0.2,
-                 log_level: str = "DBG", python: str | None = None, wait_runtimes: int | None = None) -> None:
+                 log_level: str = "DBG", python: str | None = None, wait_runtimes: int | None = None,
+                 watch_auth: tuple[str, str] | None = None) -> None:
         self.port = broker_port
         self.name = name
         self.runtimes = runtimes or ["test/echo"]
         self.wait_runtimes = len(self.runtimes) if wait_runtimes is None else wait_runtimes
+        self.watch_auth = watch_auth
         self.realm = realm
         self.args = [python or sys.executable, START, "-n", name, "-r", *self.runtimes,
                      "--mqtt", f"127.0.0.1:{broker_port}", "--realm", realm, "-v", log_level,
@@ -81,7 +84,7 @@ class NodeProcess:
 
     def start(self, wait: bool = True, timeout: float = 30.0) -> "NodeProcess":
         """Start the node; with `wait`, return once every runtime's registration was published."""
-        watcher = _RegWatcher(self.port, self.realm) if wait else None
+        watcher = _RegWatcher(self.port, self.realm, self.watch_auth) if wait else None
         try:
             self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -167,13 +170,15 @@ class NodeProcess:
 class _RegWatcher:
     """Collects registration messages on `{realm}/proc/reg/#` while a node starts."""
 
-    def __init__(self, port: int, realm: str) -> None:
+    def __init__(self, port: int, realm: str, auth: tuple[str, str] | None = None) -> None:
         self._msgs: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()
+        if auth:
+            self.client.username_pw_set(*auth)
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(f"{realm}/proc/reg/#", 1)
         self.client.loop_start()

@@ -408,3 +408,119 @@ def test_same_name_keeps_uuids_across_restarts(broker: Any) -> None:
         import shutil
 
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_quit_on_terminal_stdin_journal_lines_and_log_file(broker: Any) -> None:
+    """`q` on a terminal stops the node (exit 0); under systemd (JOURNAL_STREAM) lines carry <N>
+    priorities; `-l DIR` also writes DIR/NAME.log in the seed's format."""
+    import pty
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.helpers.node import START
+
+    logdir = tempfile.mkdtemp(prefix="sl-logs-")
+    master, slave = pty.openpty()
+    env = dict(os.environ, JOURNAL_STREAM="8:12345")
+    env.pop("NOTIFY_SOCKET", None)
+    p = subprocess.Popen([sys.executable, START, "-n", "ttynode", "-r", "test/reg", "--mqtt", f"127.0.0.1:{broker.port}",
+                          "--no-state", "--reg-timeout", "0.3", "-l", logdir], stdin=slave, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=env)
+    os.close(slave)
+    try:
+        log_file = os.path.join(logdir, "ttynode.log")
+        wait_until(lambda: os.path.exists(log_file) and "registration done" in open(log_file).read(), 20, "registration")
+        os.write(master, b"q\n")
+        assert p.wait(20) == 0
+        out = p.stdout.read().decode() if p.stdout else ""
+        assert "<6>[mgr:INF] stopping (quit on stdin)" in out
+        assert "\033[" not in out
+        text = open(log_file).read()
+        assert "[mgr:INF] stopping (quit on stdin)" in text and text.startswith("[20")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+def test_username_and_password_file_from_config() -> None:
+    """A broker that refuses anonymous clients: the node logs in with `mqtt_username` + the `pwd` file."""
+    import shutil
+    import subprocess
+
+    from tests.helpers.broker import Mosquitto
+
+    d = tempfile.mkdtemp(prefix="sl-auth-")
+    try:
+        pwfile = os.path.join(d, "passwd")
+        subprocess.run(["mosquitto_passwd", "-b", "-c", pwfile, "nodeuser", "s3cret"], check=True, capture_output=True)
+        os.chmod(pwfile, 0o644)
+        with open(os.path.join(d, "pw.txt"), "w") as f:
+            f.write("s3cret\n")
+        cfg = os.path.join(d, "config.json")
+        with open(cfg, "w") as f:
+            f.write(orjson.dumps({"mqtt_username": "nodeuser", "pwd": os.path.join(d, "pw.txt")}).decode())
+        with Mosquitto(extra_conf=f"allow_anonymous false\npassword_file {pwfile}\n") as secure:
+            anon = node(secure, name="anonnode", runtimes=["test/reg"])
+            try:
+                anon.start(wait=False)
+                wait_until(lambda: "refused the connection" in anon.output(), 15, "anonymous refused")
+                assert anon.proc is not None and anon.proc.poll() is None  # still running, retrying
+            finally:
+                anon.stop()
+            with node(secure, name="authnode", runtimes=["test/reg"], extra_args=["-c", cfg], watch_auth=("nodeuser", "s3cret")) as n:
+                assert n.manager_uuid
+                assert "connected to MQTT broker" in n.output()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_tls_broker(tmp_path: Any) -> None:
+    """`use_ssl` with a CA file: the node connects over TLS; control and channel traffic work."""
+    import ssl
+    import subprocess
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from tests.helpers.broker import Mosquitto
+
+    d = str(tmp_path)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    os.chmod(key, 0o644)
+    cfg = os.path.join(d, "config.json")
+    with open(cfg, "w") as f:
+        f.write(orjson.dumps({"use_ssl": True, "ssl_ca": cert}).decode())
+    with Mosquitto(extra_conf=f"certfile {cert}\nkeyfile {key}\n") as tls:
+        n = node(tls, name="tlsnode", runtimes=["test/echo"], extra_args=["-c", cfg, "--uuid", "00000000-0000-4000-8000-000000000001"])
+        got: list[tuple[str, bytes]] = []
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        c.tls_set(ca_certs=cert, cert_reqs=ssl.CERT_REQUIRED)
+        c.on_message = lambda cl, u, m: got.append((m.topic, bytes(m.payload)))
+        try:
+            n.start(wait=False)
+            wait_until(lambda: "registration done" in n.output(), 20, "registration over TLS")
+            from supervisor.identity import NAMESPACE
+            import uuid as _uuid
+
+            rt = str(_uuid.uuid5(NAMESPACE, "00000000-0000-4000-8000-000000000001/tlsnode"))
+            c.connect("127.0.0.1", tls.port)
+            c.loop_start()
+            c.subscribe("tls/out", 0)
+            c.subscribe(f"{REALM}/proc/control/{rt}", 1)
+            time.sleep(0.3)
+            c.publish(f"{REALM}/proc/control/{rt}", orjson.dumps({"action": "create", "data": {"uuid": "t1", "channels": [
+                {"path": "in", "mode": "r", "topic": "tls/in"}, {"path": "out", "mode": "w", "topic": "tls/out"}]}}), qos=1)
+            wait_until(lambda: "opened channel 1 on tls/out" in n.output(), 10, "channels open")
+            for i in range(20):
+                c.publish("tls/in", b"x%d" % i, qos=0)
+            wait_until(lambda: len([g for g in got if g[0] == "tls/out"]) == 20, 10, "20 echoes over TLS")
+            assert [p for t, p in got if t == "tls/out"] == [b"x%d" % i for i in range(20)]
+        finally:
+            c.loop_stop()
+            n.stop()
