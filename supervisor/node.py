@@ -88,14 +88,15 @@ class Supervisor:
         self.node = ipc.NodeIPC(backend=self.settings.backend, ring_capacity=self.settings.ring_capacity, spin=self.settings.spin)
         try:
             self._setup_signals()
-            self.selector.register(self.node.fileno(), selectors.EVENT_READ, "ipc")
             if self.settings.stdin_commands and sys.stdin is not None and sys.stdin.isatty():
                 self.selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
                 log.info("type q or quit (then Enter) to stop")
             self._log_cpus()
-            # Fork every worker before anything else exists (no thread ever does; no socket yet).
+            # Fork every worker before anything else exists (no socket yet; and with the sysv backend
+            # `fileno()` starts a helper thread, so it is asked for only after these forks).
             for w in self.workers:
                 self._spawn(w)
+            self.selector.register(self.node.fileno(), selectors.EVENT_READ, "ipc")
             will = (self.topics.reg(self.uuid), encode(manager_message(self.uuid, self.settings.name, "delete")), 2)
             self.link = MqttLink(self.cfg, client_id=f"sl-{self.settings.name}-{self.uuid[:8]}-{os.getpid()}",
                                  selector=self.selector, on_message=self._on_mqtt, on_connect=self._on_connect, will=will)

@@ -524,3 +524,14 @@ def test_tls_broker(tmp_path: Any) -> None:
         finally:
             c.loop_stop()
             n.stop()
+
+
+def test_sysv_backend_echo(broker: Any, probe: MqttProbe) -> None:
+    """`--backend sysv` (systems without POSIX queues) runs the same node."""
+    probe.subscribe("sv/out")
+    with node(broker, runtimes=["test/echo"], extra_args=["--backend", "sysv"]) as n:
+        rt = n.runtime_uuid()
+        create(probe, rt, "v1", channels=[{"path": "in", "mode": "r", "topic": "sv/in"}, {"path": "out", "mode": "w", "topic": "sv/out"}])
+        wait_until(lambda: "opened channel 1 on sv/out" in n.output(), 10, "channels open")
+        probe.publish("sv/in", b"sysv", qos=0)
+        assert probe.wait_for("sv/out")[0].payload == b"sysv"
