@@ -481,7 +481,6 @@ def test_username_and_password_file_from_config() -> None:
 def test_tls_broker(tmp_path: Any) -> None:
     """`use_ssl` with a CA file: the node connects over TLS; control and channel traffic work."""
     import ssl
-    import subprocess
 
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -490,9 +489,7 @@ def test_tls_broker(tmp_path: Any) -> None:
 
     d = str(tmp_path)
     cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    os.chmod(key, 0o644)
+    _self_signed(cert, key)
     cfg = os.path.join(d, "config.json")
     with open(cfg, "w") as f:
         f.write(orjson.dumps({"use_ssl": True, "ssl_ca": cert}).decode())
@@ -535,3 +532,29 @@ def test_sysv_backend_echo(broker: Any, probe: MqttProbe) -> None:
         wait_until(lambda: "opened channel 1 on sv/out" in n.output(), 10, "channels open")
         probe.publish("sv/in", b"sysv", qos=0)
         assert probe.wait_for("sv/out")[0].payload == b"sysv"
+
+
+def _self_signed(cert_path: str, key_path: str) -> None:
+    """A self-signed certificate for 127.0.0.1 (`cryptography` comes with asyncssh; no openssl CLI needed)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    os.chmod(key_path, 0o644)
