@@ -109,6 +109,9 @@ class Supervisor:
             self.notifier.status("connecting to MQTT")
             self.link.connect()
             self._loop()
+        except Exception:
+            log.critical("supervisor failed; stopping the node", exc_info=True)
+            self.exit_code = 1
         finally:
             self._shutdown()
         return self.exit_code

@@ -81,6 +81,38 @@ def pump(proc: subprocess.Popen[bytes], prefix: str) -> None:
         sys.stdout.flush()
 
 
+def run_hello(py: str, port: int, http_port: int, node: str, tmp: str) -> None:
+    """`manage.py run` the hello module on the node and print what it wrote and how it exited."""
+    import orjson
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    cfg = os.path.join(tmp, "config.json")
+    with open(cfg, "w") as f:
+        f.write(orjson.dumps({"mqtt": "127.0.0.1", "mqtt_port": port, "http": "127.0.0.1", "http_port": http_port}).decode())
+    seen: list[tuple[str, bytes]] = []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2)
+    c.on_message = lambda cl, u, m: seen.append((m.topic, bytes(m.payload)))
+    c.connect("127.0.0.1", port)
+    c.subscribe([("realm/proc/stdio/#", 1), ("realm/proc/control/+", 1)])
+    c.loop_start()
+    try:
+        time.sleep(0.3)
+        print(f"== python manage.py run -r {node} -n hello -f helloworld.wasm")
+        subprocess.run([py, os.path.join(ROOT, "manage.py"), "run", "-c", cfg, "-r", node, "-n", "hello", "-f", "helloworld.wasm"], cwd=ROOT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(b'"exited"' in p for _, p in seen):
+            time.sleep(0.1)
+        for topic, payload in seen:
+            if "/proc/stdio/" in topic and payload.strip():
+                print(f"   stdout of the module: {payload.decode('utf-8', 'replace').rstrip()}")
+            elif b'"exited"' in payload:
+                print(f"   exited: {orjson.loads(payload)['data'].get('status')}")
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="broker + orchestrator + node on localhost")
     ap.add_argument("--port", type=int, default=1883, help="MQTT port (default 1883)")
@@ -132,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         if has_orch:
             time.sleep(1.0)
             url = f"http://127.0.0.1:{a.http_port}"
+            hello = os.path.join(ROOT, "build", "modules", "helloworld.wasm")
+            if rt == "linux" and os.path.exists(hello):
+                run_hello(py, a.port, a.http_port, a.name, tmp)
             print(f"== python manage.py list --url {url}")
             subprocess.run([py, os.path.join(ROOT, "manage.py"), "list", "--url", url], cwd=ROOT)
         print("== it works." + ("" if a.check else " Ctrl-C stops everything."), flush=True)
