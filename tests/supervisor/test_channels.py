@@ -82,3 +82,59 @@ def test_reopen_same_fd_replaces_channel() -> None:
     ch = t.open(0, 0, 0, R, "b")  # same again: nothing to do at the broker
     assert ch.unsubscribe is None
     assert t.subscriptions() == {"b": 0}
+
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from supervisor.topics import matches  # noqa: E402
+
+_TOPICS = ["a", "a/b", "a/+", "a/#", "#", "+/b", "c/d"]
+_CONCRETE = ["a", "a/b", "a/c", "c/d", "x/b"]
+_op = st.tuples(st.sampled_from(["open", "close"]), st.integers(0, 1), st.integers(0, 2), st.integers(0, 2),
+                st.sampled_from(_TOPICS), st.sampled_from([R, W, R | W, R | FLAG_QOS1, R | FLAG_QOS2]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_op, max_size=40))
+@example([("open", 0, 0, 0, "a", R | FLAG_QOS2), ("open", 0, 1, 0, "a", R), ("close", 0, 0, 0, "a", R)])
+def test_table_matches_a_brute_force_model(ops: list[tuple[str, int, int, int, str, int]]) -> None:
+    """Any sequence of opens/closes: the subscribe/unsubscribe changes, applied to a simulated broker,
+    leave exactly the filters that have readers, at the highest QoS a reader asked for since the
+    filter was subscribed (a QoS is never lowered: over-delivery is harmless, a resubscribe is not
+    free); readers and loopback agree with a brute-force scan."""
+    t = ChannelTable()
+    model: dict[tuple[int, int, int], tuple[int, str]] = {}
+    broker: dict[str, int] = {}
+    sub_qos: dict[str, int] = {}
+    for op, slot, index, fd, topic, flags in ops:
+        try:
+            if op == "open":
+                ch = t.open(slot, index, fd, flags, topic)
+                model[(slot, index, fd)] = (flags, topic)
+            else:
+                ch = t.close(slot, index, fd)
+                model.pop((slot, index, fd))
+        except ChannelError:
+            assert (op == "close" and (slot, index, fd) not in model) or (flags & W and ("+" in topic or "#" in topic))
+            continue
+        if ch.unsubscribe:
+            del broker[ch.unsubscribe]
+        if ch.subscribe:
+            broker[ch.subscribe[0]] = ch.subscribe[1]
+        readers = {tp for f, tp in model.values() if f & R}
+        for tp in list(sub_qos):
+            if tp not in readers:
+                del sub_qos[tp]
+        if op == "open" and flags & R:
+            q = 2 if flags & FLAG_QOS2 else 1 if flags & FLAG_QOS1 else 0
+            sub_qos[topic] = max(sub_qos.get(topic, 0), q)
+    assert broker == sub_qos == t.subscriptions()
+    for concrete in _CONCRETE:
+        brute = sorted(k for k, (f, tp) in model.items() if f & R and matches(tp, concrete))
+        assert sorted(c.key for c in t.readers(concrete)) == brute
+    for key, (flags, topic) in model.items():
+        if flags & W:
+            pub = t.writer(*key)
+            lb = sorted(c.key for c in t.loopback(pub))
+            assert lb == sorted(k for k, (f, tp) in model.items() if f & R and matches(tp, topic) and k[:2] != key[:2])
