@@ -89,7 +89,7 @@ class Watcher:
 
     def wait(self, pred: Any, timeout: float) -> bool:
         with self.cv:
-            return self.cv.wait_for(pred, timeout)
+            return bool(self.cv.wait_for(pred, timeout))
 
     def close(self) -> None:
         self.c.loop_stop()
@@ -231,7 +231,9 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ms = lambda xs, p: round(pct(xs, p) * 1000, 3)  # noqa: E731
+    def ms(xs: List[float], p: float) -> float:
+        return round(pct(xs, p) * 1000, 3)
+
     res = {
         "warm_start_p50_ms": ms(warm, 50), "warm_start_p99_ms": ms(warm, 99),
         "cold_start_p50_ms": ms(cold_s, 50), "cold_start_p99_ms": ms(cold_s, 99),

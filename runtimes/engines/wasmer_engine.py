@@ -33,8 +33,8 @@ from runtimes.engines.bridge import NullBridge
 from runtimes.engines.cache import CompileCache
 
 try:
-    import wasmer
-    import wasmer_compiler_cranelift
+    import wasmer  # type: ignore[import-not-found,unused-ignore]
+    import wasmer_compiler_cranelift  # type: ignore[import-not-found,unused-ignore]
 except ImportError as _e:  # pragma: no cover - depends on the interpreter
     wasmer = None
     _IMPORT_ERROR = str(_e)

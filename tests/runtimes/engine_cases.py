@@ -160,7 +160,7 @@ class HubOutlet:
         self.logs.append((level, text))
 
 
-def _module(hub: Hub, uuid: str, grants: List[Dict[str, str]]) -> Tuple[HubOutlet, Any]:
+def _module(hub: Hub, uuid: str, grants: Optional[List[Dict[str, str]]]) -> Tuple[HubOutlet, Any]:
     from runtimes.wasm.channels import ModuleChannels
     from supervisor.topics import parse_grants
     outlet = HubOutlet(hub, uuid, None if grants is None else parse_grants(grants))

@@ -61,7 +61,8 @@ class Node:
     def exited(self, uuid: str, timeout: float = 30.0) -> dict[str, Any]:
         msgs = self.probe.wait_for(f"{REALM}/proc/control/+", lambda m: js(m).get("action") == "exited"
                                    and js(m)["data"].get("uuid") == uuid, timeout=timeout)
-        return msgs[0].json()["data"]
+        data: dict[str, Any] = msgs[0].json()["data"]
+        return data
 
     def stdout(self, uuid: str) -> bytes:
         return b"".join(m.payload for m in self.probe.messages(f"{REALM}/proc/stdio/{uuid}"))
