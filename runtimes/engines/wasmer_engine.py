@@ -248,6 +248,10 @@ class WasmerEngine(Engine):
             os.dup2(stdin_fd if stdin_fd is not None else null, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
+            # drop every other inherited fd: a write end of some stdin pipe kept open here would
+            # keep this module's stdin from ever reaching end-of-file
+            os.closerange(3, res_w)
+            os.closerange(res_w + 1, max(res_w + 2, os.sysconf("SC_OPEN_MAX")))
             res = os.fdopen(res_w, "w", buffering=1)
             result = _run_in_child(self._store, module.native, spec, uuid, res)
             res.write(json.dumps(result.to_dict()) + "\n")
