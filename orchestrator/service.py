@@ -9,6 +9,7 @@ to operators and scripts, so a framework would add a dependency and nothing else
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -128,6 +129,9 @@ class Service:
             return
         mqlog.info("connected to %s:%d", self.cfg.mqtt, self.cfg.mqtt_port)
         self._warned_fail = False
+        sock = c.socket()
+        if isinstance(sock, socket.socket):  # paho leaves Nagle on: a reply would wait for the last ACK (~40 ms)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connected.set()
         base = f"{self.cfg.realm}/proc"
         # no-local: the orchestrator's own replies and creates never come back to it
