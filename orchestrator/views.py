@@ -1,7 +1,8 @@
 """The REST API's answers (PROTOCOL.md section 1), computed from the orchestrator's state.
 
-Pure functions of (Orchestrator, path, query) -> (status, JSON object); the HTTP server
-calls them under the service lock. Lists are `{"count", "start", "results"}` with
+`plan(o, path, query)` runs under the service lock and answers (status, JSON object), or
+returns a `ModuleQuery` that the service then runs on a read-only connection outside the
+lock (module lists can be 100k long). Lists are `{"count", "start", "results"}` with
 `?start=N&count=M` pagination; a miss is 404 with `{"error": ...}`.
 """
 from __future__ import annotations
