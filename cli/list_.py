@@ -8,12 +8,14 @@ Options:
     -w, --watch SECONDS     Redraw every SECONDS until ^C (0: print once) [default: 0].
     -q, --queued N          Show up to N queued modules per runtime [default: 5].
     -a, --all               Also list dead runtimes.
+    --json                  Print the orchestrator's runtime entries as JSON instead of a table.
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL     Log level [default: WRN].
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -61,11 +63,15 @@ def table(runtimes: list[dict[str, Any]], queued_shown: int) -> Table:
     return tab
 
 
-def _snapshot(api: Api, queued: int, show_all: bool) -> Table:
+def _runtimes(api: Api, queued: int, show_all: bool) -> list[dict[str, Any]]:
     if show_all:
         page = api.get("/api/runtimes/", {"status": "all", "count": 100000, "queued": queued})
-        return table(page["results"] if page else [], queued)
-    return table(api.runtimes(queued=queued), queued)
+        return list(page["results"]) if page else []
+    return api.runtimes(queued=queued)
+
+
+def _snapshot(api: Api, queued: int, show_all: bool) -> Table:
+    return table(_runtimes(api, queued, show_all), queued)
 
 
 @guard("list")
@@ -79,6 +85,9 @@ def main(argv: list[str]) -> int:
         queued = int(opts["--queued"])
     except ValueError:
         raise CliError(f"--watch must be seconds and --queued a count, got {opts['--watch']!r} / {opts['--queued']!r}") from None
+    if opts["--json"]:
+        print(json.dumps(_runtimes(api, queued, opts["--all"]), indent=2))
+        return 0
     console = Console() if sys.stdout.isatty() else Console(width=200)
     if watch <= 0:
         console.print(_snapshot(api, queued, opts["--all"]))

@@ -94,6 +94,7 @@ def test_unknown_runtime_and_module_against_a_real_orchestrator(orch: Orchestrat
     one_line_error(manage("stop", "-c", orch.config, "-n", "nosuch"), "unknown module 'nosuch'")
     r = manage("list", "-c", orch.config)
     assert r.returncode == 0 and "0 runtime(s)" in r.stdout
+    assert json.loads(manage("list", "-c", orch.config, "--json").stdout) == []
     # no runtime at all: the orchestrator refuses on proc/log, run says so
     one_line_error(manage("run", "-c", orch.config, "-f", "a.wasm", "--apis", "gpu"),
                    "refused by the orchestrator", "no alive runtime provides apis ['gpu']")
