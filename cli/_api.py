@@ -67,6 +67,21 @@ def setup(opts: dict[str, Any], default_level: str = "WRN") -> None:
         raise CliError(str(e)) from None
 
 
+def number(opts: dict[str, Any], key: str, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
+    """Option `key` as int or float within [lo, hi] (None when not given); CliError naming the option."""
+    raw = opts[key]
+    if raw is None:
+        return None
+    try:
+        v = kind(raw)
+    except ValueError:
+        raise CliError(f"{key} must be a {'whole number' if kind is int else 'number'}, got {raw!r}") from None
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        bound = f"between {lo} and {hi}" if lo is not None and hi is not None else f"at least {lo}" if lo is not None else f"at most {hi}"
+        raise CliError(f"{key} must be {bound}, got {raw!r}")
+    return v
+
+
 def config(opts: dict[str, Any]) -> Config:
     """The config named by `--cfg` or $SL_CONFIG (must exist), else config.json or defaults."""
     path = opts.get("--cfg") or os.environ.get("SL_CONFIG") or None
@@ -242,4 +257,4 @@ def topics(cfg: Config) -> Topics:
     return Topics(cfg.realm)
 
 
-__all__ = ["Api", "CliError", "Session", "config", "envelope", "guard", "parse", "publish", "setup", "topics"]
+__all__ = ["Api", "CliError", "Session", "config", "number", "envelope", "guard", "parse", "publish", "setup", "topics"]

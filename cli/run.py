@@ -43,23 +43,10 @@ import time
 from typing import Any
 
 
-from cli._api import Api, CliError, Session, config, envelope, guard, parse, setup, topics
+from cli._api import Api, CliError, Session, config, envelope, guard, number, parse, setup, topics
 from common.wire import new_uuid
 
 SUMMARY = "Launch Silverline module(s)."
-
-
-def _num(opts: dict[str, Any], key: str, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
-    raw = opts[key]
-    if raw is None:
-        return None
-    try:
-        v = kind(raw)
-    except ValueError:
-        raise CliError(f"{key} must be a {'whole number' if kind is int else 'number'}, got {raw!r}") from None
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise CliError(f"{key} must be between {lo} and {hi}, got {raw!r}")
-    return v
 
 
 def build_args(opts: dict[str, Any]) -> dict[str, Any]:
@@ -74,14 +61,14 @@ def build_args(opts: dict[str, Any]) -> dict[str, Any]:
         if "=" not in item or item.startswith("="):
             raise CliError(f"--env {item!r} must be KEY=VALUE")
     args: dict[str, Any] = {"argv": argv, "env": list(opts["--env"]), "dirs": list(opts["--dir"])}
-    period = _num(opts, "--period", int, 1)
-    util = _num(opts, "--utilization", float, 0.0, 1.0)
+    period = number(opts, "--period", int, 1)
+    util = number(opts, "--utilization", float, 0.0, 1.0)
     if util:
         args["resources"] = {"period": period, "runtime": int(period * util)}
-    repeat = _num(opts, "--repeat", int, 0)
+    repeat = number(opts, "--repeat", int, 0)
     if repeat:
         args["repeat"] = repeat
-    limit = _num(opts, "--limit", float, 0.0)
+    limit = number(opts, "--limit", float, 0.0)
     if limit is not None:
         args["limit"] = limit
     if opts["--engine"]:
@@ -115,7 +102,7 @@ def main(argv: list[str]) -> int:
     setup(opts)
     cfg = config(opts)
     api = Api.from_opts(opts, cfg)
-    copies = _num(opts, "--copy", int, 1)
+    copies = number(opts, "--copy", int, 1)
     args = build_args(opts)
     channels = build_channels(opts["--channel"])
     apis = [a for a in (opts["--apis"] or "").split(",") if a]
@@ -140,7 +127,7 @@ def main(argv: list[str]) -> int:
                 if rt is not None:
                     data["parent"] = rt["uuid"]
                 mods.append((data, rt))
-    timeout = _num(opts, "--timeout", float, 0.0)
+    timeout = number(opts, "--timeout", float, 0.0)
     t = topics(cfg)
     if len(mods) == 1:
         msg = (t.control(), envelope("create", mods[0][0]))

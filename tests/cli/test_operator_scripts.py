@@ -72,7 +72,7 @@ def test_run_option_errors_are_one_line() -> None:
     one_line_error(manage("run", "-f", "a", "-e", "NOEQUALS"), "KEY=VALUE")
     one_line_error(manage("run", "-f", "a", "--fault_crash", "maybe"), "ignore or restart")
     one_line_error(manage("run", "-f", "a", "-C", "x/#:w"), "must not contain")
-    one_line_error(manage("run", "-f", "a", "--copy", "0"), "--copy")
+    one_line_error(manage("run", "-f", "a", "--copy", "0"), "--copy must be at least 1, got '0'")
 
 
 def test_run_builds_the_protocol_args() -> None:
