@@ -28,7 +28,7 @@ from typing import Any, Callable
 import orjson
 
 from common.wire import ProtocolError, Topics, decode, envelope, new_uuid, require
-from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, QUEUED, RUNTIME, Mod, Node
+from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, NOT_DEAD, QUEUED, RUNTIME, Mod, Node
 from orchestrator.scheduler import Scheduler
 from orchestrator.store import Store
 
@@ -378,6 +378,8 @@ class Orchestrator:
 
     def resolve_runtime(self, q: str) -> Node | None:
         """A runtime by uuid (any state), then by name, then by uuid suffix (alive ones)."""
+        if not q:
+            return None  # every uuid ends with ""
         n = self.nodes.get(q)
         if n is not None and n.kind == RUNTIME:
             return n
@@ -392,10 +394,12 @@ class Orchestrator:
 
     def resolve_module(self, q: str) -> Mod | None:
         """A module that is not dead, by uuid, then name (newest), then uuid suffix."""
+        if not q:
+            return None  # every uuid ends with ""
         m = self.mods.get(q)
         if m is not None:
             return m
-        row = self.store.module_by_name(q, (ALIVE, EXITING, QUEUED, KILLED))
+        row = self.store.module_by_name(q, NOT_DEAD)
         if row is not None:
             return self.mods.get(row["uuid"])
         for m in self.mods.values():

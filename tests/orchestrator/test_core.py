@@ -202,6 +202,9 @@ def test_delete_goes_exiting_forwarded_then_dead(h: Harness) -> None:
     assert h.take(f"{R}/proc/control/rt-1") == []  # nothing left to start
     h.send(f"{R}/proc/control", envelope("delete", {"type": "module", "uuid": "nope"}))
     assert "unknown module 'nope'" in h.errors()[0]["description"]
+    h.create("c", parent="one")
+    h.send(f"{R}/proc/control", envelope("delete", {"type": "module", "uuid": ""}))  # matches no suffix
+    assert "unknown module ''" in h.errors()[0]["description"] and h.status("c") == "A"
 
 
 @pytest.mark.parametrize("topic,payload,needle", [
