@@ -175,7 +175,8 @@ class Runtime:
 
     def children(self) -> list[dict[str, Any]]:
         """Keepalive `children`: one entry per module. Override to add cpu/memory figures."""
-        return [{"uuid": m.uuid, "active": True, "cpu_usage_percent": 0.0, "mem_usage": 0} for m in self.modules.values()]
+        # list(): module threads may call send_exited (which pops) while the loop thread is here
+        return [{"uuid": m.uuid, "active": True, "cpu_usage_percent": 0.0, "mem_usage": 0} for m in list(self.modules.values())]
 
     tick_interval: float = 1.0
 
@@ -246,10 +247,17 @@ class Runtime:
         while not self._stopping:
             now = time.monotonic()
             if now >= next_tick:
-                self.on_tick()
                 next_tick = now + self.tick_interval
+                try:
+                    self.on_tick()
+                except Exception:  # a runtime bug in a periodic hook must not end the worker
+                    self.log_rt.exception("on_tick failed")
             if now - self._last_keepalive >= self.config.keepalive_interval:
-                self.send_keepalive()
+                try:
+                    self.send_keepalive()
+                except Exception:
+                    self._last_keepalive = now
+                    self.log_rt.exception("keepalive failed")
             wait = max(0.0, min(next_tick, self._last_keepalive + self.config.keepalive_interval) - time.monotonic())
             msg = self.ep.recv(wait)
             if msg is None:
