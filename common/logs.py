@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from typing import TextIO
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -70,7 +71,7 @@ class SeedFormatter(logging.Formatter):
         return f"{head} {msg}"
 
 
-def setup_logging(level: int | str = logging.INFO, logdir: str | None = None, *, logfile_name: str = "node.log", stream=None) -> None:
+def setup_logging(level: int | str = logging.INFO, logdir: str | None = None, *, logfile_name: str = "node.log", stream: TextIO | None = None) -> None:
     """Configure the root logger once for a process (supervisor, orchestrator, CLI)."""
     lv = parse_level(level)
     root = logging.getLogger()
