@@ -132,6 +132,11 @@ def test_last_will_after_sigkill_and_workers_die_with_supervisor(broker: Any, pr
         workers = n.worker_pids()
         assert len(workers) == 2
         n.kill()
+        # a SIGKILLed supervisor cannot unlink its IPC objects: the next one does (here: us, at once,
+        # so that concurrent test runs never see them)
+        from ipc import cleanup_stale
+
+        cleanup_stale()
         will = probe.wait_for(f"{REALM}/proc/reg/{n.manager_uuid}", lambda m: m.json()["action"] == "delete", timeout=15)[0]
         assert will.json()["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "willnode"}
         for pid in workers:  # PR_SET_PDEATHSIG
@@ -139,7 +144,8 @@ def test_last_will_after_sigkill_and_workers_die_with_supervisor(broker: Any, pr
     finally:
         n.stop()
         from ipc import cleanup_stale
-        cleanup_stale()  # a SIGKILLed supervisor cannot unlink: the next one (here: us) does
+
+        cleanup_stale()
 
 
 # --------------------------------------------------------------------------- modules
