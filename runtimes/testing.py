@@ -6,7 +6,8 @@ tested, and benchmarked, before and without the wasm runtimes.
   grant's position, topic = the grant's `path`, read/write from its `mode`, QoS from `args.qos`),
   plus `args.open: [[fd, flags, topic], ...]`; every message read is published on all of the
   module's writable channels, prefixed by `args.prefix`. Commands in a message or in `args.argv[0]`:
-  `!crash` (SIGKILL the worker), `!exit [code]` (module exits), `!log TEXT`, `!profile`, `!close`.
+  `!crash` (SIGKILL the worker), `!exit [code]` (module exits), `!log TEXT`, `!profile`, `!close`,
+  `!hang` (blocks the worker's loop).
 - `test/single`: `test/echo` with `max_nmodules` 1.
 - `test/bootfail`: setup() raises (exit code 3), to test FATAL.
 - `test/exec`: `test/echo` exec'd in a fresh interpreter (the hook the wasmer runtime uses).
@@ -82,6 +83,10 @@ class EchoRuntime(Runtime):
             self.module_log(index, logging.INFO, rest.decode(errors="replace"))
         elif word == b"profile":
             self.send_profile(index, "test", rest or b"\x01\x02\x03\x04")
+        elif word == b"hang":
+            import time
+
+            time.sleep(3600)  # blocks the loop: the supervisor's --worker-timeout must notice
         elif word == b"close":
             for fd in self.fds.get(index, []):
                 self.close_channel(index, fd)

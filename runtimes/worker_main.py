@@ -62,6 +62,9 @@ def reset_signals() -> None:
 def child_main(config: WorkerConfig) -> int:
     """Run the runtime named in `config` in this (worker) process; returns the exit code."""
     set_title(config.name)
+    import faulthandler
+
+    faulthandler.enable()  # SIGABRT from the supervisor's heartbeat check prints where the worker hangs
     import ipc
     import runtimes
 

@@ -26,6 +26,9 @@ Options:
     --start-retries=N            Failed starts in a row before a runtime is FATAL [default: 3].
     --backoff=SEC                First restart delay, doubled per failed start [default: 1].
     --stop-timeout=SEC           Graceful stop deadline before SIGKILL [default: 5].
+    --worker-timeout=SEC         A running worker that sends nothing (not even its keepalive) for
+                                 SEC is aborted (SIGABRT: Python traceback in the log, then SIGKILL)
+                                 and restarted; 0 = never [default: 0].
     --ka-interval=SEC            Keepalive period until the orchestrator sets one [default: 10].
     --spin=SEC                   IPC idle strategy: spin this long before sleeping [default: 0].
     --backend=NAME               IPC backend: posix or sysv [default: posix].
@@ -199,6 +202,7 @@ def build_settings(argv: list[str]) -> Settings | None:
         state_dir=None if args["--no-state"] else os.path.expanduser(args["--state-dir"]),
         manager_uuid=args["--uuid"], reg_timeout=_float(args, "--reg-timeout"), start_retries=retries,
         backoff=_float(args, "--backoff"), stop_timeout=_float(args, "--stop-timeout"),
+        worker_timeout=_float(args, "--worker-timeout"),
         ka_interval=_float(args, "--ka-interval"), spin=_float(args, "--spin"), backend=args["--backend"],
         access_control=not args["--no-access-control"], runtime_settings=rs,
     )

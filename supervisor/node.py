@@ -76,6 +76,7 @@ class Supervisor:
         self._wake_r = self._wake_w = -1
         self._next_watchdog = 0.0
         self._stop_deadline = 0.0
+        self._corrupt_pids: set[int] = set()  # workers killed for a corrupt ring (see _ring_corrupt)
 
     # ------------------------------------------------------------------ start / stop
 
@@ -268,11 +269,34 @@ class Supervisor:
                 self._spawn(w)
             if w.ka_interval > 0 and w.next_keepalive and now >= w.next_keepalive and w.state in (S.RUNNING, S.STARTING):
                 self._publish_keepalive(w)
+            if self.settings.worker_timeout and w.state is S.RUNNING and w.pid is not None:
+                self._check_heartbeat(w, now)
         wd = self.notifier.watchdog_interval()
         if wd:
             if now >= self._next_watchdog:
                 self.notifier.watchdog()
                 self._next_watchdog = now + wd
+
+    def _check_heartbeat(self, w: Worker, now: float) -> None:
+        """gunicorn's two-step kill of a hung worker: SIGABRT (faulthandler prints where it hangs),
+        then SIGKILL after a grace; the death then goes through the normal restart policy."""
+        assert w.pid is not None
+        if w.abort_sent:
+            if now - w.abort_sent >= 2.0:
+                w.logger.error("worker ignored SIGABRT: SIGKILL")
+                self._kill(w.pid, signal.SIGKILL)
+                w.abort_sent = now + 3600.0  # once
+        elif now - w.last_heard >= self.settings.worker_timeout:
+            w.logger.error("worker silent for %.1fs (--worker-timeout): SIGABRT", now - w.last_heard)
+            self._kill(w.pid, signal.SIGABRT)
+            w.abort_sent = now
+
+    @staticmethod
+    def _kill(pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
     def _handle_stdin(self) -> None:
         line = sys.stdin.readline()
@@ -295,8 +319,10 @@ class Supervisor:
         return [fd for fd in fds if fd >= 0]
 
     def _spawn(self, w: Worker) -> None:
-        base = {"realm": self.cfg.realm, "log_level": self.settings.log_level,
-                "keepalive_interval": max(0.5, min(5.0, w.ka_interval / 2 if w.ka_interval > 0 else 5.0))}
+        ka = max(0.5, min(5.0, w.ka_interval / 2 if w.ka_interval > 0 else 5.0))
+        if self.settings.worker_timeout:
+            ka = max(0.1, min(ka, self.settings.worker_timeout / 3))  # heartbeats well inside the timeout
+        base = {"realm": self.cfg.realm, "log_level": self.settings.log_level, "keepalive_interval": ka}
         try:
             w.spawn(self.node, base, self._close_fds_for_child())
         except Exception as e:
@@ -378,15 +404,35 @@ class Supervisor:
                 self._drain_worker(w)
 
     def _drain_worker(self, w: Worker) -> None:
-        for _ in range(64):  # bounded: one chatty worker must not starve MQTT and the others
-            msgs = w.ep.drain()
+        for n in range(64):  # bounded: one chatty worker must not starve MQTT and the others
+            try:
+                msgs = w.ep.drain()
+            except ipc.IPCError as e:
+                self._ring_corrupt(w, e)
+                return
             if not msgs:
+                if n and self.settings.worker_timeout:
+                    w.last_heard = time.monotonic()
                 return
             for msg in msgs:
                 try:
                     self._from_worker(w, msg)
                 except Exception:
                     w.logger.exception("error handling message %02x.%02x from the worker", msg.h1, msg.h2)
+
+    def _ring_corrupt(self, w: Worker, e: Exception) -> None:
+        """A worker's ring cannot be read (corrupt indexes or record): the worker is broken, not the node.
+
+        Regression (chaos fuzz, ipc_records): the BadMessage used to end the supervisor's loop.
+        SIGKILL the worker once; it is reaped and restarted with new rings like any crash.
+        """
+        if w.pid is not None and w.pid not in self._corrupt_pids:  # once per process: it is dying
+            self._corrupt_pids.add(w.pid)
+            self._log_error(f"runtime {w.name}: its IPC ring is corrupt ({e}); killing the worker, it restarts with new rings")
+            try:
+                os.kill(w.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def _from_worker(self, w: Worker, msg: Any) -> None:
         h1, h2, payload = msg.h1, msg.h2, msg.payload

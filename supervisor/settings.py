@@ -30,6 +30,7 @@ class Settings:
     backoff: float = 1.0  # first restart delay; doubles per failed start, capped at 30 s
     startsecs: float = 1.0  # a worker alive this long counts as started
     stop_timeout: float = 5.0  # graceful stop: wait this long for workers before SIGKILL
+    worker_timeout: float = 0.0  # a RUNNING worker silent this long is aborted (SIGABRT, then SIGKILL); 0 = off
     ka_interval: float = 10.0  # keepalive period until the orchestrator says otherwise (0 = never)
     ring_capacity: int = 1 << 20
     backend: str = "posix"

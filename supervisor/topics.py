@@ -91,7 +91,41 @@ def resolve(topic: str, flags: int, *, realm: str, module_uuid: str, grants: lis
             raise ChannelError(f"topic {topic!r} is not granted to this module (its create message grants {[g.path for g in grants] or 'nothing'}; $SL/ is always allowed)")
     if flags & FLAG_WRITE and has_wildcard(out):
         raise ChannelError(f"a writable channel cannot have a wildcard topic ({out!r})")
+    check_mqtt_topic(out)
     return out
+
+
+MAX_TOPIC_BYTES = 65535  # MQTT encodes a topic with a 16-bit length
+
+
+def check_mqtt_topic(topic: str) -> None:
+    """ChannelError unless the broker (and paho) accept `topic` as a topic filter.
+
+    Regressions (chaos fuzz, channel_open): an over-long or malformed filter used to get into the
+    channel table, paho refused the subscribe, and the later unsubscribe killed the supervisor; a
+    control character made mosquitto drop the node's connection after every re-subscribe.
+    """
+    n = len(topic.encode("utf-8", "surrogatepass"))
+    if n > MAX_TOPIC_BYTES:
+        raise ChannelError(f"topic of {n} bytes is longer than MQTT allows ({MAX_TOPIC_BYTES} bytes)")
+    if "\x00" in topic:
+        raise ChannelError("topic contains a NUL character")
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ChannelError(f"topic is not valid UTF-8 ({e.reason})") from e
+    for ch in topic:
+        c = ord(ch)
+        # mosquitto drops the connection of a client that sends these (MQTT 5 section 1.5.4), and a
+        # re-subscribe after every reconnect would drop it again, forever
+        if c < 0x20 or 0x7F <= c <= 0x9F or 0xFDD0 <= c <= 0xFDEF or (c & 0xFFFE) == 0xFFFE:
+            raise ChannelError(f"topic {topic!r} contains the control or non-character U+{c:04X}, which MQTT brokers refuse")
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            raise ChannelError(f"invalid MQTT topic filter {topic!r}: '#' must be a whole level and the last one")
+        if "+" in level and level != "+":
+            raise ChannelError(f"invalid MQTT topic filter {topic!r}: '+' must be a whole level")
 
 
 def matches(sub: str, topic: str) -> bool:

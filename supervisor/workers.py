@@ -61,6 +61,8 @@ class Worker:
     ka_interval: float = 10.0
     next_keepalive: float = 0.0
     booted: bool = False  # the worker's loop runs (its first keepalive arrived)
+    last_heard: float = 0.0  # monotonic time of the last message from the worker
+    abort_sent: float = 0.0  # heartbeat: when SIGABRT was sent (then SIGKILL after a grace)
 
     @property
     def logger(self) -> logging.Logger:
@@ -136,7 +138,8 @@ class Worker:
                 os._exit(code)
         self.pid = pid
         self.booted = False
-        self.started_at = time.monotonic()
+        self.started_at = self.last_heard = time.monotonic()
+        self.abort_sent = 0.0
         self.logger.info("worker started (pid %d%s)", pid, f", exec {argv[0]}" if argv else "")
 
     def died(self, code: int, stopping: bool, start_retries: int, backoff: float) -> WorkerState:

@@ -564,3 +564,18 @@ def _self_signed(cert_path: str, key_path: str) -> None:
     with open(key_path, "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
     os.chmod(key_path, 0o644)
+
+
+def test_hung_worker_aborted_by_heartbeat_and_restarted(broker: Any, probe: MqttProbe) -> None:
+    probe.subscribe(f"{REALM}/proc/#")
+    with node(broker, runtimes=["test/echo"], extra_args=["--worker-timeout", "1.5"]) as n:
+        rt = n.runtime_uuid()
+        wait_until(lambda: "STARTING -> RUNNING" in n.output(), 10, "worker running")
+        [pid] = n.worker_pids()
+        create(probe, rt, "h1", argv=["!hang"])
+        st = exited(probe, rt, "h1", timeout=20)
+        assert st["status"]["reason"] == "crashed"
+        out = n.output()
+        assert "(--worker-timeout): SIGABRT" in out
+        assert "Fatal Python error: Aborted" in out and "in command" in out  # faulthandler: where it hung
+        wait_until(lambda: n.worker_pids() and n.worker_pids() != [pid], 15, "worker restarted")
