@@ -1,0 +1,73 @@
+"""Regression tests for the failures the chaos suite found (each named after what broke)."""
+from __future__ import annotations
+
+import random
+import uuid as _uuid
+from typing import Any, Iterator
+
+import pytest
+
+from chaos import fuzz
+from chaos.base import REALM, Inbox, Watch, js, module_create, module_delete, wait_until
+from supervisor.topics import ChannelError, resolve
+from tests.helpers.node import NodeProcess
+from ipc.messages import FLAG_READ, FLAG_WRITE
+from supervisor.topics import Grant
+
+GRANTS = [Grant("g", "rw", "fz/g")]
+
+
+@pytest.fixture
+def live(broker: Any) -> Iterator[tuple[NodeProcess, Watch, Inbox]]:
+    inbox = Inbox()
+    watch = Watch(broker.port, inbox, [(f"{REALM}/proc/log", 1), (f"{REALM}/proc/control/+", 1)])
+    node = NodeProcess(broker.port, name="reg", runtimes=["test/echo", "test/reg"], reg_timeout=0.3, backoff=0.2)
+    try:
+        node.start(timeout=60)
+        yield node, watch, inbox
+    finally:
+        node.stop()
+        watch.close()
+
+
+@pytest.mark.parametrize("topic", ["g/" + "x" * 70000, "g/a#", "g/a+b", "g/#/x", "g/\t", "g/\x7f", "g/\u0085", "g/\ufffe", "$SL/#"])
+def test_channel_topic_mqtt_refuses_is_refused_at_open(topic: str) -> None:
+    with pytest.raises(ChannelError):
+        resolve(topic, FLAG_READ, realm=REALM, module_uuid="m", grants=GRANTS)
+
+
+def test_channel_topic_valid_filters_still_open() -> None:
+    assert resolve("g/+/x", FLAG_READ, realm=REALM, module_uuid="m", grants=GRANTS) == "fz/g/+/x"
+    assert resolve("g/#", FLAG_READ, realm=REALM, module_uuid="m", grants=GRANTS) == "fz/g/#"
+    assert resolve("g/\u00e9\u4e2d", FLAG_WRITE, realm=REALM, module_uuid="m", grants=GRANTS) == "fz/g/\u00e9\u4e2d"
+
+
+def _open_and_check(node: NodeProcess, watch: Watch, inbox: Inbox, topic: str) -> None:
+    rt = node.runtime_uuids[sorted(node.runtime_uuids)[0]]
+    u = str(_uuid.uuid4())
+    mark = len(inbox)
+    watch.publish(f"{REALM}/proc/control/{rt}", module_create(u, rt, channels=[{"path": "g", "mode": "rw", "topic": "fz/g"}],
+                                                             open=[[3, FLAG_READ, topic]])).wait_for_publish(10)
+    inbox.wait(lambda t, p: "channel refused" in str((js(p).get("data") or {}).get("error")), 20, since=mark)
+    watch.publish(f"{REALM}/proc/control/{rt}", module_delete(u)).wait_for_publish(10)
+    inbox.wait(lambda t, p: js(p).get("action") == "exited" and js(p)["data"].get("uuid") == u, 20, since=mark)
+    assert fuzz.node_serves(node, watch, inbox, rt)
+    assert node.proc is not None and node.proc.poll() is None
+    assert "lost MQTT broker" not in node.output()
+
+
+def test_overlong_channel_topic_refused_and_supervisor_survives_delete(live: tuple[NodeProcess, Watch, Inbox]) -> None:
+    _open_and_check(*live, "g/" + "x" * 66000)
+
+
+def test_control_character_topic_does_not_get_the_node_disconnected(live: tuple[NodeProcess, Watch, Inbox]) -> None:
+    _open_and_check(*live, "g/tab\there")
+
+
+def test_corrupt_ring_kills_the_worker_not_the_supervisor(live: tuple[NodeProcess, Watch, Inbox]) -> None:
+    node, watch, inbox = live
+    res = fuzz.live_ipc_records(50, random.Random(1), node=node, watch=watch, inbox=inbox)
+    assert res["failures"] == []
+    assert res["supervisor_alive"] and res["worker_replaced"] == res["corrupt_rings"] == 5
+    rt = node.runtime_uuids[sorted(node.runtime_uuids)[1]]
+    wait_until(lambda: fuzz.node_serves(node, watch, inbox, rt), 30, "the replaced worker serves")
