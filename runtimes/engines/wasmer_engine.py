@@ -242,6 +242,7 @@ class WasmerEngine(Engine):
         try:
             for fd in parent_ends:
                 os.close(fd)
+            _die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             null = os.open(os.devnull, os.O_RDONLY)
@@ -350,6 +351,16 @@ def _host_functions(store: Any, memory: Dict[str, Any], uuid: str, res: Any) -> 
                               ("get_uuid", sl_get_uuid, 2), ("log", sl_log, 3)]:
         fns[name] = wasmer.Function(store, fn, wasmer.FunctionType([t] * nparams, [t]))
     return fns
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this run's child when the process that forked it dies (a killed worker must not
+    leave a module spinning); no-op where prctl does not exist."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _kill(pid: int) -> None:
