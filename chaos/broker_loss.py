@@ -24,6 +24,7 @@ from tests.helpers.node import NodeProcess
 from tests.orchestrator.proc import OrchestratorProc
 
 LOSE_MODULES = 5
+OUTAGES_S = [1.5, 9.0, 20.0]  # broker down this long; the later ones outlast several reconnect attempts
 
 
 def persistent_broker(dirpath: str) -> Mosquitto:
@@ -36,8 +37,9 @@ def persistent_broker(dirpath: str) -> Mosquitto:
     return b
 
 
-def run(size: Size) -> Outcome:
+def run(size: Size, outages: list[float] | None = None) -> Outcome:
     out = Outcome("broker_loss")
+    durations = outages or OUTAGES_S[:size.broker_outages]
     tmp = tempfile.mkdtemp(prefix="sl-chaos-bl-")
     broker = persistent_broker(tmp).start()
     inbox = Inbox()
@@ -71,7 +73,7 @@ def run(size: Size) -> Outcome:
                 return False
 
         out.check(echo_round("before"), "echo modules did not answer before the outage")
-        for outage in range(size.broker_outages):
+        for outage in range(len(durations)):
             doomed = [str(_uuid.uuid4()) for _ in range(LOSE_MODULES)]
             for u in doomed:
                 watch.publish(f"{REALM}/proc/control/{lose}", module_create(u, lose)).wait_for_publish(5)
@@ -81,7 +83,7 @@ def run(size: Size) -> Outcome:
             broker.stop()
             time.sleep(0.3)
             os.kill(workers_by_name(node.pid)[lose_name], signal.SIGKILL)  # exited messages while offline
-            time.sleep(1.5)
+            time.sleep(max(0.0, durations[outage] - 0.3))
             broker.start()
             t_up = time.monotonic()
             try:
@@ -126,7 +128,7 @@ def run(size: Size) -> Outcome:
         out.check(rt_state == "A", f"the orchestrator shows the runtime {rt_state!r} after the outages, want 'A'")
         worst = max(reregister) if reregister else None
         out.figures.update({
-            "broker_outages": size.broker_outages, "broker_reregister_s": round(worst, 2) if worst is not None else None,
+            "broker_outages": len(durations), "outage_s": durations, "broker_reregister_s": round(worst, 2) if worst is not None else None,
             "broker_reregister_s_all": [round(x, 2) for x in reregister],
             "control_sent": sent_total, "control_lost": lost, "modules_kept_running": kept,
             "orchestrator_sees_runtime": rt_state,
