@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ class MqttProbe:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda c, u, mid, rc, props: self._subacks.put(mid)
         self.client.connect(host, port)
+        sock = self.client.socket()
+        if sock is not None:  # small test messages must not wait for Nagle
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
 
     def _on_message(self, c: Any, u: Any, msg: mqtt.MQTTMessage) -> None:
