@@ -1,0 +1,70 @@
+"""Every chaos scenario in its small `test` size (the full figures come from `make chaos`).
+
+Each scenario runs real processes (mosquitto, nodes, the orchestrator, wasm modules) and returns
+its figures and the promises it saw broken; a test passes when none was broken.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+
+from chaos.base import SIZES, Outcome
+
+SIZE = SIZES["test"]
+
+
+def scenario(name: str) -> Outcome:
+    out: Outcome = importlib.import_module(f"chaos.{name}").run(SIZE)
+    assert out.failures == [], f"{name}: {out.failures}\nfigures: {out.figures}"
+    return out
+
+
+def test_worker_sigkills_restart_report_and_leak_nothing() -> None:
+    f = scenario("worker_kills").figures
+    assert f["worker_restarts"] == f["worker_kills"] == SIZE.worker_kills
+    assert f["modules_unreported"] == 0 and f["leaked_ipc_objects"] == 0
+
+
+def test_broker_loss_reregisters_and_loses_no_qos1_control_message() -> None:
+    f = scenario("broker_loss").figures
+    assert f["broker_reregister_s"] <= 5.0 and f["control_lost"] == 0 and f["modules_kept_running"] is True
+
+
+def test_supervisor_sigkill_leaves_no_orphan_and_resurrects() -> None:
+    f = scenario("supervisor_kill").figures
+    assert f["orphans_after_supervisor_kill"] == 0
+    assert f["modules_resurrected"] == f["modules_expected"]
+
+
+def test_orchestrator_restart_keeps_nodes_and_queue() -> None:
+    f = scenario("orchestrator_restart").figures
+    assert f["orchestrator_state_intact"] == f["orchestrator_restarts"] == 2
+
+
+def test_bad_input_never_crashes_and_always_errors() -> None:
+    f = scenario("fuzz").figures
+    assert f["crashes"] == 0
+    assert f["control_node.silent"] == 0 and f["control_orch.silent"] == 0 and f["channel_open.unanswered"] == 0
+    assert f["ipc_records.supervisor_alive"] is True and f["rest.unclear_errors"] == 0
+
+
+def test_sandbox_lets_nothing_out() -> None:
+    f = scenario("sandbox").figures
+    assert f["sandbox_escapes"] == 0 and f["sandbox_attempts"] >= 15
+
+
+def test_tls_and_passwords_wrong_credentials_retry_not_crash() -> None:
+    f: dict[str, Any] = scenario("security").figures
+    assert f["crashes"] == 0 and "tls_password_register_s" in f
+
+
+def test_json_summary_has_the_issue_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    from chaos import __main__ as cli
+    keys = ["worker_kills", "worker_restarts", "modules_unreported", "leaked_ipc_objects", "broker_reregister_s",
+            "control_lost", "orphans_after_supervisor_kill", "fuzz_cases", "crashes", "sandbox_escapes"]
+    assert set(keys) <= set(cli.SUMMARY)
+    with pytest.raises(SystemExit):
+        cli.main(["--only", "nonesuch"])
+    assert "invalid choice" in capsys.readouterr().err
