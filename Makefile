@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: env venv310 test bench run orchestrator modules clean typecheck profile
+.PHONY: env venv310 test bench run orchestrator modules clean typecheck profile chaos
 
 env: $(STAMP) venv310
 
@@ -36,11 +36,15 @@ test: env modules
 	$(PY) -m pytest -q
 
 bench: env modules
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick; done
+	@set -e; for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b --quick; done
+
+# faults, bad input and sandbox (docs/reliability.md): ARGS=--quick (~2 min), ARGS=--json (figures as JSON)
+chaos: env modules
+	$(PY) -m chaos $(ARGS)
 
 typecheck: env
 	$(PY) -m pip install -q mypy
-	$(PY) -m mypy --strict ipc
+	$(PY) -m mypy --strict ipc common supervisor runtimes orchestrator
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
@@ -52,7 +56,7 @@ profile: env
 
 # a broker (mosquitto, apt-installed when missing and root), the orchestrator and a node on localhost;
 # Ctrl-C stops all of it. RUN_ARGS="--check" shows it works and stops; "--runtime test/echo --port N" ...
-run: env
+run: env modules
 	$(PY) -m supervisor.run_local $(RUN_ARGS)
 
 # the orchestrator: REST API on config `http_port` (8000), SQLite store orchestrator.db; ORCH_ARGS="--db PATH ..."
