@@ -391,8 +391,10 @@ class InterferenceRuntime(BenchmarkingRuntime):
             while not job.stop.is_set() and not job.out_of_time():
                 r = engines.run_once(prep, limit=job.run_limit(), stdout=job.stdout, cpus=[self.cpus[i]], on_start=started)
                 pids.pop(i, None)
-                if r.killed and job.out_of_time():
-                    break  # cut by the end of the experiment: not a sample
+                if (r.killed or r.failed) and (job.out_of_time() or job.stop.is_set()):
+                    # cut by the end of the experiment (the main loop SIGKILLs the runs still
+                    # going, which the run sees as a failure, not as its own limit): not a sample
+                    break
                 result[f"{i}:{f}"].append(0 if r.failed else max(1, r.wall_us))
 
         threads = [threading.Thread(target=loop, args=(i, f), daemon=True) for i, f in enumerate(files)]
