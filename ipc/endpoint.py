@@ -50,7 +50,7 @@ class SupervisorEndpoint:
         self._down = down
         self._tx_block, self._rx_block = tx, rx
         self.tx = Ring(tx.buf, f"ring {tx.name}", init=True, capacity=capacity)
-        self.rx = Ring(rx.buf, f"ring {rx.name}", init=True, capacity=capacity)
+        self.rx = Ring(rx.buf, f"ring {rx.name}", init=True, capacity=capacity, raw=rx.raw)
         self.credits = 0  # doorbell mode only: records announced but not read yet
         self.closed = False
 
@@ -230,7 +230,7 @@ class WorkerEndpoint:
         self._up = be.open_queue(names(sid)["up"])
         self._in_block = be.open_shm(n["tx"])
         self._out_block = be.open_shm(n["rx"])
-        self.inbox = Ring(self._in_block.buf, f"ring {n['tx']}")
+        self.inbox = Ring(self._in_block.buf, f"ring {n['tx']}", raw=self._in_block.raw)
         self.outbox = Ring(self._out_block.buf, f"ring {n['rx']}")
         self._bell = _BELL.pack(slot)
         self._credits = 0

@@ -43,6 +43,7 @@ import platform
 import struct
 import threading
 import time
+from typing import Any
 
 from .errors import BadMessage, ClosedError, MessageTooLarge, RingFullError
 from .messages import Message
@@ -61,6 +62,10 @@ _W_CAP, _W_HEAD, _W_TAIL, _W_SLEEP = 1, 8, 16, 24
 STRONG_ORDER = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
 _barrier_lock = threading.Lock()
+_barrier_acquire = _barrier_lock.acquire
+_barrier_release = _barrier_lock.release
+_pack_hdr = struct.Struct("=IBB").pack_into
+_new_tuple = tuple.__new__  # builds a Message without the namedtuple's Python-level __new__
 
 
 def _full_barrier() -> None:
@@ -84,8 +89,10 @@ class Ring:
     The same class serves both sides; each side only calls its own methods.
     """
 
-    def __init__(self, buf: memoryview, name: str = "ring", *, init: bool = False, capacity: int | None = None) -> None:
+    def __init__(self, buf: memoryview, name: str = "ring", *, init: bool = False, capacity: int | None = None, raw: Any = None) -> None:
+        """`raw`: optionally the object under `buf` when slicing it yields bytes (an mmap)."""
         self.name = name
+        self._raw = raw
         self._buf: memoryview | None = buf
         self._q = buf[:HEADER].cast("Q")
         self._u32 = buf[:8].cast("I")
@@ -111,6 +118,7 @@ class Ring:
         # local copies of the words this side owns
         self._tail = int(self._q[_W_TAIL])
         self._head = int(self._q[_W_HEAD])
+        self._head_seen = self._head  # producer: last head it read (room estimate)
         self._last_rung = -1
 
     # ------------------------------------------------------------ producer side
@@ -124,6 +132,32 @@ class Ring:
         if q is None:
             raise ClosedError(f"{self.name} is closed")
         n = len(payload)
+        need = (n + REC_HDR_SIZE + 7) & ~7
+        tail = self._tail
+        cap = self.capacity
+        off = tail % cap
+        # fast path: no wrap, and room known from the cached head (the head only grows, so a
+        # stale copy can only underestimate the room; re-read it only when that is not enough)
+        if off + need > cap or tail + need - self._head_seen > cap or n > self.max_payload:
+            return self._write_slow(h1, h2, payload, timeout)
+        data = self.data
+        if n:
+            data[off + REC_HDR_SIZE : off + REC_HDR_SIZE + n] = payload
+        _pack_hdr(data, off, n, h1, h2)
+        tail += need
+        self._tail = tail
+        q[_W_TAIL] = tail  # commit: the record becomes visible here
+        _barrier_acquire()  # full barrier: store tail -> load sleep_seq (Dekker)
+        _barrier_release()
+        s = q[_W_SLEEP]
+        if s & 1 and s != self._last_rung:
+            self._last_rung = s
+            return True
+        return False
+
+    def _write_slow(self, h1: int, h2: int, payload: bytes | bytearray | memoryview, timeout: float) -> bool:
+        q = self._q
+        n = len(payload)
         if n > self.max_payload:
             raise MessageTooLarge(f"{self.name}: message of {n} bytes is larger than half the ring ({self.max_payload} bytes max)")
         need = _align8(REC_HDR_SIZE + n)
@@ -132,7 +166,8 @@ class Ring:
         off = tail % cap
         pad = cap - off if off + need > cap else 0
         total = pad + need
-        if cap - (tail - q[_W_HEAD]) < total:
+        self._head_seen = q[_W_HEAD]
+        if cap - (tail - self._head_seen) < total:
             self._wait_room(total, timeout)
         data = self.data
         if pad:
@@ -165,6 +200,7 @@ class Ring:
                 )
             time.sleep(min(delay, deadline - now))
             delay = min(delay * 2, 0.002)
+        self._head_seen = q[_W_HEAD]
 
     # ------------------------------------------------------------ consumer side
 
@@ -183,20 +219,29 @@ class Ring:
         if tail - head > self.capacity or tail < head:
             raise BadMessage(f"{self.name}: corrupt indexes head={head} tail={tail} capacity={self.capacity}")
         out: list[Message] = []
+        append = out.append
         data = self.data
+        raw = self._raw
         cap = self.capacity
         unpack = REC_HDR.unpack_from
-        while head < tail and (limit is None or len(out) < limit):
+        left = limit if limit is not None else 1 << 62
+        while head < tail and left:
             off = head % cap
             n, h1, h2 = unpack(data, off)
             if n == PAD:
                 head += cap - off
                 continue
-            size = _align8(REC_HDR_SIZE + n)
+            size = (n + REC_HDR_SIZE + 7) & ~7
             if off + size > cap or head + size > tail:
                 raise BadMessage(f"{self.name}: record of {n} bytes at {off} crosses the end of the ring or the tail")
-            out.append(Message(h1, h2, bytes(data[off + REC_HDR_SIZE : off + REC_HDR_SIZE + n])))
+            start = off + REC_HDR_SIZE
+            if raw is not None:  # slicing the mmap makes the bytes in one step
+                payload = raw[HEADER + start : HEADER + start + n]
+            else:
+                payload = bytes(data[start : start + n])
+            append(_new_tuple(Message, (h1, h2, payload)))
             head += size
+            left -= 1
         self._head = head
         q[_W_HEAD] = head  # release the space (after the payload copies above)
         return out
@@ -224,6 +269,7 @@ class Ring:
     def close(self) -> None:
         if self._buf is None:
             return
+        self._raw = None
         self.data.release()
         self._q.release()
         self._u32.release()
