@@ -33,6 +33,10 @@ Options:
     --spin=SEC                   IPC idle strategy: spin this long before sleeping [default: 0].
     --backend=NAME               IPC backend: posix or sysv [default: posix].
     --no-access-control          Let modules open any topic (default: granted ones plus $SL/).
+    --module-root=DIRS           Where a create message's `file` is looked up, a `:`-separated list
+                                 (overrides config.json runtimes.NAME.module_root; default:
+                                 <project>/build/modules, then the current directory). Paths that
+                                 leave these roots are refused.
     --list-runtimes              List the known runtimes and exit.
     -h --help                    Show this help.
 
@@ -177,6 +181,13 @@ def build_settings(argv: list[str]) -> Settings | None:
     choices = runtime_choices(name, list(rt_names), cpus)
     rraw = raw_cfg.get("runtimes")
     rs: dict[str, dict[str, Any]] = rraw if isinstance(rraw, dict) else {}
+    if args["--module-root"]:
+        roots = [os.path.abspath(os.path.expanduser(r)) for r in str(args["--module-root"]).split(":") if r]
+        for d in roots:
+            if not os.path.isdir(d):
+                raise UsageError(f"--module-root: {d!r} is not a directory")
+        for ch in choices:
+            rs.setdefault(ch.registry_name, {})["module_root"] = roots
     for ch in choices:
         cls = runtimes.get(ch.registry_name).load()
         why = cls.unavailable(rs.get(ch.registry_name, {}))

@@ -318,3 +318,32 @@ def test_linux_min_wamr_refuses_to_start_with_a_reason(broker: Mosquitto) -> Non
                        timeout=60, cwd=ROOT)
     assert p.returncode == 2
     assert "WAMR" in p.stderr + p.stdout and "linux/min/wasmtime" in p.stderr + p.stdout
+
+
+def test_module_root_flag_sets_where_files_are_found(broker: Mosquitto, probe: MqttProbe, modules_dir: str, tmp_path: Any) -> None:
+    import shutil
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(os.path.join(modules_dir, "helloworld.wasm"), root / "hi.wasm")
+    proc = NodeProcess(broker.port, name="mr", runtimes=["linux/min/wasmtime"], reg_timeout=0.3,
+                       extra_args=["--module-root", str(root)])
+    proc.start(timeout=60)
+    try:
+        probe.subscribe(f"{REALM}/proc/#")
+        n = Node(broker.port, proc, probe)
+        u = n.create("hi.wasm")
+        assert n.exited(u)["status"]["reason"] == "exited"
+        assert n.stdout(u) == b"Hello, World!\n"
+        gone = n.create("helloworld.wasm")  # only under the default root, which the flag replaced
+        st = n.exited(gone)["status"]
+        assert st["reason"] == "error" and "helloworld.wasm" in st["error"]
+    finally:
+        proc.stop()
+
+
+def test_module_root_flag_must_be_a_directory(tmp_path: Any) -> None:
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "start.py"), "-n", "x", "-r", "linux",
+                        "--module-root", str(tmp_path / "nope"), "--mqtt", "127.0.0.1:1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--module-root" in r.stderr and "not a directory" in r.stderr
