@@ -45,24 +45,11 @@ import threading
 import time
 from typing import Any
 
-from cli._api import Api, CliError, config, envelope, guard, parse, publish, setup, topics
+from cli._api import Api, CliError, config, envelope, guard, number, parse, publish, setup, topics
 from common.config import Config
 from common.wire import new_uuid
 
 SUMMARY = "Run (runtimes x files x engines) benchmarking."
-
-
-def _num(opts: dict[str, Any], key: str, kind: type, lo: float) -> Any:
-    raw = opts[key]
-    if raw is None:
-        return None
-    try:
-        v = kind(raw)
-    except ValueError:
-        raise CliError(f"{key} must be a {'whole number' if kind is int else 'number'}, got {raw!r}") from None
-    if v < lo:
-        raise CliError(f"{key} must be at least {lo}, got {raw!r}")
-    return v
 
 
 def load_argfile(path: str, norepeat: bool) -> dict[str, Any]:
@@ -89,7 +76,7 @@ def load_argfile(path: str, norepeat: bool) -> dict[str, Any]:
 def build_modules(opts: dict[str, Any], runtimes: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
     """The create `data` of every module, in sending order."""
     files: list[str] = list(opts["--file"])
-    n_if = _num(opts, "--interference", int, 1)
+    n_if = number(opts, "--interference", int, 1)
     if n_if and n_if > 1:
         if len(files) < n_if:
             raise CliError(f"--interference {n_if} needs at least {n_if} files, got {len(files)}")
@@ -102,9 +89,9 @@ def build_modules(opts: dict[str, Any], runtimes: list[dict[str, Any]], rng: ran
     base_argv = shlex.split(opts["--argv"]) if opts["--argv"] else []
     common: dict[str, Any] = {}
     if not norepeat:
-        common["repeat"] = _num(opts, "--repeat", int, 1)
+        common["repeat"] = number(opts, "--repeat", int, 1)
     for key, name, kind in (("--limit", "limit", float), ("--ilimit", "ilimit", float), ("--max_seed", "max_seed", int)):
-        v = _num(opts, key, kind, 0)
+        v = number(opts, key, kind, 0)
         if v is not None:
             common[name] = v
     for key, name in (("--dirmode", "dirmode"), ("--scriptmode", "scriptmode"), ("--stdout", "stdout")):
@@ -226,7 +213,7 @@ def main(argv: list[str]) -> int:
         for m in modules:
             print(f"created {m['name']} {m['uuid']} -> {m['parent']}")
         if watcher is not None:
-            watcher.wait(_num(opts, "--timeout", float, 0), {m["uuid"]: m["name"] for m in modules})
+            watcher.wait(number(opts, "--timeout", float, 0), {m["uuid"]: m["name"] for m in modules})
     finally:
         if watcher is not None:
             watcher.close()

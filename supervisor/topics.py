@@ -8,10 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FLAG_READ = 0b0001
-FLAG_WRITE = 0b0010
-FLAG_QOS1 = 0b0100
-FLAG_QOS2 = 0b1000
+from ipc.messages import FLAG_QOS1 as FLAG_QOS1, FLAG_QOS2 as FLAG_QOS2, FLAG_READ as FLAG_READ, FLAG_WRITE as FLAG_WRITE, qos_of as qos_of  # re-exported
 
 SL_PREFIX = "$SL/"
 
@@ -48,13 +45,6 @@ def parse_grants(channels: Any, *, where: str = "channels") -> list[Grant]:
     return out
 
 
-def qos_of(flags: int) -> int:
-    """QoS of a channel from its flags (QoS2 wins over QoS1)."""
-    if flags & FLAG_QOS2:
-        return 2
-    if flags & FLAG_QOS1:
-        return 1
-    return 0
 
 
 def has_wildcard(topic: str) -> bool:
