@@ -77,6 +77,7 @@ class Supervisor:
         self._next_watchdog = 0.0
         self._stop_deadline = 0.0
         self._corrupt_pids: set[int] = set()  # workers killed for a corrupt ring (see _ring_corrupt)
+        self._draining: set[int] = set()  # worker slots being drained from inside _write_to
 
     # ------------------------------------------------------------------ start / stop
 
@@ -392,11 +393,36 @@ class Supervisor:
         if w.ep is None:
             return False
         try:
-            w.ep.send(h1, h2, payload, timeout)
+            self._write_to(w, h1, h2, payload, timeout)
             return True
         except ipc.IPCError as e:
             w.logger.error("cannot send to worker: %s", e)
             return False
+
+    def _write_to(self, w: Worker, h1: int, h2: int, payload: bytes, timeout: float) -> None:
+        """Write into a worker's ring; while it is full, keep draining that worker's own ring.
+
+        Regression (chaos fuzz, channel_open): the supervisor blocked on a full tx ring while the
+        worker blocked on its full rx ring, each waiting for the other: progress only by timeouts,
+        and the messages that timed out were lost. A worker never waits for us while we wait for it now.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                w.ep.send(h1, h2, payload, 0)
+                return
+            except ipc.RingFullError:
+                if time.monotonic() >= deadline or w.ep is None:
+                    raise
+            if w.slot not in self._draining:  # not from inside a drain of this worker (loopback)
+                self._draining.add(w.slot)
+                try:
+                    self._drain_worker(w)
+                finally:
+                    self._draining.discard(w.slot)
+            time.sleep(0.0002)
+            if w.ep is None:
+                raise ipc.ClosedError(f"worker {w.name} is gone")
 
     def _drain_workers(self) -> None:
         for w in self.workers:
@@ -485,7 +511,16 @@ class Supervisor:
     def _send_create(self, w: Worker, rec: ModuleRecord) -> None:
         body = dict(rec.data)
         body["index"] = rec.index
-        if not self._send(w, M.ctrl(rec.index), M.MGR_CREATE, orjson.dumps(body)):
+        raw = orjson.dumps(body)
+        limit = w.ep.tx.max_payload if w.ep is not None else None
+        if limit is not None and len(raw) > limit:
+            # Regression (chaos fuzz): such a create stayed pending forever, silently
+            w.pop_module(rec.index)
+            self._log_error(f"create of module {rec.uuid}: the message is {len(raw)} bytes, more than a worker "
+                            f"takes ({limit} bytes); refused", payload=raw)
+            self._publish_exited(w, rec, exit_status("error", None, f"create message of {len(raw)} bytes is larger than {limit} bytes"))
+            return
+        if not self._send(w, M.ctrl(rec.index), M.MGR_CREATE, raw):
             rec.pending_create = True
 
     def _module_exited(self, w: Worker, index: int, payload: bytes) -> None:
@@ -606,7 +641,7 @@ class Supervisor:
         if w.ep is None:
             return
         try:
-            w.ep.send(index, fd, payload, DATA_SEND_TIMEOUT)
+            self._write_to(w, index, fd, payload, DATA_SEND_TIMEOUT)
         except ipc.IPCError as e:
             chlog.error("%s: message for module %d channel %d lost: %s", w.name, index, fd, e)
 

@@ -80,3 +80,35 @@ def test_node_reregisters_within_5s_after_a_9s_broker_outage() -> None:
     out = broker_loss.run(SIZES["test"], outages=[9.0])
     assert out.failures == []
     assert out.figures["broker_reregister_s"] <= 5.0 and out.figures["control_lost"] == 0
+
+
+def test_full_rings_both_ways_do_not_deadlock_supervisor_and_worker(live: tuple[NodeProcess, Watch, Inbox]) -> None:
+    """Big creates (supervisor -> worker) crossing big opens (worker -> supervisor) filled both rings:
+    each side waited for the other, progress came only from 5 s timeouts, and timed-out messages were lost."""
+    node, watch, inbox = live
+    rt = node.runtime_uuids[sorted(node.runtime_uuids)[0]]
+    mods = [str(_uuid.uuid4()) for _ in range(8)]
+    mark = len(inbox)
+    for m in mods:  # ~360 KB each: three fill the 1 MiB ring
+        opens = [[fd, FLAG_READ, f"g/{fd}/" + "y" * 60000] for fd in range(6)]
+        watch.publish(f"{REALM}/proc/control/{rt}", module_create(m, rt, channels=[{"path": "g", "mode": "rw", "topic": "fz/g"}],
+                                                                 open=opens), qos=1)
+    wait_until(lambda: node.output().count("opened channel") >= 48, 60, "48 long-topic channels opened")
+    for m in mods:
+        watch.publish(f"{REALM}/proc/control/{rt}", module_delete(m)).wait_for_publish(10)
+    inbox.wait(lambda t, p: js(p).get("action") == "exited" and js(p)["data"].get("uuid") in mods, 60, count=8, since=mark)
+    assert "cannot send to worker" not in node.output() and "lost:" not in node.output()
+
+
+def test_create_larger_than_the_ring_is_refused_with_an_error(live: tuple[NodeProcess, Watch, Inbox]) -> None:
+    """Such a create used to stay pending forever without a word."""
+    node, watch, inbox = live
+    rt = node.runtime_uuids[sorted(node.runtime_uuids)[0]]
+    u = str(_uuid.uuid4())
+    mark = len(inbox)
+    watch.publish(f"{REALM}/proc/control/{rt}", module_create(u, rt, blob="z" * 600_000)).wait_for_publish(10)
+    ex = inbox.wait(lambda t, p: js(p).get("action") == "exited" and js(p)["data"].get("uuid") == u, 30, since=mark)
+    st = js(ex[0][2])["data"]["status"]
+    assert st["reason"] == "error" and "larger than" in st["error"]
+    inbox.wait(lambda t, p: "more than a worker takes" in str((js(p).get("data") or {}).get("error")), 30, since=mark)
+    assert fuzz.node_serves(node, watch, inbox, rt)
