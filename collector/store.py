@@ -27,9 +27,18 @@ log = logging.getLogger("prof")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]+")
 
 
-def safe_name(name: str) -> str:
-    """A file-name-safe version of a runtime or module name (`/` and spaces become `_`)."""
-    return _UNSAFE.sub("_", name).strip("._") or "unnamed"
+def safe_name(name: str, limit: int = 64) -> str:
+    """A file-name-safe version of a runtime or module name (`/` and spaces become `_`).
+
+    At most `limit` characters (a hash of the whole name keeps long ones apart). Regression
+    (chaos fuzz, profile): a 300-character module name in a profile topic made the file name
+    longer than the file system allows and the store raised OSError.
+    """
+    safe = _UNSAFE.sub("_", name).strip("._") or "unnamed"
+    if len(safe) > limit:
+        import hashlib
+        safe = safe[: limit - 13] + "-" + hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return safe
 
 
 class ProfileStore:

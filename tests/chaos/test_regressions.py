@@ -1,6 +1,7 @@
 """Regression tests for the failures the chaos suite found (each named after what broke)."""
 from __future__ import annotations
 
+import os
 import random
 import uuid as _uuid
 from typing import Any, Iterator
@@ -112,3 +113,12 @@ def test_create_larger_than_the_ring_is_refused_with_an_error(live: tuple[NodePr
     assert st["reason"] == "error" and "larger than" in st["error"]
     inbox.wait(lambda t, p: "more than a worker takes" in str((js(p).get("data") or {}).get("error")), 30, since=mark)
     assert fuzz.node_serves(node, watch, inbox, rt)
+
+
+def test_profile_with_a_very_long_module_name_is_stored(tmp_path: Any) -> None:
+    """A 300-character name in a profile topic gave `File name too long` (OSError) in the collector."""
+    from collector.store import ProfileStore, safe_name
+    store = ProfileStore(str(tmp_path))
+    path = store.on_profile(f"{REALM}/proc/profile/benchmarking/{'r' * 300}/{'m' * 300}", b"\x00" * 16, REALM)
+    assert path is not None and os.path.exists(path) and len(os.path.basename(path)) < 255
+    assert safe_name("a" * 300) != safe_name("a" * 299 + "b")
