@@ -158,7 +158,15 @@ class Orchestrator:
                 data = payload[:4096].decode("utf-8", "replace")
         log.error("%s (topic %s)", description, topic)
         msg = envelope("error", {"description": description, "topic": topic, "data": data}, type="resp")
-        self._out.append((self.topics.log, orjson.dumps(msg)))
+        try:
+            body = orjson.dumps(msg)
+        except TypeError:
+            # Regression (chaos fuzz, control_orch): JSON nested ~1024 deep parses but cannot be written
+            # back inside the envelope; the TypeError escaped into paho's thread and the orchestrator
+            # stopped hearing MQTT. Quote such data as text.
+            msg["data"]["data"] = (payload or b"")[:4096].decode("utf-8", "replace")
+            body = orjson.dumps(msg)
+        self._out.append((self.topics.log, body))
 
     def flush(self) -> None:
         out, self._out = self._out, []

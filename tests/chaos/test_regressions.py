@@ -122,3 +122,20 @@ def test_profile_with_a_very_long_module_name_is_stored(tmp_path: Any) -> None:
     path = store.on_profile(f"{REALM}/proc/profile/benchmarking/{'r' * 300}/{'m' * 300}", b"\x00" * 16, REALM)
     assert path is not None and os.path.exists(path) and len(os.path.basename(path)) < 255
     assert safe_name("a" * 300) != safe_name("a" * 299 + "b")
+
+
+def test_deeply_nested_control_message_does_not_deafen_the_orchestrator(broker: Any, tmp_path: Any) -> None:
+    """Its error report could not be encoded; the TypeError killed the orchestrator's MQTT thread."""
+    from chaos.fuzz import ErrLog
+    from tests.orchestrator.proc import OrchestratorProc
+    errlog = ErrLog()
+    with OrchestratorProc(broker.port, str(tmp_path)) as orch:
+        watch = Watch(broker.port, lambda t, p: errlog.add(p), [(f"{REALM}/proc/log", 1)])
+        try:
+            deep = b'{"action":"create","data":{"uuid":7,"x":' + b"[" * 1020 + b"1" + b"]" * 1020 + b"}}"
+            watch.publish(f"{REALM}/proc/control", deep).wait_for_publish(10)
+            watch.publish(f"{REALM}/proc/control", b"not json").wait_for_publish(10)
+            wait_until(lambda: len(errlog.since(0, "description")) >= 2, 30, "both messages answered with an error")
+            assert orch.proc is not None and orch.proc.poll() is None
+        finally:
+            watch.close()
