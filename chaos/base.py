@@ -33,7 +33,7 @@ class Size:
 
 SIZES: dict[str, Size] = {
     "full": Size("full", worker_kills=100, fuzz_cases=10_000, fuzz_inproc=10_000, broker_outages=3, sandbox_repeats=3),
-    "quick": Size("quick", worker_kills=30, fuzz_cases=2_000, fuzz_inproc=10_000, broker_outages=1, sandbox_repeats=1),
+    "quick": Size("quick", worker_kills=30, fuzz_cases=2_000, fuzz_inproc=3_000, broker_outages=1, sandbox_repeats=1),
     "test": Size("test", worker_kills=6, fuzz_cases=300, fuzz_inproc=2_000, broker_outages=1, sandbox_repeats=1),
 }
 
