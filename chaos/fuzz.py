@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import mmap
 import os
 import random
 import shutil

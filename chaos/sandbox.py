@@ -22,7 +22,7 @@ import time
 import uuid as _uuid
 from typing import Any
 
-from chaos.base import REALM, ROOT, Inbox, Outcome, Size, Watch, js, module_create, wait_until, workers_by_name
+from chaos.base import REALM, ROOT, Inbox, Outcome, Size, Watch, js, module_create, workers_by_name
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
 
