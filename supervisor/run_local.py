@@ -160,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         assert node.proc is not None
         procs.append(("node", node.proc))
         print(f"== node {a.name}: pid {node.pid}, manager {node.manager_uuid}, runtime {rt} = {node.runtime_uuid()}")
-        print(node.output(), end="")
+        if has_orch:  # start() returns once the registrations are published; wait for the answers
+            deadline = time.monotonic() + 15
+            while node.output().count("] registered ") < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        printed = node.output()
+        print(printed, end="")
+        shown = len(printed)
         if has_orch:
             time.sleep(1.0)
             url = f"http://127.0.0.1:{a.http_port}"
@@ -172,7 +178,6 @@ def main(argv: list[str] | None = None) -> int:
         print("== it works." + ("" if a.check else " Ctrl-C stops everything."), flush=True)
         if a.check:
             return 0
-        shown = len(node.output())
         try:
             while all(p.poll() is None for _, p in procs):
                 time.sleep(0.5)
