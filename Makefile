@@ -19,7 +19,7 @@ venv310:
 		if [ -x "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then py=$$c; break; fi; done; fi; \
 	if [ -z "$$py" ]; then echo "make env: no python3.10 found, skipping .venv310 (linux/min/wasmer will be unavailable)"; \
 	elif [ ! -f $(VENV310)/.installed ]; then \
-		$$py -m venv $(VENV310) && $(VENV310)/bin/pip install -q wasmer==1.1.0 wasmer_compiler_cranelift==1.1.0 \
+		$$py -m venv $(VENV310) && $(VENV310)/bin/pip install -q wasmer==1.1.0 wasmer_compiler_cranelift==1.1.0 wasmer_compiler_singlepass==1.1.0 \
 			posix-ipc sysv-ipc orjson setproctitle && touch $(VENV310)/.installed \
 		|| echo "make env: could not install wasmer into $(VENV310) (linux/min/wasmer will be unavailable)"; fi
 
