@@ -261,9 +261,14 @@ class Engine(ABC):
     supports_interrupt: ClassVar[bool] = True
     supports_memory_limit: ClassVar[bool] = True
 
-    @abstractmethod
     def load(self, path: str) -> CompiledModule:
         """Load `.wasm`, `.wat` or a precompiled artifact from a file (cached); LoadError if not."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise LoadError(path, e.strerror or str(e)) from None
+        return self.load_bytes(data, path)
 
     @abstractmethod
     def load_bytes(self, data: bytes, source: str = "<bytes>") -> CompiledModule:

@@ -69,14 +69,6 @@ class WasmerEngine(Engine):
         self.cache = CompileCache(f"wasmer-{version}-cranelift-universal", cache_dir, max_cache_entries,
                                   ext="wasmer")
 
-    def load(self, path: str) -> CompiledModule:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise LoadError(path, e.strerror or str(e)) from None
-        return self.load_bytes(data, path)
-
     def load_bytes(self, data: bytes, source: str = "<bytes>") -> CompiledModule:
         key = self.cache.key(data)
         store = self._store

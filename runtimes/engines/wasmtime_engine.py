@@ -173,14 +173,6 @@ class WasmtimeEngine(Engine):
         self._finalizer = _FINALIZER_T(lambda _env: None)
 
     # ---------------------------------------------------------------- loading
-    def load(self, path: str) -> CompiledModule:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise LoadError(path, e.strerror or str(e)) from None
-        return self.load_bytes(data, path)
-
     def load_bytes(self, data: bytes, source: str = "<bytes>") -> CompiledModule:
         key = self.cache.key(data)
         try:
