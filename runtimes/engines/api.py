@@ -284,12 +284,22 @@ class Engine(ABC):
               name: str = "sl-module") -> Run:
         """Run `module` on a new thread; `on_exit(result)` is called from that thread."""
         control = RunControl()
+        return self._on_thread(control, name, lambda: self.run(module, spec, control), on_exit)
+
+    @staticmethod
+    def _on_thread(control: RunControl, name: str, work: Callable[[], RunResult],
+                   on_exit: Optional[Callable[[RunResult], None]], runs_here: bool = True) -> Run:
+        """Call `work` on a new thread and publish its result in the returned Run.
+
+        `runs_here`: the module runs on that thread (its CPU time is the module's); False when
+        the thread only waits for a child process."""
         run = Run(control, name)
 
         def body() -> None:
-            control.native_id = threading.get_native_id()
+            if runs_here:
+                control.native_id = threading.get_native_id()
             try:
-                result = self.run(module, spec, control)
+                result = work()
             except BaseException as e:  # the engine promised not to raise; never lose a result
                 result = RunResult(ERROR, message=f"engine failure: {type(e).__name__}: {e}")
             run.result = result

@@ -93,22 +93,9 @@ class WasmerEngine(Engine):
         """Fork on the calling thread (wasmer objects refuse to be used from another thread,
         also in a child forked from that thread), then wait for the child on a new thread."""
         control = RunControl()
-        run = Run(control, name)
         started = self._spawn(module, spec, control)
-
-        def body() -> None:
-            try:
-                result = started if isinstance(started, RunResult) else started()
-            except BaseException as e:
-                result = RunResult(ERROR, message=f"engine failure: {type(e).__name__}: {e}")
-            run.result = result
-            run.done.set()
-            if on_exit is not None:
-                on_exit(result)
-
-        run.thread = threading.Thread(target=body, name=name, daemon=True)
-        run.thread.start()
-        return run
+        work = started if callable(started) else (lambda: started)
+        return self._on_thread(control, name, work, on_exit, runs_here=False)
 
     def _spawn(self, module: CompiledModule, spec: RunSpec,
                control: RunControl) -> Union[RunResult, Callable[[], RunResult]]:
