@@ -50,7 +50,8 @@ class Reader:
         self.pos += n
         return b
 
-    def u(self, bits: int = 32) -> int:
+    def _leb(self, bits: int) -> tuple[int, int, int]:
+        """Raw LEB128: (value bits, bits read, last byte)."""
         result = shift = 0
         start = self.pos
         while True:
@@ -58,25 +59,16 @@ class Reader:
             result |= (b & 0x7F) << shift
             shift += 7
             if not b & 0x80:
-                break
+                return result, shift, b
             if shift > bits + 6:
                 raise WasmError(f"LEB128 integer too long at offset {start}")
-        return result
+
+    def u(self, bits: int = 32) -> int:
+        return self._leb(bits)[0]
 
     def s(self, bits: int = 32) -> int:
-        result = shift = 0
-        start = self.pos
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-            if shift > bits + 6:
-                raise WasmError(f"LEB128 integer too long at offset {start}")
-        if b & 0x40:
-            result -= 1 << shift
-        return result
+        result, shift, last = self._leb(bits)
+        return result - (1 << shift) if last & 0x40 else result
 
     def name(self) -> str:
         n = self.u()
