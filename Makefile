@@ -57,7 +57,7 @@ profile: env
 # a broker (mosquitto, apt-installed when missing and root), the orchestrator and a node on localhost;
 # Ctrl-C stops all of it. RUN_ARGS="--check" shows it works and stops; "--runtime test/echo --port N" ...
 run: env modules
-	$(PY) -m supervisor.run_local $(RUN_ARGS)
+	$(PY) tools/run_local.py $(RUN_ARGS)
 
 # the orchestrator: REST API on config `http_port` (8000), SQLite store orchestrator.db; ORCH_ARGS="--db PATH ..."
 orchestrator: env

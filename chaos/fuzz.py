@@ -117,7 +117,7 @@ def inproc_ipc(n: int, r: random.Random, tmp: str) -> tuple[int, list[str]]:
     import ipc
     from ipc import messages as M
     from ipc.ring import HEADER, Ring
-    from runtimes.base import decode_profile
+    from common.profile import decode_profile
 
     bad: list[str] = []
     count = 0

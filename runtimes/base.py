@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,51 +21,17 @@ from typing import Any, ClassVar
 
 import orjson
 
+from common.exit_status import exit_status
+from common.profile import encode_profile
+from common.topics import ChannelError, Grant, parse_grants, resolve
 from ipc import messages as M
-from supervisor.topics import ChannelError, Grant, parse_grants, resolve
 
 __all__ = [
     "Runtime",
     "WorkerConfig",
     "Module",
     "ChannelError",
-    "exit_status",
-    "encode_profile",
-    "decode_profile",
-    "EXIT_BOOT_ERROR",
 ]
-
-# A worker that cannot start (import error, engine missing, setup() raised) exits with this code;
-# the supervisor counts it as a failed start and goes FATAL after its retries instead of looping.
-EXIT_BOOT_ERROR = 3
-
-REASONS = ("exited", "deleted", "crashed", "killed", "limit", "error")
-
-
-def exit_status(reason: str = "exited", code: int | None = None, error: str | None = None) -> dict[str, Any]:
-    """The `status` object of an exited message (PROTOCOL.md section 1, ours)."""
-    return {"reason": reason, "code": code, "error": error}
-
-
-def encode_profile(ptype: str, data: bytes) -> bytes:
-    """Payload of RT_PROFILE (ours): `[len:u8][type utf-8][data]`; the supervisor publishes `data`
-    on `{realm}/proc/profile/{type}/{runtime_uuid}/{module_uuid}`."""
-    t = ptype.encode("utf-8")
-    if not 0 < len(t) < 256 or "/" in ptype:
-        raise ValueError(f"profile type {ptype!r} must be 1..255 bytes without '/'")
-    return struct.pack("B", len(t)) + t + bytes(data)
-
-
-def decode_profile(payload: bytes) -> tuple[str, bytes]:
-    """(type, data) of an RT_PROFILE payload; ValueError saying what is wrong."""
-    if not payload or len(payload) < 1 + payload[0] or payload[0] == 0:
-        raise ValueError(f"profile message of {len(payload)} bytes lacks its [len][type] header")
-    n = payload[0]
-    try:
-        ptype = payload[1 : 1 + n].decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"profile type is not UTF-8: {e.reason}") from e
-    return ptype, payload[1 + n :]
 
 
 @dataclass

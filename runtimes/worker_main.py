@@ -16,7 +16,8 @@ import traceback
 
 import orjson
 
-from runtimes.base import EXIT_BOOT_ERROR, WorkerConfig, WorkerLogHandler
+from common.exit_status import EXIT_BOOT_ERROR
+from runtimes.base import WorkerConfig, WorkerLogHandler
 
 PR_SET_PDEATHSIG = 1
 

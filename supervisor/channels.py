@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from supervisor.topics import FLAG_READ, FLAG_WRITE, ChannelError, has_wildcard, matches, qos_of
+from common.topics import FLAG_READ, FLAG_WRITE, ChannelError, has_wildcard, matches, qos_of
 
 ModuleKey = tuple[int, int]
 ChannelKey = tuple[int, int, int]

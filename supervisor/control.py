@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.wire import ProtocolError, decode, require
-from supervisor.topics import Grant, parse_grants
+from common.topics import Grant, parse_grants
 
 
 @dataclass

@@ -23,7 +23,8 @@ import orjson
 import ipc
 from common.wire import ProtocolError, Topics, decode, encode, envelope
 from ipc import messages as M
-from runtimes.base import decode_profile, exit_status
+from common.exit_status import exit_status
+from common.profile import decode_profile
 from supervisor.channels import ChannelTable, SubscriptionChange
 from supervisor.control import ControlRequest, parse_control
 from supervisor.identity import load_identity
@@ -32,7 +33,7 @@ from supervisor.notify import Notifier
 from supervisor.registration import Registrar, manager_message, runtime_delete_message, runtime_message
 from supervisor.settings import Settings
 from supervisor.states import WorkerState
-from supervisor.topics import ChannelError, resolve
+from common.topics import ChannelError, resolve
 from supervisor.workers import ModuleRecord, Worker
 
 log = logging.getLogger("mgr")

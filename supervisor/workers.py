@@ -17,9 +17,10 @@ from typing import Any
 import orjson
 
 from runtimes import RuntimeSpec
-from runtimes.base import EXIT_BOOT_ERROR, Runtime, WorkerConfig
+from common.exit_status import EXIT_BOOT_ERROR
+from runtimes.base import Runtime, WorkerConfig
 from supervisor.states import WorkerState, backoff_delay, check_edge
-from supervisor.topics import Grant
+from common.topics import Grant
 
 log = logging.getLogger("mgr")
 

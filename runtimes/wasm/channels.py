@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, Optional, Protocol, Sequence, Union
 
 from runtimes.engines import bridge as br
-from supervisor.topics import ChannelError
+from common.topics import ChannelError
 
 STDIO_FD = 255  # reserved for the runtime's own `$SL/proc/stdio` channel of the module
 

@@ -2,7 +2,8 @@
 (the IPC ring takes at most half its size per message)."""
 from __future__ import annotations
 
-from runtimes.base import WorkerConfig, decode_profile
+from common.profile import decode_profile
+from runtimes.base import WorkerConfig
 from runtimes.benchmarking import payloads
 from runtimes.benchmarking.runtime import BenchmarkingRuntime
 

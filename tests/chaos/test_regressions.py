@@ -10,10 +10,10 @@ import pytest
 
 from chaos import fuzz
 from chaos.base import REALM, Inbox, Watch, js, module_create, module_delete, wait_until
-from supervisor.topics import ChannelError, resolve
+from common.topics import ChannelError, resolve
 from tests.helpers.node import NodeProcess
 from ipc.messages import FLAG_READ, FLAG_WRITE
-from supervisor.topics import Grant
+from common.topics import Grant
 
 GRANTS = [Grant("g", "rw", "fz/g")]
 

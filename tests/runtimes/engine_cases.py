@@ -136,7 +136,7 @@ class HubOutlet:
         self.logs: List[Tuple[int, str]] = []
 
     def open(self, fd: int, flags: int, topic: str) -> None:
-        from supervisor.topics import FLAG_READ, resolve
+        from common.topics import FLAG_READ, resolve
         real = resolve(topic, flags, realm="realm", module_uuid=self.uuid, grants=self.grants)
         self.topics[fd] = real
         if flags & FLAG_READ:
@@ -148,7 +148,7 @@ class HubOutlet:
             self.hub.subs = [s for s in self.hub.subs if not (s[0] is self and s[1] == fd)]
 
     def publish(self, fd: int, data: bytes) -> None:
-        from supervisor.topics import matches
+        from common.topics import matches
         topic = self.topics[fd]
         with self.hub.lock:
             self.hub.published.append((topic, data))
@@ -162,7 +162,7 @@ class HubOutlet:
 
 def _module(hub: Hub, uuid: str, grants: Optional[List[Dict[str, str]]]) -> Tuple[HubOutlet, Any]:
     from runtimes.wasm.channels import ModuleChannels
-    from supervisor.topics import parse_grants
+    from common.topics import parse_grants
     outlet = HubOutlet(hub, uuid, None if grants is None else parse_grants(grants))
     outlet.channels = ModuleChannels(uuid, outlet, outlet.log)
     return outlet, outlet.channels

@@ -15,7 +15,7 @@ from runtimes.engines import bridge as br
 from runtimes.wasm.channels import STDIO_FD, ModuleChannels
 from runtimes.wasm.files import ModuleFileError, ModuleFiles
 from runtimes.wasm.host import BadArgs, Features, deployed_payload, parse_args
-from supervisor.topics import ChannelError
+from common.topics import ChannelError
 
 
 def test_files_resolve_inside_roots_and_refuse_escapes(tmp_path: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from supervisor.channels import ChannelTable
-from supervisor.topics import FLAG_QOS1, FLAG_QOS2, FLAG_READ, FLAG_WRITE, ChannelError
+from common.topics import FLAG_QOS1, FLAG_QOS2, FLAG_READ, FLAG_WRITE, ChannelError
 
 R, W = FLAG_READ, FLAG_WRITE
 
@@ -87,7 +87,7 @@ def test_reopen_same_fd_replaces_channel() -> None:
 from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from supervisor.topics import matches  # noqa: E402
+from common.topics import matches  # noqa: E402
 
 _TOPICS = ["a", "a/b", "a/+", "a/#", "#", "+/b", "c/d"]
 _CONCRETE = ["a", "a/b", "a/c", "c/d", "x/b"]

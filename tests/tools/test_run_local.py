@@ -1,4 +1,4 @@
-"""`make run` (supervisor/run_local.py --check): broker, orchestrator and node come up on free
+"""`make run` (tools/run_local.py --check): broker, orchestrator and node come up on free
 ports and the script shows them working, then stops everything."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.helpers.node import ROOT
 
 def test_make_run_check_brings_everything_up_and_down() -> None:
     port, http = free_port(), free_port()
-    p = subprocess.run([sys.executable, "-m", "supervisor.run_local", "--check", "--port", str(port), "--http-port", str(http),
+    p = subprocess.run([sys.executable, "tools/run_local.py", "--check", "--port", str(port), "--http-port", str(http),
                         "--name", "runcheck"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out

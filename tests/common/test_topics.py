@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from ipc import messages as M
-from supervisor import topics as T
-from supervisor.topics import ChannelError, Grant, resolve
+from common import topics as T
+from common.topics import ChannelError, Grant, resolve
 
 R, W = T.FLAG_READ, T.FLAG_WRITE
 

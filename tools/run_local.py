@@ -7,7 +7,7 @@
 then it waits for the registrations, shows `manage.py list` (or the registration messages when there
 is no orchestrator), and keeps everything running until Ctrl-C (`--check`: stop right away, exit 0).
 
-Usage: python -m supervisor.run_local [--port PORT] [--http-port PORT] [--runtime NAME] [--check]
+Usage: python tools/run_local.py [--port PORT] [--http-port PORT] [--runtime NAME] [--check]
 """
 from __future__ import annotations
 
