@@ -33,7 +33,10 @@ from cli._api import Api, CliError, config, guard, parse, setup
 
 SUMMARY = "Summarise collected benchmark data: table and plots."
 
-TIMED = ("benchmarking", "benchmarking-v2", "seeded")
+TIMED = ("benchmarking", "benchmarking-v2", "seeded")  # the older layouts: 0 = failed run
+# a module that sent our layout also sent the seed's copy of the same runs: read ours only
+NEWER = {"benchmarking": "benchmarking-v3", "benchmarking-v2": "benchmarking-v3", "seeded": "benchmarking-v3",
+         "interference": "interference-v2"}
 
 
 @dataclass
@@ -44,6 +47,9 @@ class Series:
     kind: str  # "alone" or "interference-N"
     walls_us: list[int] = field(default_factory=list)
     failed: int = 0
+    outside: int = 0  # interference runs outside the window in which every co-runner ran (not counted)
+    failures: dict[str, int] = field(default_factory=dict)  # outcome -> runs (benchmarking-v3)
+    phases: dict[str, list[int]] = field(default_factory=dict)  # compile_ns/instantiate_ns/execute_ns
 
 
 def quantile(xs: list[float], q: float) -> float:
@@ -118,6 +124,7 @@ def load(dirs: list[str], names: Names) -> tuple[dict[tuple[str, str, str, str],
         return series[key]
 
     files = sorted(p for d in dirs for p in glob.glob(os.path.join(d, "**", "*.json"), recursive=True))
+    records = []
     for path in files:
         try:
             with open(path) as f:
@@ -128,9 +135,43 @@ def load(dirs: list[str], names: Names) -> tuple[dict[tuple[str, str, str, str],
         if not isinstance(rec, dict) or "data" not in rec:
             bad += 1  # undecodable payload kept raw by the collector
             continue
+        records.append(rec)
+    types_of: dict[str, set[str]] = defaultdict(set)
+    for rec in records:
+        types_of[str((rec.get("module") or {}).get("uuid"))].add(str(rec.get("type")))
+    for rec in records:
         ptype, data = rec.get("type"), rec["data"]
+        if NEWER.get(str(ptype)) in types_of[str((rec.get("module") or {}).get("uuid"))]:
+            continue
         rt = names.runtime(rec)
-        if ptype in TIMED:
+        if ptype == "benchmarking-v3":
+            runs = data.get("runs") or {}
+            for i, w in enumerate(runs.get("wall_ns") or []):
+                s = get(_module_name(rec), str(runs["engine"][i]), rt, "alone")
+                o = runs["outcome"][i]
+                if o == "ok":
+                    s.walls_us.append(int(w) // 1000)
+                    for ph in ("compile_ns", "instantiate_ns", "execute_ns"):
+                        v = (runs.get(ph) or [None] * (i + 1))[i]
+                        if v is not None:
+                            s.phases.setdefault(ph, []).append(int(v))
+                else:
+                    s.failed += 1
+                    s.failures[o] = s.failures.get(o, 0) + 1
+        elif ptype == "interference-v2":
+            n = len(data.get("loops") or [])
+            for lp in data.get("loops") or []:
+                s = get(os.path.basename(str(lp.get("file"))), str(lp.get("engine")), rt, f"interference-{n}")
+                r = lp.get("runs") or {}
+                for w, o, inside in zip(r.get("wall_ns", []), r.get("outcome", []), r.get("inside", [])):
+                    if o != "ok":
+                        s.failed += 1
+                        s.failures[o] = s.failures.get(o, 0) + 1
+                    elif inside:
+                        s.walls_us.append(int(w) // 1000)
+                    else:
+                        s.outside += 1
+        elif ptype in TIMED:
             walls = list(data.get("wall_us") or [])
             engs = _engines_of(rec)
             per = max(1, math.ceil(len(walls) / len(engs)))

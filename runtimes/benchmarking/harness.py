@@ -35,13 +35,42 @@ class RunResult:
     signal: int | None
     killed: bool  # past its limit
     result: bytes  # what the child sent on its result pipe
+    start_ns: int = 0  # monotonic clock at the fork/spawn
+    # compile/instantiate/execute times when the engine reports them (#15: set by runtimes/engines)
+    phases: dict[str, int] | None = None
+    oom: bool = False  # out of memory, when the resource limits (#16) can tell
+    limit_hit: str | None = None  # which resource limit ended the run (#16), e.g. "RLIMIT_AS"
 
     @property
     def failed(self) -> bool:
         return self.killed or self.exit_code != 0
 
+    @property
+    def wall_ns(self) -> int:
+        return self.wall_us * 1000 if self._wall_ns is None else self._wall_ns
+
+    _wall_ns: int | None = None
+
+    @property
+    def outcome(self) -> str:
+        """One word (payloads.OUTCOMES): ok, exit (code != 0), trap, signal, limit, oom, error."""
+        if self.killed or (self.limit_hit and not self.oom):
+            return "limit"
+        if self.oom:
+            return "oom"
+        if self.signal is not None:
+            return "signal"
+        if self.exit_code == 0:
+            return "ok"
+        if self.exit_code == EXIT_CHILD_ERROR and self.result:
+            text = self.result.decode("utf-8", "replace").lower()
+            return "trap" if "trap" in text or "unreachable" in text else "error"
+        return "exit"
+
     def describe(self) -> str:
         """Why the run failed, in words."""
+        if self.limit_hit:
+            return f"stopped by the resource limit {self.limit_hit}" + (" (out of memory)" if self.oom else "")
         if self.killed:
             return "killed after its time limit"
         if self.signal is not None:
@@ -106,7 +135,7 @@ def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None
         except OSError as e:  # no such program, not executable, bad output path
             os.close(rfd)
             os.close(wfd)
-            return RunResult(0, 0, 0, 0, EXIT_CHILD_ERROR, None, False, f"cannot start {exec_argv[0]}: {e}".encode())
+            return RunResult(0, 0, 0, 0, EXIT_CHILD_ERROR, None, False, f"cannot start {exec_argv[0]}: {e}".encode(), start_ns=t0)
     else:
         pid = os.fork()
     if pid == 0:  # forked child: never returns
@@ -148,6 +177,8 @@ def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None
         os.close(rfd)
     code = os.waitstatus_to_exitcode(status)
     return RunResult(
+        start_ns=t0,
+        _wall_ns=t1 - t0,
         wall_us=(t1 - t0) // 1000,
         utime_us=int(ru.ru_utime * 1e6),
         stime_us=int(ru.ru_stime * 1e6),

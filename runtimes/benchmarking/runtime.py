@@ -26,6 +26,7 @@ import orjson
 
 from runtimes.base import Module, Runtime
 from runtimes.benchmarking import engines, harness, payloads
+from runtimes.benchmarking.hostenv import measurement_env
 
 log = logging.getLogger("rt.benchmarking")
 
@@ -50,6 +51,8 @@ class Job:
     dirs: list[str]
     stdout: str | None
     args: dict[str, Any]
+    layout: str = payloads.DEFAULT_LAYOUT  # which profile layouts to publish (payloads.LAYOUTS)
+    warmup: int = 0  # runs per engine and argument list before the measured ones, discarded
     stop: threading.Event = field(default_factory=threading.Event)
     pid: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -83,8 +86,10 @@ def _str_list(v: Any, key: str) -> list[str]:
     return list(v)
 
 
-def parse_job(index: int, module: Module) -> Job:
-    """Check the create message's arguments; ArgError names the first bad one."""
+def parse_job(index: int, module: Module, settings: dict[str, Any] | None = None) -> Job:
+    """Check the create message's arguments; ArgError names the first bad one. `settings` (the
+    runtime's config) give the defaults of `profile` and `warmup`."""
+    settings = settings or {}
     data = module.data
     file = data.get("file")
     if not isinstance(file, str) or not file:
@@ -112,9 +117,86 @@ def parse_job(index: int, module: Module) -> Job:
     stdout = args.get("stdout")
     if stdout is not None and not isinstance(stdout, str):
         raise ArgError(f"args.stdout must be a file path (module output is discarded without it), got {stdout!r}")
+    layout = args.get("profile", settings.get("profile", payloads.DEFAULT_LAYOUT))
+    if layout not in payloads.LAYOUTS:
+        raise ArgError(f"args.profile must be one of {', '.join(payloads.LAYOUTS)} (which profile layouts to send), got {layout!r}")
+    warmup = _number(args, "warmup", settings.get("warmup", 0), integer=True, minimum=0)
     return Job(index=index, module=module, file=file, argvs=argvs, norepeat=norepeat,
                repeat=_number(args, "repeat", 1, integer=True, minimum=1), limit=_number(args, "limit", None),
-               ilimit=_number(args, "ilimit", None), engines=eng_list, env=env, dirs=dirs, stdout=stdout, args=args)
+               ilimit=_number(args, "ilimit", None), engines=eng_list, env=env, dirs=dirs, stdout=stdout, args=args,
+               layout=layout, warmup=warmup)
+
+
+class Samples:
+    """Every measured run of a module with its outcome, in the columns of `benchmarking-v3`.
+
+    A failed run is a row with its outcome (never a 0 sample); for the seed's layouts it becomes
+    the seed's all-zero record (what the original collector and Pitot expect)."""
+
+    PHASES = ("compile_ns", "instantiate_ns", "execute_ns")
+
+    def __init__(self, seeded: bool = False) -> None:
+        self.cols: dict[str, list[Any]] = {c: [] for c in payloads.V3_COLUMNS}
+        if seeded:
+            self.cols["seed"] = []
+        self.errors: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.cols["wall_ns"])
+
+    def add(self, r: harness.RunResult, engine: str, seed: int | None = None) -> None:
+        c = self.cols
+        n = len(self)
+        outcome = r.outcome
+        for k, v in (("wall_ns", r.wall_ns), ("utime_us", r.utime_us), ("stime_us", r.stime_us),
+                     ("maxrss_kb", r.maxrss_kb), ("outcome", outcome), ("exit_code", r.exit_code),
+                     ("signal", r.signal), ("engine", engine)):
+            c[k].append(v)
+        if "seed" in c:
+            c["seed"].append(seed)
+        if r.phases:
+            for k in self.PHASES:
+                c.setdefault(k, [None] * n)
+        for k in self.PHASES:
+            if k in c:
+                c[k].append((r.phases or {}).get(k))
+        if outcome != "ok":
+            self.errors[str(n)] = r.describe()
+
+    def ok(self) -> int:
+        return sum(1 for o in self.cols["outcome"] if o == "ok")
+
+    def seed_rows(self) -> list[tuple[int, ...]]:
+        """Records of the seed's `benchmarking` (wall, utime, stime in us) or `seeded` (+ seed)."""
+        out: list[tuple[int, ...]] = []
+        c = self.cols
+        for i in range(len(self)):
+            row: tuple[int, ...] = (c["wall_ns"][i] // 1000, c["utime_us"][i], c["stime_us"][i]) \
+                if c["outcome"][i] == "ok" else (0, 0, 0)
+            if "seed" in c:
+                row += (c["seed"][i] or 0,)
+            out.append(row)
+        return out
+
+    def v3(self, start: int, stop: int, env: dict[str, Any], warmup: int, part: tuple[int, int]) -> dict[str, Any]:
+        errors = {k: v for k, v in self.errors.items() if start <= int(k) < stop}
+        return {"v": 3, "runs": {k: v[start:stop] for k, v in self.cols.items()}, "errors": errors,
+                "env": env, "warmup": warmup, "part": list(part), "first_run": start}
+
+    def summary(self) -> dict[str, Any]:
+        """What the `exited` message carries: counts by outcome, median phase times."""
+        by: dict[str, int] = {}
+        for o in self.cols["outcome"]:
+            by[o] = by.get(o, 0) + 1
+        out: dict[str, Any] = {"runs": len(self), "outcomes": by}
+        phases = {}
+        for k in self.PHASES:
+            vals = sorted(v for v in self.cols.get(k, []) if v is not None)
+            if vals:
+                phases[k] = vals[len(vals) // 2]
+        if phases:
+            out["phases_median"] = phases
+        return out
 
 
 class BenchmarkingRuntime(Runtime):
@@ -137,7 +219,7 @@ class BenchmarkingRuntime(Runtime):
 
     def on_create(self, index: int, module: Module) -> None:
         try:
-            job = parse_job(index, module)
+            job = parse_job(index, module, self.config.settings)
             self.check(job)
         except (ArgError, engines.EngineNotAvailable, FileNotFoundError) as e:
             self.module_log(index, logging.ERROR, str(e))
@@ -211,39 +293,59 @@ class BenchmarkingRuntime(Runtime):
 
     def execute(self, job: Job) -> tuple[str, int | None, str | None, dict[str, Any]]:
         """Run everything; publish the samples; return the exited status (reason, code, error, extra)."""
-        rows: list[tuple[int, int, int, int]] = []
+        samples = Samples()
+        env = measurement_env(self.cpus)
         reason: str = "exited"
         code: int | None = 0
         error: str | None = None
+        failure: str | None = None
         total = len(job.engines) * (len(job.argvs) if job.norepeat else job.repeat)
         done = 0
         try:
             for eng in job.engines:
                 for i, argv in enumerate(job.argvs):
                     prep = engines.prepare(eng, engines.Invocation(job.file, [self.argv0(job)] + argv, job.env, job.dirs))
+                    for _ in range(job.warmup):  # discarded: caches, page faults, CPU frequency ramp
+                        if self.run_one(job, prep) is None:
+                            reason = "limit" if job.out_of_time() else reason
+                            raise _Done
                     for _ in range(1 if job.norepeat else job.repeat):
                         r = self.run_one(job, prep)
                         if r is None:
                             if job.out_of_time():
                                 reason = "limit"
                             raise _Done
+                        if r.failed and job.out_of_time() and r.killed:
+                            reason = "limit"  # the module's own time ran out during the run: not a run of its own
+                            raise _Done
                         done += 1
                         self._progress(job, done, total)
-                        if r.failed:
-                            if job.out_of_time() and r.killed:
-                                reason = "limit"  # the module's own time ran out during the run
-                                raise _Done
-                            if not job.norepeat:  # the seed: in repeat mode a failing run ends the module
-                                reason = "limit" if r.killed else "exited"
-                                code, error = r.exit_code, f"run {done} ({eng}) failed: {r.describe()}"
-                                raise _Done
-                            rows.append((0, 0, 0, 0))  # norepeat: a failed input is a zero sample
-                            continue
-                        rows.append((r.wall_us, r.utime_us, r.stime_us, r.maxrss_kb))
+                        samples.add(r, eng)
+                        if r.failed and not job.norepeat:  # the seed: in repeat mode a failing run ends the module
+                            reason = "limit" if r.outcome == "limit" else "exited"
+                            failure = r.outcome
+                            code, error = r.exit_code, f"run {done} ({eng}) failed: {r.describe()}"
+                            raise _Done
         except _Done:
             pass
-        self.send_records(job.index, payloads.BENCHMARKING, rows)
-        return reason, code, error, {"samples": len(rows)}
+        self.publish_samples(job, samples, env)
+        extra: dict[str, Any] = {"samples": len(samples), "env": env, **samples.summary()}
+        if failure:
+            extra["failure"] = failure
+        return reason, code, error, extra
+
+    def publish_samples(self, job: Job, samples: Samples, env: dict[str, Any]) -> None:
+        """The seed's layout (`benchmarking`/`seeded`) and/or ours (`benchmarking-v3`), per `job.layout`."""
+        if job.layout in ("both", "seed"):
+            self.send_records(job.index, "seeded" if "seed" in samples.cols else "benchmarking", samples.seed_rows())
+        if job.layout in ("both", "ours"):
+            n = len(samples)
+            parts = max(1, -(-n // self.V3_ROWS))
+            for p in range(parts):
+                body = samples.v3(p * self.V3_ROWS, (p + 1) * self.V3_ROWS, env, job.warmup, (p, parts))
+                self.send_profile(job.index, payloads.BENCHMARKING_V3, payloads.encode(payloads.BENCHMARKING_V3, body))
+
+    V3_ROWS = 2000  # runs per benchmarking-v3 message (~100 bytes each: well under CHUNK_BYTES)
 
     # the IPC ring takes messages up to half its size (512 KiB by default): bigger sample sets go out
     # as several profile messages split on record boundaries (the collector numbers the files,
@@ -314,14 +416,16 @@ class SeededRuntime(BenchmarkingRuntime):
     def execute(self, job: Job) -> tuple[str, int | None, str | None, dict[str, Any]]:
         max_seed = int(job.args.get("max_seed", 2**31 - 1))
         rng = random.Random(job.args.get("random_state"))
-        rows: list[tuple[int, int, int, int]] = []
+        samples = Samples(seeded=True)
+        env = measurement_env(self.cpus)
         reason: str = "exited"
         code: int | None = 0
         error: str | None = None
+        failure: str | None = None
         try:
             for eng in job.engines:
                 for argv in job.argvs:
-                    for _ in range(1 if job.norepeat else job.repeat):
+                    for n in range(job.warmup + (1 if job.norepeat else job.repeat)):
                         seed = rng.randrange(max_seed)
                         extra, dirs = self.seed_args(job, seed)
                         inv = engines.Invocation(job.file, [self.argv0(job)] + argv + extra, job.env, job.dirs + dirs)
@@ -329,21 +433,24 @@ class SeededRuntime(BenchmarkingRuntime):
                         if r is None:
                             reason = "limit" if job.out_of_time() else reason
                             raise _Done
-                        if r.failed:
-                            if job.out_of_time() and r.killed:
-                                reason = "limit"
-                                raise _Done
-                            if not job.norepeat:
-                                reason = "limit" if r.killed else "exited"
-                                code, error = r.exit_code, f"run with seed {seed} failed: {r.describe()}"
-                                raise _Done
-                            rows.append((0, 0, 0, seed))
+                        if r.failed and job.out_of_time() and r.killed:
+                            reason = "limit"
+                            raise _Done
+                        if n < job.warmup:
                             continue
-                        rows.append((r.wall_us, r.utime_us, r.stime_us, seed))
+                        samples.add(r, eng, seed)
+                        if r.failed and not job.norepeat:
+                            reason = "limit" if r.outcome == "limit" else "exited"
+                            failure = r.outcome
+                            code, error = r.exit_code, f"run with seed {seed} failed: {r.describe()}"
+                            raise _Done
         except _Done:
             pass
-        self.send_records(job.index, "seeded", rows)
-        return reason, code, error, {"samples": len(rows)}
+        self.publish_samples(job, samples, env)
+        out: dict[str, Any] = {"samples": len(samples), "env": env, **samples.summary()}
+        if failure:
+            out["failure"] = failure
+        return reason, code, error, out
 
 
 class InterferenceRuntime(BenchmarkingRuntime):
@@ -370,17 +477,33 @@ class InterferenceRuntime(BenchmarkingRuntime):
             job.limit = self.DEFAULT_LIMIT
 
     def execute(self, job: Job) -> tuple[str, int | None, str | None, dict[str, Any]]:
+        """Co-runners start together (a barrier after every loop has prepared its engine), each on
+        its own CPU; the window in which all of them were running is recorded, and each run says
+        whether it lies inside it. The run cut by the end of the experiment is not a sample."""
         files = job.file.split(":")
-        result: dict[str, list[int]] = {f"{i}:{f}": [] for i, f in enumerate(files)}
+        env = measurement_env(self.cpus)
+        loops: list[dict[str, Any]] = [
+            {"index": i, "file": f, "engine": job.engines[i % len(job.engines)],
+             "runs": {"start_ns": [], "wall_ns": [], "outcome": [], "inside": []}} for i, f in enumerate(files)]
+        first_start: dict[int, int] = {}
+        stopped_at: dict[int, int] = {}
         pids: dict[int, int] = {}
         errors: list[str] = []
+        barrier = threading.Barrier(len(files))
 
         def loop(i: int, f: str) -> None:
             eng = job.engines[i % len(job.engines)]
+            runs = loops[i]["runs"]
+            prep = None
             try:
                 prep = engines.prepare(eng, engines.Invocation(f, [os.path.basename(f)] + job.argvs[0], job.env, job.dirs))
             except Exception as e:
                 errors.append(f"{f}: {e}")
+            try:
+                barrier.wait(timeout=600)  # everyone prepared (AOT compiles can take a while): go together
+            except threading.BrokenBarrierError:
+                return
+            if prep is None:
                 return
 
             def started(pid: int) -> None:
@@ -391,11 +514,16 @@ class InterferenceRuntime(BenchmarkingRuntime):
             while not job.stop.is_set() and not job.out_of_time():
                 r = engines.run_once(prep, limit=job.run_limit(), stdout=job.stdout, cpus=[self.cpus[i]], on_start=started)
                 pids.pop(i, None)
+                first_start.setdefault(i, r.start_ns)
                 if (r.killed or r.failed) and (job.out_of_time() or job.stop.is_set()):
                     # cut by the end of the experiment (the main loop SIGKILLs the runs still
                     # going, which the run sees as a failure, not as its own limit): not a sample
+                    stopped_at[i] = r.start_ns
                     break
-                result[f"{i}:{f}"].append(0 if r.failed else max(1, r.wall_us))
+                runs["start_ns"].append(r.start_ns)
+                runs["wall_ns"].append(r.wall_ns)
+                runs["outcome"].append(r.outcome)
+            stopped_at.setdefault(i, time.monotonic_ns())
 
         threads = [threading.Thread(target=loop, args=(i, f), daemon=True) for i, f in enumerate(files)]
         for t in threads:
@@ -409,10 +537,27 @@ class InterferenceRuntime(BenchmarkingRuntime):
                         pass
             for t in threads:
                 t.join(0.05)
-        self.send_profile(job.index, "interference", payloads.encode("interference", result))
+        window = None
+        if len(first_start) == len(files):
+            window = [max(first_start.values()), min(stopped_at.values())]
+        for lp in loops:
+            r = lp["runs"]
+            r["inside"] = [window is not None and st >= window[0] and st + w <= window[1]
+                           for st, w in zip(r["start_ns"], r["wall_ns"])]
+        if job.layout in ("both", "seed"):  # the seed's: every run, 0 = failed
+            seed = {f"{lp['index']}:{lp['file']}": [0 if o != "ok" else max(1, w // 1000)
+                                                   for w, o in zip(lp["runs"]["wall_ns"], lp["runs"]["outcome"])]
+                    for lp in loops}
+            self.send_profile(job.index, "interference", payloads.encode("interference", seed))
+        if job.layout in ("both", "ours"):
+            body = {"v": 2, "window_ns": window, "loops": loops, "env": env}
+            self.send_profile(job.index, payloads.INTERFERENCE_V2, payloads.encode(payloads.INTERFERENCE_V2, body))
+        extra: dict[str, Any] = {"samples": {f"{lp['index']}:{lp['file']}": len(lp["runs"]["wall_ns"]) for lp in loops},
+                                 "inside": {f"{lp['index']}:{lp['file']}": sum(lp["runs"]["inside"]) for lp in loops},
+                                 "window_ns": window, "env": env}
         if errors:
-            return "error", None, "; ".join(errors), {}
-        return "exited", 0, None, {"samples": {k: len(v) for k, v in result.items()}}
+            return "error", None, "; ".join(errors), extra
+        return "exited", 0, None, extra
 
 
 class OpcodesRuntime(BenchmarkingRuntime):

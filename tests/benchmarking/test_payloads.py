@@ -25,11 +25,18 @@ def test_every_type_roundtrips() -> None:
         "interference": {"0:a.wasm": [1200, 0, 1300], "1:b.wasm": [900]},
         "opcodes": list(range(256)),
         "instrumented": [3, 0, 70000],
+        "benchmarking-v3": {"v": 3, "runs": {"wall_ns": [5_000_000_000_000, 7], "utime_us": [1, 2], "stime_us": [0, 0],
+                                             "maxrss_kb": [10, 11], "outcome": ["ok", "trap"], "exit_code": [0, 125],
+                                             "signal": [None, None], "engine": ["wasmtime", "wasmtime"],
+                                             "compile_ns": [3, None]},
+                            "errors": {"1": "wasm trap: unreachable"}, "env": {}, "warmup": 0},
+        "interference-v2": {"v": 2, "window_ns": [10, 90], "loops": [{"index": 0, "file": "a.wasm", "engine": "wasmtime",
+                            "runs": {"start_ns": [5, 20], "wall_ns": [10, 30], "outcome": ["ok", "ok"], "inside": [False, True]}}]},
     }
     assert set(samples) == set(P.TYPES)
     for ptype, value in samples.items():
         d = P.decode(ptype, P.encode(ptype, value))
-        if ptype == "interference":
+        if ptype in ("interference", "benchmarking-v3", "interference-v2"):
             assert d == value
         elif ptype == "opcodes":
             assert d["counts"] == value and d["total"] == sum(value)
@@ -53,6 +60,13 @@ def test_columns_and_saturation() -> None:
     ("interference", b'{"x": [1]}', "is not '<index>:<file>'"),
     ("interference", b'{"0:a": [-1]}', "non-negative"),
     ("nosuch", b"", "unknown profile type 'nosuch'"),
+    ("benchmarking-v3", b'{"v": 2}', '"v": 3'),
+    ("benchmarking-v3", b'{"v": 3, "runs": {"wall_ns": [1]}}', "lacks the column"),
+    ("benchmarking-v3", b'{"v": 3, "runs": {"wall_ns": [1], "utime_us": [], "stime_us": [], "maxrss_kb": [], "outcome": [],'
+                        b' "exit_code": [], "signal": [], "engine": []}}', "same length"),
+    ("benchmarking-v3", b'{"v": 3, "runs": {"wall_ns": [1], "utime_us": [1], "stime_us": [1], "maxrss_kb": [1], "outcome": ["meh"],'
+                        b' "exit_code": [0], "signal": [null], "engine": ["x"]}}', "outcome 'meh'"),
+    ("interference-v2", b'{"v": 2, "window_ns": [1], "loops": []}', "window_ns"),
 ])
 def test_bad_payloads(ptype: str, payload: bytes, msg: str) -> None:
     with pytest.raises(P.PayloadError, match=msg):

@@ -42,23 +42,34 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm) -> Non
         create(probe, rt, "m-repeat", wasm["spin"], argv=["10"], repeat=5, engine="wasmtime-aot")
         st = exited(probe, rt, "m-repeat")
         assert st["status"] == {"reason": "exited", "code": 0, "error": None}
-        d = payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "m-repeat"))
-        assert len(d["wall_us"]) == 5
-        for w, u, s, rss in zip(d["wall_us"], d["utime_us"], d["stime_us"], d["maxrss_kb"]):
-            assert 1000 < w < 60_000_000 and 0 < u + s < 2 * w + 10_000 and rss > 1000
-        # ilimit kills a long run; in repeat mode that ends the module
+        assert st["outcomes"] == {"ok": 5} and st["env"]["cpus"] == reg["metadata"]["cpus"]
+        v3 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-repeat"))
+        runs = v3["runs"]
+        assert runs["outcome"] == ["ok"] * 5 and runs["engine"] == ["wasmtime-aot"] * 5 and v3["env"]["loadavg"]
+        for w, u, s, rss in zip(runs["wall_ns"], runs["utime_us"], runs["stime_us"], runs["maxrss_kb"]):
+            assert 1_000_000 < w < 60_000_000_000 and 0 < u + s < 2 * w // 1000 + 10_000 and rss > 1000
+        # the seed's layout beside ours (the original collector stores only that one): same runs, in us
+        d = payloads.decode("benchmarking", profile(probe, "benchmarking", "m-repeat"))
+        assert d["wall_us"] == [w // 1000 for w in runs["wall_ns"]]
+        # ilimit kills a long run; in repeat mode that ends the module; the run is a row with its outcome
         create(probe, rt, "m-ilimit", wasm["spin"], argv=["100000"], repeat=3, ilimit=0.5)
         st = exited(probe, rt, "m-ilimit")
-        assert st["status"]["reason"] == "limit" and "time limit" in st["status"]["error"]
-        assert payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "m-ilimit"))["wall_us"] == []
-        # an engine list: repeat runs per engine, in order
-        create(probe, rt, "m-engines", wasm["spin"], argv=["1"], repeat=2, engine=["wasmtime", "wasmtime-aot", "native"])
+        assert st["status"]["reason"] == "limit" and "time limit" in st["status"]["error"] and st["failure"] == "limit"
+        runs = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-ilimit"))["runs"]
+        assert runs["outcome"] == ["limit"] and runs["wall_ns"][0] >= 500_000_000  # its real time, not a 0 sample
+        assert payloads.decode("benchmarking", profile(probe, "benchmarking", "m-ilimit"))["wall_us"] == [0]
+        # an engine list: repeat runs per engine, in order; warm-up runs are discarded
+        create(probe, rt, "m-engines", wasm["spin"], argv=["1"], repeat=2, warmup=1, profile="ours",
+               engine=["wasmtime", "wasmtime-aot", "native"])
         assert exited(probe, rt, "m-engines")["status"]["reason"] == "exited"
-        assert len(payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "m-engines"))["wall_us"]) == 6
-        # norepeat: one run per argv list; a failing input is a zero sample, not the end
+        v3 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-engines"))
+        assert v3["runs"]["engine"] == ["wasmtime"] * 2 + ["wasmtime-aot"] * 2 + ["native"] * 2 and v3["warmup"] == 1
+        # norepeat: one run per argv list; a failing input is a row with its outcome, not the end
         create(probe, rt, "m-norepeat", wasm["kernels"], argv=[["3", "quiet"], ["2", "quiet"], ["1", "quiet"]])
         st = exited(probe, rt, "m-norepeat")
         assert st["status"]["reason"] == "exited" and st["samples"] == 3
+        runs = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-norepeat"))["runs"]
+        assert all(w > 0 for w in runs["wall_ns"]) and set(runs["outcome"]) <= {"ok", "exit"}
         # an engine that is not there: a clear error naming it, no fallback
         create(probe, rt, "m-noengine", wasm["spin"], engine="wasm3-i")
         st = exited(probe, rt, "m-noengine")
@@ -69,7 +80,13 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm) -> Non
         create(probe, rt, "m-limit", wasm["spin"], argv=["1"], repeat=100000, limit=1.0, engine="wasmtime-aot")
         st = exited(probe, rt, "m-limit")
         assert st["status"]["reason"] == "limit" and 0 < st["samples"] < 100000
-        assert len(payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "m-limit"))["wall_us"]) == st["samples"]
+        assert len(payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-limit"))["runs"]["wall_ns"]) == st["samples"]
+        # a trap is an outcome of its own, with its message
+        create(probe, rt, "m-trap", wasm["trap"], repeat=2, engine="wasmtime")
+        st = exited(probe, rt, "m-trap")
+        assert st["failure"] == "trap" and "trap" in st["status"]["error"].lower()
+        v3 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-trap"))
+        assert v3["runs"]["outcome"] == ["trap"] and "trap" in v3["errors"]["0"].lower()
 
 
 def test_seeded_dirmode_scriptmode(broker, probe, wasm, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -113,6 +130,17 @@ def test_interference_two_way_pinned(broker, probe, wasm) -> None:  # type: igno
         assert set(d) == {f"0:{wasm['spin']}", f"1:{wasm['spin']}"}
         for walls in d.values():
             assert len(walls) >= 3 and all(w > 0 for w in walls)
+        # ours: both loops started after the barrier; runs inside the window in which both ran are marked
+        v2 = payloads.decode("interference-v2", profile(probe, "interference-v2", "if-2"))
+        lo, hi = v2["window_ns"]
+        assert 0 < hi - lo <= 1_600_000_000
+        for lp in v2["loops"]:
+            r = lp["runs"]
+            assert lp["engine"] == "wasmtime-aot" and sum(r["inside"]) >= 1
+            for st_, w, inside in zip(r["start_ns"], r["wall_ns"], r["inside"]):
+                assert inside == (st_ >= lo and st_ + w <= hi)
+        starts = [lp["runs"]["start_ns"][0] for lp in v2["loops"]]
+        assert abs(starts[0] - starts[1]) < 200_000_000  # the barrier: they start together
 
 
 def test_opcodes_runtime_matches_reference(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
@@ -174,6 +202,6 @@ def test_wasmer_engine_or_a_clear_refusal(broker, probe, wasm) -> None:  # type:
         st = exited(probe, rt, "wm")
         if engines.availability("wasmer")[0]:
             assert st["status"] == {"reason": "exited", "code": 0, "error": None}
-            assert len(payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "wm"))["wall_us"]) == 2
+            assert len(payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "wm"))["runs"]["wall_ns"]) == 2
         else:
             assert st["status"]["reason"] == "error" and "'wasmer' is not available" in st["status"]["error"]
