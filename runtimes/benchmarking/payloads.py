@@ -178,7 +178,7 @@ def _check_v3(value: Any) -> None:
     w = BENCHMARKING_V3
     if not isinstance(value, dict) or value.get("v") != 3:
         raise PayloadError(f"{w}: expected a JSON object with \"v\": 3")
-    runs = value.get("runs")
+    runs: dict[str, list[Any]] = value.get("runs")  # type: ignore[assignment]  # checked next
     _check_columns(w, runs, V3_COLUMNS, V3_OPTIONAL)
     for c in ("wall_ns", "utime_us", "stime_us", "maxrss_kb"):
         if not all(_is_count(x) for x in runs[c]):
