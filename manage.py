@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import sys
 
-from cli import main
+from common.venv import ensure
+
+ensure(__file__)  # a new shell's `python` lacks the packages of .venv: re-exec under it
+
+from cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -6,7 +6,6 @@ the seed's tools. A `CliError` is printed as `manage.py SCRIPT: message` with ex
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -18,10 +17,10 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable
 
-from docopt import DocoptExit, docopt
-
 from common.config import Config, ConfigError, load_config
+from common import usage
 from common.logs import parse_level, setup_logging
+from common.usage import UsageError, expand_multi, number
 from common.wire import Topics, encode, envelope
 
 log = logging.getLogger("cli")
@@ -31,32 +30,10 @@ class CliError(Exception):
     """A mistake or an unreachable service, said in one line."""
 
 
-def expand_multi(argv: list[str], flags: tuple[str, ...]) -> list[str]:
-    """The seed's `-f a.wasm b.wasm` (argparse nargs='+') -> `-f a.wasm -f b.wasm` for `flags`."""
-    out: list[str] = []
-    current: str | None = None
-    for tok in argv:
-        if tok in flags:
-            current = tok
-            out.append(tok)
-        elif current is not None and not tok.startswith("-") and out[-1] != current:
-            out.extend([current, tok])
-        else:
-            if tok.startswith("-") or out[-1:] != [current]:
-                current = None
-            out.append(tok)
-    return out
-
-
-def parse(doc: str, name: str, argv: list[str], multi: tuple[str, ...] = ()) -> dict[str, Any]:
-    """docopt over a usage written as `manage.py NAME ...` (the dispatcher strips NAME);
+def parse(doc: str, name: str, argv: list[str], multi: tuple[str, ...] = (), options_first: bool = False) -> dict[str, Any]:
+    """docopt over a usage written as `manage.py NAME ...` (common/usage.py: one-line usage errors);
     options in `multi` take several values after one flag, as in the seed."""
-    if multi:
-        argv = expand_multi(argv, multi)
-    try:
-        return dict(docopt(doc, argv=[name, *argv]))
-    except DocoptExit as e:
-        raise CliError(f"bad arguments {' '.join(argv)!r}; usage:\n{str(e).strip()}") from None
+    return usage.parse(doc, f"manage.py {name}", argv, multi=multi, options_first=options_first)
 
 
 def setup(opts: dict[str, Any], default_level: str = "WRN") -> None:
@@ -64,22 +41,7 @@ def setup(opts: dict[str, Any], default_level: str = "WRN") -> None:
     try:
         setup_logging(parse_level(str(level)))
     except ValueError as e:
-        raise CliError(str(e)) from None
-
-
-def number(opts: dict[str, Any], key: str, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
-    """Option `key` as int or float within [lo, hi] (None when not given); CliError naming the option."""
-    raw = opts[key]
-    if raw is None:
-        return None
-    try:
-        v = kind(raw)
-    except ValueError:
-        raise CliError(f"{key} must be a {'whole number' if kind is int else 'number'}, got {raw!r}") from None
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        bound = f"between {lo} and {hi}" if lo is not None and hi is not None else f"at least {lo}" if lo is not None else f"at most {hi}"
-        raise CliError(f"{key} must be {bound}, got {raw!r}")
-    return v
+        raise UsageError(f"-v/--verbose: {e}") from None
 
 
 def config(opts: dict[str, Any]) -> Config:
@@ -92,19 +54,8 @@ def config(opts: dict[str, Any]) -> Config:
 
 
 def guard(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[list[str]], int]]:
-    """Decorate a script's main: CliError -> one line on stderr and exit 1; ^C -> 130."""
-    def wrap(fn: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
-        @functools.wraps(fn)
-        def main(argv: list[str]) -> int:
-            try:
-                return fn(argv)
-            except CliError as e:
-                print(f"manage.py {name}: {e}", file=sys.stderr)
-                return 1
-            except KeyboardInterrupt:
-                return 130
-        return main
-    return wrap
+    """Decorate a script's main: a usage mistake -> one line on stderr and exit 2, CliError -> exit 1."""
+    return usage.guard(f"manage.py {name}", (CliError,), 1)
 
 
 class Api:
@@ -257,4 +208,4 @@ def topics(cfg: Config) -> Topics:
     return Topics(cfg.realm)
 
 
-__all__ = ["Api", "CliError", "Session", "config", "number", "envelope", "guard", "parse", "publish", "setup", "topics"]
+__all__ = ["Api", "CliError", "UsageError", "expand_multi", "Session", "config", "number", "envelope", "guard", "parse", "publish", "setup", "topics"]

@@ -10,8 +10,8 @@ Options:
 %s
 
 Examples:
-    manage.py cmd -d pi4,nuc 'uname -m; echo I am {name} ({arch})'
-    manage.py cmd --sudo 'cpupower frequency-set -g performance'
+    manage.py cmd -d pi4,nuc 'uname -m; echo "I am {name} ({arch})"'
+    manage.py cmd --sudo 'id -un'
 """
 from __future__ import annotations
 

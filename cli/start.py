@@ -3,7 +3,7 @@
 Uses the systemd unit `silverline-node` where it is enabled (`systemctl is-enabled`);
 elsewhere runs `start.py -n {name} <args>` detached (nohup, setsid) in the checkout at --path,
 logging to silverline.log and recording its pid in .silverline.pid (for `manage.py kill`).
-<args> are templates too, e.g. `-r linux/min/wasmtime -g {cgroup}`.
+<args> are templates too (see the examples).
 
 Usage:
     manage.py start [options] [--path=DIR] [--] [<args>...]
@@ -11,6 +11,10 @@ Usage:
 Options:
     --path=DIR                  The SilverLine checkout on the devices (a template) [default: silverline-node].
 %s
+
+Examples:
+    manage.py start -- -r linux benchmarking
+    manage.py start -d pi4 -- -n {name}-bench -r benchmarking -l logs
 """
 from __future__ import annotations
 

@@ -14,14 +14,14 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from docopt import DocoptExit, docopt
-
 from cluster.fanout import Action, Result, fan_out
 from cluster.report import Reporter
 from cluster.ssh import SshOptions, run_command
 from cluster.templates import TemplateError, render
+from common import usage
 from common.config import Config, ConfigError, load_config
 from common.manifest import Device, ManifestError, load_manifest, select_devices
+from common.usage import UsageError  # bad input found before connecting
 
 SUDO_ENV = "SL_SUDO_PASSWORD"
 
@@ -38,10 +38,6 @@ COMMON_OPTIONS = """\
     --dry_run                   Print what would run on each device; connect to none.
     -q, --quiet                 Result lines only, without the devices' output.
     -h, --help                  Show this help."""
-
-
-class UsageError(Exception):
-    """Bad input found before connecting; the message is printed as is."""
 
 
 @dataclass
@@ -64,16 +60,6 @@ class ClusterContext:
         """Render `template` for every device so an error shows before any connection."""
         for d in self.devices:
             self.render(template, d)
-
-
-def _number(args: dict[str, Any], key: str, kind: type) -> Any:
-    try:
-        v = kind(args[key])
-    except (TypeError, ValueError):
-        raise UsageError(f"{key} must be a number, got {args[key]!r}")
-    if v <= 0:
-        raise UsageError(f"{key} must be positive, got {args[key]!r}")
-    return v
 
 
 def sudo_password(enabled: bool) -> str | None:
@@ -104,12 +90,12 @@ def load_context(args: dict[str, Any], *, need_devices: bool = True) -> ClusterC
     if need_devices and not devices:
         raise UsageError(f"{manifest}: no devices")
     ssh = SshOptions(ssh_config=args.get("--ssh_config"), username=cfg.username, domain=cfg.domain,
-                     connect_timeout=_number(args, "--timeout", float))
+                     connect_timeout=usage.number(args, "--timeout", float, above=0))
     if ssh.ssh_config and not os.path.exists(os.path.expanduser(ssh.ssh_config)):
         raise UsageError(f"SSH config {ssh.ssh_config!r} does not exist")
     return ClusterContext(
         config=cfg, devices=devices, ssh=ssh, sync=bool(args.get("--sync")), ignore_err=bool(args.get("--ignore_err")),
-        jobs=_number(args, "--jobs", int), dry_run=bool(args.get("--dry_run")), quiet=bool(args.get("--quiet")),
+        jobs=usage.number(args, "--jobs", int, 1), dry_run=bool(args.get("--dry_run")), quiet=bool(args.get("--quiet")),
         sudo_password=None if args.get("--dry_run") else sudo_password(bool(args.get("--sudo"))),
     )
 
@@ -146,34 +132,10 @@ def execute(ctx: ClusterContext, title: str, action: Action, describe: Callable[
 
 
 def parse(doc: str, name: str, argv: list[str], *, options_first: bool = False) -> dict[str, Any]:
-    """docopt over a usage text written as `manage.py NAME ...`; `-h` prints that text and exits."""
-    # docopt takes the first usage word as the program name: drop NAME for parsing only
-    try:
-        args = dict(docopt(doc.replace(f"manage.py {name} ", "manage.py "), argv, default_help=False, options_first=options_first))
-    except DocoptExit:
-        if "-h" in argv or "--help" in argv:
-            args = {"--help": True}
-        else:
-            usage = doc[doc.find("Usage:"):].split("\n\n", 1)[0]
-            raise UsageError(f"bad arguments {' '.join(argv)!r}\n{usage}\n(`manage.py {name} -h` for help)") from None
-    if args.get("--help"):
-        print(doc.strip("\n"))
-        raise SystemExit(0)
-    return args
+    """docopt over a usage text written as `manage.py NAME ...` (common/usage.py); `-h` prints it and exits."""
+    return usage.parse(doc, f"manage.py {name}", argv, options_first=options_first)
 
 
 def guard(main: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
-    """Decorator for script mains: UsageError/TemplateError -> one line on stderr, exit 2."""
-
-    def wrapped(argv: list[str]) -> int:
-        try:
-            return main(argv)
-        except (UsageError, TemplateError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
-
-    wrapped.__doc__ = main.__doc__
-    return wrapped
+    """Decorator for script mains: a usage mistake or TemplateError -> one line on stderr, exit 2."""
+    return usage.guard(usage.script_name(main.__module__), (TemplateError,), 2)(main)

@@ -50,37 +50,15 @@ import os
 import sys
 from typing import Any
 
-from docopt import DocoptExit, docopt
-
 import runtimes
 from common.config import ConfigError, load_config
 from common.logs import parse_level, setup_logging
+from common.usage import UsageError, number, parse
 from supervisor.settings import RuntimeChoice, Settings
 
 log = logging.getLogger("mgr")
 
-MULTI = {"-r": "-r", "--runtime": "-r", "-g": "-g", "--cpus": "-g"}
-
-
-class UsageError(ValueError):
-    """A command line value that is wrong; the text says which and why."""
-
-
-def expand_multi(argv: list[str]) -> list[str]:
-    """`-r a b c` (the seed's argparse nargs='+') -> `-r a -r b -r c`, likewise `-g`."""
-    out: list[str] = []
-    current: str | None = None
-    for tok in argv:
-        if tok in MULTI:
-            current = MULTI[tok]
-            out.append(tok)
-            continue
-        if current and not tok.startswith("-") and out and out[-1] not in MULTI:
-            out.extend([current, tok])
-            continue
-        current = current if (out and out[-1] in MULTI and not tok.startswith("-")) else None
-        out.append(tok)
-    return out
+MULTI = ("-r", "--runtime", "-g", "--cpus")  # the seed's nargs='+' options: `-r a b c`
 
 
 def parse_cpus(text: str) -> list[int]:
@@ -108,16 +86,6 @@ def parse_cpus(text: str) -> list[int]:
     return sorted(cpus)
 
 
-def _float(args: dict[str, Any], key: str) -> float:
-    try:
-        v = float(args[key])
-        if v < 0:
-            raise ValueError
-        return v
-    except ValueError:
-        raise UsageError(f"{key}: expected a non-negative number, got {args[key]!r}") from None
-
-
 def runtime_choices(node: str, names: list[str], cpus: list[list[int]]) -> list[RuntimeChoice]:
     specs = [runtimes.get(n) for n in names]  # UnknownRuntime lists the known names
     if cpus and len(cpus) not in (1, len(specs)):
@@ -139,7 +107,7 @@ def runtime_choices(node: str, names: list[str], cpus: list[list[int]]) -> list[
 def build_settings(argv: list[str]) -> Settings | None:
     """Parse the command line; None for `--list-runtimes` (already printed). UsageError, ConfigError,
     runtimes.UnknownRuntime / RuntimeUnavailable on bad input."""
-    args = docopt(__doc__, argv=expand_multi(argv), default_help=True)
+    args = parse(__doc__ or "", "start.py", argv, multi=MULTI)
     if args["--list-runtimes"]:
         for name in sorted(runtimes.REGISTRY):
             spec = runtimes.REGISTRY[name]
@@ -200,21 +168,16 @@ def build_settings(argv: list[str]) -> Settings | None:
             _uuid.UUID(args["--uuid"])
         except ValueError:
             raise UsageError(f"--uuid: {args['--uuid']!r} is not a UUID") from None
-    try:
-        retries = int(args["--start-retries"])
-        if retries < 1:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"--start-retries: expected a positive integer, got {args['--start-retries']!r}") from None
+    retries = number(args, "--start-retries", int, 1)
     if args["--backend"] not in ("posix", "sysv"):
         raise UsageError(f"--backend: expected posix or sysv, got {args['--backend']!r}")
     s = Settings(
         name=name, runtimes=choices, config=cfg, log_level=level,
         state_dir=None if args["--no-state"] else os.path.expanduser(args["--state-dir"]),
-        manager_uuid=args["--uuid"], reg_timeout=_float(args, "--reg-timeout"), start_retries=retries,
-        backoff=_float(args, "--backoff"), stop_timeout=_float(args, "--stop-timeout"),
-        worker_timeout=_float(args, "--worker-timeout"),
-        ka_interval=_float(args, "--ka-interval"), spin=_float(args, "--spin"), backend=args["--backend"],
+        manager_uuid=args["--uuid"], reg_timeout=number(args, "--reg-timeout", float, 0), start_retries=retries,
+        backoff=number(args, "--backoff", float, 0), stop_timeout=number(args, "--stop-timeout", float, 0),
+        worker_timeout=number(args, "--worker-timeout", float, 0),
+        ka_interval=number(args, "--ka-interval", float, 0), spin=number(args, "--spin", float, 0), backend=args["--backend"],
         access_control=not args["--no-access-control"], runtime_settings=rs,
     )
     s.logdir = args["--logdir"]  # type: ignore[attr-defined]
@@ -225,9 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         settings = build_settings(argv)
-    except DocoptExit as e:
-        print(str(e), file=sys.stderr)
-        return 2
     except (UsageError, ConfigError, runtimes.UnknownRuntime, runtimes.RuntimeUnavailable) as e:
         print(f"start.py: error: {e}", file=sys.stderr)
         return 2

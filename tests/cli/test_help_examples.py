@@ -1,0 +1,92 @@
+"""Every example of every `-h` text runs: `manage.py SCRIPT -h` and `start.py -h`, section
+`Examples:`. Cluster examples run against a real sshd whose devices carry the examples' names
+(pi4, nuc); `start` examples render their templates per device and the rendered node command
+line must be one `start.py` accepts (the old `-g {cgroup}` example rendered to `-g v2`)."""
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import supervisor.cli
+from cli import SCRIPTS, _register
+from cluster.options import load_context, parse
+from common.manifest import COLUMNS
+from tests.cluster.conftest import ROWS
+from tests.cluster.sshd import Sshd
+
+DEVICES = ("pi4", "nuc")
+
+
+def examples(doc: str) -> list[str]:
+    m = re.search(r"^Examples:\n((?:[ \t]+\S.*\n?)+)", doc, re.M)
+    return [ln.strip() for ln in m.group(1).splitlines() if ln.strip()] if m else []
+
+
+def all_examples() -> list[tuple[str, str]]:
+    _register()
+    out = []
+    for name in sorted(SCRIPTS):
+        doc = importlib.import_module(f"cli.{SCRIPTS[name]}").__doc__ or ""
+        out += [(name, ex) for ex in examples(doc)]
+    out += [("start.py", ex) for ex in examples(supervisor.cli.__doc__ or "")]
+    return out
+
+
+EXAMPLES = all_examples()
+
+
+def test_examples_are_found() -> None:
+    assert {name for name, _ in EXAMPLES} >= {"cmd", "start"}, EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sshd, str]]:
+    s = Sshd(devices=DEVICES, unreachable=())
+    manifest = tmp_path_factory.mktemp("examples") / "manifest.tsv"
+    rows = [(DEVICES[i], *ROWS[i][1:]) for i in range(len(DEVICES))]
+    manifest.write_text("\n".join(["\t".join([*COLUMNS, "wasmtime", "wasmer"])] + ["\t".join(r) for r in rows]) + "\n")
+    try:
+        s.start()
+        yield s, str(manifest)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("script,example", EXAMPLES, ids=[e for _, e in EXAMPLES])
+def test_help_example_runs(script: str, example: str, devices: tuple[Sshd, str], monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sshd, manifest = devices
+    words = shlex.split(example)
+    assert words[:2] == ["manage.py", script], f"an example of `{script} -h` must start with `manage.py {script}`"
+    args = ["-m", manifest, "-F", sshd.client_config, *words[2:]]
+    monkeypatch.setenv("SL_SUDO_PASSWORD", "unused")  # sudo as root asks for none; --sudo needs one to be set
+    if script == "start":
+        from cli import start
+
+        opts = parse(start.__doc__ or "", "start", args)
+        ctx = load_context(opts)
+        templates = list(opts["<args>"])
+        if "-n" not in templates and "--name" not in templates:
+            templates = ["-n", "{name}", *templates]
+        for d in ctx.devices:
+            rendered = [ctx.render(t, d) for t in templates]
+            settings = supervisor.cli.build_settings([*rendered, "--no-state"])  # raises on a bad line
+            assert settings is not None and settings.name.startswith(d.name), rendered
+        return
+    mod = importlib.import_module(f"cli.{SCRIPTS[script]}")
+    capsys.readouterr()
+    rc = mod.main(args)
+    out, err = capsys.readouterr()
+    assert rc == 0, f"{example}\n{out}\n{err}"
+    for d in ctx_devices(example):
+        assert f"{d}|" in out, out  # each device answered with output
+
+
+def ctx_devices(example: str) -> list[str]:
+    m = re.search(r"-d (\S+)", example)
+    return m.group(1).split(",") if m else list(DEVICES)
