@@ -1,6 +1,6 @@
 """Stop the SilverLine node on cluster devices.
 
-Stops the systemd unit `silverline-node` where it is active; elsewhere sends SIGTERM to the pid
+Stops the node's systemd unit `silverline-node@DEVICE` where it is active; elsewhere sends SIGTERM to the pid
 that `manage.py start` recorded in <path>/.silverline.pid (the node stops gracefully), then
 SIGKILL after --grace seconds.
 
@@ -33,6 +33,6 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"--grace must be a whole number of seconds, got {args['--grace']!r}") from None
 
     def script(d: Device) -> str:
-        return kill_script(ctx.render(args["--path"], d), grace)
+        return kill_script(ctx.render(args["--path"], d), grace, d.name)
 
     return execute(ctx, "kill", shell_action(ctx, script), script)

@@ -1,7 +1,7 @@
 """Start the SilverLine node on cluster devices.
 
-Uses the systemd unit `silverline-node` where it is enabled (`systemctl is-enabled`);
-elsewhere runs `start.py -n {name} <args>` detached (nohup, setsid) in the checkout at --path,
+Uses the node's systemd unit `silverline-node@NAME` (NAME: the node name, by default the device's;
+see `manage.py install`) where it is enabled or active; elsewhere runs `start.py -n {name} <args>` detached (nohup, setsid) in the checkout at --path,
 logging to silverline.log and recording its pid in .silverline.pid (for `manage.py kill`).
 <args> are templates too (see the examples).
 
@@ -38,6 +38,8 @@ def main(argv: list[str]) -> int:
         ctx.check(t)
 
     def script(d: Device) -> str:
-        return start_script(ctx.render(args["--path"], d), [ctx.render(t, d) for t in templates])
+        rendered = [ctx.render(t, d) for t in templates]
+        node = next((rendered[i + 1] for i, t in enumerate(rendered[:-1]) if t in ("-n", "--name")), d.name)
+        return start_script(ctx.render(args["--path"], d), rendered, node)
 
     return execute(ctx, "start", shell_action(ctx, script), script)

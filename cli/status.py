@@ -2,7 +2,9 @@
 runtime of that node is registered with the orchestrator (up/down), its uuid, and the
 manifest's model, CPU, target and arch.
 
-A device is reachable when `ping` answers (TCP to its SSH port when there is no ping).
+A device is reachable when an SSH server answers at the address the cluster scripts connect to:
+HostName, Port and User from the SSH config (-F, else ~/.ssh/config) and the config's `domain` /
+`username`, as `manage.py cmd/start/kill/...` resolve them.
 A runtime belongs to a device when its node (manager) is named like the device, or the
 runtime's name is the device name or starts with `DEVICE.`.
 
@@ -13,16 +15,16 @@ Usage:
 Options:
     -w, --watch SECONDS     Redraw every SECONDS until ^C (0: print once) [default: 0].
     -m, --manifest PATH     Manifest TSV (default: config key `manifest`).
-    --port PORT             TCP port probed when ping is missing [default: 22].
+    -F, --ssh_config FILE   SSH client config instead of ~/.ssh/config (like `ssh -F`).
+    --timeout SEC           Seconds to wait for each device's SSH server [default: 2].
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL     Log level [default: WRN].
 """
 from __future__ import annotations
 
-import shutil
+import os
 import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +35,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cli._api import Api, CliError, config, guard, parse, setup
+from cli._api import Api, CliError, config, guard, number, parse, setup
+from cluster.ssh import Endpoint, SshOptions, resolve
 from common.manifest import Device, ManifestError, load_manifest
 
 SUMMARY = "List nodes and node status."
@@ -42,16 +45,12 @@ _UP = {True: Text("up", style="bold bright_green"), False: Text("down", style="b
        None: Text("n/a", style="bold bright_blue")}
 
 
-def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
-    """ping once; without a ping binary, a TCP connect to `port`."""
-    ping = shutil.which("ping")
-    if ping:
-        r = subprocess.run([ping, "-c", "1", "-W", str(max(1, int(timeout))), host],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return r.returncode == 0
+def reachable(end: Endpoint, timeout: float = 2.0) -> bool:
+    """An SSH server answers at `end` (its version banner, RFC 4253 4.2, arrives within `timeout`)."""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
+        with socket.create_connection((end.host, end.port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(4).startswith(b"SSH-")
     except OSError:
         return False
 
@@ -77,9 +76,9 @@ def table(devices: list[Device], reach: list[bool], rts: list[tuple[bool | None,
     return tab
 
 
-def snapshot(api: Api, devices: list[Device], domain: str, port: int) -> Table:
+def snapshot(api: Api, devices: list[Device], ssh: SshOptions, timeout: float) -> Table:
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(devices)))) as pool:
-        reach = list(pool.map(lambda d: reachable(d.fullname(domain), port), devices))
+        reach = list(pool.map(lambda d: reachable(resolve(d, ssh), timeout), devices))
     error = None
     try:
         runtimes: list[dict[str, Any]] | None = api.runtimes(queued=0)
@@ -99,17 +98,19 @@ def main(argv: list[str]) -> int:
         raise CliError(f"no manifest: pass --manifest PATH or set key `manifest` in {cfg.path or 'config.json'}")
     try:
         devices = load_manifest(path)
-        watch = float(opts["--watch"])
-        port = int(opts["--port"])
     except ManifestError as e:
         raise CliError(str(e)) from None
-    except ValueError:
-        raise CliError(f"--watch must be seconds and --port a number, got {opts['--watch']!r} / {opts['--port']!r}") from None
+    watch = number(opts, "--watch", float, lo=0)
+    timeout = number(opts, "--timeout", float, lo=0.1)
+    if opts["--ssh_config"] and not os.path.exists(os.path.expanduser(opts["--ssh_config"])):
+        raise CliError(f"SSH config {opts['--ssh_config']!r} does not exist")
+    # the same SSH options as the cluster scripts (cluster/options.py load_context)
+    ssh = SshOptions(ssh_config=opts["--ssh_config"], username=cfg.username, domain=cfg.domain, connect_timeout=timeout)
     console = Console() if sys.stdout.isatty() else Console(width=200)
     if watch <= 0:
-        console.print(snapshot(api, devices, cfg.domain, port))
+        console.print(snapshot(api, devices, ssh, timeout))
         return 0
-    with Live(snapshot(api, devices, cfg.domain, port), console=console, auto_refresh=False) as live:
+    with Live(snapshot(api, devices, ssh, timeout), console=console, auto_refresh=False) as live:
         while True:
             time.sleep(watch)
-            live.update(snapshot(api, devices, cfg.domain, port), refresh=True)
+            live.update(snapshot(api, devices, ssh, timeout), refresh=True)

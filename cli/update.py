@@ -1,7 +1,8 @@
 """Update the SilverLine checkout on cluster devices: `git pull --ff-only`, then reinstall.
 
-Reinstalls with <path>/.venv/bin/pip when the venv exists, else `make env`. Restart the
-nodes afterwards with `manage.py kill` and `manage.py start`.
+Where the node's systemd unit `silverline-node@DEVICE` is installed, the checkout is the unit's
+WorkingDirectory; elsewhere --path. Reinstalls with <path>/.venv/bin/pip when the venv exists,
+else `make env`. Restart the nodes afterwards with `manage.py kill` and `manage.py start`.
 
 Usage:
     manage.py update [options] [--path=DIR]
@@ -27,6 +28,6 @@ def main(argv: list[str]) -> int:
     ctx.check(args["--path"])
 
     def script(d: Device) -> str:
-        return update_script(ctx.render(args["--path"], d))
+        return update_script(ctx.render(args["--path"], d), d.name)
 
     return execute(ctx, "update", shell_action(ctx, script), script)

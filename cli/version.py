@@ -1,7 +1,8 @@
 """Get the SilverLine version on each cluster device: the commit hash of its checkout.
 
 Prints `<hash> <commit date>` per device, `(modified)` when the checkout has local changes,
-and which devices differ from the most common version.
+and which devices differ from the most common version. Where the node's systemd unit
+`silverline-node@DEVICE` is installed, the checkout is the unit's WorkingDirectory; elsewhere --path.
 
 Usage:
     manage.py version [options] [--path=DIR]
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> int:
     ctx.check(args["--path"])
 
     def script(d: Device) -> str:
-        return version_script(ctx.render(args["--path"], d))
+        return version_script(ctx.render(args["--path"], d), d.name)
 
     if ctx.dry_run:
         return execute(ctx, "version", shell_action(ctx, script), script)

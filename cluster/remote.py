@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 
-UNIT = "silverline-node"
+UNIT = "silverline-node@{}.service"  # the template instance of a node (`manage.py install`, deploy/)
 PIDFILE = ".silverline.pid"
 LOGFILE = "silverline.log"
 
@@ -27,17 +27,38 @@ def _cd(path: str) -> str:
     return f'cd {p} 2>/dev/null || {{ echo "no SilverLine checkout at {path} (pass --path, or clone it there)" >&2; exit 3; }}\n'
 
 
-_HAS_UNIT = f"command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet {UNIT} 2>/dev/null"
+def unit_of(node: str) -> str:
+    """The systemd unit that runs node `node` (an instance of silverline-node@.service)."""
+    return UNIT.format(node)
 
 
-def start_script(path: str, start_args: list[str]) -> str:
-    """Start the node: the systemd unit when it is enabled, else `start.py` detached with nohup."""
-    args = " ".join(shlex.quote(a) for a in start_args)
+def _systemctl(unit: str, test: str) -> str:
+    return f"command -v systemctl >/dev/null 2>&1 && systemctl {test} --quiet {shlex.quote(unit)} 2>/dev/null"
+
+
+def _cd_node(path: str, unit: str) -> str:
+    """cd into the node's checkout: the unit's WorkingDirectory when the unit is installed, else `path`."""
+    u = shlex.quote(unit)
     return (
-        _cd(path)
-        + f"if {_HAS_UNIT}; then\n"
-        + f"    systemctl start {UNIT} && echo 'started the systemd unit {UNIT}'; exit $?\n"
+        "d=\nif command -v systemctl >/dev/null 2>&1 && "
+        + f'[ "$(systemctl show -p LoadState --value {u} 2>/dev/null)" = loaded ]; then\n'
+        + f"    d=$(systemctl show -p WorkingDirectory --value {u} 2>/dev/null)\n"
         + "fi\n"
+        + f'if [ -n "$d" ]; then cd "$d" || {{ echo "{unit}: its WorkingDirectory $d is missing" >&2; exit 3; }}\n'
+        + "else " + _cd(path).rstrip("\n") + "\nfi\n"
+    )
+
+
+def start_script(path: str, start_args: list[str], node: str) -> str:
+    """Start the node: its systemd unit when that is enabled or active, else `start.py` detached with nohup."""
+    args = " ".join(shlex.quote(a) for a in start_args)
+    unit = unit_of(node)
+    return (
+        f"if {_systemctl(unit, 'is-active')}; then echo 'already running (systemd unit {unit})'; exit 0; fi\n"
+        + f"if {_systemctl(unit, 'is-enabled')}; then\n"
+        + f"    systemctl start {shlex.quote(unit)} && echo 'started the systemd unit {unit}'; exit $?\n"
+        + "fi\n"
+        + _cd(path)
         + f'if [ -f {PIDFILE} ] && kill -0 "$(cat {PIDFILE})" 2>/dev/null; then echo "already running (pid $(cat {PIDFILE}))"; exit 0; fi\n'
         + 'PY=.venv/bin/python; [ -x "$PY" ] || PY=python3\n'
         + "SETSID=; command -v setsid >/dev/null 2>&1 && SETSID=setsid\n"
@@ -49,14 +70,15 @@ def start_script(path: str, start_args: list[str]) -> str:
     )
 
 
-def kill_script(path: str, grace_s: int = 10) -> str:
-    """Stop the node: the systemd unit when active, else the recorded pid (TERM, then KILL after `grace_s`)."""
+def kill_script(path: str, grace_s: int = 10, node: str = "") -> str:
+    """Stop the node: its systemd unit when active, else the recorded pid (TERM, then KILL after `grace_s`)."""
     ticks = grace_s * 10
+    unit = unit_of(node)
     return (
-        _cd(path)
-        + f"if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet {UNIT} 2>/dev/null; then\n"
-        + f"    systemctl stop {UNIT} && echo 'stopped the systemd unit {UNIT}'; exit $?\n"
+        f"if {_systemctl(unit, 'is-active')}; then\n"
+        + f"    systemctl stop {shlex.quote(unit)} && echo 'stopped the systemd unit {unit}'; exit $?\n"
         + "fi\n"
+        + _cd(path)
         + f'[ -f {PIDFILE} ] || {{ echo "not running (no {PIDFILE} in {path})"; exit 0; }}\n'
         + f"pid=$(cat {PIDFILE})\n"
         + f'kill -0 "$pid" 2>/dev/null || {{ echo "not running (stale pid $pid)"; rm -f {PIDFILE}; exit 0; }}\n'
@@ -71,20 +93,20 @@ def kill_script(path: str, grace_s: int = 10) -> str:
     )
 
 
-def update_script(path: str) -> str:
-    """Pull the checkout (fast-forward only) and reinstall into its venv."""
+def update_script(path: str, node: str = "") -> str:
+    """Pull the checkout (the unit's when installed) fast-forward only and reinstall into its venv."""
     return (
-        _cd(path)
+        _cd_node(path, unit_of(node))
         + "git pull --ff-only || exit $?\n"
         + 'if [ -x .venv/bin/pip ]; then .venv/bin/pip install -q -e . || exit $?; else make env || exit $?; fi\n'
         + 'echo "now at $(git rev-parse --short HEAD)"\n'
     )
 
 
-def version_script(path: str) -> str:
-    """Print `<commit hash> <commit date>` and `(modified)` when the checkout has local changes."""
+def version_script(path: str, node: str = "") -> str:
+    """Print `<commit hash> <commit date>` (of the unit's checkout when installed) and `(modified)`."""
     return (
-        _cd(path)
+        _cd_node(path, unit_of(node))
         + 'h=$(git rev-parse HEAD) || exit $?\n'
         + 'd=$(git log -1 --format=%cI)\n'
         + 'm=; [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && m=" (modified)"\n'

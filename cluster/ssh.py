@@ -9,6 +9,7 @@ By default the user's ~/.ssh/config and ~/.ssh/known_hosts apply, as for `ssh`.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import shlex
 import socket
@@ -39,6 +40,31 @@ class SshOptions:
             kw["username"] = self.username
         kw.update(self.extra)
         return kw
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the SSH options send a device: the address `ssh` would connect to."""
+
+    host: str
+    port: int
+    user: str
+
+
+def resolve(device: Device, opts: SshOptions) -> Endpoint:
+    """HostName, Port and User of `device` as `connect()` sees them (SSH config file, then the
+    config's `username`), so every tool that looks at a device looks at the same address."""
+    from asyncssh.config import SSHClientConfig
+
+    name = device.fullname(opts.domain)
+    path = os.path.expanduser(opts.ssh_config) if opts.ssh_config else os.path.expanduser("~/.ssh/config")
+    paths = [path] if os.path.exists(path) else []
+    # `()` = "not given on the command line": the config file decides (asyncssh's own convention)
+    cfg = SSHClientConfig.load(None, paths, False, False, False, getpass.getuser(), opts.username or (), name, ())
+    port = cfg.get("Port")
+    user = cfg.get("User")
+    return Endpoint(str(cfg.get("Hostname") or name), int(port) if isinstance(port, int) else 22,
+                    str(user) if user else opts.username or getpass.getuser())
 
 
 async def connect(device: Device, opts: SshOptions) -> asyncssh.SSHClientConnection:

@@ -5,6 +5,10 @@ queues exhausts the per-user RLIMIT_MSGQUEUE; so a supervisor calls `cleanup_sta
 at start. An object `/sl.<sid>...` is stale when the process `<pid>` (the leading digits
 of the sid) is gone; objects of this very process count as stale unless a live NodeIPC
 of this process owns them (a pid reused after a crash).
+
+"Gone" includes (regression, issue #12: a restart while the killed supervisor was still a
+zombie kept its objects) a zombie (`kill(pid, 0)` succeeds on one), and a pid that another
+program took since: a process that started after the object was created cannot be its owner.
 """
 from __future__ import annotations
 
@@ -20,22 +24,72 @@ log = logging.getLogger("mgr")
 _NAME = re.compile(r"^sl\.(?P<sid>(?P<pid>\d+)(?:-\d+)?)\.")
 
 
-def pid_alive(pid: int) -> bool:
+START_SLACK = 2.0  # seconds: /proc/stat's btime is whole seconds, a process's start is in clock ticks
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def process_start(pid: int) -> tuple[str, float | None] | None:
+    """(state letter, start time as a Unix time) of `pid` from /proc, None when there is no such process.
+    Without /proc: ("?", None) while `kill(pid, 0)` finds the pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("ascii", "replace")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        raw = ""
+    if not raw:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ("?", None)
+    fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces and ')'
+    boot = _boot_time()
+    start = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK") if boot is not None else None
+    return (fields[0], start)
+
+
+def pid_alive(pid: int, created: float | None = None) -> bool:
+    """Is `pid` a running process that can have created an object at Unix time `created`?"""
     if pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    got = process_start(pid)
+    if got is None:
         return False
-    except PermissionError:
-        return True  # someone else's process
+    state, start = got
+    if state in ("Z", "X", "x"):
+        return False  # a zombie (killed, not reaped yet) or dead: it will never unlink anything
+    if created is not None and start is not None and start > created + START_SLACK:
+        return False  # the pid was reused by a process that started after the object was made
     return True
 
 
-def _stale_sid(sid: str, pid: int) -> bool:
+def _created(path: str) -> float | None:
+    """When the object at `path` was made (mtime and ctime only move forward, so the older one)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return min(st.st_mtime, st.st_ctime)
+
+
+def _stale_sid(sid: str, pid: int, created: float | None = None) -> bool:
     if pid == os.getpid():
         return sid not in _live_sids
-    return not pid_alive(pid)
+    return not pid_alive(pid, created)
 
 
 def cleanup_stale(backend: str = "posix") -> list[str]:
@@ -58,7 +112,7 @@ def _cleanup_posix() -> list[str]:
     stale_slots: dict[str, set[int]] = {}
     for entry in shm_entries:
         m = _NAME.match(entry)
-        if m and _stale_sid(m["sid"], int(m["pid"])):
+        if m and _stale_sid(m["sid"], int(m["pid"]), _created(os.path.join("/dev/shm", entry))):
             slots = stale_slots.setdefault(m["sid"], set())
             sm = _SLOT.match(entry)
             if sm:
@@ -80,7 +134,7 @@ def _cleanup_posix() -> list[str]:
             continue
         for entry in entries:
             m = _NAME.match(entry)
-            if not m or not _stale_sid(m["sid"], int(m["pid"])):
+            if not m or (m["sid"] not in stale_slots and not _stale_sid(m["sid"], int(m["pid"]), _created(os.path.join(d, entry)))):
                 continue
             try:
                 os.unlink(os.path.join(d, entry))

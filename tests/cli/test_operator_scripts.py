@@ -121,6 +121,7 @@ def test_list_watch_redraws_until_interrupted(broker: Any, orch: OrchestratorPro
 
 
 def test_status_shows_manifest_devices(broker: Any, orch: OrchestratorProc, tmp_path: Any) -> None:
+    # reachability over the SSH options: tests/cluster/test_status.py (a real sshd)
     manifest = tmp_path / "manifest.tsv"
     cols = ["Device", "Model", "CPU", "Target", "Triple", "Arch", "SMT", "Cgroup", "Memory", "Network", "Storage"]
     rows = [["127.0.0.1", "vm", "epyc", "x86_64", "x86_64-linux-gnu", "x86_64", "no", "v2", "8G", "eth", "ssd"],
@@ -128,8 +129,7 @@ def test_status_shows_manifest_devices(broker: Any, orch: OrchestratorProc, tmp_
     manifest.write_text("\n".join("\t".join(r) for r in [cols, *rows]) + "\n")
     with NodeProcess(broker.port, name="127.0.0.1", runtimes=["test/reg"], reg_timeout=5) as n:
         wait_until(lambda: orch.get_status(f"/api/runtimes/{n.runtime_uuid()}/")[0] == 200, 30, "runtime registered")
-        # this machine has no ping: reachability is a TCP connect, to the broker's port here
-        r = manage("status", "-c", orch.config, "-m", str(manifest), "--port", str(broker.port))
+        r = manage("status", "-c", orch.config, "-m", str(manifest), "--timeout", "0.5")
         assert r.returncode == 0, r.stderr
         lines = {ln.split("│")[1].strip(): ln for ln in r.stdout.splitlines() if ln.count("│") > 3}
         assert "up" in lines["127.0.0.1"] and n.runtime_uuid() in lines["127.0.0.1"] and "epyc" in lines["127.0.0.1"]
