@@ -29,7 +29,7 @@ import orjson
 
 from common.wire import ProtocolError, Topics, decode, envelope, new_uuid, require
 from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, NOT_DEAD, QUEUED, RUNTIME, Mod, Node
-from orchestrator.scheduler import Scheduler
+from orchestrator.scheduler import PLAIN, Scheduler, module_kind
 from orchestrator.store import Store
 
 log = logging.getLogger("orch")
@@ -469,9 +469,13 @@ class Orchestrator:
             if not rt.alive:
                 raise Refused(f"{where}: parent runtime {rt.name} ({rt.uuid}) is dead")
         else:
-            picked = self.scheduler.pick(self.nodes.values(), apis)
+            kind = module_kind(apis, args)
+            picked = self.scheduler.pick(self.nodes.values(), apis, kind)
             if picked is None:
-                raise Refused(f"{where}: no alive runtime provides apis {sorted(apis)}")
+                hint = ("benchmarking runtimes take only benchmarks" if kind == PLAIN
+                        else "benchmarks run only on benchmarking runtimes")
+                raise Refused(f"{where}: no alive runtime provides apis {sorted(apis)} for a {kind} module ({hint}; "
+                              f"name one with `parent`)")
             rt = picked
         seen.add(uuid)
         self.seq += 1

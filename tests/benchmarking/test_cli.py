@@ -82,7 +82,7 @@ def test_benchmark_dry_run_and_errors(capsys, tmp_path) -> None:  # type: ignore
     assert len(msgs) == 2 * 2 * 2
     a = [m for m in msgs if m["file"] == "/m/a.wasm"][0]
     assert a["args"]["argv"] == [["1"], ["2", "x"]] and "repeat" not in a["args"] and a["args"]["ilimit"] == 2.0
-    assert benchmark.main(["--dry-run", "-f", "a", "-r", "R", "-k", "zero"]) == 1
+    assert benchmark.main(["--dry-run", "-f", "a", "-r", "R", "-k", "zero"]) == 2  # a usage mistake (common/usage.py)
     assert "--repeat must be a whole number" in capsys.readouterr().err
     assert benchmark.main(["--dry-run", "-f", "a", "-r", "R", "--norepeat"]) == 1
     assert "--norepeat needs --argfile" in capsys.readouterr().err
