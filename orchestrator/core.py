@@ -28,6 +28,7 @@ from typing import Any, Callable
 import orjson
 
 from common.wire import ProtocolError, Topics, decode, envelope, new_uuid, require
+from orchestrator.campaigns import ACTIONS as CAMPAIGN_ACTIONS, Campaigns
 from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, NOT_DEAD, QUEUED, RUNTIME, Mod, Node
 from orchestrator.scheduler import PLAIN, Scheduler, module_kind
 from orchestrator.store import Store
@@ -78,6 +79,7 @@ class Orchestrator:
         self._out: list[tuple[str, bytes]] = []
         self._strangers: dict[str, int] = {}  # keepalives seen from runtimes not registered
         self._prefix = f"{realm}/proc/"
+        self.campaigns = Campaigns(self)  # benchmark campaigns (orchestrator/campaigns.py)
         self._load()
 
     # -- startup ------------------------------------------------------------------------
@@ -353,8 +355,11 @@ class Orchestrator:
             self._create_many(mods, where)
         elif action == "delete":
             self._delete(data, where)
+        elif action in CAMPAIGN_ACTIONS:
+            self.campaigns.handle(action, data, where)
         else:
-            raise ProtocolError(f"{where}: action must be create, create_batch or delete, got {action!r}")
+            raise ProtocolError(f"{where}: action must be create, create_batch, delete, create_campaign or"
+                                f" resume_campaign, got {action!r}")
 
     def _on_runtime_control(self, rt_uuid: str, action: str, data: dict[str, Any]) -> None:
         where = f"message on {self.topics.control(rt_uuid)}"
@@ -373,6 +378,7 @@ class Orchestrator:
         status = data.get("status")
         rt = self.nodes.get(rt_uuid)
         self._module_dead(m, status)
+        self.campaigns.on_exited(uuid, data)
         if rt is not None:
             rt.children.discard(uuid)
             rt.killed.discard(uuid)

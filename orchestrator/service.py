@@ -8,7 +8,9 @@ to operators and scripts, so a framework would add a dependency and nothing else
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -20,13 +22,16 @@ from urllib.parse import urlsplit
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
-from common.wire import new_uuid
 from orchestrator import views
 from orchestrator.core import Orchestrator
 from orchestrator.store import Store
+
+SESSION_EXPIRY = 24 * 3600  # seconds the broker keeps the session (and queues for it) while we are away
 
 log = logging.getLogger("orch")
 mqlog = logging.getLogger("mq")
@@ -65,7 +70,9 @@ class Service:
         self._spawn("orch-tick", self._tick_loop)
         log.info("REST API on http://%s:%d/api/ (store %s)", self.bind, self.http_port, self.db_path)
         mqlog.info("connecting to %s:%d (realm %r)", self.cfg.mqtt, self.cfg.mqtt_port, self.cfg.realm)
-        self.client.connect_async(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY
+        self.client.connect_async(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
         return self
 
@@ -108,7 +115,10 @@ class Service:
 
     # -- MQTT ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"orchestrator-{new_uuid()[:8]}", protocol=mqtt.MQTTv5)
+        # a persistent session named after realm + store: a restarted orchestrator (crash, SIGKILL) gets the
+        # QoS 1 messages sent while it was away (a module's `exited`: campaigns must not lose it)
+        key = hashlib.sha1(f"{self.cfg.realm}\0{os.path.abspath(self.db_path)}".encode()).hexdigest()[:12]
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"orchestrator-{key}", protocol=mqtt.MQTTv5)
         if self.cfg.mqtt_username:
             c.username_pw_set(self.cfg.mqtt_username, self.cfg.password())
         if self.cfg.use_ssl:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from orchestrator import campaigns
 from orchestrator.core import Orchestrator
 from orchestrator.model import ALIVE, EXITING, MANAGER, QUEUED, RUNTIME, STATES, Node
 from orchestrator.store import Reader
@@ -163,6 +164,8 @@ def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery:
             return module_query(o, q)
         if what == "modules" and len(rest) == 1:
             return get_module(o, rest[0])
+        if what == "campaigns":
+            return campaigns.route(o, rest, q)
         if what == "queued" and not rest:
             return module_query(o, {**q, "status": [QUEUED]})
         return 404, {"error": f"no such endpoint {path!r}; try /api/runtimes/, /api/modules/, /api/queued/"}

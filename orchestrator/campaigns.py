@@ -1,0 +1,309 @@
+"""Benchmark campaigns: a plan of cells the orchestrator remembers, so a campaign survives a node
+crash, an orchestrator restart and its own client going away, and `--resume` runs only what is
+not done.
+
+A cell is one (runtime, file, engine, argument set) with `repeat` runs: one module. The plan is
+sent as a compact spec (`create_campaign` on `{realm}/proc/control`, see `expand`) and expanded
+here, so a 100k-cell campaign is one small message and one transaction (the modules go through
+the orchestrator's own `_create_many`: they queue per runtime like any other). Cell ids are the
+cell's position in the canonical (unshuffled) product: stable across resumes. The run order is
+the product shuffled with the plan's recorded seed (engines and files interleaved, so drift does
+not line up with a configuration), per runtime (each runtime runs its queue in order).
+
+A cell's state is its recorded outcome (`done`, or failed: `error`, `trap`, `limit`, `killed`)
+when its module sent `exited`; otherwise that of its current module: `queued`, `running`, or
+`lost` (killed with its runtime, or dead without an exit: node crash, orchestrator restart).
+`resume_campaign` gives every cell that is neither done, queued nor running a new module (a
+killed one that would be resurrected is retired first): a done cell never runs again.
+REST: `GET /api/campaigns/` (list), `GET /api/campaigns/ID/` (counts by state),
+`GET /api/campaigns/ID/cells/?state=S&start=N&count=M` (the cells with their records).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+from typing import TYPE_CHECKING, Any, Sequence
+
+import orjson
+
+from common.wire import ProtocolError, new_uuid, require
+from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, QUEUED
+
+if TYPE_CHECKING:
+    from orchestrator.core import Orchestrator
+
+log = logging.getLogger("orch")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaigns(
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    spec BLOB NOT NULL,
+    ncells INTEGER NOT NULL,
+    resumes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS cells(
+    campaign TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    runtime TEXT NOT NULL,
+    file TEXT NOT NULL,
+    engine TEXT NOT NULL,
+    argv BLOB NOT NULL,
+    module TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    outcome TEXT,
+    record BLOB,
+    updated REAL NOT NULL,
+    PRIMARY KEY(campaign, idx)
+);
+CREATE INDEX IF NOT EXISTS cells_module ON cells(module);
+"""
+
+ACTIONS = ("create_campaign", "resume_campaign")
+FAILED = ("error", "trap", "limit", "killed", "lost")
+STATES = ("done",) + FAILED + ("queued", "running")
+MAX_CELLS = 2_000_000
+
+
+class CampaignError(Exception):
+    """A campaign request that cannot be carried out; the text says why (reported on proc/log)."""
+
+
+def _strs(spec: dict[str, Any], key: str, where: str, *, nonempty: bool = True) -> list[str]:
+    v = spec.get(key)
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v) or (nonempty and not v):
+        raise ProtocolError(f"{where}: plan.{key} must be a non-empty list of strings, got {v!r}")
+    return list(v)
+
+
+def module_name(file: str, engine: str) -> str:
+    """The seed's benchmark module name: base name before the first '.' (of the last file of an
+    interference tuple), then '.<engine>' (e.g. `2mm.wasmtime-j`)."""
+    return os.path.basename(file.split(":")[-1]).split(".")[0] + "." + engine
+
+
+def expand(spec: dict[str, Any], where: str = "plan") -> list[tuple[int, str, str, str, list[str]]]:
+    """The cells of a plan, in run order: (cell index, runtime, file, engine, argv).
+
+    spec: `runtimes`, `files`, `engines` (lists of names), `argsets` (list of argv lists, default
+    [[]]), `seed` (int: the run order), `order` ("shuffle", the default, or "plan": runtime x file
+    x engine x argset as given)."""
+    runtimes = _strs(spec, "runtimes", where)
+    files = _strs(spec, "files", where)
+    engines = _strs(spec, "engines", where)
+    argsets = spec.get("argsets", [[]])
+    if not isinstance(argsets, list) or not argsets or not all(
+            isinstance(a, list) and all(isinstance(x, str) for x in a) for a in argsets):
+        raise ProtocolError(f"{where}: plan.argsets must be a non-empty list of argument lists (lists of strings)")
+    n = len(runtimes) * len(files) * len(engines) * len(argsets)
+    if n > MAX_CELLS:
+        raise ProtocolError(f"{where}: {n} cells is more than {MAX_CELLS}; split the campaign")
+    seed = spec.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ProtocolError(f"{where}: plan.seed must be an integer, got {seed!r}")
+    order = spec.get("order", "shuffle")
+    if order not in ("shuffle", "plan"):
+        raise ProtocolError(f"{where}: plan.order must be 'shuffle' or 'plan', got {order!r}")
+    per = len(files) * len(engines) * len(argsets)
+    out: list[tuple[int, str, str, str, list[str]]] = []
+    rng = random.Random(seed)
+    for r, rt in enumerate(runtimes):
+        cells = [(r * per + i, rt, f, e, list(a))
+                 for i, (f, e, a) in enumerate(itertools.product(files, engines, argsets))]
+        if order == "shuffle":
+            rng.shuffle(cells)
+        out.extend(cells)
+    return out
+
+
+def outcome_of(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(cell outcome, record) from a module's `exited` data (ours or the original runtimes')."""
+    st = data.get("status")
+    if isinstance(st, str):  # the original runtimes: "exited"
+        st = {"reason": st, "code": 0 if st == "exited" else None, "error": None}
+    if not isinstance(st, dict):
+        st = {}
+    reason, code, failure = st.get("reason"), st.get("code"), data.get("failure")
+    record = {k: v for k, v in data.items() if k not in ("uuid", "type")}
+    if reason == "exited" and code in (0, None) and not st.get("error") and not failure:
+        return "done", record
+    if failure == "trap":
+        return "trap", record
+    if failure in ("limit", "oom") or reason == "limit":
+        return "limit", record
+    if failure == "signal" or reason in ("deleted", "killed"):
+        return "killed", record
+    return "error", record
+
+
+class Campaigns:
+    """The campaign tables beside the orchestrator's own, and its requests; runs inside the
+    orchestrator's decision (its lock and transaction)."""
+
+    def __init__(self, o: "Orchestrator") -> None:
+        self.o = o
+        self.o.store.conn.executescript(SCHEMA)
+
+    @property
+    def db(self) -> Any:
+        return self.o.store.conn
+
+    # -- requests (MQTT, inside Orchestrator.handle's transaction) ---------------------------
+    def handle(self, action: str, data: dict[str, Any], where: str) -> None:
+        try:
+            if action == "create_campaign":
+                self.create(data, where)
+            else:
+                self.resume(data, where)
+        except CampaignError as e:
+            from orchestrator.core import Refused
+            raise Refused(str(e)) from None
+
+    def _runtime(self, name: str, where: str) -> Any:
+        rt = self.o.resolve_runtime(name)
+        if rt is None or not rt.alive:
+            raise CampaignError(f"{where}: runtime {name!r} is not alive (see `manage.py list`); start its node, "
+                                "or leave it out of the plan")
+        return rt
+
+    def create(self, data: dict[str, Any], where: str) -> None:
+        cid = require(data, "campaign", str, where=where)
+        spec = require(data, "plan", dict, where=where)
+        if self.db.execute("SELECT 1 FROM campaigns WHERE id=?", (cid,)).fetchone():
+            raise CampaignError(f"{where}: campaign {cid} exists already (resume it with `manage.py benchmark --resume {cid}`)")
+        args = spec.get("args", {})
+        if not isinstance(args, dict):
+            raise ProtocolError(f"{where}: plan.args must be an object (the create args of every cell)")
+        cells = expand(spec, where)
+        uuids = {name: self._runtime(name, where).uuid for name in dict.fromkeys(c[1] for c in cells)}
+        now = self.o.wallclock()
+        rows, mods = [], []
+        for idx, rt, f, e, argv in cells:
+            uuid = new_uuid()
+            rows.append((cid, idx, rt, f, e, orjson.dumps(argv), uuid, now))
+            mods.append(self._module(cid, idx, uuids[rt], f, e, argv, args, uuid))
+        self.db.execute("INSERT INTO campaigns(id, created, updated, spec, ncells) VALUES(?,?,?,?,?)",
+                        (cid, now, now, orjson.dumps(spec), len(cells)))
+        self.db.executemany("INSERT INTO cells(campaign, idx, runtime, file, engine, argv, module, updated)"
+                            " VALUES(?,?,?,?,?,?,?,?)", rows)
+        self.o._create_many(mods, where)
+        log.info("campaign %s: %d cells on %d runtimes", cid, len(cells), len(uuids))
+
+    @staticmethod
+    def _module(cid: str, idx: int, parent: str, file: str, engine: str, argv: list[str], args: dict[str, Any],
+                uuid: str) -> dict[str, Any]:
+        return {"type": "module", "uuid": uuid, "name": module_name(file, engine), "parent": parent, "file": file,
+                "args": {**args, "engine": engine, "argv": argv, "campaign": cid, "cell": idx}}
+
+    def resume(self, data: dict[str, Any], where: str) -> None:
+        cid = require(data, "campaign", str, where=where)
+        row = self.db.execute("SELECT spec FROM campaigns WHERE id=?", (cid,)).fetchone()
+        if row is None:
+            raise CampaignError(f"{where}: no campaign {cid} (see `manage.py benchmark --status`)")
+        args = orjson.loads(row[0]).get("args", {})
+        todo = self.db.execute(
+            "SELECT c.idx, c.runtime, c.file, c.engine, c.argv, c.module, m.status FROM cells c"
+            " LEFT JOIN modules m ON m.uuid = c.module WHERE c.campaign=? AND (c.outcome IS NULL OR c.outcome != 'done')"
+            " ORDER BY m.seq", (cid,)).fetchall()
+        todo = [t for t in todo if t[6] not in (QUEUED, ALIVE, EXITING)]  # still on its way: leave it
+        uuids = {name: self._runtime(name, where).uuid for name in dict.fromkeys(t[1] for t in todo)}
+        now = self.o.wallclock()
+        mods, updates = [], []
+        for idx, rt, f, e, argv, old, status in todo:
+            if status == KILLED:  # would be resurrected with its runtime: retire it, the new module replaces it
+                m = self.o.mods.get(old)
+                if m is not None:
+                    node = self.o.nodes.get(m.parent) if m.parent else None
+                    if node is not None:
+                        node.killed.discard(old)
+                    self.o._module_dead(m, {"reason": "deleted", "code": None, "error": f"superseded by a resume of {cid}"})
+            uuid = new_uuid()
+            updates.append((uuid, now, cid, idx))
+            mods.append(self._module(cid, idx, uuids[rt], f, e, orjson.loads(argv), args, uuid))
+        self.db.executemany("UPDATE cells SET module=?, attempts=attempts+1, outcome=NULL, record=NULL, updated=?"
+                            " WHERE campaign=? AND idx=?", updates)
+        self.db.execute("UPDATE campaigns SET resumes=resumes+1, updated=? WHERE id=?", (now, cid))
+        self.o._create_many(mods, where)
+        log.info("campaign %s resumed: %d cells again", cid, len(mods))
+
+    # -- hook: a module's exit ----------------------------------------------------------------
+    def on_exited(self, module_uuid: str, data: dict[str, Any]) -> None:
+        """Record the outcome of the cell whose current module this is (no-op for other modules)."""
+        outcome, record = outcome_of(data)
+        self.db.execute("UPDATE cells SET outcome=?, record=?, updated=? WHERE module=?",
+                        (outcome, orjson.dumps(record), self.o.wallclock(), module_uuid))
+
+    # -- reads (REST) -------------------------------------------------------------------------
+    _STATE_SQL = (
+        "CASE WHEN c.outcome IS NOT NULL THEN c.outcome"
+        f" WHEN m.status = '{QUEUED}' THEN 'queued'"
+        f" WHEN m.status IN ('{ALIVE}', '{EXITING}') THEN 'running'"
+        f" WHEN m.status = '{DEAD}' AND json_extract(CAST(m.exit AS TEXT), '$.reason') = 'deleted' THEN 'killed'"
+        " ELSE 'lost' END")
+
+    def summary(self, cid: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT id, created, updated, ncells, resumes, spec FROM campaigns WHERE id=?", (cid,)).fetchone()
+        if row is None:
+            return None
+        counts = {s: 0 for s in STATES}
+        for state, n in self.db.execute(
+                f"SELECT {self._STATE_SQL}, count(*) FROM cells c LEFT JOIN modules m ON m.uuid = c.module"
+                " WHERE c.campaign=? GROUP BY 1", (cid,)):
+            counts[state] = n
+        spec = orjson.loads(row[5])
+        failed = {s: counts[s] for s in FAILED}
+        pending = counts["queued"] + counts["running"]
+        return {"id": row[0], "created": row[1], "updated": row[2], "cells": row[3], "resumes": row[4],
+                "done": counts["done"], "failed": failed, "queued": counts["queued"], "running": counts["running"],
+                "finished": pending == 0, "seed": spec.get("seed"), "plan": {k: spec.get(k) for k in
+                ("runtimes", "files", "engines", "argsets", "order", "args")} if len(orjson.dumps(spec)) < 65536 else None}
+
+    def all(self) -> list[dict[str, Any]]:
+        return [{"id": r[0], "created": r[1], "updated": r[2], "cells": r[3], "resumes": r[4]}
+                for r in self.db.execute("SELECT id, created, updated, ncells, resumes FROM campaigns ORDER BY created")]
+
+    def cells(self, cid: str, states: Sequence[str] | None, start: int, count: int) -> tuple[int, list[dict[str, Any]]]:
+        where, params = "c.campaign=?", [cid]
+        if states:
+            where += f" AND {self._STATE_SQL} IN ({','.join('?' * len(states))})"
+            params.extend(states)
+        total = self.db.execute(f"SELECT count(*) FROM cells c LEFT JOIN modules m ON m.uuid = c.module WHERE {where}",
+                                params).fetchone()[0]
+        rows = self.db.execute(
+            f"SELECT c.idx, c.runtime, c.file, c.engine, c.argv, c.module, c.attempts, {self._STATE_SQL}, c.record"
+            f" FROM cells c LEFT JOIN modules m ON m.uuid = c.module WHERE {where} ORDER BY c.idx LIMIT ? OFFSET ?",
+            (*params, count, start)).fetchall()
+        return int(total), [{"cell": r[0], "runtime": r[1], "file": r[2], "engine": r[3], "argv": orjson.loads(r[4]),
+                             "module": r[5], "attempts": r[6], "state": r[7],
+                             "record": orjson.loads(r[8]) if r[8] else None} for r in rows]
+
+
+def route(o: "Orchestrator", rest: list[str], q: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+    """`GET /api/campaigns/...` (views.plan hands `rest` = the path after `campaigns`)."""
+    c: Campaigns = o.campaigns
+    if not rest:
+        found = c.all()
+        return 200, {"count": len(found), "start": 0, "results": found}
+    s = c.summary(rest[0])
+    if s is None:
+        return 404, {"error": f"no campaign {rest[0]!r} (GET /api/campaigns/ lists them)"}
+    if len(rest) == 1:
+        return 200, s
+    if len(rest) == 2 and rest[1] == "cells":
+        try:
+            start = int(q.get("start", ["0"])[-1])
+            count = int(q.get("count", ["1000"])[-1])
+        except ValueError:
+            return 400, {"error": "query parameters 'start' and 'count' must be integers"}
+        if start < 0 or not 0 <= count <= 100_000:
+            return 400, {"error": "query parameter 'start' must be >= 0 and 'count' between 0 and 100000"}
+        states = [x for x in q.get("state", [""])[-1].split(",") if x]
+        bad = [x for x in states if x not in STATES]
+        if bad:
+            return 400, {"error": f"query parameter 'state' must be a comma list of {','.join(STATES)}, got {bad[0]!r}"}
+        total, cells = c.cells(rest[0], states, start, count)
+        return 200, {"count": total, "start": start, "results": cells}
+    return 404, {"error": f"no such endpoint; try /api/campaigns/{rest[0]}/ or /api/campaigns/{rest[0]}/cells/"}
