@@ -1,38 +1,60 @@
-"""Run (runtimes x files x engines) benchmarking: one module per combination, sent to the orchestrator.
+"""Run a benchmark campaign: a plan of cells (runtime x file x engine x argument set, each with
+`--repeat` runs) that the orchestrator stores under a campaign id, runs unattended and remembers.
 
-Each module goes to `{realm}/proc/control` as a create request with its runtime as parent; the
-orchestrator queues them (a benchmarking runtime runs one module at a time). Results arrive
-as profiling messages: run the collector (`make profile`) to keep them, `manage.py report`
-to summarise. With --wait the script shows progress until every module has exited.
+The plan goes to the orchestrator as one `create_campaign` message on `{realm}/proc/control`; it
+expands it into one module per cell (stable cell ids), queued per runtime in a random order
+whose seed is recorded (engines and files interleaved). Results arrive as profiling messages:
+run the collector (`make profile`) to keep them, `manage.py report` to summarise. `--wait` shows
+progress with an ETA and ends with a summary (done, failed by reason: error, trap, limit,
+killed, lost); it exits 1 if any cell did not finish. After a node crash or an orchestrator
+restart, `--resume ID` runs only the cells that are not done; `--status ID` shows where it stands.
 
 Usage:
-    manage.py benchmark [options] (-f FILE)... (-r RUNTIME)... [--engine ENGINE]...
+    manage.py benchmark [options] (-f FILE...)... (-r RUNTIME...)... [--engine ENGINE...]... [-d DIR...]...
+    manage.py benchmark [options] --resume ID
+    manage.py benchmark [options] --status [ID]
     manage.py benchmark -h | --help
 
 Options:
-    -f, --file FILE        Module file (path on the nodes); repeat for several.
-    -r, --runtime RUNTIME  Runtime name, uuid or uuid suffix; repeat for several.
-    --engine ENGINE        Engine (see `manage.py engines`); repeat: one module per engine [default: wasmtime].
-    -k, --repeat N         Runs per module [default: 1].
-    --limit SEC            Time limit of a whole module (seconds).
+    -f, --file FILE...     Module files (paths on the nodes, e.g. `wasm/polybench/2mm.wasm`); several after
+                           one flag as in the seed: `-f $(manage.py index -p DIR)`.
+    -r, --runtime NAME...  Runtime names, uuids or uuid suffixes (several after one flag); `NODE.if` is
+                           accepted for `NODE.interference` (and `.bench`, `.seed`, `.op`).
+    --engine ENGINE...     Engines (see `manage.py engines`); one cell per engine [default: wasmtime].
+    -d, --dir DIR...       Directories each module gets, as in `run -d`; relative ones lie inside the
+                           node's module roots. Default `.`: the directory the suite expects as `.` (the
+                           original always preopened `--dir=.`); `--no-dir` for none.
+    --no-dir               Preopen no directory.
+    -k, --repeat N         Runs per cell [default: 1].
+    --warmup N             Runs per cell before the measured ones, discarded [default: 0].
+    --limit SEC            Time limit of a whole cell (seconds).
     --ilimit SEC           Time limit of each run (seconds).
     --argv ARGS            Arguments of every module (shell-split).
     --argfile FILE         JSON object: file (path or base name) -> arguments (string or list);
-                           in norepeat mode a list of argument lists, each run once.
+                           with --norepeat a list of argument lists: one cell each, run once.
     --norepeat             One run per argument list of --argfile instead of --repeat runs.
-    --shuffle              Shuffle the order of all modules.
-    --eshuffle             Shuffle the order of the engines of each (runtime, file).
+    --seed N               Seed of the run order (default: drawn and printed; recorded with the campaign).
+    --plan-order           Run in plan order (runtime, file, engine, argument set) instead of shuffled.
+    --shuffle              The seed's flag: the order is shuffled by default (kept for old scripts).
+    --eshuffle             The seed's flag: engines are interleaved by default (kept for old scripts).
     --max_seed N           Seeded runtimes: seeds are drawn from 0..N-1.
     --dirmode DIR          Seeded runtimes: each run gets a file of DIR picked by its seed.
     --scriptmode SCRIPT    Seeded runtimes: a Python script turns each seed into arguments.
-    --interference N       Run the files N at a time (`a:b` modules for benchmarking/if runtimes).
+    --interference N       Run the files N at a time (`a:b` modules for benchmarking/interference runtimes).
+    --profile LAYOUT       Profile layouts the runtimes send: both, seed (the original collector's), ours
+                           [default: both].
     --stdout PATH          Keep the modules' output in PATH on the node (default: discarded).
-    --wait                 Wait until every module has exited, showing progress.
-    --timeout SEC          How long --wait waits [default: 86400].
-    --dry-run              Print the create messages (JSON lines) and send nothing.
+    --campaign ID          The campaign id (default: a new uuid).
+    --wait                 Follow the campaign until every cell has finished, then summarise.
+    --timeout SEC          How long --wait waits [default: 259200].
+    --dry-run              Print the cells' create messages (JSON lines) and send nothing.
     -c, --cfg PATH         Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL              Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL    Log level [default: WRN].
+
+Examples:
+    manage.py benchmark -r dev1.benchmarking -f wasm/polybench/2mm.wasm wasm/polybench/3mm.wasm --engine wasmtime wasmer -k 50 --wait
+    manage.py benchmark --status
 """
 from __future__ import annotations
 
@@ -41,11 +63,10 @@ import os
 import random
 import shlex
 import sys
-import threading
 import time
 from typing import Any
 
-from cli._api import Api, CliError, config, envelope, guard, number, parse, publish, setup, topics
+from cli._api import Api, CliError, Session, config, envelope, guard, number, parse, setup, topics
 from common.config import Config
 from common.wire import new_uuid
 
@@ -73,148 +94,207 @@ def load_argfile(path: str, norepeat: bool) -> dict[str, Any]:
     return out
 
 
-def build_modules(opts: dict[str, Any], runtimes: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
-    """The create `data` of every module, in sending order."""
+SHORT = {"if": "interference", "bench": "benchmarking", "seed": "seeded", "op": "opcodes"}
+MULTI = ("-f", "--file", "-r", "--runtime", "--engine", "-d", "--dir")
+
+
+def build_plan(opts: dict[str, Any], runtimes: list[str], rng: random.Random) -> dict[str, Any]:
+    """The campaign plan (orchestrator/campaigns.py `expand`) from the options."""
     files: list[str] = list(opts["--file"])
     n_if = number(opts, "--interference", int, 1)
     if n_if and n_if > 1:
         if len(files) < n_if:
             raise CliError(f"--interference {n_if} needs at least {n_if} files, got {len(files)}")
         files = [":".join(files[i:i + n_if]) for i in range(0, len(files) - n_if + 1, n_if)]
-    engines_: list[str] = list(dict.fromkeys(opts["--engine"] or ["wasmtime"]))
     norepeat = bool(opts["--norepeat"])
     if norepeat and not opts["--argfile"]:
         raise CliError("--norepeat needs --argfile (the argument lists to run once each)")
     argfile = load_argfile(opts["--argfile"], norepeat) if opts["--argfile"] else {}
     base_argv = shlex.split(opts["--argv"]) if opts["--argv"] else []
-    common: dict[str, Any] = {}
-    if not norepeat:
-        common["repeat"] = number(opts, "--repeat", int, 1)
+    by_file: dict[str, list[list[str]]] = {}
+    for f in files:
+        got = argfile.get(f, argfile.get(os.path.basename(f))) if argfile else None
+        if norepeat:
+            if got is None:
+                raise CliError(f"--argfile has no argument lists for {f!r}")
+            by_file[f] = got
+        elif got is not None:
+            by_file[f] = [got]
+    args: dict[str, Any] = {"repeat": 1 if norepeat else number(opts, "--repeat", int, 1),
+                            "warmup": number(opts, "--warmup", int, 0), "profile": opts["--profile"]}
+    if opts["--profile"] not in ("both", "seed", "ours"):
+        raise CliError(f"--profile must be both, seed or ours, got {opts['--profile']!r}")
     for key, name, kind in (("--limit", "limit", float), ("--ilimit", "ilimit", float), ("--max_seed", "max_seed", int)):
         v = number(opts, key, kind, 0)
         if v is not None:
-            common[name] = v
+            args[name] = v
     for key, name in (("--dirmode", "dirmode"), ("--scriptmode", "scriptmode"), ("--stdout", "stdout")):
         if opts[key]:
-            common[name] = opts[key]
-    out: list[dict[str, Any]] = []
-    for rt in runtimes:
-        for f in files:
-            argv: Any = argfile.get(f, argfile.get(os.path.basename(f), base_argv)) if argfile else base_argv
-            if norepeat and f not in argfile and os.path.basename(f) not in argfile:
-                raise CliError(f"--argfile has no argument lists for {f!r}")
-            engs = list(engines_)
-            if opts["--eshuffle"]:
-                rng.shuffle(engs)
-            for e in engs:
-                uuid = new_uuid()
-                name = f"{':'.join(os.path.basename(x) for x in f.split(':'))}@{e}"
-                args = dict(common, engine=e, argv=argv)
-                out.append({"type": "module", "uuid": uuid, "name": name, "parent": rt["uuid"], "file": f, "args": args})
-    if opts["--shuffle"]:
-        rng.shuffle(out)
-    return out
+            args[name] = opts[key]
+    if not opts["--no-dir"]:
+        args["dirs"] = list(opts["--dir"]) or ["."]
+    seed = number(opts, "--seed", int) if opts["--seed"] is not None else rng.randrange(2**31)
+    return {"runtimes": runtimes, "files": files, "engines": list(dict.fromkeys(opts["--engine"] or ["wasmtime"])),
+            "argsets": [base_argv], "argsets_by_file": by_file, "seed": seed,
+            "order": "plan" if opts["--plan-order"] else "shuffle", "args": args}
 
 
-def resolve_runtimes(opts: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
-    api = Api.from_opts(opts, cfg)
-    found: list[dict[str, Any]] = []
-    for q in opts["--runtime"]:
-        for part in q.split(","):
-            rt = api.runtime(part.strip())
+def resolve_runtimes(api: Api, queries: list[str]) -> list[str]:
+    """The registered names of the runtimes asked for (`NODE.if` -> `NODE.interference`)."""
+    found: list[str] = []
+    for q in queries:
+        for part in (p.strip() for p in q.split(",") if p.strip()):
+            rt = api.runtime(part)
+            node, dot, short = part.rpartition(".")
+            if rt is None and dot and short in SHORT:
+                rt = api.runtime(f"{node}.{SHORT[short]}")
             if rt is None:
                 raise CliError(f"runtime {part!r} is unknown to the orchestrator at {api.url} (see `manage.py list`)")
-            found.append(rt)
-    return found
+            found.append(str(rt["name"]))
+    return list(dict.fromkeys(found))
 
 
-class ExitWatcher:
-    """Subscribes to `{realm}/proc/control/+` before the creates go out; counts our modules' exits."""
+def _fmt_eta(sec: float) -> str:
+    sec = int(sec)
+    return f"{sec // 3600:d}:{sec // 60 % 60:02d}:{sec % 60:02d}"
 
-    def __init__(self, cfg: Config, uuids: set[str]) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
 
-        self.uuids = uuids
-        self.exited: dict[str, dict[str, Any]] = {}
-        self.cv = threading.Condition()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        if cfg.mqtt_username:
-            self.client.username_pw_set(cfg.mqtt_username, cfg.password())
-        ready = threading.Event()
-        self.client.on_subscribe = lambda *a: ready.set()
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *a: c.subscribe(f"{cfg.realm}/proc/control/+", 1)
+def progress_line(s: dict[str, Any], rate: float | None, width: int = 30) -> tuple[str, str]:
+    """(progress bar line for a terminal, plain line) of a campaign summary."""
+    total = s["cells"] or 1
+    failed = sum(s["failed"].values())
+    fin = s["done"] + failed - (s["failed"]["lost"] if not s["finished"] else 0)
+    eta = f"ETA {_fmt_eta((total - fin) / rate)}" if rate and fin < total else "ETA ?" if fin < total else "done"
+    text = f"{fin}/{s['cells']} cells, {s['done']} done, {failed} failed, {s['running']} running, {s['queued']} queued, {eta}"
+    filled = int(width * fin / total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {text}", f"benchmark {s['id']}: {text}"
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items() if v) or "none"
+    return (f"campaign {s['id']}: {s['cells']} cells: {s['done']} done; failed: {failed}"
+            + (f"; {s['queued'] + s['running']} not finished" if not s["finished"] else ""))
+
+
+def follow(api: Api, cid: str, timeout: float, out: Any = None) -> dict[str, Any]:
+    """Poll the campaign until every cell has finished; progress on `out` (stderr)."""
+    out = out or sys.stderr
+    tty = out.isatty()
+    t0 = time.monotonic()
+    first: int | None = None
+    last_plain = 0.0
+    down = False
+    while True:
         try:
-            self.client.connect(cfg.mqtt, cfg.mqtt_port)
-        except OSError as e:
-            raise CliError(f"cannot reach the MQTT broker at {cfg.mqtt}:{cfg.mqtt_port}: {e}") from None
-        self.client.loop_start()
-        if not ready.wait(10):
-            self.close()
-            raise CliError(f"could not subscribe on the broker at {cfg.mqtt}:{cfg.mqtt_port}")
+            s = api.get(f"/api/campaigns/{cid}/")
+            if down:
+                print(("\n" if tty else "") + f"benchmark {cid}: the orchestrator answers again", file=out)
+                down = False
+        except CliError as e:
+            if not down:
+                print(("\n" if tty else "") + f"benchmark {cid}: {e}; retrying", file=out)
+                down = True
+            s = None
+        if s is not None:
+            fin = s["done"] + sum(s["failed"].values())
+            first = fin if first is None else first
+            el = time.monotonic() - t0
+            rate = (fin - first) / el if el > 2 and fin > first else None
+            bar, plain = progress_line(s, rate)
+            if tty:
+                print("\r" + bar, end="", file=out, flush=True)
+            elif s["finished"] or time.monotonic() - last_plain >= 10:
+                print(plain, file=out, flush=True)
+                last_plain = time.monotonic()
+            if s["finished"]:
+                if tty:
+                    print(file=out)
+                return dict(s)
+        if time.monotonic() - t0 > timeout:
+            raise CliError(f"campaign {cid} had not finished after {timeout:g} s; follow it with "
+                           f"`manage.py benchmark --status {cid} --wait`")
+        time.sleep(1.0)
 
-    def _on_message(self, c: Any, u: Any, msg: Any) -> None:
-        try:
-            m = json.loads(msg.payload)
-            d = m.get("data") or {}
-        except (ValueError, AttributeError):
-            return
-        if m.get("action") == "exited" and d.get("uuid") in self.uuids:
-            with self.cv:
-                self.exited[d["uuid"]] = d
-                self.cv.notify_all()
 
-    def wait(self, timeout: float, names: dict[str, str]) -> None:
+def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Send a campaign request; wait until the orchestrator shows it (or reports why not)."""
+    before = api.get(f"/api/campaigns/{cid}/") if action == "resume_campaign" else None
+    with Session(cfg) as sess:
+        sess.watch_log()
+        sess.publish([(topics(cfg).control(), envelope(action, data))])
         deadline = time.monotonic() + timeout
-        total = len(self.uuids)
-        tty = sys.stderr.isatty()
-        shown = -1
-        with self.cv:
-            while len(self.exited) < total:
-                if len(self.exited) != shown:
-                    shown = len(self.exited)
-                    line = f"benchmark: {shown}/{total} modules done"
-                    print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise CliError(f"{total - len(self.exited)} of {total} modules had not exited after {timeout:g} s")
-                self.cv.wait(min(left, 1.0))
-        print(("\r" if tty else "") + f"benchmark: {total}/{total} modules done", file=sys.stderr)
-        for uuid, d in self.exited.items():
-            st = d.get("status") or {}
-            if st.get("reason") != "exited" or st.get("error"):
-                print(f"  {names.get(uuid, uuid)}: {st.get('reason')} {st.get('error') or ''}".rstrip(), file=sys.stderr)
+        while True:
+            for err in sess.errors():
+                d = err.get("data") if isinstance(err.get("data"), dict) else {}
+                if (d.get("data") or {}).get("campaign") == cid:
+                    raise CliError(f"the orchestrator refused campaign {cid}: {err.get('description')}")
+            s = api.get(f"/api/campaigns/{cid}/")
+            if s is not None and (before is None or s["resumes"] > before["resumes"]):
+                return dict(s)
+            if time.monotonic() > deadline:
+                raise CliError(f"the orchestrator at {api.url} did not take campaign {cid} within {timeout:g} s "
+                               "(is it subscribed to the broker in the config?)")
+            time.sleep(0.05)
 
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+
+def show_status(api: Api, cid: str | None) -> int:
+    if cid is None:
+        page = api.get("/api/campaigns/") or {"results": []}
+        for c in page["results"]:
+            s = api.get(f"/api/campaigns/{c['id']}/")
+            if s is not None:
+                print(summary_text(s))
+        if not page["results"]:
+            print("no campaigns")
+        return 0
+    s = api.get(f"/api/campaigns/{cid}/")
+    if s is None:
+        raise CliError(f"no campaign {cid!r} at {api.url} (`manage.py benchmark --status` lists them)")
+    print(summary_text(s))
+    print(f"  seed {s['seed']}, resumes {s['resumes']}, {s['running']} running, {s['queued']} queued")
+    return 0
+
+
+def finish(s: dict[str, Any]) -> int:
+    print(summary_text(s), file=sys.stderr)
+    ok = s["finished"] and s["done"] == s["cells"]
+    if not ok:
+        print(f"resume with: manage.py benchmark --resume {s['id']} --wait", file=sys.stderr)
+    return 0 if ok else 1
 
 
 @guard("benchmark")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__ or "", "benchmark", argv)
+    opts = parse(__doc__ or "", "benchmark", argv, multi=MULTI)
     setup(opts)
     cfg = config(opts)
-    rng = random.Random()
+    timeout = number(opts, "--timeout", float, 0)
     if opts["--dry-run"]:
-        fake = [{"uuid": r, "name": r} for r in opts["--runtime"]]
-        for m in build_modules(opts, fake, rng):
-            print(json.dumps(m))
+        from orchestrator.campaigns import Campaigns, expand
+
+        plan = build_plan(opts, list(opts["--runtime"]), random.Random())
+        for idx, rt, f, e, a in expand(plan):
+            print(json.dumps(Campaigns._module("dry-run", idx, rt, f, e, a, plan["args"], new_uuid())))
         return 0
-    runtimes = resolve_runtimes(opts, cfg)
-    modules = build_modules(opts, runtimes, rng)
-    t = topics(cfg)
-    watcher = ExitWatcher(cfg, {m["uuid"] for m in modules}) if opts["--wait"] else None
-    try:
-        publish(cfg, [(t.control(), envelope("create", m)) for m in modules])
-        print(f"benchmark: sent {len(modules)} modules ({len(runtimes)} runtimes x {len(opts['--file'])} files x "
-              f"{len(set(opts['--engine'] or ['wasmtime']))} engines)", file=sys.stderr)
-        for m in modules:
-            print(f"created {m['name']} {m['uuid']} -> {m['parent']}")
-        if watcher is not None:
-            watcher.wait(number(opts, "--timeout", float, 0), {m["uuid"]: m["name"] for m in modules})
-    finally:
-        if watcher is not None:
-            watcher.close()
-    return 0
+    api = Api.from_opts(opts, cfg)
+    if opts["--status"]:
+        if opts["--wait"] and opts["ID"]:
+            return finish(follow(api, opts["ID"], timeout))
+        return show_status(api, opts["ID"])
+    if opts["--resume"]:
+        cid = opts["ID"]
+        s = submit(cfg, api, "resume_campaign", {"campaign": cid}, cid)
+        print(f"campaign {cid} resumed: {s['queued'] + s['running']} cells to run", file=sys.stderr)
+    else:
+        plan = build_plan(opts, resolve_runtimes(api, opts["--runtime"]), random.Random())
+        cid = opts["--campaign"] or new_uuid()
+        t0 = time.perf_counter()
+        s = submit(cfg, api, "create_campaign", {"campaign": cid, "plan": plan}, cid)
+        print(f"benchmark: campaign {cid}: {s['cells']} cells ({len(plan['runtimes'])} runtimes x {len(plan['files'])} files"
+              f" x {len(plan['engines'])} engines x argument sets), seed {plan['seed']}, submitted in "
+              f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    print(cid)
+    if not opts["--wait"]:
+        print(f"follow it with: manage.py benchmark --status {cid} --wait", file=sys.stderr)
+        return 0
+    return finish(follow(api, cid, timeout))

@@ -89,7 +89,7 @@ def expand(spec: dict[str, Any], where: str = "plan") -> list[tuple[int, str, st
     """The cells of a plan, in run order: (cell index, runtime, file, engine, argv).
 
     spec: `runtimes`, `files`, `engines` (lists of names), `argsets` (list of argv lists, default
-    [[]]), `seed` (int: the run order), `order` ("shuffle", the default, or "plan": runtime x file
+    [[]]; `argsets_by_file` {file: [argv, ...]} overrides it per file), `seed` (int: the run order), `order` ("shuffle", the default, or "plan": runtime x file
     x engine x argset as given)."""
     runtimes = _strs(spec, "runtimes", where)
     files = _strs(spec, "files", where)
@@ -98,7 +98,14 @@ def expand(spec: dict[str, Any], where: str = "plan") -> list[tuple[int, str, st
     if not isinstance(argsets, list) or not argsets or not all(
             isinstance(a, list) and all(isinstance(x, str) for x in a) for a in argsets):
         raise ProtocolError(f"{where}: plan.argsets must be a non-empty list of argument lists (lists of strings)")
-    n = len(runtimes) * len(files) * len(engines) * len(argsets)
+    by_file = spec.get("argsets_by_file") or {}
+    if not isinstance(by_file, dict) or not all(
+            isinstance(v, list) and v and all(isinstance(a, list) and all(isinstance(x, str) for x in a) for a in v)
+            for v in by_file.values()):
+        raise ProtocolError(f"{where}: plan.argsets_by_file must map a file to a non-empty list of argument lists")
+    per_file = [(f, by_file.get(f, argsets)) for f in files]
+    per = sum(len(a) for _f, a in per_file) * len(engines)
+    n = len(runtimes) * per
     if n > MAX_CELLS:
         raise ProtocolError(f"{where}: {n} cells is more than {MAX_CELLS}; split the campaign")
     seed = spec.get("seed", 0)
@@ -107,12 +114,11 @@ def expand(spec: dict[str, Any], where: str = "plan") -> list[tuple[int, str, st
     order = spec.get("order", "shuffle")
     if order not in ("shuffle", "plan"):
         raise ProtocolError(f"{where}: plan.order must be 'shuffle' or 'plan', got {order!r}")
-    per = len(files) * len(engines) * len(argsets)
     out: list[tuple[int, str, str, str, list[str]]] = []
     rng = random.Random(seed)
     for r, rt in enumerate(runtimes):
-        cells = [(r * per + i, rt, f, e, list(a))
-                 for i, (f, e, a) in enumerate(itertools.product(files, engines, argsets))]
+        combos = [(f, e, a) for f, sets in per_file for e, a in itertools.product(engines, sets)]
+        cells = [(r * per + i, rt, f, e, list(a)) for i, (f, e, a) in enumerate(combos)]
         if order == "shuffle":
             rng.shuffle(cells)
         out.extend(cells)

@@ -39,9 +39,9 @@ def test_benchmark_collect_report_end_to_end(broker, orchestrator, wasm, tmp_pat
             rc = benchmark.main(["-c", str(cfg), "-f", wasm["spin"], "-f", wasm["memory"], "-r", bench,
                                  "--engine", "wasmtime-aot", "--engine", "wasmtime", "-k", "3", "--argv", "3",
                                  "--wait", "--timeout", "240"])
-            assert rc == 0, capsys.readouterr().err
-            out = capsys.readouterr().out
-            assert out.count("created ") == 4  # 1 runtime x 2 files x 2 engines
+            cap = capsys.readouterr()
+            assert rc == 0, cap.err
+            assert "4 cells: 4 done; failed: none" in cap.err  # 1 runtime x 2 files x 2 engines
             if len(os.sched_getaffinity(0)) >= 2:
                 rc = benchmark.main(["-c", str(cfg), "-f", wasm["spin"], "-f", wasm["spin"], "-r", inter, "--interference", "2",
                                      "--engine", "wasmtime-aot", "--argv", "3", "--limit", "1.5", "--wait", "--timeout", "120"])
@@ -75,13 +75,22 @@ def test_benchmark_collect_report_end_to_end(broker, orchestrator, wasm, tmp_pat
 def test_benchmark_dry_run_and_errors(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
     argfile = tmp_path / "args.json"
     argfile.write_text(json.dumps({"a.wasm": ["1", "2 x"], "b.wasm": ["3"]}))
-    assert benchmark.main(["--dry-run", "-f", "/m/a.wasm", "-f", "/m/b.wasm", "-r", "R1", "-r", "R2", "--engine", "wasmtime",
-                           "--engine", "native", "--argfile", str(argfile), "--norepeat", "--shuffle", "--eshuffle",
-                           "--ilimit", "2"]) == 0
+    # the seed's several values after one flag; --norepeat: one cell per argument list, run once
+    assert benchmark.main(["--dry-run", "-f", "/m/a.wasm", "/m/b.wasm", "-r", "R1", "R2", "--engine", "wasmtime",
+                           "native", "--argfile", str(argfile), "--norepeat", "--shuffle", "--eshuffle",
+                           "--ilimit", "2", "-d", "data", "in"]) == 0
     msgs = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
-    assert len(msgs) == 2 * 2 * 2
-    a = [m for m in msgs if m["file"] == "/m/a.wasm"][0]
-    assert a["args"]["argv"] == [["1"], ["2", "x"]] and "repeat" not in a["args"] and a["args"]["ilimit"] == 2.0
+    assert len(msgs) == 2 * 2 * (2 + 1)
+    a = sorted((m["args"]["argv"] for m in msgs if m["file"] == "/m/a.wasm" and m["parent"] == "R1"
+                and m["args"]["engine"] == "native"))
+    assert a == [["1"], ["2", "x"]] and msgs[0]["args"]["repeat"] == 1 and msgs[0]["args"]["ilimit"] == 2.0
+    assert all(m["args"]["dirs"] == ["data", "in"] for m in msgs)
+    assert len({m["args"]["cell"] for m in msgs}) == 12 and {m["name"] for m in msgs} >= {"a.native", "b.wasmtime"}
+    # default: the suite's directory `.` (as the original's --dir=.); --no-dir: none
+    assert benchmark.main(["--dry-run", "-f", "a.wasm", "-r", "R"]) == 0
+    assert json.loads(capsys.readouterr().out)["args"]["dirs"] == ["."]
+    assert benchmark.main(["--dry-run", "-f", "a.wasm", "-r", "R", "--no-dir"]) == 0
+    assert "dirs" not in json.loads(capsys.readouterr().out)["args"]
     assert benchmark.main(["--dry-run", "-f", "a", "-r", "R", "-k", "zero"]) == 2  # a usage mistake (common/usage.py)
     assert "--repeat must be a whole number" in capsys.readouterr().err
     assert benchmark.main(["--dry-run", "-f", "a", "-r", "R", "--norepeat"]) == 1

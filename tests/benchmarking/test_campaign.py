@@ -1,0 +1,100 @@
+"""A campaign end to end (real mosquitto, orchestrator process, node, collector): the plan is stored,
+outcomes are counted by reason, `--wait` exits 1 when a cell did not finish, a node that goes
+away mid-campaign leaves lost cells, `--resume` runs exactly those, and no cell is done twice."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import threading
+import time
+from collections import Counter
+from typing import Any, Iterator
+
+import pytest
+
+from cli import benchmark
+from cli._api import Api
+from collector import Collector, ProfileStore
+from tests.helpers.node import NodeProcess, running_node
+from tests.orchestrator.proc import OrchestratorProc
+
+
+@pytest.fixture
+def orchestrator(broker, tmp_path) -> Iterator[OrchestratorProc]:  # type: ignore[no-untyped-def]
+    o = OrchestratorProc(broker.port, str(tmp_path))
+    o.start()
+    try:
+        yield o
+    finally:
+        o.stop()
+
+
+def done_cells(data: str, cid: str) -> Counter[int]:
+    """Cell id -> number of collected benchmarking-v3 profiles of that campaign with only good runs."""
+    got: Counter[int] = Counter()
+    for p in glob.glob(os.path.join(data, "**", "*.benchmarking-v3.json"), recursive=True):
+        with open(p) as f:
+            rec = json.load(f)
+        args = rec["module"]["args"]
+        if args.get("campaign") == cid and set(rec["data"]["runs"]["outcome"]) == {"ok"}:
+            got[args["cell"]] += 1
+    return got
+
+
+def test_campaign_outcomes_lost_and_resume(broker, orchestrator, wasm, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"mqtt": "127.0.0.1", "mqtt_port": broker.port, "http": "127.0.0.1",
+                               "http_port": orchestrator.http_port}))
+    api = Api(orchestrator.url)
+    data = str(tmp_path / "data")
+    col = Collector(ProfileStore(data), "127.0.0.1", broker.port).start()
+    state = str(tmp_path / "state")
+    try:
+        # a failing cell: --wait summarises by reason and exits 1
+        with running_node(broker, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5):
+            rc = benchmark.main(["-c", str(cfg), "-f", wasm["spin"], wasm["trap"], "-r", "cn", "--engine", "wasmtime-aot",
+                                 "--argv", "1", "-k", "2", "--wait", "--timeout", "120", "--campaign", "c-trap"])
+            err = capsys.readouterr().err
+            assert rc == 1 and "2 cells: 1 done; failed: trap 1" in err and "--resume c-trap" in err
+            assert benchmark.main(["-c", str(cfg), "--status", "c-trap"]) == 0
+            assert "1 done; failed: trap 1" in capsys.readouterr().out
+        # a node that goes away in the middle: lost cells; it comes back (same uuids); --resume runs only those
+        node = NodeProcess(broker.port, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5)
+        node.start()
+        try:
+            result: dict[str, Any] = {}
+            args = ["-c", str(cfg), "-f", wasm["spin"], wasm["memory"], "-r", "cn", "--engine", "wasmtime", "wasmtime-aot",
+                    "--argv", "20", "-k", "2", "--campaign", "c-lost", "--seed", "5"]
+            t = threading.Thread(target=lambda: result.setdefault("rc", benchmark.main(args + ["--wait", "--timeout", "300"])))
+            t.start()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                s = api.get("/api/campaigns/c-lost/")
+                if s and s["done"] >= 1:
+                    break
+                time.sleep(0.1)
+            node.kill()  # SIGKILL: the last will kills the runtime's modules
+            t.join(60)
+            assert result.get("rc") == 1
+            s = api.get("/api/campaigns/c-lost/")
+            assert s["failed"]["lost"] >= 1 and s["done"] + s["failed"]["lost"] == 4, s
+        finally:
+            node.stop()
+        with running_node(broker, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5):
+            time.sleep(0.5)  # the runtime's killed module may be resurrected by its re-registration
+            assert benchmark.main(["-c", str(cfg), "--resume", "c-lost", "--wait", "--timeout", "300"]) == 0
+            assert "4 cells: 4 done; failed: none" in capsys.readouterr().err
+            assert benchmark.main(["-c", str(cfg), "--resume", "c-lost", "--wait", "--timeout", "30"]) == 0
+        end = time.monotonic() + 20
+        while sum(done_cells(data, "c-lost").values()) < 4 and time.monotonic() < end:
+            time.sleep(0.1)
+        got = done_cells(data, "c-lost")
+        assert sorted(got) == list(range(4)) and set(got.values()) == {1}  # every cell once, none twice
+    finally:
+        col.stop()
+    assert benchmark.main(["-c", str(cfg), "--resume", "nope"]) == 1
+    assert "no campaign nope" in capsys.readouterr().err
+    assert benchmark.main(["-c", str(cfg), "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "campaign c-trap" in out and "campaign c-lost" in out
