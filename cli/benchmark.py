@@ -52,9 +52,6 @@ Options:
     --url URL              Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL    Log level [default: WRN].
 
-Examples:
-    manage.py benchmark -r dev1.benchmarking -f wasm/polybench/2mm.wasm wasm/polybench/3mm.wasm --engine wasmtime wasmer -k 50 --wait
-    manage.py benchmark --status
 """
 from __future__ import annotations
 
