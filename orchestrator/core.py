@@ -9,6 +9,8 @@ Rules (PROTOCOL.md, with ours marked):
 - a create whose module uuid is not dead is refused; a registration whose uuid is alive
   under another name (or another manager) is refused; the same name again is a refresh
   (**ours**: a node re-registering after a broker reconnect keeps its modules);
+- **ours** (presence.py): online/offline announcements, register requests to nodes whose
+  keepalives come for runtimes not known or dead, and no identity alive under two processes;
 - `parent` is looked up by uuid, then name, then uuid suffix (alive runtimes only);
   without `parent` the scheduler picks (see scheduler.py);
 - a runtime with `max_nmodules` modules running queues new ones (FIFO) and starts the
@@ -30,6 +32,7 @@ import orjson
 from common.wire import ProtocolError, Topics, decode, envelope, new_uuid, require
 from orchestrator.campaigns import ACTIONS as CAMPAIGN_ACTIONS, Campaigns
 from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, NOT_DEAD, QUEUED, RUNTIME, Mod, Node
+from orchestrator.presence import Presence, process_of
 from orchestrator.scheduler import PLAIN, Scheduler, module_kind
 from orchestrator.store import Store
 
@@ -41,16 +44,12 @@ MISSED_KEEPALIVES = 3  # ours: a runtime is dead after this many silent interval
 STALL_CREDIT = 0.5  # seconds: a message that took longer than this is credited to every runtime's keepalive clock
 
 
-def _process_of(info: dict[str, Any]) -> tuple[Any, Any] | None:
-    """(host, pid) from a runtime registration's metadata, if the node sent them."""
-    meta = info.get("metadata")
-    if isinstance(meta, dict) and "pid" in meta:
-        return (meta.get("host"), meta.get("pid"))
-    return None
-
-
 class Refused(Exception):
-    """A request the orchestrator will not carry out; the text says why."""
+    """A request the orchestrator will not carry out; the text says why, `details` go into the reply."""
+
+    def __init__(self, text: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(text)
+        self.details = details or {}
 
 
 def _str_list(d: dict[str, Any], key: str, where: str) -> list[str]:
@@ -66,7 +65,8 @@ class Orchestrator:
     """Registration, keepalive, scheduling, queueing and resurrection over one Store."""
 
     def __init__(self, store: Store, publish: Publish, *, realm: str = "realm", ka_interval: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time,
+                 instance: str | None = None) -> None:
         self.store = store
         self.publish = publish
         self.topics = Topics(realm)
@@ -76,6 +76,7 @@ class Orchestrator:
         self.nodes: dict[str, Node] = {}
         self.mods: dict[str, Mod] = {}
         self.scheduler = Scheduler()
+        self.presence = Presence(realm, instance=instance, clock=clock, wallclock=wallclock)
         self._out: list[tuple[str, bytes]] = []
         self._strangers: dict[str, int] = {}  # keepalives seen from runtimes not registered
         self._prefix = f"{realm}/proc/"
@@ -220,7 +221,7 @@ class Orchestrator:
             else:
                 raise ProtocolError(f"{where}: action must be create or delete, got {action!r}")
         except (Refused, ProtocolError) as e:
-            self._reply(topic, msg, action, "error", {"description": str(e)})
+            self._reply(topic, msg, action, "error", {"description": str(e), **getattr(e, "details", {})})
             raise
         self._reply(topic, msg, action, "ok", details)
 
@@ -244,11 +245,13 @@ class Orchestrator:
             if old.kind != kind or old.name != name or old.parent != parent:
                 raise Refused(f"{where}: uuid {uuid} is already alive as {old.kind} {old.name!r}"
                               f" (parent {old.parent}); refusing {kind} {name!r} (parent {parent})")
-            if kind == RUNTIME and _process_of(old.info) != _process_of(node.info) and None not in (_process_of(old.info), _process_of(node.info)):
-                # ours: the node restarted faster than its death was noticed (power cut, no
-                # last will yet): its modules are gone with the old process, so resurrect them
-                log.info("runtime %s (%s) came back as another process %s: its modules were lost",
-                         name, uuid, _process_of(node.info))
+            dup = self.presence.duplicate(old, node.info, self.nodes.values())
+            if dup is not None:
+                raise Refused(dup[0], dup[1])
+            if kind == RUNTIME and process_of(old.info) != process_of(node.info) and old.uuid not in self.presence.heard:
+                # ours: another process, not heard from since this orchestrator started (e.g. the node
+                # restarted while the orchestrator was down): its modules are gone with it, resurrect them
+                log.info("runtime %s (%s) came back as another process: its modules were lost", name, uuid)
                 self._runtime_dead(old)
             # the same object again (e.g. after a broker reconnect): refresh, keep its modules
             node.children, node.queue, node.killed, node.last_pick = old.children, old.queue, old.killed, old.last_pick
@@ -260,12 +263,14 @@ class Orchestrator:
             log.info("%s %s (%s) registered", kind, name, uuid)
         node.last_seen = now
         self._strangers.pop(uuid, None)
+        if kind == RUNTIME:
+            self.presence.heard.add(uuid)
         self.nodes[uuid] = node
         self.store.put_node(node, self.wallclock())
         if kind == RUNTIME:
             self._resurrect(node)
             self._fill(node)
-        return {"ka_interval_sec": self.ka_interval, "uuid": uuid, "name": name}
+        return {"ka_interval_sec": self.ka_interval, "uuid": uuid, "name": name, "orchestrator": self.presence.instance}
 
     def _resurrect(self, rt: Node) -> None:
         """Re-create the killed modules of a runtime that came back, oldest first."""
@@ -285,6 +290,9 @@ class Orchestrator:
         if node.alive and isinstance(name, str) and name != node.name:
             # ours: a node that borrowed another's uuid must not take the real one down with it
             raise Refused(f"{where}: delete of {node.kind} {node.name!r} ({uuid}) sent by {name!r}: refused")
+        foreign = self.presence.foreign_delete(node, data) if node.alive else None
+        if foreign is not None:
+            raise Refused(f"{where}: {foreign}")
         if node.alive:
             if node.kind == MANAGER:
                 log.info("manager %s (%s) deleted", node.name, uuid)
@@ -300,6 +308,7 @@ class Orchestrator:
     def _runtime_dead(self, rt: Node) -> None:
         now = self.wallclock()
         rt.status = DEAD
+        self.presence.heard.discard(rt.uuid)
         self.store.set_node_status(rt.uuid, DEAD, now)
         killed, dead = [], []
         for u in rt.children:
@@ -327,17 +336,25 @@ class Orchestrator:
         if action != "update":
             raise ProtocolError(f"{where}: action must be 'update', got {action!r}")
         rt = self.nodes.get(uuid)
+        if rt is None or rt.kind != RUNTIME or not rt.alive:
+            # ours: tell the node to register again (presence.py); a node may send its first keepalive
+            # while its registration is in flight, it then ignores the request
+            ask = self.presence.register_request(uuid, f"runtime {uuid} is {'dead' if rt else 'not registered'} here: register again")
+            if ask is not None:
+                self._out.append(ask)
         if rt is None or rt.kind != RUNTIME:
-            # a node may send its first keepalive while its registration is still in flight;
             # several mean the node registered with a store this orchestrator no longer has
             n = self._strangers[uuid] = self._strangers.get(uuid, 0) + 1
             if n != MISSED_KEEPALIVES:
-                log.debug("%s: no runtime %s is registered (yet); ignored", where, uuid)
+                log.debug("%s: no runtime %s is registered (yet); asked its node to register", where, uuid)
                 return
             raise Refused(f"{where}: {n} keepalives from runtime {data.get('name', '?')!r} ({uuid}), which never"
-                          " registered here (a new orchestrator store?); restart its node to register it")
+                          " registered here (a new orchestrator store?); asked its node to register again (a node"
+                          " older than that request must be restarted)")
         if not rt.alive:
-            raise Refused(f"{where}: runtime {rt.name} ({uuid}) is dead (it missed keepalives or was deleted); it must register again")
+            raise Refused(f"{where}: runtime {rt.name} ({uuid}) is dead (it missed keepalives or was deleted); it must register again"
+                          " (its node was asked to)")
+        self.presence.heard.add(uuid)
         rt.last_seen = self.clock()
         children = data.get("children")
         if isinstance(children, list):

@@ -29,6 +29,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from common.config import Config
 from orchestrator import views
 from orchestrator.core import Orchestrator
+from orchestrator.presence import Presence, presence_topic
 from orchestrator.store import Store
 
 SESSION_EXPIRY = 24 * 3600  # seconds the broker keeps the session (and queues for it) while we are away
@@ -57,12 +58,14 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._sub_mid: int | None = None
         self._warned_fail = False
+        self.instance = new_uuid()  # this start of the orchestrator (presence.py)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> "Service":
         self.store = Store(self.db_path, autocheckpoint=False)
+        self.orch = Orchestrator(self.store, self._publish, realm=self.cfg.realm, ka_interval=self.ka_interval,
+                                 instance=self.instance)
         self.client = self._make_client()
-        self.orch = Orchestrator(self.store, self._publish, realm=self.cfg.realm, ka_interval=self.ka_interval)
         self.http = ThreadingHTTPServer((self.bind, self.http_port), _make_handler(self))
         self.http.daemon_threads = True
         self.http_port = self.http.server_address[1]
@@ -81,6 +84,12 @@ class Service:
             return
         self.stopping.set()
         if self.client is not None:
+            if self.connected.is_set() and self.orch is not None:  # retained: nodes see it until the next online
+                info = self.client.publish(presence_topic(self.cfg.realm), self.orch.presence.offline(), qos=1, retain=True)
+                try:
+                    info.wait_for_publish(2.0)
+                except (RuntimeError, ValueError):
+                    pass
             self.client.disconnect()
             self.client.loop_stop()
         if self.http is not None:
@@ -125,6 +134,9 @@ class Service:
             c.tls_set(ca_certs=self.cfg.ssl_ca, certfile=self.cfg.ssl_cert, keyfile=self.cfg.ssl_key,
                       cert_reqs=ssl.CERT_REQUIRED)
             c.tls_insecure_set(self.cfg.ssl_insecure)
+        # the retained offline announcement is our last will (presence.py); `online` is sent on every connect
+        offline = (self.orch.presence if self.orch is not None else Presence(self.cfg.realm, instance=self.instance)).offline()
+        c.will_set(presence_topic(self.cfg.realm), offline, qos=1, retain=True)
         c.reconnect_delay_set(1, 5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -150,6 +162,8 @@ class Service:
                 (f"{base}/control", SubscribeOptions(qos=1, noLocal=True)),
                 (f"{base}/control/+", SubscribeOptions(qos=1, noLocal=True))]
         _, self._sub_mid = c.subscribe(subs)
+        if self.orch is not None:  # after the subscriptions: a node's answer to it finds us listening
+            c.publish(presence_topic(self.cfg.realm), self.orch.presence.online(), qos=1, retain=True)
 
     def _on_connect_fail(self, c: mqtt.Client, u: Any) -> None:
         if not self._warned_fail:

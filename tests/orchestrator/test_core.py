@@ -297,15 +297,20 @@ def test_queries_use_indexes(h: Harness) -> None:
         assert "SCAN modules" not in plan, (sql, plan)
 
 
-def test_same_runtime_from_a_new_process_resurrects_its_modules(h: Harness) -> None:
-    """A node restarted before its death was noticed: same uuid and name, another pid."""
+def test_same_runtime_from_a_new_process_resurrects_its_modules_once_the_old_one_is_dead(h: Harness) -> None:
+    """A node restarted before its death was noticed: same uuid and name, another pid. While the old
+    process is alive (heard from, not dead by keepalive) it is a duplicate (tests/orchestrator/test_presence.py);
+    once its keepalives stopped, the new process takes over and the module is re-created."""
     h.manager()
     h.runtime("rt-1", "one", pid=100)
     h.create("a", parent="one")
     h.take()
     h.runtime("rt-1", "one", pid=100)  # a broker reconnect: same process, modules still there
     assert h.creates("rt-1") == []
-    h.runtime("rt-1", "one", pid=200)  # a new process: the module is re-created
+    assert h.runtime("rt-1", "one", pid=200)["data"]["details"]["reason"] == "duplicate"
+    h.now += 3.5  # 3 missed intervals of 1 s
+    h.o.tick()
+    assert h.runtime("rt-1", "one", pid=200)["data"]["result"] == "ok"  # a new process: the module is re-created
     assert h.creates("rt-1") == ["a"]
     assert h.status("a") == "A"
 
