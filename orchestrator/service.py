@@ -27,6 +27,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
+from common.wire import new_uuid
 from orchestrator import views
 from orchestrator.core import Orchestrator
 from orchestrator.presence import Presence, presence_topic
