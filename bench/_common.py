@@ -38,3 +38,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def mean(xs: Sequence[float]) -> float:
     return statistics.fmean(xs) if xs else float("nan")
+
+
+def median_spread(xs: Sequence[float]) -> tuple[float, float, float]:
+    """(median, min, max) of the repetitions of one figure."""
+    if not xs:
+        return float("nan"), float("nan"), float("nan")
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def loadavg() -> list[float]:
+    """The 1, 5 and 15 minute load averages (state them with every figure of a shared machine)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return []

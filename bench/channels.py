@@ -289,7 +289,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--spin", type=float, default=0.0, help="IPC spin before sleeping (node setting)")
+    ap.add_argument("--spin", type=float, default=200e-6, help="the node's --spin: adaptive idle strategy cap, 0 = always sleep")
     a = ap.parse_args()
     n_lat = 1000 if a.quick else 5000
     n_burst = 20000 if a.quick else 100000

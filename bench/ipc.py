@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""IPC benchmark: our ring + doorbell against a bare POSIX queue, the original design's
-framing over an AF_UNIX stream socket, and multiprocessing.Queue. Measured in one run:
-ping-pong latency p50/p99 and one-way throughput (consumer drains in batches), 64 B and
-4 KiB payloads, parent <-> forked child.
+"""IPC benchmark: our ring + doorbell (adaptive idle strategy, and with idle = sleep) against
+the floor (the same rings with both sides spinning, no doorbells), a bare POSIX queue, the
+original design's framing over an AF_UNIX stream socket, and multiprocessing.Queue. Measured
+in one run: ping-pong latency p50/p99 and one-way throughput (consumer drains in batches), 64 B
+and 4 KiB payloads, parent <-> forked child. Every transport is measured once per repetition,
+the repetitions interleaved (load moves all of them alike); each ratio is computed inside a
+repetition, and the figure is the median over the repetitions with its min/max as the spread.
+The load average is printed with the figures: on a loaded machine they move.
 
-Usage: bench/ipc.py [--quick] [--json]
+Usage: bench/ipc.py [--quick] [--json] [--reps N]
 """
 from __future__ import annotations
 
@@ -16,14 +20,15 @@ import socket
 import struct
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import posix_ipc  # noqa: E402
 
-from bench._common import machine, pct, table  # noqa: E402
+from bench._common import loadavg, machine, median_spread, pct, table  # noqa: E402
 from ipc import NodeIPC, WorkerEndpoint  # noqa: E402
+from ipc.idle import DEFAULT_MAX_SPIN, IdleStrategy  # noqa: E402
 
 STOP = b"\xff"
 
@@ -45,15 +50,22 @@ class Transport:
 
 
 class RingTransport(Transport):
-    name = "ring+doorbell (ours)"
+    """Ours: ring + doorbell with an idle strategy (default: the adaptive one of ipc/idle.py)."""
 
-    def __init__(self, spin: float = 0.0) -> None:
-        self.spin = spin
-        if spin:
-            self.name = f"ring+doorbell, spin {spin * 1e6:.0f} us (ours)"
+    name = "ring+doorbell, adaptive idle (ours)"
+
+    def __init__(self, spin: float = DEFAULT_MAX_SPIN, fixed: bool = False) -> None:
+        self.spin, self.fixed = spin, fixed
+        if spin == 0:
+            self.name = "ring+doorbell, idle = sleep (ours)"
+        elif fixed:
+            self.name = f"ring+doorbell, fixed spin {spin * 1e6:.0f} us (ours)"
+
+    def _idle(self) -> IdleStrategy:
+        return IdleStrategy(self.spin, fixed=self.fixed)
 
     def setup(self) -> None:
-        self.node = NodeIPC(ring_capacity=1 << 22, spin=self.spin)
+        self.node = NodeIPC(ring_capacity=1 << 22, idle=self._idle())
         self.ep = self.node.add_worker(0)
         import selectors
 
@@ -62,21 +74,22 @@ class RingTransport(Transport):
         self.pending: list[bytes] = []
 
     def in_child(self) -> None:
-        self.w = WorkerEndpoint.attach(self.node.sid, 0, spin=self.spin)
+        self.w = WorkerEndpoint.attach(self.node.sid, 0, idle=self._idle())
         self.node.close()
 
     def parent_send(self, payload: bytes) -> None:
         self.ep.send(0, 1, payload, timeout=30)
 
     def parent_recv(self) -> bytes:
+        # the supervisor's loop, reduced: drain, idle (spin or sleep in the selector), wake
         while not self.pending:
             self.pending.extend(m.payload for m in self.ep.drain())
             if self.pending:
                 break
-            if not self.node.before_sleep():
-                self.sel.select(30)
+            events = self.sel.select(0 if self.node.before_sleep() else 30)
             self.node.after_wake()
-            self.node.drain_doorbells()
+            if events:
+                self.node.drain_doorbells()
         return self.pending.pop(0)
 
     def child_send(self, payload: bytes) -> None:
@@ -86,6 +99,45 @@ class RingTransport(Transport):
         first = self.w.recv(30)
         assert first is not None, "ring: child timed out"
         return [first.payload] + [m.payload for m in self.w.drain()]
+
+    def close(self) -> None:
+        self.node.close()
+
+
+class FloorTransport(Transport):
+    """The floor: the same rings, both sides spinning on them, no doorbells, no idle logic."""
+
+    name = "floor: ring, both sides spin"
+
+    def setup(self) -> None:
+        self.node = NodeIPC(ring_capacity=1 << 22, spin=0)
+        self.ep = self.node.add_worker(0)
+        self.tx, self.rx = self.ep.tx, self.ep.rx
+
+    def in_child(self) -> None:
+        self.w = WorkerEndpoint.attach(self.node.sid, 0, spin=0)
+        self.node.close()
+        self.inbox, self.outbox = self.w.inbox, self.w.outbox
+
+    def parent_send(self, payload: bytes) -> None:
+        self.tx.write(0, 1, payload, 30)
+
+    def parent_recv(self) -> bytes:
+        read = self.rx.read
+        while True:
+            msgs = read(1)
+            if msgs:
+                return msgs[0].payload
+
+    def child_send(self, payload: bytes) -> None:
+        self.outbox.write(0, 1, payload, 30)
+
+    def child_recv_batch(self) -> list[bytes]:
+        read = self.inbox.read
+        while True:
+            msgs = read()
+            if msgs:
+                return [m.payload for m in msgs]
 
     def close(self) -> None:
         self.node.close()
@@ -286,44 +338,87 @@ def throughput(t: Transport, size: int, n: int) -> float:
     return n / dt
 
 
+TRANSPORTS: dict[str, Callable[[int], Transport]] = {
+    "ring": lambda size: RingTransport(),
+    "ringsleep": lambda size: RingTransport(spin=0),
+    "floor": lambda size: FloorTransport(),
+    "mq": lambda size: MqTransport(size),
+    "socket": lambda size: SocketTransport(),
+    "mpqueue": lambda size: MpQueueTransport(),
+}
+# (name of the JSON key, numerator, denominator, figure): figure p50_us or msgs_per_s
+RATIOS = [
+    ("ring_vs_floor_throughput", "ring", "floor", "msgs_per_s"),
+    ("ring_vs_socket_throughput", "ring", "socket", "msgs_per_s"),
+    ("ring_vs_mq_throughput", "ring", "mq", "msgs_per_s"),
+    ("ring_vs_mq_p50", "ring", "mq", "p50_us"),
+    ("ring_vs_socket_p50", "ring", "socket", "p50_us"),
+    ("ring_vs_floor_p50", "ring", "floor", "p50_us"),
+    ("ringsleep_vs_mq_p50", "ringsleep", "mq", "p50_us"),
+    ("ringsleep_vs_socket_throughput", "ringsleep", "socket", "msgs_per_s"),
+    ("floor_vs_socket_throughput", "floor", "socket", "msgs_per_s"),
+]
+TARGETS = {"ring_vs_floor_throughput_64": ">= 0.8", "ring_vs_socket_throughput_64": ">= 2",
+           "ring_vs_mq_p50_64": "<= 1.0"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations: done within 60 s")
     ap.add_argument("--json", action="store_true", help="print one JSON object with the figures last")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions inside the run (default 3 quick, 5 full; >= 3)")
     args = ap.parse_args()
+    reps = args.reps if args.reps is not None else (3 if args.quick else 5)
+    if reps < 1:
+        ap.error(f"--reps must be >= 1, got {reps}")
     n_lat = 2000 if args.quick else 20000
     n_tp = 50000 if args.quick else 500000
-    results: dict[str, dict[str, float]] = {}
-    keys = {"ring": RingTransport, "ringspin": lambda: RingTransport(spin=50e-6), "mq": None, "socket": SocketTransport, "mpqueue": MpQueueTransport}
+    load_before = loadavg()
+    runs: list[dict[str, dict[str, float]]] = []
+    for rep in range(reps):
+        r: dict[str, dict[str, float]] = {}
+        for size in (64, 4096):
+            for key, make in TRANSPORTS.items():
+                nt = n_tp if size == 64 else n_tp // 5
+                p50, p99 = pingpong(make(size), size, n_lat)
+                rate = throughput(make(size), size, nt)
+                r[f"{key}_{size}"] = {"p50_us": p50, "p99_us": p99, "msgs_per_s": rate}
+        runs.append(r)
+        print(f"repetition {rep + 1}/{reps} done (load average {loadavg()[0]:.2f})", file=sys.stderr)
+    load_after = loadavg()
+    raw: dict[str, dict[str, float]] = {}
+    spread: dict[str, list[float]] = {}
+    for name in runs[0]:
+        raw[name] = {}
+        for fig in ("p50_us", "p99_us", "msgs_per_s"):
+            med, lo, hi = median_spread([r[name][fig] for r in runs])
+            raw[name][fig] = med
+            spread[f"{name}.{fig}"] = [lo, hi]
+    out: dict[str, Any] = {"machine": machine(), "quick": args.quick, "reps": reps,
+                           "loadavg_before": load_before, "loadavg_after": load_after, "raw": raw}
+    for key, num, den, fig in RATIOS:
+        for size in (64, 4096):
+            vals = [r[f"{num}_{size}"][fig] / r[f"{den}_{size}"][fig] for r in runs]
+            med, lo, hi = median_spread(vals)
+            out[f"{key}_{size}"] = med
+            spread[f"{key}_{size}"] = [lo, hi]
+    out["spread"] = spread
+    print(f"machine: {out['machine']}")
+    print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}; {reps} repetitions, medians")
     rows = []
     for size in (64, 4096):
-        for key, cls in keys.items():
-            make = (lambda: MqTransport(size)) if key == "mq" else cls  # type: ignore[misc]
-            nt = n_tp if size == 64 else n_tp // 5
-            p50, p99 = pingpong(make(), size, n_lat)
-            rate = throughput(make(), size, nt)
-            results[f"{key}_{size}"] = {"p50_us": p50, "p99_us": p99, "msgs_per_s": rate}
-            rows.append([make().name, size, p50, p99, rate, rate * size / 1e6])
-    out = {"machine": machine(), "quick": args.quick, "raw": results}
-    for size in (64, 4096):
-        r = results
-        out[f"ring_vs_socket_throughput_{size}"] = r[f"ring_{size}"]["msgs_per_s"] / r[f"socket_{size}"]["msgs_per_s"]
-        out[f"ring_vs_mq_throughput_{size}"] = r[f"ring_{size}"]["msgs_per_s"] / r[f"mq_{size}"]["msgs_per_s"]
-        out[f"ring_vs_mq_p50_{size}"] = r[f"ring_{size}"]["p50_us"] / r[f"mq_{size}"]["p50_us"]
-        out[f"ring_vs_socket_p50_{size}"] = r[f"ring_{size}"]["p50_us"] / r[f"socket_{size}"]["p50_us"]
-        out[f"ringspin_vs_socket_throughput_{size}"] = r[f"ringspin_{size}"]["msgs_per_s"] / r[f"socket_{size}"]["msgs_per_s"]
-        out[f"ringspin_vs_mq_p50_{size}"] = r[f"ringspin_{size}"]["p50_us"] / r[f"mq_{size}"]["p50_us"]
-    print(f"machine: {out['machine']}")
-    print(table(["transport", "bytes", "p50 us", "p99 us", "msg/s", "MB/s"], rows))
+        for key, make in TRANSPORTS.items():
+            f = raw[f"{key}_{size}"]
+            lo, hi = spread[f"{key}_{size}.msgs_per_s"]
+            rows.append([make(size).name, size, f["p50_us"], f["p99_us"], f["msgs_per_s"], f"{lo:.3g}-{hi:.3g}"])
+    print(table(["transport", "bytes", "p50 us", "p99 us", "msg/s", "msg/s min-max"], rows))
     print()
-    print(table(["ratio (ours / baseline)", "64 B", "4 KiB"], [
-        ["throughput vs socket (c)", out["ring_vs_socket_throughput_64"], out["ring_vs_socket_throughput_4096"]],
-        ["throughput vs POSIX queue (b)", out["ring_vs_mq_throughput_64"], out["ring_vs_mq_throughput_4096"]],
-        ["p50 latency vs POSIX queue (b)", out["ring_vs_mq_p50_64"], out["ring_vs_mq_p50_4096"]],
-        ["p50 latency vs socket (c)", out["ring_vs_socket_p50_64"], out["ring_vs_socket_p50_4096"]],
-        ["spin 50 us: throughput vs socket (c)", out["ringspin_vs_socket_throughput_64"], out["ringspin_vs_socket_throughput_4096"]],
-        ["spin 50 us: p50 latency vs POSIX queue (b)", out["ringspin_vs_mq_p50_64"], out["ringspin_vs_mq_p50_4096"]],
-    ]))
+    rrows = []
+    for key, num, den, fig in RATIOS:
+        k64, k4 = f"{key}_64", f"{key}_4096"
+        lo, hi = spread[k64]
+        rrows.append([key, out[k64], f"{lo:.3g}-{hi:.3g}", out[k4], TARGETS.get(k64, "")])
+    print(table(["ratio (median of repetitions)", "64 B", "64 B min-max", "4 KiB", "target (64 B)"], rrows))
     if args.json:
         print(json.dumps(out))
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 
 from .backends import Backend, Queue, SharedBlock, get_backend
 from .errors import ClosedError, IPCError
+from .idle import DEFAULT_MAX_SPIN, ELSEWHERE, HERE, NONE, IdleStrategy
 from .messages import Message
 from .ring import DEFAULT_CAPACITY, STRONG_ORDER, Ring, ring_size
 
@@ -61,8 +62,8 @@ class SupervisorEndpoint:
         if not STRONG_ORDER:
             if not self._down.send(b"\x01", timeout):
                 raise IPCError(f"worker {self.slot}: doorbell queue full for {timeout}s")
-        elif wake:
-            self._down.send(b"\x01")  # full queue = doorbells already pending: fine
+        elif wake and self._down.send(b"\x01"):  # full queue = doorbells already pending: fine
+            self.tx.rung()
 
     def drain(self) -> list[Message]:
         if self.closed:
@@ -89,12 +90,19 @@ class SupervisorEndpoint:
 class NodeIPC:
     """The supervisor's IPC: the shared up-queue and, per worker slot, a queue and two rings."""
 
-    def __init__(self, sid: str | None = None, backend: str = "posix", ring_capacity: int = DEFAULT_CAPACITY, spin: float = 0.0) -> None:
+    def __init__(self, sid: str | None = None, backend: str = "posix", ring_capacity: int = DEFAULT_CAPACITY,
+                 spin: float = DEFAULT_MAX_SPIN, idle: IdleStrategy | None = None) -> None:
+        """`spin`: the idle strategy's spin cap in seconds (0: always sleep; workers get the same);
+        `idle`: a strategy object instead (benchmarks)."""
         self.sid = sid or _new_sid()
         self.backend_name = backend
         self.backend: Backend = get_backend(backend)
         self.ring_capacity = ring_capacity
         self.spin = spin
+        self.idle = idle if idle is not None else IdleStrategy(spin)
+        self._rx_rings: tuple[Ring, ...] = ()
+        self._tx_rings: tuple[Ring, ...] = ()
+        self._bells_taken = 0
         self._owner = os.getpid()
         self.workers: dict[int, SupervisorEndpoint] = {}
         # The marker block is made first and unlinked last: /dev/mqueue is not always
@@ -134,12 +142,18 @@ class NodeIPC:
                 (self.backend.unlink_queue if kind == "q" else self.backend.unlink_shm)(name)
             raise
         self.workers[slot] = ep
+        self._rings_changed()
         return ep
+
+    def _rings_changed(self) -> None:
+        self._rx_rings = tuple(ep.rx for ep in self.workers.values())
+        self._tx_rings = tuple(ep.tx for ep in self.workers.values())
 
     def remove_worker(self, slot: int) -> None:
         ep = self.workers.pop(slot, None)
         if ep is not None:
             ep._close()
+            self._rings_changed()
         if os.getpid() == self._owner:
             n = names(self.sid, slot)
             self.backend.unlink_queue(n["down"])
@@ -156,7 +170,14 @@ class NodeIPC:
         return self._up.fileno()
 
     def drain_doorbells(self) -> int:
-        """Consume every pending doorbell without blocking; returns how many."""
+        """Call when the queue was readable: consume its doorbells without blocking; returns how
+        many. On x86-64 `after_wake()` has taken this episode's doorbells already (then no
+        syscall here); otherwise one is left over (a stale one) and one receive takes it."""
+        if STRONG_ORDER:
+            if self._bells_taken:
+                n, self._bells_taken = self._bells_taken, 0
+                return n
+            return 1 if self._up.receive(0) is not None else 0
         n = 0
         while True:
             bell = self._up.receive(0)
@@ -168,22 +189,51 @@ class NodeIPC:
                 if ep is not None:
                     ep.credits += 1
 
+    def _rx_pending(self) -> bool:
+        for r in self._rx_rings:
+            if r.pending():
+                return True
+        return False
+
+    # the idle strategy's view of the workers (ipc.idle.Peers)
+    def announce(self, cpu: int) -> None:
+        for r in self._rx_rings:
+            r.set_cpu(cpu)
+
+    def state(self, cpu: int) -> int:
+        st = NONE
+        for r in self._tx_rings:
+            if r.consumer_busy():
+                if r.consumer_cpu() != cpu:  # unknown (-1): it never idled, so it is busy somewhere
+                    return ELSEWHERE
+                st = HERE
+        return st
+
     def before_sleep(self) -> bool:
-        """Mark every rx ring's consumer asleep; True when something is already pending."""
-        if self.spin > 0:
-            deadline = time.monotonic() + self.spin
-            while time.monotonic() < deadline:
-                if any(ep.rx.pending() for ep in self.workers.values()):
-                    return True
+        """Nothing left to do: spin if the idle strategy says so (ipc/idle.py), else mark every
+        rx ring's consumer asleep. True when something is pending (then do not block). Always
+        call after_wake() after it, also when it returned True."""
+        if self.idle.max_spin > 0 and self.idle.spin(self._rx_pending, self):
+            return True
         pending = False
-        for ep in self.workers.values():
-            if ep.rx.mark_sleeping():
+        for r in self._rx_rings:
+            if r.mark_sleeping():
                 pending = True
         return pending
 
     def after_wake(self) -> None:
-        for ep in self.workers.values():
-            ep.rx.mark_awake()
+        """Mark every rx ring awake and take the doorbells that were rung meanwhile (exactly
+        those: one receive each, none that would find the queue empty)."""
+        n = 0
+        for r in self._rx_rings:
+            if r.mark_awake():
+                n += 1
+        self.idle.woke()
+        if n and STRONG_ORDER:
+            got = 0
+            while got < n and self._up.receive(0) is not None:
+                got += 1
+            self._bells_taken += got
 
     # ---------------------------------------------------------- lifetime
 
@@ -200,6 +250,7 @@ class NodeIPC:
                 self.workers.pop(slot)._close()
         self._up.close()
         self._marker.close()
+        self.idle.close()
         if owner:
             self.backend.unlink_queue(names(self.sid)["up"])
             self.backend.unlink_shm(names(self.sid)["node"])
@@ -222,8 +273,10 @@ class NodeIPC:
 class WorkerEndpoint:
     """A worker's end: reads its tx ring (sleeping on its down-queue), writes its rx ring."""
 
-    def __init__(self, sid: str, slot: int, backend: str = "posix", spin: float = 0.0) -> None:
+    def __init__(self, sid: str, slot: int, backend: str = "posix", spin: float = DEFAULT_MAX_SPIN,
+                 idle: IdleStrategy | None = None) -> None:
         self.sid, self.slot, self.spin = sid, slot, spin
+        self.idle = idle if idle is not None else IdleStrategy(spin)
         be = get_backend(backend)
         n = names(sid, slot)
         self._down = be.open_queue(n["down"])
@@ -238,8 +291,9 @@ class WorkerEndpoint:
         self.closed = False
 
     @classmethod
-    def attach(cls, sid: str, slot: int, backend: str = "posix", spin: float = 0.0) -> "WorkerEndpoint":
-        return cls(sid, slot, backend, spin)
+    def attach(cls, sid: str, slot: int, backend: str = "posix", spin: float = DEFAULT_MAX_SPIN,
+               idle: IdleStrategy | None = None) -> "WorkerEndpoint":
+        return cls(sid, slot, backend, spin, idle)
 
     def send(self, h1: int, h2: int, payload: bytes = b"", timeout: float = 5.0) -> None:
         if self.closed:
@@ -248,8 +302,8 @@ class WorkerEndpoint:
         if not STRONG_ORDER:
             if not self._up.send(self._bell, timeout):
                 raise IPCError(f"supervisor doorbell queue full for {timeout}s")
-        elif wake:
-            self._up.send(self._bell)
+        elif wake and self._up.send(self._bell):
+            self.outbox.rung()
 
     def _read(self) -> list[Message]:
         if STRONG_ORDER:
@@ -281,11 +335,8 @@ class WorkerEndpoint:
         if self._pending:
             return self._pending.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.spin > 0:
-            spin_end = time.monotonic() + self.spin
-            while time.monotonic() < spin_end:
-                if self.inbox.pending():
-                    break
+        inbox, down, idle = self.inbox, self._down, self.idle
+        spun = False
         while True:
             self._pending.extend(self._read())
             if self._pending:
@@ -294,14 +345,21 @@ class WorkerEndpoint:
             if left is not None and left <= 0:
                 return None
             if STRONG_ORDER:
-                if self.inbox.mark_sleeping():
-                    self.inbox.mark_awake()
+                if not spun and idle.max_spin > 0:
+                    spun = True  # one spin per recv(): after it, sleep
+                    if idle.spin(inbox.pending, self):
+                        continue
+                if inbox.mark_sleeping():  # a record came meanwhile: do not block
+                    if inbox.mark_awake():
+                        down.receive(0)  # the producer rang for it: take that doorbell now
+                    idle.woke()
                     continue
-                self._down.receive(left)
-                self.inbox.mark_awake()
-                # Other doorbells are not swallowed here: there is one producer, which rings
-                # once per sleep episode; a stale bell only costs one spurious wake-up later,
-                # while draining would cost a syscall on every wake-up.
+                bell = down.receive(left)
+                if inbox.mark_awake() and bell is None:
+                    down.receive(0)  # rung just as the wait timed out
+                idle.woke()
+                # Exactly this episode's doorbell was taken (one producer, one doorbell per
+                # episode, see ipc/ring.py): no receive until EAGAIN on the way out.
             else:
                 bell = self._down.receive(left)
                 if bell is not None:
@@ -310,18 +368,35 @@ class WorkerEndpoint:
     def fileno(self) -> int:
         return self._down.fileno()
 
+    # the idle strategy's view of the supervisor (ipc.idle.Peers)
+    def announce(self, cpu: int) -> None:
+        self.inbox.set_cpu(cpu)
+
+    def state(self, cpu: int) -> int:
+        out = self.outbox
+        if not out.consumer_busy():
+            return NONE
+        c = out.consumer_cpu()
+        return ELSEWHERE if c != cpu else HERE  # unknown (-1): it never idled: busy somewhere
+
     def before_sleep(self) -> bool:
+        """For a worker with its own selector: spin or mark asleep; True = do not block.
+        Always call after_wake() after it."""
         if self._pending:
             return True
         if not STRONG_ORDER:
             return self._credits > 0
+        if self.idle.max_spin > 0 and self.idle.spin(self.inbox.pending, self):
+            return True
         return self.inbox.mark_sleeping()
 
-    def after_wake(self) -> None:
-        self.inbox.mark_awake()
-        if STRONG_ORDER:
-            while self._down.receive(0) is not None:
-                pass
+    def after_wake(self, readable: bool = True) -> None:
+        """Mark awake; take this episode's doorbell, or one stale one when the queue was
+        `readable` (as the selector said) without a doorbell of this episode."""
+        rung = self.inbox.mark_awake()
+        self.idle.woke()
+        if STRONG_ORDER and (rung or readable):
+            self._down.receive(0)
 
     def close(self) -> None:
         if self.closed:
@@ -329,6 +404,7 @@ class WorkerEndpoint:
         self.closed = True
         self.inbox.close()
         self.outbox.close()
+        self.idle.close()
         for obj in (self._in_block, self._out_block, self._down, self._up):
             obj.close()
 

@@ -6,7 +6,9 @@ and the consumer's hot words never share a cache line):
     0    magic u32 'SLR1', version u32, capacity u64 (bytes of the data area)
     64   head u64       written by the consumer only: bytes consumed since creation
     128  tail u64       written by the producer only: bytes committed since creation
+    160  rung_seq u64   written by the producer only: the sleep_seq it last sent a doorbell for
     192  sleep_seq u64  written by the consumer only: odd = "I am about to sleep"
+    200  cpu u64        written by the consumer only: 1 + the CPU it last idled on (0: unknown)
     256  data area, `capacity` bytes (a multiple of 8)
 
 A record at `pos % capacity` is `[len:u32][h1:u8][h2:u8][payload]`, padded to 8 bytes.
@@ -32,10 +34,17 @@ is False and the endpoints switch to doorbell mode: every record is announced by
 doorbell and the consumer reads only as many records as doorbells it has received; the
 kernel's queue lock orders payload before doorbell before read.
 
-Idle strategy: the consumer marks itself asleep (`sleep_seq` odd) before blocking on its
+Doorbells: the consumer marks itself asleep (`sleep_seq` odd) before blocking on its
 queue and awake after; a producer that commits while the consumer is asleep returns True
-from `write()` (once per sleep episode), and the endpoint rings the doorbell. A busy
-consumer drains without any syscall.
+from `write()` (once per sleep episode), the endpoint rings the doorbell and then calls
+`rung()`, which stores that sleep_seq in `rung_seq`. So a consumer that wakes (or gives up
+sleeping because a record came meanwhile) knows from `mark_awake()` whether a doorbell of
+this episode sits in its queue, and takes exactly that one: no stale doorbells (each would
+cost a spurious wake-up later) and no "receive until EAGAIN" (a wasted syscall per wake-up).
+rung_seq is stored after the send, so True always means "it is in the queue"; in the one race
+where the consumer reads rung_seq just before the producer stores it, a doorbell is left over
+and costs one spurious wake-up, nothing else. A busy consumer drains without any syscall.
+When to sleep at all is `ipc/idle.py`'s job.
 """
 from __future__ import annotations
 
@@ -49,7 +58,7 @@ from .errors import BadMessage, ClosedError, MessageTooLarge, RingFullError
 from .messages import Message
 
 MAGIC = 0x31524C53  # 'SLR1' little-endian
-VERSION = 1
+VERSION = 2  # 2: rung_seq
 HEADER = 256
 PAD = 0xFFFFFFFF
 REC_HDR = struct.Struct("=IBB")  # len, h1, h2
@@ -57,7 +66,7 @@ REC_HDR_SIZE = 6
 DEFAULT_CAPACITY = 1 << 20
 
 # word indexes into the u64 view of the header
-_W_CAP, _W_HEAD, _W_TAIL, _W_SLEEP = 1, 8, 16, 24
+_W_CAP, _W_HEAD, _W_TAIL, _W_RUNG, _W_SLEEP, _W_CPU = 1, 8, 16, 20, 24, 25
 
 STRONG_ORDER = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
@@ -65,6 +74,7 @@ _barrier_lock = threading.Lock()
 _barrier_acquire = _barrier_lock.acquire
 _barrier_release = _barrier_lock.release
 _pack_hdr = struct.Struct("=IBB").pack_into
+_unpack_hdr = REC_HDR.unpack_from
 _new_tuple = tuple.__new__  # builds a Message without the namedtuple's Python-level __new__
 
 
@@ -104,6 +114,8 @@ class Ring:
             self._q[_W_HEAD] = 0
             self._q[_W_TAIL] = 0
             self._q[_W_SLEEP] = 0
+            self._q[_W_RUNG] = 0
+            self._q[_W_CPU] = 0
             self._q[_W_CAP] = capacity
             self._u32[1] = VERSION
             self._u32[0] = MAGIC
@@ -120,6 +132,7 @@ class Ring:
         self._head = int(self._q[_W_HEAD])
         self._head_seen = self._head  # producer: last head it read (room estimate)
         self._last_rung = -1
+        self._sleep_seq = 0  # consumer: the odd sleep_seq of the current sleep episode (0: awake)
 
     # ------------------------------------------------------------ producer side
 
@@ -186,6 +199,19 @@ class Ring:
             return True
         return False
 
+    def rung(self) -> None:
+        """After the doorbell that `write()` asked for was sent: say so to the consumer."""
+        self._q[_W_RUNG] = self._last_rung
+
+    def consumer_busy(self) -> bool:
+        """The consumer has unread records or is awake (may answer soon); producer side."""
+        q = self._q
+        return q[_W_TAIL] != q[_W_HEAD] or not q[_W_SLEEP] & 1
+
+    def consumer_cpu(self) -> int:
+        """The CPU the consumer last idled on, -1 when unknown; producer side."""
+        return int(self._q[_W_CPU]) - 1
+
     def _wait_room(self, total: int, timeout: float) -> None:
         q = self._q
         deadline = time.monotonic() + timeout
@@ -218,6 +244,38 @@ class Ring:
             return []
         if tail - head > self.capacity or tail < head:
             raise BadMessage(f"{self.name}: corrupt indexes head={head} tail={tail} capacity={self.capacity}")
+        if limit is not None or self._raw is None:
+            return self._read_limited(head, tail, limit)
+        out: list[Message] = []
+        append = out.append
+        src = self._raw  # absolute positions in the mapping; HEADER is 8-aligned, so are records
+        cap = self.capacity
+        unpack = _unpack_hdr
+        new = _new_tuple
+        while head < tail:
+            # one contiguous segment: from head to the tail or to the end of the data area
+            start = HEADER + head % cap
+            pos = start
+            end = start + min(cap - (pos - HEADER), tail - head)
+            while pos < end:
+                n, h1, h2 = unpack(src, pos)
+                if n == PAD:
+                    pos = HEADER + cap  # the rest of the data area is padding
+                    break
+                s = pos + REC_HDR_SIZE
+                e = s + n
+                if e > end:
+                    raise BadMessage(f"{self.name}: record of {n} bytes at {pos - HEADER} crosses the end of the ring or the tail")
+                append(new(Message, (h1, h2, src[s:e])))
+                pos = (e + 7) & ~7
+            head += pos - start
+        self._head = head
+        self._q[_W_HEAD] = head  # release the space (after the payload copies above)
+        return out
+
+    def _read_limited(self, head: int, tail: int, limit: int | None) -> list[Message]:
+        """read() for at most `limit` records, or over a buffer without an mmap (sysv)."""
+        q = self._q
         out: list[Message] = []
         append = out.append
         data = self.data
@@ -246,20 +304,32 @@ class Ring:
         q[_W_HEAD] = head  # release the space (after the payload copies above)
         return out
 
+    def set_cpu(self, cpu: int) -> None:
+        """Consumer side: publish the CPU this consumer idles on (read by the idle strategy of
+        the producer, which is this consumer's peer)."""
+        self._q[_W_CPU] = cpu + 1
+
     def mark_sleeping(self) -> bool:
-        """Say "I sleep"; True when a record arrived meanwhile (then do not block)."""
+        """Say "I sleep"; True when a record arrived meanwhile (then do not block: mark_awake())."""
         q = self._q
         s = q[_W_SLEEP]
         if not s & 1:
-            q[_W_SLEEP] = s + 1
+            s += 1
+            q[_W_SLEEP] = s
+        self._sleep_seq = s
         _full_barrier()  # store sleep_seq -> load tail (Dekker)
         return q[_W_TAIL] != self._head
 
-    def mark_awake(self) -> None:
+    def mark_awake(self) -> bool:
+        """Say "I am awake"; True when the producer sent a doorbell in this sleep episode
+        (then exactly one doorbell of this ring is in the queue: take it)."""
         q = self._q
-        s = q[_W_SLEEP]
-        if s & 1:
-            q[_W_SLEEP] = s + 1
+        s = self._sleep_seq
+        if not s:
+            return False
+        self._sleep_seq = 0
+        q[_W_SLEEP] = s + 1
+        return bool(q[_W_RUNG] == s)
 
     # ------------------------------------------------------------ both
 

@@ -49,7 +49,7 @@ class WorkerConfig:
     keepalive_interval: float = 2.0  # seconds between keepalive reports to the supervisor
     cpus: list[int] | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # runtime-specific (config.json "runtimes")
-    spin: float = 0.0  # IPC: seconds to spin before sleeping on the queue
+    spin: float = 200e-6  # IPC idle strategy: the adaptive spin's cap (ipc/idle.py); 0 = always sleep
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

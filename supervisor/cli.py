@@ -30,7 +30,10 @@ Options:
                                  SEC is aborted (SIGABRT: Python traceback in the log, then SIGKILL)
                                  and restarted; 0 = never [default: 0].
     --ka-interval=SEC            Keepalive period until the orchestrator sets one [default: 10].
-    --spin=SEC                   IPC idle strategy: spin this long before sleeping [default: 0].
+    --spin=SEC                   IPC idle strategy: the most one idle moment spins before sleeping on
+                                 the doorbell (adaptive: only while messages come close together and
+                                 the peer is busy on another CPU, docs/ipc.md); 0 = always sleep
+                                 [default: 0.0002].
     --backend=NAME               IPC backend: posix or sysv [default: posix].
     --no-access-control          Let modules open any topic (default: granted ones plus $SL/).
     --module-root=DIRS           Where a create message's `file` is looked up, a `:`-separated list

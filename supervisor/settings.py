@@ -34,7 +34,7 @@ class Settings:
     ka_interval: float = 10.0  # keepalive period until the orchestrator says otherwise (0 = never)
     ring_capacity: int = 1 << 20
     backend: str = "posix"
-    spin: float = 0.0  # IPC idle strategy: seconds to spin before sleeping
+    spin: float = 200e-6  # IPC idle strategy: the adaptive spin's cap in seconds (ipc/idle.py); 0 = always sleep
     access_control: bool = True  # channels: only granted topics plus $SL/
     runtime_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # config.json "runtimes"
     stdin_commands: bool = True  # `q`/`quit` on a terminal stdin stops the node
