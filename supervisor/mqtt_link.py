@@ -117,6 +117,10 @@ class MqttLink:
 
     # ------------------------------------------------------------------ connection
 
+    def fileno(self) -> int | None:
+        """The socket's descriptor while one exists (a forked worker closes it)."""
+        return self._sock.fileno() if self._sock is not None else None
+
     @property
     def address(self) -> str:
         return f"{self.cfg.mqtt}:{self.cfg.mqtt_port}"

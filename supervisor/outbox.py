@@ -1,0 +1,39 @@
+"""Where the supervisor's parts publish: the MQTT link once `run()` has made it, and the node's
+error reports (our log plus `{realm}/proc/log`, so the sender of a bad request sees what was wrong)."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from common.wire import Topics, encode, envelope
+from supervisor.mqtt_link import MqttLink
+
+log = logging.getLogger("mgr")
+
+
+class Outbox:
+    def __init__(self, topics: Topics, *, node_name: str, manager_uuid: str) -> None:
+        self.topics = topics
+        self.node_name = node_name
+        self.manager_uuid = manager_uuid
+        self.link: MqttLink | None = None  # None until the supervisor has forked its workers and connects
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        if self.link is not None:
+            self.link.publish(topic, payload, qos)
+
+    def subscribe(self, topic: str, qos: int) -> None:
+        if self.link is not None:
+            self.link.subscribe(topic, qos)
+
+    def unsubscribe(self, topic: str) -> None:
+        if self.link is not None:
+            self.link.unsubscribe(topic)
+
+    def error(self, text: str, *, payload: bytes | None = None, logger: logging.Logger = log) -> None:
+        """An error the sender should see: our log and `{realm}/proc/log`."""
+        logger.error("%s", text)
+        data: dict[str, Any] = {"error": text, "node": self.node_name, "manager": self.manager_uuid}
+        if payload is not None:
+            data["payload"] = payload[:1024].decode("utf-8", "replace")
+        self.publish(self.topics.log, encode(envelope("error", data, type="resp")), 1)
