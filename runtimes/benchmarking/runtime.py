@@ -209,7 +209,7 @@ class BenchmarkingRuntime(Runtime):
 
     @classmethod
     def registration(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        return {"metadata": {"engines": [n for n in engines.all_names() if engines.availability(n)[0]]}}
+        return {"metadata": {"engines": engines.available_names()}}
 
     def setup(self) -> None:
         self.jobs: dict[int, Job] = {}
@@ -301,10 +301,12 @@ class BenchmarkingRuntime(Runtime):
         failure: str | None = None
         total = len(job.engines) * (len(job.argvs) if job.norepeat else job.repeat)
         done = 0
+        versions: dict[str, str] = {}  # engine -> version, for the record of the runs
         try:
             for eng in job.engines:
                 for i, argv in enumerate(job.argvs):
                     prep = engines.prepare(eng, engines.Invocation(job.file, [self.argv0(job)] + argv, job.env, job.dirs))
+                    versions[eng] = prep.version
                     for _ in range(job.warmup):  # discarded: caches, page faults, CPU frequency ramp
                         if self.run_one(job, prep) is None:
                             reason = "limit" if job.out_of_time() else reason
@@ -329,7 +331,7 @@ class BenchmarkingRuntime(Runtime):
         except _Done:
             pass
         self.publish_samples(job, samples, env)
-        extra: dict[str, Any] = {"samples": len(samples), "env": env, **samples.summary()}
+        extra: dict[str, Any] = {"samples": len(samples), "env": env, "engines": versions, **samples.summary()}
         if failure:
             extra["failure"] = failure
         return reason, code, error, extra

@@ -100,7 +100,7 @@ def test_benchmark_dry_run_and_errors(capsys, tmp_path) -> None:  # type: ignore
 def test_engines_and_cpufreq(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert engines_cli.main(["--json"]) == 0
     table = json.loads(capsys.readouterr().out)
-    assert table["wasmtime"]["available"] and "iwasm-i" in table and table["native"]["kind"] == "embedded"
+    assert table["wasmtime-j"]["available"] and "iwasm-i" in table and table["native"]["kind"] == "native"
     # no cpufreq in sysfs: a clear message
     assert cpufreq.main(["--sysfs", str(tmp_path / "nothing"), "-g", "performance"]) == 1
     assert "no cpufreq interface" in capsys.readouterr().err

@@ -69,9 +69,9 @@ def test_engine_list_and_unavailable_engine(wasm: dict[str, str]) -> None:
     assert engines.availability("wasmtime")[0] and engines.availability("pywasm")[0]
     with pytest.raises(engines.EngineNotAvailable, match="engine 'nosuch' is not available on this node: unknown engine"):
         engines.prepare("nosuch", engines.Invocation(wasm["spin"], ["spin"]))
-    if not engines.availability("wasm3-i")[0]:
-        with pytest.raises(engines.EngineNotAvailable, match="engine 'wasm3-i' .*`wasm3` is not on PATH"):
-            engines.prepare("wasm3-i", engines.Invocation(wasm["spin"], ["spin"]))
+    if not engines.availability("iwasm-i")[0]:
+        with pytest.raises(engines.EngineNotAvailable, match="engine 'iwasm-i' .*`iwasm` is not on PATH"):
+            engines.prepare("iwasm-i", engines.Invocation(wasm["spin"], ["spin"]))
 
 
 def test_native_and_pywasm_engines(wasm: dict[str, str]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from runtimes.benchmarking import payloads
+from runtimes.benchmarking import engines, payloads
 from tests.helpers.mqtt import MqttProbe, Received
 from tests.helpers.node import running_node
 
@@ -42,6 +42,7 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm) -> Non
         create(probe, rt, "m-repeat", wasm["spin"], argv=["10"], repeat=5, engine="wasmtime-aot")
         st = exited(probe, rt, "m-repeat")
         assert st["status"] == {"reason": "exited", "code": 0, "error": None}
+        assert st["engines"] == {"wasmtime-aot": engines.version("wasmtime-a")}  # the record names the version
         assert st["outcomes"] == {"ok": 5} and st["env"]["cpus"] == reg["metadata"]["cpus"]
         v3 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-repeat"))
         runs = v3["runs"]
