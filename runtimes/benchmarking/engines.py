@@ -46,8 +46,8 @@ AOT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "silverline", "aot")
 HERE = os.path.dirname(os.path.abspath(__file__))
 # exec'd children that report phases write one JSON line to this fd (harness dup2s the result pipe)
 RESULT_FD = 3
-# exit status of a trapped module, for engines that would otherwise not say (wasmtime CLI: 134)
-TRAP_EXIT = 134
+# exit status of a trapped module on every engine (the wasmtime CLI's; harness.outcome says "trap")
+TRAP_EXIT = harness.EXIT_TRAP
 
 KINDS = ("interpreter", "baseline", "optimizing", "aot", "native", "cli-external")
 

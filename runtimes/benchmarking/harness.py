@@ -23,6 +23,9 @@ from typing import Callable
 
 # exit code of a child whose target raised (the traceback is the result text)
 EXIT_CHILD_ERROR = 125
+# exit status of a run whose module trapped: the wasmtime CLI's (abort: 128 + SIGABRT); every
+# benchmark engine reports a trap with it (runtimes/benchmarking/engines.py)
+EXIT_TRAP = 134
 
 
 @dataclass
@@ -62,6 +65,8 @@ class RunResult:
             return "signal"
         if self.exit_code == 0:
             return "ok"
+        if self.exit_code == EXIT_TRAP:
+            return "trap"
         if self.exit_code == EXIT_CHILD_ERROR and self.result:
             text = self.result.decode("utf-8", "replace").lower()
             return "trap" if "trap" in text or "unreachable" in text else "error"
@@ -77,6 +82,8 @@ class RunResult:
             return f"killed by signal {signal.Signals(self.signal).name}"
         if self.exit_code == EXIT_CHILD_ERROR and self.result:
             return self.result.decode("utf-8", "replace").strip().splitlines()[-1]
+        if self.exit_code == EXIT_TRAP:
+            return f"wasm trap (exit code {EXIT_TRAP})"
         return f"exit code {self.exit_code}"
 
 
