@@ -13,10 +13,7 @@ Options:
                  stdout, files and exit status must equal wasmtime-j's), store the verdicts, and
                  exit 1 when an engine fails. Takes a minute or two.
 
-Examples:
-    manage.py engines
-    manage.py engines --available --json
-    manage.py engines --check wasmtime-b v8-j
+Run `manage.py engines --check` once after `make env` (docs/benchmarking.md has more).
 
 Kinds: interpreter, baseline (a fast single-pass compiler), optimizing (JIT), aot, native,
 cli-external (a program on PATH the project does not install; untested templates).
