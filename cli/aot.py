@@ -5,8 +5,15 @@ each file with each engine marked on those devices (or --engine), into
 <out>/<target>/<engine>/<module>.<ext>. Engines that cannot cross-compile are listed with the
 reason. Runs locally; copy the results with `manage.py put`.
 
+With --local: build this node's artifacts for the benchmark engines (wasmtime-a, wasmtime-a-b,
+wasmtime-cli-a, wasmer-a-cl, wasmer-a-sp, wasmer-a-ll, wasm2c-a; default every one installed),
+in the original's layout beside each module (`.../wasm/d/m.wasm` -> `.../aot/<engine dir>/d/m.wasm`,
+with a `.key` naming the module hash, engine version and target); the benchmarking runtimes find
+them by the module's path and ignore stale ones (docs/benchmarking.md).
+
 Usage:
     manage.py aot [options] [-o DIR] [(--engine=ENGINE)...] [--opt_level=LEVEL] <file>...
+    manage.py aot --local [(--engine=ENGINE)...] <file>...
 
 Options:
     -o DIR, --out=DIR           Output directory [default: build/aot].
@@ -26,6 +33,40 @@ __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "AOT compile WebAssembly sources for cluster devices."
 
 
+def local(files: list[str], names: list[str]) -> int:
+    """Build the benchmark engines' artifacts of `files` beside them; 1 when one failed."""
+    from runtimes.benchmarking import aot, engines
+
+    known = aot.aot_engines()
+    bad = [n for n in names if engines.resolve(n) not in known]
+    if bad:
+        raise UsageError(f"aot --local: {bad[0]!r} is not an AOT benchmark engine (choose from {', '.join(known)})")
+    todo = [engines.resolve(n) for n in names] or [n for n in known if engines.availability(n)[0]]
+    outside = [f for f in files if aot.layout_path(todo[0] if todo else "wasmtime-a", f) is None]
+    if outside:
+        raise UsageError(f"aot --local: {outside[0]!r} is not under a `wasm/` directory (the original's layout "
+                         f"puts artifacts in the `aot/` beside it)")
+    failed = built = 0
+    for name in todo:
+        ok, why = engines.availability(name)
+        if not ok:
+            print(f"{name:<15} cannot: {why}")
+            failed += 1
+            continue
+        for f in files:
+            out = str(aot.layout_path(name, f))
+            try:
+                aot.build(name, f, out)
+            except engines.EngineNotAvailable as e:
+                print(f"{name:<15} {os.path.basename(f):<20} FAILED: {e}")
+                failed += 1
+                continue
+            built += 1
+            print(f"{name:<15} {os.path.basename(f):<20} {out} ({os.path.getsize(out)} bytes)")
+    print(f"{built} built, {failed} failed")
+    return 1 if failed else 0
+
+
 @guard
 def main(argv: list[str]) -> int:
     args = parse(__doc__, "aot", argv)
@@ -33,6 +74,8 @@ def main(argv: list[str]) -> int:
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise UsageError(f"aot: no such file {missing[0]!r}")
+    if args["--local"]:
+        return local(files, list(dict.fromkeys(args["--engine"])))  # docopt repeats a value of two patterns
     if args["--opt_level"] not in ("none", "speed", "speed_and_size"):
         raise UsageError(f"--opt_level must be none, speed or speed_and_size, got {args['--opt_level']!r}")
     ctx = load_context(args)

@@ -129,3 +129,24 @@ def test_a_failed_conformance_verdict_disables_the_engine(private_caches: Any) -
     # a verdict of another version does not count: the engine is unchecked again
     conformance.save({"native": {"ok": False, "why": "old", "failures": {}, "version": "other"}})
     assert engines.availability("native")[0]
+
+
+def test_manage_py_aot_local_builds_what_the_runtimes_find(tmp_path: Any, private_caches: Any,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import aot as aot_cli
+
+    mod = tmp_path / "node" / "wasm" / "k.wasm"
+    mod.parent.mkdir(parents=True)
+    shutil.copy(os.path.join(MODULES, "conformance", "kernels.wasm"), mod)
+    assert aot_cli.main(["--local", "--engine", "wasmtime-a-b", "--engine", "wasmer-a-cl", str(mod)]) == 0
+    out = capsys.readouterr().out
+    assert "2 built, 0 failed" in out
+    for name in ("wasmtime-a-b", "wasmer-a-cl"):
+        lay = str(tmp_path / "node" / "aot" / aot.LAYOUT_DIR[name] / "k.wasm")
+        assert lay in out and aot.artifact(name, str(mod)) == lay
+    assert not os.path.exists(engines.AOT_DIR)  # nothing had to be built in the cache
+    assert aot_cli.main(["--local", "--engine", "wasmtime-j", str(mod)]) == 2
+    assert "not an AOT benchmark engine" in capsys.readouterr().err
+    (tmp_path / "loose.wasm").write_bytes(mod.read_bytes())
+    assert aot_cli.main(["--local", str(tmp_path / "loose.wasm")]) == 2
+    assert "not under a `wasm/` directory" in capsys.readouterr().err
