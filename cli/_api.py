@@ -125,6 +125,7 @@ class Session:
         self._subscribed = threading.Event()
         self._refused: list[str] = []
         self._errors: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
         self._lock = threading.Lock()
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.set()
@@ -142,6 +143,11 @@ class Session:
             return
         if isinstance(m, dict) and isinstance(m.get("data"), dict):
             with self._lock:
+                oid = m.get("object_id")
+                if isinstance(oid, str):  # ours reports on both log topics: take each report once
+                    if oid in self._seen:
+                        return
+                    self._seen.add(oid)
                 self._errors.append(m["data"])
 
     def __enter__(self) -> "Session":
@@ -172,8 +178,10 @@ class Session:
         return self
 
     def watch_log(self) -> None:
-        """Collect what the orchestrator reports on proc/log from now on (see `errors()`)."""
-        self.client.subscribe(Topics(self.cfg.realm).log, 1)
+        """Collect what the orchestrator reports from now on (see `errors()`): on proc/log (ours)
+        and proc/log/orchestrator (the original's, and ours too)."""
+        t = Topics(self.cfg.realm)
+        self.client.subscribe([(t.log, 1), (t.orchestrator_log, 1)])
         if not self._subscribed.wait(self.timeout):
             raise CliError(f"MQTT broker at {self.where} did not confirm a subscription within {self.timeout:g} s")
 

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli._api import Api, CliError, config, guard, parse, setup
+from cli._compat import module_file, node_of, nqueued
 
 SUMMARY = "List runtimes and modules running on each runtime."
 
@@ -35,7 +36,7 @@ _STATE_STYLE = {"A": "bold bright_green", "D": "bold bright_red", "E": "yellow",
 def _mod_line(m: dict[str, Any]) -> Text:
     t = Text(f"{m['name']}", style="bold")
     t.append(f" {m['uuid'][-8:]}", style="dim")
-    t.append(f" {m.get('file', '')}")
+    t.append(f" {module_file(m)}")
     if m.get("status") and m["status"] != "A":
         t.append(f" [{m['status']}]", style=_STATE_STYLE.get(m["status"], ""))
     if "cpu_usage_percent" in m:
@@ -52,14 +53,14 @@ def table(runtimes: list[dict[str, Any]], queued_shown: int) -> Table:
         mods = [_mod_line(m) for m in rt.get("children", [])]
         queued = rt.get("queued", [])[:queued_shown]
         mods += [_mod_line(m) for m in queued]
-        more = rt.get("nqueued", 0) - len(queued)
+        more = nqueued(rt) - len(queued)
         if more > 0:
             mods.append(Text(f"... and {more} more queued", style="cyan"))
         limit = rt.get("max_nmodules") or 0
         running = f"{len(rt.get('children', []))}/{limit}" if limit else str(len(rt.get("children", [])))
-        tab.add_row(rt["name"], rt["uuid"], rt.get("manager") or "-", rt.get("runtime_type") or "-",
+        tab.add_row(rt["name"], rt["uuid"], node_of(rt), rt.get("runtime_type") or "-",
                     Text(rt.get("status", "?"), style=_STATE_STYLE.get(rt.get("status", ""), "")),
-                    running, str(rt.get("nqueued", 0)), Text("\n").join(mods) if mods else Text("-", style="dim"))
+                    running, str(nqueued(rt)), Text("\n").join(mods) if mods else Text("-", style="dim"))
     return tab
 
 

@@ -17,7 +17,7 @@ Options:
     --copy N                Launch N copies of each (runtime, file) [default: 1].
     -a, --argv ARG          Module arguments (`-a 10 20`); each value is also shell-split.
     -e, --env ENV           Environment variables KEY=VALUE (`-e A=1 B=2`).
-    -d, --dir DIR           WASI preopened directories (each visible at the same path).
+    -d, --dir DIR           WASI preopened directories (each visible at the same path); also `--dirs`.
     -t, --period NS         CPU reservation period in ns [default: 10000000].
     -u, --utilization U     CPU share of the period, 0 < U <= 1; 0 = no reservation [default: 0].
     -k, --repeat N          Benchmarking: number of runs [default: 0].
@@ -44,9 +44,12 @@ from typing import Any
 
 
 from cli._api import Api, CliError, Session, config, envelope, guard, number, parse, setup, topics
+from cli._compat import error_text, is_runtime, spellings
 from common.wire import new_uuid
 
 SUMMARY = "Launch Silverline module(s)."
+
+ORIGINAL_SPELLINGS = {"--dirs": "--dir"}  # the original's run.py option names
 
 
 def build_args(opts: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +100,7 @@ def build_channels(specs: list[str]) -> list[dict[str, str]]:
 
 @guard("run")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__, "run", argv, multi=("-f", "--file", "-r", "--runtime", "-a", "--argv", "-e", "--env",
+    opts = parse(__doc__, "run", spellings(argv, ORIGINAL_SPELLINGS), multi=("-f", "--file", "-r", "--runtime", "-a", "--argv", "-e", "--env",
                                              "-d", "--dir", "--engine", "-C", "--channel"))
     setup(opts)
     cfg = config(opts)
@@ -112,7 +115,7 @@ def main(argv: list[str]) -> int:
         rt = api.runtime(q)
         if rt is None:
             raise CliError(f"unknown runtime {q!r}: no runtime has that name, uuid or uuid suffix at {api.url}")
-        if rt.get("type") != "runtime" or rt.get("status") != "A":
+        if not is_runtime(rt) or rt.get("status") != "A":
             raise CliError(f"runtime {q!r} ({rt['uuid']}) is not an alive runtime (state {rt.get('status')})")
         targets.append(rt)
     if not targets:
@@ -129,16 +132,15 @@ def main(argv: list[str]) -> int:
                 mods.append((data, rt))
     timeout = number(opts, "--timeout", float, 0.0)
     t = topics(cfg)
-    if len(mods) == 1:
-        msg = (t.control(), envelope("create", mods[0][0]))
-    else:
-        msg = (t.control(), envelope("create_batch", {"type": "module", "modules": [m for m, _ in mods]}))
+    msgs = messages([m for m, _ in mods])
     with Session(cfg, timeout=max(timeout, 5.0)) as s:
         if not opts["--no-wait"]:
             s.watch_log()
-        s.publish([msg])
+        s.publish([(t.control(), m) for m in msgs])
         taken: dict[str, dict[str, Any]] = {}
-        refused = {} if opts["--no-wait"] else wait_taken(api, s, [m["uuid"] for m, _ in mods], timeout, taken)
+        last_of_each = [(m["data"]["modules"] if m["action"] == "create_batch" else [m["data"]])[-1]["uuid"] for m in msgs]
+        refused = {} if opts["--no-wait"] else wait_taken(api, s, [m["uuid"] for m, _ in mods], timeout, taken,
+                                                          last_of_each)
     names: dict[str, str] = {}
     for data, rt in mods:
         if data["uuid"] in refused:
@@ -160,6 +162,24 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def messages(mods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One `create`, or one `create_batch` per runtime naming it once as `data.parent` (as the
+    original's run sends it: the original orchestrator reads only that), plus one batch without
+    parent for the modules the orchestrator places."""
+    if len(mods) == 1:
+        return [envelope("create", mods[0])]
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for m in mods:
+        groups.setdefault(m.get("parent"), []).append({k: v for k, v in m.items() if k != "parent"})
+    out = []
+    for parent, group in groups.items():
+        data: dict[str, Any] = {"type": "module", "modules": group}
+        if parent is not None:
+            data["parent"] = parent
+        out.append(envelope("create_batch", data))
+    return out
+
+
 def _uuid_in(err: dict[str, Any]) -> str | None:
     """The module uuid a proc/log error is about (a create envelope, or one module of a batch)."""
     d = err.get("data")
@@ -169,19 +189,20 @@ def _uuid_in(err: dict[str, Any]) -> str | None:
     return u if isinstance(u, str) else None
 
 
-def wait_taken(api: Api, s: Session, uuids: list[str], timeout: float, taken: dict[str, dict[str, Any]]) -> dict[str, str]:
+def wait_taken(api: Api, s: Session, uuids: list[str], timeout: float, taken: dict[str, dict[str, Any]],
+               last_of_each: list[str] | None = None) -> dict[str, str]:
     """Wait until the orchestrator has each module (REST; rows into `taken`) or refused it
     (proc/log); returns uuid -> reason of the refused ones."""
     refused: dict[str, str] = {}
     # a batch is one transaction: once its last module is visible, every refusal was published
-    probes = list(uuids) if len(uuids) <= 20 else [uuids[-1]]
+    probes = list(uuids) if len(uuids) <= 20 else list(last_of_each or uuids[-1:])
     deadline = time.monotonic() + timeout
     wanted = set(uuids)
     while True:
         for err in s.errors():
             u = _uuid_in(err)
             if u in wanted:
-                refused[u] = str(err.get("description", "refused"))
+                refused[u] = error_text(err)
         still = []
         for u in probes:
             row = None if u in refused else api.module(u)
@@ -195,7 +216,7 @@ def wait_taken(api: Api, s: Session, uuids: list[str], timeout: float, taken: di
             for err in s.errors():
                 u = _uuid_in(err)
                 if u in wanted:
-                    refused[u] = str(err.get("description", "refused"))
+                    refused[u] = error_text(err)
             return refused
         if time.monotonic() > deadline:
             raise CliError(f"the orchestrator at {api.url} did not take module {probes[0]} within {timeout:g} s "

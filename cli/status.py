@@ -1,10 +1,12 @@
 """List the devices of the cluster manifest and their status: reachable or not, whether a
 runtime of that node is registered with the orchestrator (up/down), its uuid, and the
-manifest's model, CPU, target and arch.
+manifest's type, model, CPU, target and arch.
 
 A device is reachable when an SSH server answers at the address the cluster scripts connect to:
 HostName, Port and User from the SSH config (-F, else ~/.ssh/config) and the config's `domain` /
 `username`, as `manage.py cmd/start/kill/...` resolve them.
+As in the original, only devices whose manifest `Type` is `linux` or `orchestrator` (or that
+have no `Type`) are probed; the others show `n/a`.
 A runtime belongs to a device when its node (manager) is named like the device, or the
 runtime's name is the device name or starts with `DEVICE.`.
 
@@ -67,18 +69,24 @@ def match_runtimes(devices: list[Device], runtimes: list[dict[str, Any]] | None)
     return out
 
 
-def table(devices: list[Device], reach: list[bool], rts: list[tuple[bool | None, str]], error: str | None) -> Table:
+PROBED_TYPES = ("", "linux", "orchestrator")  # manifest `Type`s that are probed (the original pings only these)
+
+
+def table(devices: list[Device], reach: list[bool | None], rts: list[tuple[bool | None, str]], error: str | None) -> Table:
     tab = Table(title=error, title_style="bold red")
-    for col in ("Device", "Node", "Runtime", "UUID", "Model", "CPU", "Target", "Arch"):
+    for col in ("Device", "Type", "Node", "Runtime", "UUID", "Model", "CPU", "Target", "Arch"):
         tab.add_column(Text(col, style="bold"))
     for d, ok, (up, uuid) in zip(devices, reach, rts):
-        tab.add_row(d.name, _UP[ok], _UP[up], uuid, d.model, d.cpu, d.target, d.arch)
+        tab.add_row(d.name, d.type or "-", _UP[ok], _UP[up], uuid, d.model, d.cpu, d.target, d.arch)
     return tab
 
 
 def snapshot(api: Api, devices: list[Device], ssh: SshOptions, timeout: float) -> Table:
+    def probe(d: Device) -> bool | None:
+        return reachable(resolve(d, ssh), timeout) if d.type.lower() in PROBED_TYPES else None
+
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(devices)))) as pool:
-        reach = list(pool.map(lambda d: reachable(resolve(d, ssh), timeout), devices))
+        reach = list(pool.map(probe, devices))
     error = None
     try:
         runtimes: list[dict[str, Any]] | None = api.runtimes(queued=0)

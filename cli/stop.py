@@ -7,7 +7,8 @@ Usage:
     manage.py stop -h | --help
 
 Options:
-    -n, --name MODULE       Module: name, uuid or uuid suffix; several: `-n a b`, `-n a -n b` or `-n a,b`.
+    -n, --name MODULE       Module: name, uuid or uuid suffix; several: `-n a b`, `-n a -n b` or `-n a,b`;
+                            also `--modules` (the original's spelling).
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL     Log level [default: WRN].
@@ -17,15 +18,17 @@ from __future__ import annotations
 from typing import Any
 
 from cli._api import Api, CliError, config, envelope, guard, parse, publish, setup, topics
+from cli._compat import spellings
 
 SUMMARY = "Stop Silverline module(s)."
 
 _GONE = ("D",)
+ORIGINAL_SPELLINGS = {"--modules": "--name"}  # the original's stop.py option name
 
 
 @guard("stop")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__, "stop", argv, multi=("-n", "--name"))
+    opts = parse(__doc__, "stop", spellings(argv, ORIGINAL_SPELLINGS), multi=("-n", "--name"))
     setup(opts)
     cfg = config(opts)
     api = Api.from_opts(opts, cfg)

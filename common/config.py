@@ -1,17 +1,30 @@
 """Node / cluster configuration (`config.json`, PROTOCOL.md section 6).
 
 A missing file means embedded defaults (localhost broker, realm `realm`); a file that
-exists but is wrong raises `ConfigError` naming the file and the key.
+exists but is wrong raises `ConfigError` naming the file and the key. Keys of the original
+SilverLine tools that this project does not use (`file_store`, `file_store_port`) are
+accepted with a note; a password file (`pwd`) that does not exist is a warning and the
+connection goes on without a password, as the original's does (docs/compatibility.md).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_PATH = "config.json"
+
+log = logging.getLogger("cfg")
+
+# keys the original's `manage.py configure` writes that nothing here reads: key -> (types, what it was)
+ORIGINAL_ONLY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "file_store": ((str,), "the original's file store host (its `--file_store`)"),
+    "file_store_port": ((int,), "the original's file store port"),
+}
+_warned_pwd: set[str] = set()
 
 
 class ConfigError(Exception):
@@ -41,6 +54,14 @@ class Config:
     def password(self) -> str | None:
         """Read the MQTT password from the `pwd` file, if one is configured."""
         if not self.pwd:
+            return None
+        path = os.path.expanduser(self.pwd)
+        if not os.path.exists(path):
+            # the original connects without a password then; so do we, saying so once
+            if path not in _warned_pwd:
+                _warned_pwd.add(path)
+                log.warning("%s: key 'pwd': password file %r does not exist; connecting without a password",
+                            self.path or "config", self.pwd)
             return None
         try:
             with open(os.path.expanduser(self.pwd), encoding="utf-8") as f:
@@ -85,6 +106,12 @@ def load_config(path: str | None = None, *, required: bool = False) -> Config:
         raise ConfigError(f"{path}: expected a JSON object at top level, got {type(raw).__name__}")
     cfg = Config(path=path)
     for key, value in raw.items():
+        if key in ORIGINAL_ONLY_KEYS:
+            types, what = ORIGINAL_ONLY_KEYS[key]
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise ConfigError(f"{path}: key {key!r} ({what}) must be {' or '.join(t.__name__ for t in types)}, got {value!r}")
+            log.info("%s: key %r is %s; this project does not use it", path, key, what)
+            continue
         if key not in _TYPES or key == "path":
             continue  # unknown keys are tolerated: configs are shared with other tools
         want = _TYPES[key]

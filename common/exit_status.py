@@ -14,3 +14,20 @@ REASONS = ("exited", "deleted", "crashed", "killed", "limit", "error")
 def exit_status(reason: str = "exited", code: int | None = None, error: str | None = None) -> dict[str, Any]:
     """The `status` object of an exited message (PROTOCOL.md section 1, ours)."""
     return {"reason": reason, "code": code, "error": error}
+
+
+def exit_status_of(status: Any) -> dict[str, Any]:
+    """The `status` of an exited message as our object (PROTOCOL.md section 1).
+
+    The original's runtimes send the string `"exited"` (ORIGINAL.md section 4); ours send
+    `{"reason", "code", "error"}`. A string becomes the reason; anything else that is not an
+    object becomes `{"reason": None, ...}` with the raw value kept under `raw`."""
+    if isinstance(status, dict):
+        return {"reason": status.get("reason"), "code": status.get("code"), "error": status.get("error"),
+                **{k: v for k, v in status.items() if k not in ("reason", "code", "error")}}
+    if isinstance(status, str):
+        return {"reason": status, "code": None, "error": None}
+    out: dict[str, Any] = {"reason": None, "code": None, "error": None}
+    if status is not None:
+        out["raw"] = status
+    return out

@@ -2,7 +2,9 @@
 
 The first non-comment line is the header. It must name the columns `Device, Model, CPU,
 Target, Triple, Arch, SMT, Cgroup, Memory, Network, Storage` (any order, case-insensitive);
-every other column is an engine, marked `x` on the devices that have it. Blank lines and
+it may name `Type` (the original SilverLine's device kind: `linux`, `orchestrator`, ...; its
+`status` needs it, so one manifest serves both CLIs); every other column is an engine, marked
+`x` on the devices that have it. Blank lines and
 lines starting with `#` are ignored. Errors name the file, line and column.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 COLUMNS: tuple[str, ...] = ("Device", "Model", "CPU", "Target", "Triple", "Arch", "SMT", "Cgroup", "Memory", "Network", "Storage")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("Type",)  # known columns that a manifest may leave out (never engines)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -35,6 +38,7 @@ class Device:
     memory: str = ""
     network: str = ""
     storage: str = ""
+    type: str = ""  # the original's `Type` column (linux, orchestrator, ...); "" when the manifest has none
     engines: tuple[str, ...] = field(default_factory=tuple)  # engine columns marked `x`
     line: int = 0  # line number in the manifest (for messages)
 
@@ -65,6 +69,7 @@ class Device:
             "memory": self.memory,
             "network": self.network,
             "storage": self.storage,
+            "type": self.type,
             "engines": ",".join(self.engines),
         }
 
@@ -94,13 +99,13 @@ def parse_manifest(text: str, path: str = "<manifest>") -> list[Device]:
             if missing:
                 hint = " (is the file tab-separated?)" if len(cells) == 1 else ""
                 raise ManifestError(f"{path}: line {lineno}: header lacks column(s) {', '.join(missing)}{hint}; expected {', '.join(COLUMNS)} plus engine columns")
-            index = {c: lowered[c.lower()] - 1 for c in COLUMNS}
+            index = {c: lowered[c.lower()] - 1 for c in COLUMNS + OPTIONAL_COLUMNS if c.lower() in lowered}
             required = set(index.values())
             engines = [(i, name) for i, name in enumerate(cells) if i not in required]
             continue
         if len(cells) > len(header):
             raise ManifestError(f"{path}: line {lineno}, column {len(header) + 1}: {len(cells)} cells but the header has {len(header)} columns")
-        needed = max(index.values()) + 1
+        needed = max(index[c] for c in COLUMNS) + 1
         if len(cells) < needed:
             col = len(cells) + 1
             raise ManifestError(f"{path}: line {lineno}, column {col} ({header[col - 1]}): missing; the row has {len(cells)} cells, the header {len(header)}")
@@ -133,6 +138,7 @@ def parse_manifest(text: str, path: str = "<manifest>") -> list[Device]:
             memory=cells[index["Memory"]],
             network=cells[index["Network"]],
             storage=cells[index["Storage"]],
+            type=cells[index["Type"]] if "Type" in index else "",
             engines=tuple(marked),
             line=lineno,
         ))

@@ -68,5 +68,10 @@ class Topics:
     def log(self) -> str:
         return f"{self.realm}/proc/log"
 
+    @property
+    def orchestrator_log(self) -> str:
+        """Where the original orchestrator publishes its error reports (ours publishes on both)."""
+        return f"{self.realm}/proc/log/orchestrator"
+
     def stdio(self, module_uuid: str) -> str:
         return f"{self.realm}/proc/stdio/{module_uuid}"

@@ -14,7 +14,10 @@ Options:
     --mqtt HOST           Broker host (default: config `mqtt`).
     --mqtt-port PORT      Broker port (default: config `mqtt_port`).
     --realm REALM         Topic realm (default: config `realm`).
-    --ka-interval SEC     Keepalive interval told to runtimes; dead after 3 missed [default: 5].
+    --ka-interval SEC     Keepalive interval told to runtimes; dead after 3 missed (only runtimes that
+                          send keepalives: the original's never do) [default: 5].
+    --delete-timeout SEC  A deleted module whose runtime sends no `exited` within SEC is marked dead
+                          (the original's minimal runtime ignores deletes) [default: 30].
     -v, --verbose LEVEL   Log level (number or CRI/ERR/WRN/INF/DBG/TRA) [default: INF].
     --logdir DIR          Also log to DIR/orchestrator.log.
 """
@@ -74,6 +77,7 @@ def main(argv: list[str]) -> int:
         port = _number(opts, "--mqtt-port", int)
         http_port = _number(opts, "--http-port", int)
         ka = float(_number(opts, "--ka-interval", float))  # type: ignore[arg-type]
+        delete_timeout = float(_number(opts, "--delete-timeout", float))  # type: ignore[arg-type]
     except UsageError as e:
         print(f"orchestrator: {e}", file=sys.stderr)
         return 2
@@ -85,7 +89,7 @@ def main(argv: list[str]) -> int:
 
     svc = Service(cfg, db_path=str(opts["--db"]), bind=str(bind),
                   http_port=int(http_port) if http_port is not None else cfg.http_port,  # type: ignore[call-overload]
-                  ka_interval=ka)
+                  ka_interval=ka, delete_timeout=delete_timeout)
     done = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

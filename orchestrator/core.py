@@ -12,14 +12,21 @@ Rules (PROTOCOL.md, with ours marked):
 - **ours** (presence.py): online/offline announcements, register requests to nodes whose
   keepalives come for runtimes not known or dead, and no identity alive under two processes;
 - `parent` is looked up by uuid, then name, then uuid suffix (alive runtimes only);
-  without `parent` the scheduler picks (see scheduler.py);
+  a `create_batch` may name it once as `data.parent` (the original CLI does; a module's
+  own `parent` wins); without `parent` the scheduler picks (see scheduler.py), matching
+  apis by our names and the original's alike (common/apis.py);
 - a runtime with `max_nmodules` modules running queues new ones (FIFO) and starts the
   oldest when one exits;
 - a runtime that is deleted or misses 3 keepalive intervals is dead: running modules
   become killed (K), queued and exiting ones dead; re-registering the same uuid
-  resurrects it and re-creates its killed modules in their original order;
+  resurrects it and re-creates its killed modules in their original order. Only a runtime
+  that has sent a keepalive is expired that way: the original's runtimes never send one,
+  they stay alive until their delete or their manager's last will;
+- a module deleted but never reported `exited` (the original's minimal runtime ignores
+  deletes) is marked dead after `delete_timeout` seconds, with a reason saying so;
 - a deleted manager deletes its runtimes.
-Every refused request is reported on `{realm}/proc/log` with a description and the data.
+Every refused request is reported on `{realm}/proc/log` and on `{realm}/proc/log/orchestrator`
+(where the original orchestrator reports) with a description and the data.
 """
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ from typing import Any, Callable
 
 import orjson
 
+from common.apis import with_aliases
+from common.exit_status import exit_status_of
 from common.wire import ProtocolError, Topics, decode, envelope, new_uuid, require
 from orchestrator.campaigns import ACTIONS as CAMPAIGN_ACTIONS, Campaigns
 from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, NOT_DEAD, QUEUED, RUNTIME, Mod, Node
@@ -41,6 +50,7 @@ log = logging.getLogger("orch")
 Publish = Callable[[str, bytes], None]
 
 MISSED_KEEPALIVES = 3  # ours: a runtime is dead after this many silent intervals
+DELETE_TIMEOUT = 30.0  # seconds a deleted module may stay exiting (E) before it is marked dead
 STALL_CREDIT = 0.5  # seconds: a message that took longer than this is credited to every runtime's keepalive clock
 
 
@@ -65,12 +75,14 @@ class Orchestrator:
     """Registration, keepalive, scheduling, queueing and resurrection over one Store."""
 
     def __init__(self, store: Store, publish: Publish, *, realm: str = "realm", ka_interval: float = 5.0,
+                 delete_timeout: float = DELETE_TIMEOUT,
                  clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time,
                  instance: str | None = None) -> None:
         self.store = store
         self.publish = publish
         self.topics = Topics(realm)
         self.ka_interval = ka_interval
+        self.delete_timeout = delete_timeout
         self.clock = clock
         self.wallclock = wallclock
         self.nodes: dict[str, Node] = {}
@@ -79,14 +91,16 @@ class Orchestrator:
         self.presence = Presence(realm, instance=instance, clock=clock, wallclock=wallclock)
         self._out: list[tuple[str, bytes]] = []
         self._strangers: dict[str, int] = {}  # keepalives seen from runtimes not registered
+        self._deleting: dict[str, float] = {}  # module uuid (state E) -> clock time its exited is overdue
         self._prefix = f"{realm}/proc/"
         self.campaigns = Campaigns(self)  # benchmark campaigns (orchestrator/campaigns.py)
+        self._log_topics = (self.topics.log, self.topics.orchestrator_log)
         self._load()
 
     # -- startup ------------------------------------------------------------------------
     def _reload(self) -> None:
         try:
-            self.nodes, self.mods = {}, {}
+            self.nodes, self.mods, self._deleting = {}, {}, {}
             self._load()
         except Exception:
             log.exception("cannot reload the state from %s", self.store.path)
@@ -96,6 +110,7 @@ class Orchestrator:
         now = self.clock()
         for n in self.store.load_nodes():
             n.last_seen = now  # a restarted orchestrator gives every runtime a full grace period
+            n.provides = with_aliases(n.apis)
             self.nodes[n.uuid] = n
         self.seq = self.store.max_seq()
         for seq, uuid, name, parent, status, file in self.store.load_live_modules():
@@ -106,6 +121,8 @@ class Orchestrator:
                 continue
             if status in (ALIVE, EXITING):
                 rt.children.add(uuid)
+                if status == EXITING:
+                    self._deleting[uuid] = now + self.delete_timeout
             elif status == QUEUED:
                 rt.queue[uuid] = None
             elif status == KILLED:
@@ -120,7 +137,7 @@ class Orchestrator:
             with self.store.transaction():
                 self._dispatch(topic, payload)
         except (Refused, ProtocolError) as e:
-            self._out = [o for o in self._out if o[0] == self.topics.log or "/proc/reg/" in o[0]]
+            self._out = [o for o in self._out if o[0] in self._log_topics or "/proc/reg/" in o[0]]
             self.report(str(e), topic, payload)
         except Exception as e:  # a bug (or a full disk) must not stop the orchestrator; say what broke
             log.exception("internal error handling %s", topic)
@@ -136,13 +153,17 @@ class Orchestrator:
                     n.last_seen += stall
 
     def tick(self, now: float | None = None) -> None:
-        """Mark runtimes dead whose keepalives stopped."""
+        """Mark runtimes dead whose keepalives stopped, and deleted modules whose exited is overdue."""
         now = self.clock() if now is None else now
         late = [n for n in self.nodes.values()
-                if n.kind == RUNTIME and n.alive and n.ka_interval > 0 and now - n.last_seen > MISSED_KEEPALIVES * n.ka_interval]
-        if not late:
+                if n.kind == RUNTIME and n.alive and n.ka_interval > 0 and n.sends_keepalives
+                and now - n.last_seen > MISSED_KEEPALIVES * n.ka_interval]
+        overdue = [u for u, t in self._deleting.items() if now >= t]
+        if not late and not overdue:
             return
         with self.store.transaction():
+            for u in overdue:
+                self._delete_overdue(u)
             for rt in late:
                 log.warning("runtime %s (%s) missed %d keepalives: dead", rt.name, rt.uuid, MISSED_KEEPALIVES)
                 self._runtime_dead(rt)
@@ -169,7 +190,8 @@ class Orchestrator:
             # stopped hearing MQTT. Quote such data as text.
             msg["data"]["data"] = (payload or b"")[:4096].decode("utf-8", "replace")
             body = orjson.dumps(msg)
-        self._out.append((self.topics.log, body))
+        for topic in self._log_topics:
+            self._out.append((topic, body))
 
     def flush(self) -> None:
         out, self._out = self._out, []
@@ -239,6 +261,7 @@ class Orchestrator:
                 raise ProtocolError(f"{where}: key 'max_nmodules' must be a non-negative integer, got {mx!r}")
             node.max_nmodules = mx
             node.apis = frozenset(_str_list(data, "apis", where))
+            node.provides = with_aliases(node.apis)
         old = self.nodes.get(uuid)
         now = self.clock()
         if old is not None and old.alive:
@@ -261,6 +284,8 @@ class Orchestrator:
             log.info("%s %s (%s) is back: resurrected", kind, name, uuid)
         else:
             log.info("%s %s (%s) registered", kind, name, uuid)
+        if old is not None and old.sends_keepalives:
+            node.info["keepalives"] = True
         node.last_seen = now
         self._strangers.pop(uuid, None)
         if kind == RUNTIME:
@@ -319,6 +344,7 @@ class Orchestrator:
                 killed.append(u)
             else:  # exiting: it was being deleted anyway
                 del self.mods[u]
+                self._deleting.pop(u, None)
                 dead.append(u)
         rt.children = set()
         for u in rt.queue:
@@ -356,6 +382,9 @@ class Orchestrator:
                           " (its node was asked to)")
         self.presence.heard.add(uuid)
         rt.last_seen = self.clock()
+        if not rt.sends_keepalives:  # from now on, silence means death (see tick)
+            rt.info["keepalives"] = True
+            self.store.put_node(rt, self.wallclock())
         children = data.get("children")
         if isinstance(children, list):
             rt.stats = {c["uuid"]: c for c in children if isinstance(c, dict) and isinstance(c.get("uuid"), str)}
@@ -369,6 +398,12 @@ class Orchestrator:
             mods = data.get("modules")
             if not isinstance(mods, list) or not all(isinstance(m, dict) for m in mods):
                 raise ProtocolError(f"{where}: create_batch needs data.modules, a list of module objects")
+            parent = data.get("parent")
+            if parent is not None and parent != "":
+                if not isinstance(parent, str):
+                    raise ProtocolError(f"{where}: create_batch data.parent must be a runtime uuid, name or uuid suffix, got {parent!r}")
+                # the original CLI names the runtime once for the whole batch; a module's own parent wins
+                mods = [m if m.get("parent") not in (None, "") else {**m, "parent": parent} for m in mods]
             self._create_many(mods, where)
         elif action == "delete":
             self._delete(data, where)
@@ -392,7 +427,7 @@ class Orchestrator:
             raise Refused(f"{where}: module {uuid} runs on {m.parent}, not on runtime {rt_uuid}")
         if m.status == QUEUED:
             raise Refused(f"{where}: module {uuid} is queued, it never started on runtime {rt_uuid}")
-        status = data.get("status")
+        status = exit_status_of(data.get("status"))  # the original's runtimes send the string "exited"
         rt = self.nodes.get(rt_uuid)
         self._module_dead(m, status)
         self.campaigns.on_exited(uuid, data)
@@ -405,6 +440,7 @@ class Orchestrator:
     def _module_dead(self, m: Mod, exit_status: Any) -> None:
         m.status = DEAD
         del self.mods[m.uuid]
+        self._deleting.pop(m.uuid, None)
         self.store.set_exit(m.uuid, DEAD, exit_status, self.wallclock())
 
     def resolve_runtime(self, q: str) -> Node | None:
@@ -553,6 +589,7 @@ class Orchestrator:
         now = self.wallclock()
         if m.status in (ALIVE, EXITING):
             m.status = EXITING
+            self._deleting.setdefault(m.uuid, self.clock() + self.delete_timeout)
             self.store.set_module(m.uuid, EXITING, m.parent, now)
             if m.parent:
                 self._out.append((self.topics.control(m.parent),
@@ -565,3 +602,21 @@ class Orchestrator:
             if rt is not None:
                 rt.killed.discard(m.uuid)
             self._module_dead(m, {"reason": "deleted", "code": None, "error": None})
+
+    def _delete_overdue(self, uuid: str) -> None:
+        """A deleted module whose runtime never said `exited`: dead, with the reason, its slot freed."""
+        self._deleting.pop(uuid, None)
+        m = self.mods.get(uuid)
+        if m is None or m.status != EXITING:
+            return
+        rt = self.nodes.get(m.parent) if m.parent else None
+        rt_name = f"{rt.name} ({rt.uuid})" if rt else str(m.parent)
+        why = (f"runtime {rt_name} sent no exited within {self.delete_timeout:g} s of the delete"
+               " (the original's minimal runtime ignores deletes): marked dead")
+        log.warning("module %s (%s): %s", m.name, uuid, why)
+        self._module_dead(m, {"reason": "deleted", "code": None, "error": why})
+        self.report(f"module {m.name} ({uuid}): {why}", self.topics.control(m.parent), None)
+        if rt is not None:
+            rt.children.discard(uuid)
+            rt.stats.pop(uuid, None)
+            self._fill(rt)

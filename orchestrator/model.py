@@ -34,7 +34,8 @@ class Node:
     parent: str | None = None  # a runtime's manager uuid
     runtime_type: str = ""
     max_nmodules: int = 0  # 0: no limit
-    apis: frozenset[str] = frozenset()
+    apis: frozenset[str] = frozenset()  # as registered
+    provides: frozenset[str] = frozenset()  # `apis` plus the other name of each (common/apis.py): what placement matches
     info: dict[str, Any] = field(default_factory=dict)  # the registration data, for the REST API
     ka_interval: float = 0.0
     last_seen: float = 0.0
@@ -48,6 +49,12 @@ class Node:
     @property
     def alive(self) -> bool:
         return self.status == ALIVE
+
+    @property
+    def sends_keepalives(self) -> bool:
+        """Whether this runtime ever sent a keepalive (the original's runtimes never do: they are
+        not expired by missed keepalives). Kept in `info` so that it survives a restart."""
+        return bool(self.info.get("keepalives"))
 
     def has_room(self) -> bool:
         return self.max_nmodules <= 0 or len(self.children) < self.max_nmodules

@@ -1,5 +1,5 @@
 """Where a module without `parent` goes: an alive runtime of the module's kind whose apis cover
-the module's, one with a free slot before a full one, then least loaded first (running + queued
+the module's (by our names or the original's: `Node.provides`, common/apis.py), one with a free slot before a full one, then least loaded first (running + queued
 there), ties broken round-robin.
 
 Kinds: a runtime is a *benchmarking* runtime when it registers a benchmarking API (`benchmarking`,
@@ -52,7 +52,7 @@ class Scheduler:
         """The runtime for a module needing `apis`, of `kind` (PLAIN/BENCHMARK; None: any)."""
         best: Node | None = None
         for rt in runtimes:
-            if rt.kind != RUNTIME or not rt.alive or not apis <= rt.apis:
+            if rt.kind != RUNTIME or not rt.alive or not apis <= rt.provides:
                 continue
             if kind is not None and runtime_kind(rt.apis) != kind:
                 continue

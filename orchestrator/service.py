@@ -29,7 +29,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from common.config import Config
 from common.wire import new_uuid
 from orchestrator import views
-from orchestrator.core import Orchestrator
+from orchestrator.core import DELETE_TIMEOUT, Orchestrator
 from orchestrator.presence import Presence, presence_topic
 from orchestrator.store import Store
 
@@ -42,12 +42,14 @@ mqlog = logging.getLogger("mq")
 class Service:
     """`start()` / `stop()` (idempotent) an orchestrator for `cfg`."""
 
-    def __init__(self, cfg: Config, *, db_path: str, bind: str, http_port: int, ka_interval: float) -> None:
+    def __init__(self, cfg: Config, *, db_path: str, bind: str, http_port: int, ka_interval: float,
+                 delete_timeout: float = DELETE_TIMEOUT) -> None:
         self.cfg = cfg
         self.db_path = db_path
         self.bind = bind
         self.http_port = http_port
         self.ka_interval = ka_interval
+        self.delete_timeout = delete_timeout
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.connected = threading.Event()
@@ -65,7 +67,7 @@ class Service:
     def start(self) -> "Service":
         self.store = Store(self.db_path, autocheckpoint=False)
         self.orch = Orchestrator(self.store, self._publish, realm=self.cfg.realm, ka_interval=self.ka_interval,
-                                 instance=self.instance)
+                                 delete_timeout=self.delete_timeout, instance=self.instance)
         self.client = self._make_client()
         self.http = ThreadingHTTPServer((self.bind, self.http_port), _make_handler(self))
         self.http.daemon_threads = True

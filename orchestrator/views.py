@@ -72,7 +72,7 @@ def runtime_entry(o: Orchestrator, n: Node, queued_shown: int = DEFAULT_QUEUED_S
         "type": n.kind, "uuid": n.uuid, "name": n.name, "status": n.status, "parent": n.parent,
         "manager": mgr.name if mgr else None, "runtime_type": n.runtime_type, "max_nmodules": n.max_nmodules,
         "apis": sorted(n.apis), "platform": n.info.get("platform"), "metadata": n.info.get("metadata"),
-        "ka_interval_sec": n.ka_interval, "seconds_since_keepalive": round(max(0.0, o.clock() - n.last_seen), 3),
+        "ka_interval_sec": n.ka_interval, "sends_keepalives": n.sends_keepalives, "seconds_since_keepalive": round(max(0.0, o.clock() - n.last_seen), 3),
         "children": children, "queued": queued, "nqueued": len(n.queue), "nkilled": len(n.killed),
     }
 

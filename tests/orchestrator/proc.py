@@ -23,7 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 class OrchestratorProc:
     """One orchestrator process; `url` is its REST base, `db` its store."""
 
-    def __init__(self, broker_port: int, tmpdir: str, *, ka_interval: float = 0.5, realm: str = "realm") -> None:
+    def __init__(self, broker_port: int, tmpdir: str, *, ka_interval: float = 0.5, realm: str = "realm",
+                 extra_args: list[str] | None = None) -> None:
         self.broker_port = broker_port
         self.http_port = free_port()
         self.db = os.path.join(tmpdir, "orchestrator.db")
@@ -34,6 +35,7 @@ class OrchestratorProc:
                        "http_port": self.http_port}, f)
         self.ka_interval = ka_interval
         self.realm = realm
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +45,7 @@ class OrchestratorProc:
     def start(self, timeout: float = 30.0) -> "OrchestratorProc":
         cmd = [sys.executable, "-m", "orchestrator", "--db", self.db, "--http-port", str(self.http_port),
                "--mqtt", "127.0.0.1", "--mqtt-port", str(self.broker_port), "--realm", self.realm,
-               "--ka-interval", str(self.ka_interval), "-v", "DBG", "-c", self.config]
+               "--ka-interval", str(self.ka_interval), "-v", "DBG", "-c", self.config, *self.extra_args]
         with open(self.logpath, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

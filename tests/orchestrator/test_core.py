@@ -70,7 +70,11 @@ class Harness:
         return [m[1]["data"]["uuid"] for m in self.take(f"{R}/proc/control/{rt}") if m[1]["action"] == "create"]
 
     def errors(self) -> list[dict[str, Any]]:
-        return [m[1]["data"] for m in self.take(f"{R}/proc/log")]
+        """Reports on proc/log; each must also be on proc/log/orchestrator (where the original reports)."""
+        got = self.take(f"{R}/proc/log")
+        ours = [m[1] for m in got if m[0] == f"{R}/proc/log"]
+        assert [m[1] for m in got if m[0] == f"{R}/proc/log/orchestrator"] == ours
+        return [m["data"] for m in ours]
 
     def status(self, uuid: str) -> str:
         row = self.store.module_by_uuid(uuid)

@@ -69,6 +69,9 @@ def test_registration_rest_and_errors(orch: OrchestratorProc, probe: MqttProbe) 
 def test_keepalive_timeout_then_restart_keeps_state(orch: OrchestratorProc, probe: MqttProbe) -> None:
     rt = "11111111-0000-4000-8000-0000000000aa"
     register(probe, "11111111-0000-4000-8000-000000000001", rt, "beta", max_n=1)
+    # one keepalive: from now on silence means death (a runtime that never sent one is not expired)
+    probe.publish(f"{R}/proc/keepalive/{rt}", envelope("update", {"type": "runtime", "uuid": rt, "name": "beta", "children": []}))
+    wait_until(lambda: orch.get(f"/api/runtimes/{rt}/")["sends_keepalives"], what="keepalive seen")
     probe.subscribe(f"{R}/proc/log")
     for u in ("m-a", "m-b"):
         probe.publish(f"{R}/proc/control", envelope("create", {"type": "module", "uuid": u, "file": "f.wasm", "parent": rt}))
@@ -76,7 +79,7 @@ def test_keepalive_timeout_then_restart_keeps_state(orch: OrchestratorProc, prob
     orch.restart()
     assert orch.get(f"/api/runtimes/{rt}/")["queued"][0]["uuid"] == "m-b"
     assert orch.get("/api/modules/m-a/")["status"] == "A"
-    # no keepalives: dead after 3 intervals, running module killed, queued one dead
+    # no more keepalives (the restart kept that it sends them): dead after 3 intervals, running module killed, queued one dead
     wait_until(lambda: orch.get(f"/api/runtimes/{rt}/")["status"] == "D", what="runtime dead")
     assert orch.get("/api/modules/m-a/")["status"] == "K"
     assert orch.get("/api/modules/m-b/")["status"] == "D"

@@ -1,0 +1,169 @@
+"""Our manage.py with the original SilverLine tools (issue 13 items 10-14): the original's config
+file, option spellings, REST records, error reports and `exited` messages, field for field as
+../shared/ORIGINAL.md records them. The original orchestrator (Django) cannot run here: a
+stand-in serves its REST shapes and handles its MQTT requests (original_orchestrator.py); the
+broker, the scripts and every message are real."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Iterator
+
+import pytest
+
+from common.config import load_config
+from tests.cli.original_orchestrator import OriginalOrchestrator
+from tests.helpers import original as O
+from tests.helpers.mqtt import MqttProbe
+from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
+
+R = "realm"
+MGR = "bbbbbbbb-0000-4000-8000-000000000001"
+RT_A = "bbbbbbbb-0000-4000-8000-0000000000a1"
+RT_B = "bbbbbbbb-0000-4000-8000-0000000000b2"
+
+
+@pytest.fixture
+def orig(broker: Any, tmp_path: Any) -> Iterator[tuple[OriginalOrchestrator, str]]:
+    """The stand-in orchestrator with two runtimes, and a config.json as the original's configure
+    writes it: its file_store keys, and a `pwd` file that does not exist (item 10)."""
+    o = OriginalOrchestrator(broker.port)
+    o.add_runtime(O.rest_runtime(RT_A, "orig.min", MGR, "linux/min/wasmer"))
+    o.add_runtime(O.rest_runtime(RT_B, "orig.bench", MGR, "benchmarking"))
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({
+        "mqtt": "127.0.0.1", "mqtt_port": broker.port, "use_ssl": False, "mqtt_username": "cli",
+        "pwd": str(tmp_path / "mqtt_pwd.txt"), "realm": R, "manifest": None, "domain": "", "username": "cli",
+        "http": "127.0.0.1", "http_port": o.http.server_address[1], "file_store": "localhost", "file_store_port": 8001,
+        "platform": {"cpu": {"cores": 2, "cpufreq": 2300000000, "target": "x86_64", "cpu": "skylake"},
+                     "mem": {"l1i_size": 32768, "l1d_size": 49152, "l2_size": 2097152, "l2_line": 64, "l2_assoc": 16,
+                             "l3_size": 272629760, "total": 25275990016}}}))
+    try:
+        yield o, str(cfg)
+    finally:
+        o.close()
+
+
+def manage(cfg: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "manage.py"), args[0], "-c", cfg, *args[1:]], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    if check:
+        assert r.returncode == 0, f"manage.py {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def test_run_list_stop_against_the_original_orchestrator(orig: tuple[OriginalOrchestrator, str]) -> None:
+    o, cfg = orig
+    # run -r NAME with two files and the original's --dirs: one create_batch naming the runtime once
+    out = manage(cfg, "run", "-r", "orig.min", "-n", "hello", "-f", "wasm/a.wasm", "wasm/b.wasm", "--dirs", ".",
+                 "-a", "x").stdout
+    batch = o.requests[-1]
+    assert batch["action"] == "create_batch" and batch["type"] == "req" and batch["data"]["parent"] == RT_A
+    assert all("parent" not in m for m in batch["data"]["modules"])
+    assert [m["file"] for m in batch["data"]["modules"]] == ["wasm/a.wasm", "wasm/b.wasm"]
+    assert batch["data"]["modules"][0]["args"]["dirs"] == ["."] and batch["data"]["modules"][0]["args"]["argv"] == ["x"]
+    lines = [ln for ln in out.splitlines() if ln.startswith("created hello ")]
+    assert len(lines) == 2 and all(ln.endswith(f"-> orig.min ({RT_A})") for ln in lines)
+    # list: the original's records (no type, parent as node, one-letter states, no nqueued)
+    o.add_module(O.rest_module(O.oid(), "waiting", RT_B, "wasm/c.wasm", status="Q"))
+    listing = manage(cfg, "list").stdout
+    for needle in ("orig.min", "orig.bench", "linux/min/wasmer", "benchmarking", "2/1", MGR[:8], "wasm/a.wasm", "wasm/c.wasm [Q]"):
+        assert needle in listing, (needle, listing)
+    # stop with the original's --modules: the original's delete, field for field
+    mid = batch["data"]["modules"][0]["uuid"]
+    out = manage(cfg, "stop", "--modules", mid).stdout
+    delete = o.requests[-1]
+    assert {k: delete[k] for k in ("action", "type", "data")} == {"action": "delete", "type": "req",
+                                                                  "data": {"type": "module", "uuid": mid}}
+    assert f"stopping hello {mid} (state A, runtime {RT_A})" in out
+
+
+def test_run_reports_what_the_original_refuses_on_proc_log_orchestrator(orig: tuple[OriginalOrchestrator, str]) -> None:
+    o, cfg = orig
+    r = manage(cfg, "run", "-r", "orig.min", "-n", "dup", "-f", "wasm/a.wasm", "--timeout", "5", check=False)
+    assert r.returncode == 1 and "refused by the orchestrator: duplicate module UUID; request ignored" in r.stderr, r.stderr
+
+
+def test_benchmark_wait_reads_the_originals_exited(broker: Any, tmp_path: Any) -> None:
+    """Item 11: `benchmark --wait` with our orchestrator and a runtime of the original, which ends a
+    module with `status: "exited"` (a string): the cell is done, nothing crashes."""
+    probe = MqttProbe(broker.port)
+    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.5) as orch:
+        for msg in (O.manager_create(MGR, "orig"), O.runtime_create(RT_B, "orig.bench", MGR, "benchmarking")):
+            probe.publish(f"{R}/proc/reg/{msg['data']['uuid']}", msg, qos=2)
+        wait_until(lambda: orch.get_status(f"/api/runtimes/{RT_B}/")[0] == 200, what="original runtime registered")
+        probe.subscribe(f"{R}/proc/control/{RT_B}")
+        p = subprocess.Popen([sys.executable, os.path.join(ROOT, "manage.py"), "benchmark", "-c", orch.config, "-r",
+                              "orig.bench", "-f", "wasm/a.wasm", "--engine", "wasmtime", "--wait", "--timeout", "60"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            create = probe.wait_for(f"{R}/proc/control/{RT_B}", lambda m: m.json()["action"] == "create", timeout=30)[0].json()
+            probe.publish(f"{R}/proc/control/{RT_B}", O.exited(create["data"]["uuid"]), qos=2)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+            probe.close()
+    assert p.returncode == 0 and "Traceback" not in err, err
+    assert "1 cells: 1 done; failed: none" in err, err
+
+
+def test_status_reads_the_originals_manifest(orig: tuple[OriginalOrchestrator, str], tmp_path: Any) -> None:
+    """Item 14: the original's `Type` column is a known column, not an engine; as the original,
+    only linux/orchestrator devices are pinged."""
+    o, cfg = orig
+    manifest = tmp_path / "manifest.tsv"
+    cols = ["Device", "Type", "Model", "CPU", "Target", "Triple", "Arch", "SMT", "Cgroup", "Memory", "Network", "Storage",
+            "iwasm-i", "wasmtime-j"]
+    rows = [["orig", "linux", "rpi4", "cortex-a72", "aarch64", "aarch64-unknown-linux-gnu", "armv8", "1", "v2", "4G",
+             "eth", "sd", "x", ""],
+            ["mcu1", "embedded", "nrf", "cortex-m4", "thumbv7em", "thumbv7em-none-eabi", "armv7", "0", "", "256K", "ble",
+             "", "", ""]]
+    manifest.write_text("\n".join("\t".join(r) for r in [cols, *rows]) + "\n")
+    from common.manifest import load_manifest
+    devs = load_manifest(str(manifest))
+    assert [d.type for d in devs] == ["linux", "embedded"] and devs[0].engines == ("iwasm-i",)
+    out = manage(cfg, "status", "-m", str(manifest)).stdout
+    row = next(ln for ln in out.splitlines() if " orig " in ln)
+    assert "linux" in row and RT_A in row and "up" in row, out  # runtime orig.min belongs to device orig
+    mcu = next(ln for ln in out.splitlines() if " mcu1 " in ln)
+    assert "embedded" in mcu and "n/a" in mcu, out
+
+
+def test_configure_accepts_the_originals_options(tmp_path: Any) -> None:
+    """Item 13: `--mqtt_user --mqtt_pwd --file_store --http HOST:PORT -c CPU` as the original's configure."""
+    out = tmp_path / "config.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "manage.py"), "configure", "-o", str(out), "--mqtt_user", "cli",
+                        "--mqtt_pwd", "../mqtt_pwd.txt", "--file_store", "files.local:8001", "--http", "orch.local:8000",
+                        "-c", "skylake", "-t", "x86_64-unknown-linux-gnu"], cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert data["mqtt_username"] == "cli" and data["pwd"] == os.path.abspath(os.path.join(str(tmp_path), "../mqtt_pwd.txt"))
+    assert (data["http"], data["http_port"], data["file_store"], data["file_store_port"]) == ("orch.local", 8000, "files.local", 8001)
+    assert data["platform"]["cpu"]["cpu"] == "skylake" and data["platform"]["cpu"]["target"] == "x86_64-unknown-linux-gnu"
+    assert load_config(str(out)).http_port == 8000  # the original-only keys are accepted
+    for script, alias in (("configure", "--mqtt_pwd"), ("configure", "--mqtt_user"), ("configure", "--file_store"),
+                          ("run", "--dirs"), ("stop", "--modules")):
+        h = subprocess.run([sys.executable, os.path.join(ROOT, "manage.py"), script, "-h"], capture_output=True, text=True)
+        assert alias in h.stdout, (script, alias)
+
+
+def test_config_notes_and_missing_password_file(tmp_path: Any, caplog: Any) -> None:
+    """Items 10 and 13: original-only keys are a note; a missing pwd file a warning, no password."""
+    import logging
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"file_store": "localhost", "file_store_port": 8001, "mqtt_username": "cli",
+                               "pwd": str(tmp_path / "nope.txt")}))
+    with caplog.at_level(logging.INFO, logger="cfg"):
+        c = load_config(str(cfg))
+        assert c.password() is None
+    text = caplog.text
+    assert "key 'file_store' is the original's file store host" in text and "does not use it" in text
+    assert "password file" in text and "does not exist; connecting without a password" in text
+    cfg.write_text(json.dumps({"file_store_port": "high"}))
+    with pytest.raises(Exception, match="file_store_port"):
+        load_config(str(cfg))
