@@ -307,6 +307,7 @@ def test_same_runtime_from_a_new_process_resurrects_its_modules_once_the_old_one
     once its keepalives stopped, the new process takes over and the module is re-created."""
     h.manager()
     h.runtime("rt-1", "one", pid=100)
+    h.send(f"{R}/proc/keepalive/rt-1", envelope("update", {"type": "runtime", "uuid": "rt-1", "name": "one", "children": []}))
     h.create("a", parent="one")
     h.take()
     h.runtime("rt-1", "one", pid=100)  # a broker reconnect: same process, modules still there

@@ -48,6 +48,7 @@ def test_a_keepalive_from_an_unknown_runtime_asks_its_node_to_register(h: Harnes
 def test_a_keepalive_from_a_dead_runtime_asks_its_node_to_register(h: Harness) -> None:
     h.manager()
     h.runtime("rt-1", "one", pid=100)
+    keepalive(h, "rt-1")  # one keepalive: from then on silence means death (issue 13: not before)
     h.now += 3.5
     h.o.tick()
     h.take()
