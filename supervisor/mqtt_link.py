@@ -15,8 +15,8 @@ registers again). Reconnects back off from 0.5 s to 2 s (RECONNECT_MAX_DELAY).
 QoS 0 fast path: paho's `publish()` costs ~15 us per message in Python and its writer does one
 `send()` per packet, which caps a node below 30k msg/s. QoS 0 PUBLISH packets are therefore encoded
 here (fixed header, topic, empty MQTT 5 property block, payload) into one buffer per loop iteration
-and handed to paho's output queue as a single write (`_packet_queue`, paho 2.x internals: the
-version range in pyproject.toml pins the major version). Anything else (QoS 1/2, subscribe) goes
+and handed to paho's output queue as a single write (paho internals behind paho_adapter.py: the
+minor versions tested, see paho_adapter.py). Anything else (QoS 1/2, subscribe) goes
 through paho's API after the buffer is flushed, so the order of packets on the wire is kept.
 `backlog()` lets the supervisor stop draining workers while the socket is behind (backpressure:
 the worker's ring fills and its publish waits, instead of the supervisor's memory growing).
@@ -24,7 +24,8 @@ the worker's ring fills and its publish waits, instead of the supervisor's memor
 Inbound fast path: paho reads a packet with three `recv()` calls and builds an MQTT 5 `Properties`
 object for every PUBLISH (~30 us). The link reads whatever the kernel holds in one `recv()`, hands
 QoS 0 PUBLISH packets straight to `on_message`, and feeds every other packet (CONNACK, SUBACK, QoS 1/2
-PUBLISH, PINGRESP, ...) to paho through its `_sock_recv` hook, in arrival order, one at a time.
+PUBLISH, PINGRESP, ...) to paho through its socket-read hook, in arrival order, one at a time.
+The byte formats of both fast paths are in mqtt_codec.py; every paho internal is in paho_adapter.py.
 """
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ import logging
 import selectors
 import socket
 import ssl
-import struct
 import time
 from typing import Any, Callable
 
@@ -41,6 +41,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
+from supervisor import mqtt_codec
+from supervisor.paho_adapter import PahoAdapter
 
 log = logging.getLogger("mq")
 
@@ -52,15 +54,6 @@ FAST_BATCH = 256 * 1024  # hand the QoS 0 buffer to paho when it reaches this si
 # a closed port costs one SYN, so 2 s keeps the worst case at ~2 s plus the registration round.
 RECONNECT_MAX_DELAY = 2.0
 BACKLOG_PACKETS = 16  # packets waiting in paho's output queue before the supervisor holds back
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 class MqttLink:
@@ -103,17 +96,17 @@ class MqttLink:
         self._delay = 0.5
         self._started = False
         self._last_misc = 0.0
-        self._fast_ok = hasattr(self.client, "_packet_queue") and hasattr(self.client, "_out_packet")
+        self.paho = PahoAdapter(self.client)
+        self._fast_ok = self.paho.fast_out
         self._fast_buf = bytearray()
-        self._fast_info = mqtt.MQTTMessageInfo(0)
         self._topic_heads: dict[str, bytes] = {}
         self.dropped_qos0 = 0
         self._inbuf = bytearray()  # received, not parsed yet
         self._feed = bytearray()  # one complete packet for paho to read
         self._eof = False
-        self._fast_in = hasattr(self.client, "_sock_recv") and hasattr(self.client, "_in_packet")
+        self._fast_in = self.paho.fast_in
         if self._fast_in:
-            self.client._sock_recv = self._paho_recv  # type: ignore[method-assign]
+            self.paho.read_from(self._paho_recv)
 
     # ------------------------------------------------------------------ connection
 
@@ -141,7 +134,7 @@ class MqttLink:
     def _reconnect(self) -> None:
         self._next_attempt = 0.0
         try:
-            if self.client._host:  # connect() got as far as remembering the address
+            if self.paho.has_address():
                 self.client.reconnect()
             else:
                 self.client.connect(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30, clean_start=True)
@@ -181,7 +174,7 @@ class MqttLink:
                 time.sleep(0.005)
         if self._sock is not None:
             try:
-                self.client._sock_close()
+                self.paho.close_socket()
             except Exception:
                 pass
         self.connected = False
@@ -274,48 +267,8 @@ class MqttLink:
             self._to_paho(b"")
 
     def _parse(self) -> None:
-        buf = self._inbuf
-        n = len(buf)
-        pos = 0
-        on_message = self.on_message
-        while pos + 2 <= n:
-            head = buf[pos]
-            rem, mult, k = 0, 1, pos + 1
-            while True:
-                if k >= n or k - pos > 4:
-                    rem = -1
-                    break
-                b = buf[k]
-                rem += (b & 0x7F) * mult
-                mult <<= 7
-                k += 1
-                if not b & 0x80:
-                    break
-            if rem < 0 or k + rem > n:
-                if k - pos > 4:  # not MQTT: let paho fail the connection
-                    self._to_paho(bytes(buf[pos:]))
-                    pos = n
-                break
-            end = k + rem
-            if head & 0xF6 == 0x30 and rem >= 3:  # PUBLISH, QoS 0 (dup/retain bits ignored)
-                tl = (buf[k] << 8) | buf[k + 1]
-                p = k + 2 + tl
-                topic = buf[k + 2:p].decode("utf-8", "replace")
-                plen, pm = 0, 1  # MQTT 5 property block: skipped (no topic aliases are negotiated)
-                while p < end:
-                    b = buf[p]
-                    p += 1
-                    plen += (b & 0x7F) * pm
-                    pm <<= 7
-                    if not b & 0x80:
-                        break
-                on_message(topic, bytes(buf[p + plen:end]))
-            else:
-                self._to_paho(buf[pos:end])
-            pos = end
-            if self._sock is None:  # a handler or paho closed the connection
-                break
-        del buf[:pos]
+        used = mqtt_codec.split(self._inbuf, self.on_message, self._to_paho, lambda: self._sock is None)
+        del self._inbuf[:used]
 
     def _read_paho(self) -> None:
         # paho reads one packet per loop_read() when nothing is in flight; drain what the kernel
@@ -351,12 +304,12 @@ class MqttLink:
         if not self._fast_buf:
             return
         if self._sock is not None and self.connected:
-            self.client._packet_queue(mqtt.PUBLISH, bytes(self._fast_buf), 0, 0, self._fast_info)
+            self.paho.queue_publishes(bytes(self._fast_buf))
         self._fast_buf = bytearray()
 
     def backlog(self) -> bool:
         """True while the socket is behind: the caller should stop producing for a moment."""
-        return self._fast_ok and len(self.client._out_packet) >= BACKLOG_PACKETS
+        return self.paho.out_queue_len() >= BACKLOG_PACKETS
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -398,17 +351,12 @@ class MqttLink:
                 return
             head = self._topic_heads.get(topic)
             if head is None:
-                t = topic.encode("utf-8")
-                head = struct.pack(">H", len(t)) + t + b"\x00"  # topic, then MQTT 5 properties length 0
+                head = mqtt_codec.publish_head(topic)
                 if len(self._topic_heads) > 10000:
                     self._topic_heads.clear()
                 self._topic_heads[topic] = head
-            buf = self._fast_buf
-            buf.append(0x30)
-            buf += _varint(len(head) + len(payload))
-            buf += head
-            buf += payload
-            if len(buf) >= FAST_BATCH:
+            mqtt_codec.append_publish(self._fast_buf, head, payload)
+            if len(self._fast_buf) >= FAST_BATCH:
                 self._flush_fast()
             return
         self._flush_fast()

@@ -1,58 +1,86 @@
-"""The MQTT link's own QoS 0 codec: what `publish` encodes, `_parse` decodes, across any split of
-the byte stream; other packets go to paho (not connected here: dropped)."""
+"""The link's own MQTT 5 codec (supervisor/mqtt_codec.py), pure: what `append_publish` encodes,
+`split` decodes across any cut of the byte stream; other packets are handed on whole."""
 from __future__ import annotations
-
-import selectors
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.config import Config
-from supervisor.mqtt_link import MqttLink, _varint
+from supervisor.mqtt_codec import append_publish, publish_head, split, varint
+
+PINGRESP = b"\xd0\x00"
 
 
-def make_link(got: list[tuple[str, bytes]]) -> MqttLink:
-    sel = selectors.DefaultSelector()
-    link = MqttLink(Config(), client_id="t", selector=sel, on_message=lambda t, p: got.append((t, p)), on_connect=lambda: None)
-    link.connected = True  # encode as if connected; nothing is sent
-    link._sock = object()  # "connected" for the parser; paho itself has no socket and drops what it is fed
-    return link
+def split_all(stream: bytes, cuts: list[int]) -> tuple[list[tuple[str, bytes]], list[bytes], bytearray]:
+    """Feed `stream` in pieces of the `cuts` sizes, the way the link feeds what recv() returned."""
+    got: list[tuple[str, bytes]] = []
+    other: list[bytes] = []
+    buf = bytearray()
+    i = k = 0
+    while i < len(stream):
+        step = cuts[k % len(cuts)]
+        buf += stream[i:i + step]
+        del buf[:split(buf, lambda t, p: got.append((t, p)), other.append, lambda: False)]
+        i += step
+        k += 1
+    return got, other, buf
 
 
 def test_varint() -> None:
-    assert _varint(0) == b"\x00" and _varint(127) == b"\x7f" and _varint(128) == b"\x80\x01"
-    assert _varint(16384) == b"\x80\x80\x01"
+    assert varint(0) == b"\x00" and varint(127) == b"\x7f" and varint(128) == b"\x80\x01"
+    assert varint(16383) == b"\xff\x7f" and varint(16384) == b"\x80\x80\x01"
+    assert varint(268_435_455) == b"\xff\xff\xff\x7f"  # the largest MQTT allows
 
 
-@settings(max_examples=60, deadline=None)
+def test_publish_bytes() -> None:
+    buf = bytearray()
+    append_publish(buf, publish_head("a/b"), b"hi")
+    assert bytes(buf) == b"\x30\x08\x00\x03a/b\x00hi"  # type+flags, remaining 8, topic, no properties, payload
+
+
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.text(min_size=1, max_size=40).filter(lambda t: "\x00" not in t), st.binary(max_size=300)), min_size=1, max_size=12),
        st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20))
 def test_encoded_publishes_parse_back_across_any_split(msgs: list[tuple[str, bytes]], cuts: list[int]) -> None:
-    got: list[tuple[str, bytes]] = []
-    link = make_link(got)
+    buf = bytearray()
     for topic, payload in msgs:
-        link.publish(topic, payload, 0)
-    stream = bytes(link._fast_buf)
-    # a non-QoS0 packet in between (PINGRESP) goes to paho, not to on_message
-    stream = stream + b"\xd0\x00"
-    i = 0
-    k = 0
-    while i < len(stream):
-        step = cuts[k % len(cuts)]
-        link._inbuf += stream[i:i + step]
-        link._parse()
-        i += step
-        k += 1
+        append_publish(buf, publish_head(topic), payload)
+    got, other, rest = split_all(bytes(buf) + PINGRESP, cuts)  # a non-QoS0 packet goes on whole
     assert got == msgs
-    assert link._inbuf == b""
+    assert other == [PINGRESP]
+    assert rest == b""
 
 
 def test_publish_with_properties_skipped() -> None:
-    got: list[tuple[str, bytes]] = []
-    link = make_link(got)
     t = b"a/b"
     props = b"\x01\x01"  # payload format indicator = 1
-    body = len(t).to_bytes(2, "big") + t + _varint(len(props)) + props + b"PAY"
-    link._inbuf += b"\x31" + _varint(len(body)) + body  # retain bit set, QoS 0
-    link._parse()
-    assert got == [("a/b", b"PAY")]
+    body = len(t).to_bytes(2, "big") + t + varint(len(props)) + props + b"PAY"
+    got, other, rest = split_all(b"\x31" + varint(len(body)) + body, [1000])  # retain bit set, QoS 0
+    assert got == [("a/b", b"PAY")] and other == [] and rest == b""
+
+
+def test_qos1_publish_goes_on_whole() -> None:
+    packet = b"\x32\x08\x00\x01t\x00\x07\x00hi"  # QoS 1 PUBLISH with packet id 7
+    packet = packet[:1] + varint(len(packet) - 2) + packet[2:]
+    got, other, _ = split_all(packet, [3])
+    assert got == [] and other == [packet]
+
+
+def test_incomplete_packet_waits() -> None:
+    buf = bytearray(b"\x30\x10\x00\x03a/b")
+    assert split(buf, lambda t, p: None, lambda p: None, lambda: False) == 0
+
+
+def test_a_length_over_four_bytes_is_not_mqtt_and_goes_on() -> None:
+    other: list[bytes] = []
+    buf = bytearray(b"\x30\xff\xff\xff\xff\x01rest")
+    assert split(buf, lambda t, p: None, other.append, lambda: False) == len(buf)
+    assert other == [bytes(buf)]  # paho fails the connection on it
+
+
+def test_stop_is_asked_after_every_packet() -> None:
+    buf = bytearray()
+    for i in range(3):
+        append_publish(buf, publish_head("t"), bytes([i]))
+    got: list[bytes] = []
+    used = split(buf, lambda t, p: got.append(p), lambda p: None, lambda: len(got) == 2)
+    assert got == [b"\x00", b"\x01"] and used == len(buf) - 7  # each packet is 7 bytes

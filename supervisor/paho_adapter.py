@@ -1,0 +1,69 @@
+"""Every use of paho-mqtt's private attributes, in one place, checked when the link starts.
+
+The link's fast paths (mqtt_link.py) need four internals of paho's `Client`: `_packet_queue` and
+`_out_packet` (hand a buffer of ready QoS 0 PUBLISH packets to paho's writer, and see how far it is
+behind), `_sock_recv` and `_in_packet` (paho reads the packets the link did not decode from what the
+link feeds it). Two more keep paho's own API honest: `_host` (did `connect()` get as far as the
+address) and `_sock_close`. When one is missing (another paho than those tested), the link falls
+back to paho's public API for that direction and says so once in the log.
+TESTED_PAHO lists the minor versions tested with the fast paths on; pyproject.toml names exactly these.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import paho.mqtt
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger("mq")
+
+TESTED_PAHO = ("2.0", "2.1", "2.2")  # pyproject.toml: paho-mqtt>=2.0,<2.3
+OUT_NEEDS = ("_packet_queue", "_out_packet")
+IN_NEEDS = ("_sock_recv", "_in_packet")
+
+_said: set[str] = set()
+
+
+class PahoAdapter:
+    def __init__(self, client: mqtt.Client) -> None:
+        self.client = client
+        self.version = str(getattr(paho.mqtt, "__version__", "?"))
+        self.missing_out = [a for a in OUT_NEEDS if not hasattr(client, a)]
+        self.missing_in = [a for a in IN_NEEDS if not hasattr(client, a)]
+        self.fast_out = not self.missing_out
+        self.fast_in = not self.missing_in
+        self._info = mqtt.MQTTMessageInfo(0)
+        self._say_once()
+
+    def _say_once(self) -> None:
+        what = (f"QoS 0 publish {'fast path' if self.fast_out else 'through paho (lacks ' + ', '.join(self.missing_out) + ')'}, "
+                f"inbound {'fast parser' if self.fast_in else 'through paho (lacks ' + ', '.join(self.missing_in) + ')'}")
+        if what in _said:
+            return
+        _said.add(what)
+        level = logging.INFO if self.fast_out and self.fast_in else logging.WARNING
+        untested = "" if self.version.rsplit(".", 1)[0] in TESTED_PAHO else f"; untested paho version (tested: {', '.join(TESTED_PAHO)})"
+        log.log(level, "paho-mqtt %s: %s%s", self.version, what, untested)
+
+    def queue_publishes(self, packets: bytes) -> None:
+        """Hand ready QoS 0 PUBLISH packets to paho's writer as one write (fast_out only)."""
+        self.client._packet_queue(mqtt.PUBLISH, packets, 0, 0, self._info)
+
+    def out_queue_len(self) -> int:
+        """Packets waiting in paho's output queue (0 without fast_out: nothing is known)."""
+        return len(self.client._out_packet) if self.fast_out else 0
+
+    def read_from(self, recv: Callable[[int], bytes]) -> None:
+        """paho reads its socket through `recv` from now on (fast_in only)."""
+        self.client._sock_recv = recv  # type: ignore[method-assign, assignment]
+
+    def has_address(self) -> bool:
+        """`connect()` got as far as remembering the broker's address (then `reconnect()` works)."""
+        return bool(getattr(self.client, "_host", ""))
+
+    def close_socket(self) -> None:
+        """Close paho's socket without the DISCONNECT handshake (the broker is gone or slow)."""
+        close = getattr(self.client, "_sock_close", None)
+        if close is not None:
+            close()

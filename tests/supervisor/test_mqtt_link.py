@@ -1,0 +1,78 @@
+"""The MQTT link over paho: its fast paths are on with the paho this project pins, every paho
+internal it uses is in paho_adapter.py, and the QoS 0 path round-trips through the link itself."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import selectors
+
+import paho.mqtt
+import pytest
+
+from common.config import Config
+from supervisor import paho_adapter
+from supervisor.mqtt_link import MqttLink
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_link(got: list[tuple[str, bytes]]) -> MqttLink:
+    link = MqttLink(Config(), client_id="t", selector=selectors.DefaultSelector(),
+                    on_message=lambda t, p: got.append((t, p)), on_connect=lambda: None)
+    link.connected = True  # encode as if connected; nothing is sent
+    link._sock = object()  # "connected" for the parser; paho itself has no socket and drops what it is fed
+    return link
+
+
+def test_fast_paths_are_on_with_the_installed_paho(caplog: pytest.LogCaptureFixture) -> None:
+    paho_adapter._said.clear()
+    with caplog.at_level(logging.INFO, logger="mq"):
+        link = make_link([])
+    assert link.paho.fast_out and link.paho.fast_in, (link.paho.missing_out, link.paho.missing_in)
+    assert paho.mqtt.__version__.rsplit(".", 1)[0] in paho_adapter.TESTED_PAHO
+    assert [r.getMessage() for r in caplog.records if "paho-mqtt" in r.getMessage()] == [
+        f"paho-mqtt {paho.mqtt.__version__}: QoS 0 publish fast path, inbound fast parser"]
+    with caplog.at_level(logging.INFO, logger="mq"):
+        make_link([])  # said once per process
+    assert sum("paho-mqtt" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_pyproject_range_names_only_the_tested_minor_versions() -> None:
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        spec = re.search(r'"paho-mqtt([^"]*)"', f.read())
+    assert spec is not None
+    tested = paho_adapter.TESTED_PAHO
+    last_major, last_minor = (int(x) for x in tested[-1].split("."))
+    assert spec.group(1) == f">={tested[0]},<{last_major}.{last_minor + 1}"
+
+
+def test_only_the_adapter_touches_paho_internals() -> None:
+    here = os.path.join(ROOT, "supervisor")
+    for name in os.listdir(here):
+        if name.endswith(".py") and name != "paho_adapter.py":
+            with open(os.path.join(here, name)) as f:
+                text = f.read()
+            assert not re.search(r"client\._[a-z]", text), f"supervisor/{name} uses a paho internal"
+            if name != "mqtt_link.py":
+                assert not re.search(r"link\._", text), f"supervisor/{name} reads the link's private state (its socket: link.fileno())"
+
+
+def test_qos0_round_trip_through_the_link() -> None:
+    got: list[tuple[str, bytes]] = []
+    link = make_link(got)
+    for i in range(5):
+        link.publish(f"t/{i}", b"x" * i, 0)
+    link._inbuf += bytes(link._fast_buf)
+    link._parse()
+    assert got == [(f"t/{i}", b"x" * i) for i in range(5)] and link._inbuf == b""
+
+
+def test_without_the_internals_the_link_falls_back(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(paho_adapter, "OUT_NEEDS", ("_no_such_attribute",))
+    paho_adapter._said.clear()
+    with caplog.at_level(logging.INFO, logger="mq"):
+        link = make_link([])
+    assert not link.paho.fast_out and link.paho.fast_in and not link.backlog()
+    assert any("through paho (lacks _no_such_attribute)" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    paho_adapter._said.clear()
