@@ -156,7 +156,8 @@ def run_case(engine: str, case: Case, limit: float = CASE_LIMIT) -> Outcome:
 
 def _before_trap_message(text: str) -> str:
     """The module's own output of a trapped run: engines print their trap report after it."""
-    for marker in ("wasm trap", "Error: failed to run", "wasmer:", "wasm3:", "pywasm:", "wasm2c trap", "RuntimeError"):
+    for marker in ("wasm trap", "Error: failed to run", "wasmer:", "wasm3:", "==== wasm backtrace", "pywasm:",
+                   "wasm2c trap", "RuntimeError"):
         i = text.find(marker)
         if i >= 0:
             text = text[:i]
