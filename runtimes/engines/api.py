@@ -187,6 +187,7 @@ class RunControl:
         self.memory_bytes = 0                    # linear memory size, updated by the run
         self.last_activity = time.time()         # last host call / output / input
         self.throttled_s = 0.0                   # time spent paused by the CPU budget
+        self.budget_mechanism: Optional[str] = None  # how the CPU budget was applied (cpu_budget.py)
         self._wakers: List[Callable[[], None]] = []
         self._lock = threading.Lock()
 

@@ -15,8 +15,9 @@ How stop, time limits and CPU budgets work (epoch interruption):
     budget; runs without either re-arm IDLE_DELTA ticks ahead and are rarely called.
   - A blocked host call (receive/poll) is woken through the bridge's cancel(); a blocked stdin
     read through closing the pipe. WASI sleeps (poll_oneoff on a clock) cannot be cut short.
-  CPU budgets are measured with the thread's own CPU clock (time.thread_time) in the callback,
-  so they count only this module's work: epoch-based throttling, not SCHED_DEADLINE.
+  CPU budgets go to the kernel where it can enforce them on the module's thread (cgroup v2
+  cpu.max, SCHED_DEADLINE); otherwise the callback throttles, measured with the thread's own CPU
+  clock (time.thread_time), so only this module's work counts (runtimes/engines/cpu_budget.py).
 
 Memory limits are store limits: `memory.grow` beyond the limit returns -1 (malloc returns
 NULL). wasmtime's C API tells nobody that a grow was refused, so a run that then traps or exits
@@ -41,6 +42,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from runtimes.engines import bridge as br
+from runtimes.engines import cpu_budget
 from runtimes.engines.api import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, CompiledModule, Engine,
                                   LoadError, RunControl, RunResult, RunSpec, StdinPipe)
 from runtimes.engines.bridge import NullBridge
@@ -126,8 +128,7 @@ class _RunState:
         self.periodic = self.throttled or self.deadline is not None
         self.tick_s = tick_s
         self.limit_message: Optional[str] = None
-        self.window_start = time.monotonic()
-        self.window_cpu = 0.0
+        self.throttle: Optional[cpu_budget.Throttle] = None  # set on the run's thread (fallback)
         self.memory: Any = None  # the instance's exported memory, once instantiated
 
     def next_delta(self, now: float) -> int:
@@ -216,7 +217,9 @@ class WasmtimeEngine(Engine):
                 if self._closed:
                     return
                 stopping = bool(self._stopping)
-            time.sleep(self.tick_s)
+                # a throttled run needs ticks finer than its budget (cpu_budget.Throttle.tick)
+                tick = min([self.tick_s] + [s.throttle.tick for s in self._states.values() if s.throttle is not None])
+            time.sleep(tick)
             if stopping:
                 self._kick()  # see _stop_waker
             else:
@@ -288,18 +291,14 @@ class WasmtimeEngine(Engine):
 
     @staticmethod
     def _throttle(state: _RunState, now: float) -> float:
-        """Pause until the next period once this period's CPU budget is used up."""
-        if now - state.window_start >= state.period:
-            state.window_start = now
-            state.window_cpu = time.thread_time()
+        """Pause once this period's CPU budget is used up (cpu_budget.Throttle says how long)."""
+        if state.throttle is None:
             return now
-        if time.thread_time() - state.window_cpu >= state.budget:
-            resume = state.window_start + state.period
-            state.control.stopped.wait(max(0.0, resume - now))
-            state.control.throttled_s += max(0.0, time.monotonic() - now)
+        pause = state.throttle.pause_for(now, time.thread_time())
+        if pause > 0:
+            state.control.stopped.wait(pause)
             now = time.monotonic()
-            state.window_start = now
-            state.window_cpu = time.thread_time()
+            state.control.throttled_s += pause
         return now
 
     # ---------------------------------------------------------------- running
@@ -338,6 +337,18 @@ class WasmtimeEngine(Engine):
         if limit is not None:
             store.set_limits(memory_size=limit)
         state = _RunState(control, spec, self.tick_s)
+        reservation: Optional[cpu_budget.Reservation] = None
+        if state.throttled:
+            lim = spec.limits
+            assert lim.cpu_period_ns is not None and lim.cpu_runtime_ns is not None
+            reservation = cpu_budget.reserve(lim.cpu_period_ns, lim.cpu_runtime_ns)
+            log.info("%s: %s", module.source, reservation.describe())
+            control.budget_mechanism = reservation.mechanism
+            if reservation.kernel:  # the kernel enforces it: no pauses in the callback
+                state.throttled = False
+                state.periodic = state.deadline is not None
+            else:
+                state.throttle = cpu_budget.Throttle(state.period, state.budget)
         key = self._register(state)
         ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), self._callback, key, self._finalizer)
         store.set_epoch_deadline(state.next_delta(time.monotonic()))
@@ -376,6 +387,8 @@ class WasmtimeEngine(Engine):
         finally:
             _tls.calls = None
             self._unregister(key)
+            if reservation is not None:
+                reservation.release()
             if isinstance(stdin, StdinPipe):
                 stdin.close()
 

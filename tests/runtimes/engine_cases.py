@@ -268,8 +268,10 @@ def blocked_receive_stop() -> Dict[str, Any]:
 
 
 def throttle(spin_millions: int = 150, period_ns: int = 50_000_000, runtime_ns: int = 10_000_000) -> Dict[str, Any]:
-    """spin.wasm with a CPU budget: the run pauses in the epoch callback."""
+    """spin.wasm with a CPU budget: the run pauses in the epoch callback (the fallback mechanism
+    forced: the kernel's would not pause in the callback)."""
     from runtimes.engines import Limits, RunControl, RunSpec
+    os.environ["SL_CPU_BUDGET"] = "throttle"
     e = _engine("wasmtime")
     module = e.load(os.path.join(MODULES, "spin.wasm"))
     control = RunControl()
@@ -277,3 +279,26 @@ def throttle(spin_millions: int = 150, period_ns: int = 50_000_000, runtime_ns: 
                               limits=Limits(cpu_period_ns=period_ns, cpu_runtime_ns=runtime_ns)), control)
     e.close()
     return {"result": r.to_dict(), "throttled_s": control.throttled_s}
+
+
+def budget_share(period_ns: int, runtime_ns: int, mechanism: str = "auto", window_s: float = 1.0) -> Dict[str, Any]:
+    """loop.wasm under a CPU budget: the CPU share of its thread over `window_s` (whole periods
+    after a warm-up), the mechanism used and the thread's scheduling policy while it ran."""
+    from runtimes.engines import Limits, RunSpec
+    os.environ["SL_CPU_BUDGET"] = mechanism
+    e = _engine("wasmtime")
+    module = e.load(os.path.join(MODULES, "loop.wasm"))
+    run = e.start(module, RunSpec(argv=["loop"], limits=Limits(cpu_period_ns=period_ns, cpu_runtime_ns=runtime_ns)))
+    _wait_for(lambda: run.thread is not None and run.control.native_id is not None)
+    assert run.thread is not None and run.thread.ident is not None and run.control.native_id is not None
+    clock = time.pthread_getcpuclockid(run.thread.ident)
+    time.sleep(max(0.1, 2 * period_ns / 1e9))
+    policy = os.sched_getscheduler(run.control.native_id) & ~os.SCHED_RESET_ON_FORK
+    w0, c0 = time.monotonic(), time.clock_gettime(clock)
+    time.sleep(window_s)
+    w1, c1 = time.monotonic(), time.clock_gettime(clock)
+    run.stop("deleted")
+    r = run.wait(30)
+    e.close()
+    return {"share": (c1 - c0) / (w1 - w0), "mechanism": run.control.budget_mechanism, "policy": policy,
+            "throttled_s": run.control.throttled_s, "reason": r.reason if r else None}
