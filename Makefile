@@ -66,7 +66,7 @@ chaos: env modules
 
 typecheck: env
 	$(PY) -m pip install -q mypy
-	$(PY) -m mypy --strict ipc common supervisor runtimes orchestrator
+	$(PY) -m mypy --strict ipc common supervisor runtimes orchestrator silverline
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

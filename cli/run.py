@@ -1,10 +1,15 @@
 """Launch SilverLine module(s): one per (runtime, file, copy), sent to the orchestrator.
 
-Without -r the orchestrator picks a runtime (least loaded whose apis cover the module's).
-Runtimes are checked against the orchestrator first: an unknown one is an error and
-nothing is launched. Then it waits (--timeout) until the orchestrator has taken every
-module, and prints what it refused (from proc/log) as errors. Prints one line per module:
-`created NAME UUID FILE -> RUNTIME`.
+Without -r the orchestrator picks a runtime that can run the module (a plain module never goes to
+a benchmarking runtime; the least loaded whose apis cover the module's). Runtimes are checked
+against the orchestrator first: an unknown one is an error and nothing is launched.
+
+By default it waits until the orchestrator took or refused each module, then --settle seconds
+for a started module to fail at once (a missing file, not WebAssembly, ...). It prints one line
+per module, `created NAME UUID FILE -> RUNTIME (UUID)` (`, queued` when it waits for a slot),
+and one line on stderr per refusal or failure, with the reason; any of those exits 1. Then,
+with --follow, it streams the module's stdout and exits with the module's exit status; with
+the option --no-wait it only sends and returns.
 
 Usage:
     manage.py run [options] (-f FILE)... [-r RUNTIME]... [-a ARG]... [-e ENV]... [-d DIR]... [--engine ENGINE]... [-C CHANNEL]...
@@ -30,22 +35,29 @@ Options:
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     --timeout SEC           How long to wait for the orchestrator to take the modules [default: 10].
+    --settle SEC            Then how long to watch a started module for an immediate failure [default: 1].
+    -F, --follow            Stream the module's stdout (`NAME| line` for several) until it exits; exit
+                            with its exit status (the first failing one's for several).
     --no-wait               Send and return, without checking that the orchestrator took them.
     -v, --verbose LEVEL     Log level [default: WRN].
+
+Examples:
+    manage.py run -r node1 -n hello -f helloworld.wasm
+    manage.py run -n hello -f helloworld.wasm --follow
 """
 from __future__ import annotations
 
+import queue
 import re
 import shlex
 import sys
+import threading
 from collections import Counter
-import time
 from typing import Any
 
-
-from cli._api import Api, CliError, Session, config, envelope, guard, number, parse, setup, topics
-from cli._compat import error_text, is_runtime, spellings
-from common.wire import new_uuid
+from cli._api import CliError, UsageError, client, config, guard, number, parse, setup
+from cli._compat import spellings
+from silverline import Client, Module
 
 SUMMARY = "Launch Silverline module(s)."
 
@@ -100,125 +112,82 @@ def build_channels(specs: list[str]) -> list[dict[str, str]]:
 
 @guard("run")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__, "run", spellings(argv, ORIGINAL_SPELLINGS), multi=("-f", "--file", "-r", "--runtime", "-a", "--argv", "-e", "--env",
-                                             "-d", "--dir", "--engine", "-C", "--channel"))
+    opts = parse(__doc__ or "", "run", spellings(argv, ORIGINAL_SPELLINGS), multi=("-f", "--file", "-r", "--runtime", "-a", "--argv", "-e", "--env",
+                                                   "-d", "--dir", "--engine", "-C", "--channel"))
     setup(opts)
     cfg = config(opts)
-    api = Api.from_opts(opts, cfg)
     copies = number(opts, "--copy", int, 1)
     args = build_args(opts)
     channels = build_channels(opts["--channel"])
+    timeout = number(opts, "--timeout", float, 0.0)
+    settle = number(opts, "--settle", float, 0.0)
+    follow, no_wait = bool(opts["--follow"]), bool(opts["--no-wait"])
+    if follow and no_wait:
+        raise UsageError("--follow and --no-wait exclude each other (--follow waits for the module's end)")
     apis = [a for a in (opts["--apis"] or "").split(",") if a]
     wanted = [r for item in opts["--runtime"] for r in item.split(",") if r]
-    targets: list[dict[str, Any] | None] = []
-    for q in wanted:
-        rt = api.runtime(q)
-        if rt is None:
-            raise CliError(f"unknown runtime {q!r}: no runtime has that name, uuid or uuid suffix at {api.url}")
-        if not is_runtime(rt) or rt.get("status") != "A":
-            raise CliError(f"runtime {q!r} ({rt['uuid']}) is not an alive runtime (state {rt.get('status')})")
-        targets.append(rt)
-    if not targets:
-        api.get("/api/runtimes/", {"count": 0})  # fail early and clearly if the orchestrator is not there
-        targets = [None]
-    mods: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-    for rt in targets:
-        for f in opts["--file"]:
-            for _ in range(copies):
-                data: dict[str, Any] = {"type": "module", "uuid": new_uuid(), "name": opts["--name"], "file": f,
-                                        "apis": apis, "args": args, "channels": channels}
-                if rt is not None:
-                    data["parent"] = rt["uuid"]
-                mods.append((data, rt))
-    timeout = number(opts, "--timeout", float, 0.0)
-    t = topics(cfg)
-    msgs = messages([m for m, _ in mods])
-    with Session(cfg, timeout=max(timeout, 5.0)) as s:
-        if not opts["--no-wait"]:
-            s.watch_log()
-        s.publish([(t.control(), m) for m in msgs])
-        taken: dict[str, dict[str, Any]] = {}
-        last_of_each = [(m["data"]["modules"] if m["action"] == "create_batch" else [m["data"]])[-1]["uuid"] for m in msgs]
-        refused = {} if opts["--no-wait"] else wait_taken(api, s, [m["uuid"] for m, _ in mods], timeout, taken,
-                                                          last_of_each)
+    with client(opts, cfg, timeout=max(timeout, 5.0)) as c:
+        if not wanted:
+            c.rest.get("/api/runtimes/", {"count": 0})  # fail early and clearly if the orchestrator is not there
+        mods = c.run(opts["--file"], wanted or None, name=opts["--name"], copies=copies, apis=apis, channels=channels,
+                     args=args, wait=not no_wait, timeout=timeout, settle=settle, stdout=follow)
+        failed = report(c, mods, no_wait, follow)
+        if not follow:
+            return 1 if failed else 0
+        code = follow_modules([m for m in mods if m.state != "refused"])
+        return code or (1 if failed else 0)
+
+
+def report(c: Client, mods: list[Module], no_wait: bool, follow: bool = False) -> bool:
+    """One line per module taken (stdout), one per refusal reason and per immediate failure (stderr;
+    with `follow` the end of every module is reported by `follow_modules`); True when something
+    was refused or failed."""
     names: dict[str, str] = {}
-    for data, rt in mods:
-        if data["uuid"] in refused:
-            continue
-        parent = rt["uuid"] if rt else taken.get(data["uuid"], {}).get("parent")
-        if rt is not None:
-            names[rt["uuid"]] = rt["name"]
-        elif parent and parent not in names:
-            found = api.runtime(parent)
-            names[parent] = found["name"] if found else "?"
-        where = f"{names[parent]} ({parent})" if parent else "(the orchestrator picks)"
-        print(f"created {data['name']} {data['uuid']} {data['file']} -> {where}")
-    if refused:
-        reasons = Counter(re.sub(r"^request on \S+?(, module #\d+)?: ", "", why) for why in refused.values())
-        for why, n in reasons.items():
-            count = f" ({n} modules)" if n > 1 else ""
-            print(f"manage.py run: refused by the orchestrator{count}: {why}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def messages(mods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One `create`, or one `create_batch` per runtime naming it once as `data.parent` (as the
-    original's run sends it: the original orchestrator reads only that), plus one batch without
-    parent for the modules the orchestrator places."""
-    if len(mods) == 1:
-        return [envelope("create", mods[0])]
-    groups: dict[str | None, list[dict[str, Any]]] = {}
+    refused: Counter[str] = Counter()
     for m in mods:
-        groups.setdefault(m.get("parent"), []).append({k: v for k, v in m.items() if k != "parent"})
-    out = []
-    for parent, group in groups.items():
-        data: dict[str, Any] = {"type": "module", "modules": group}
-        if parent is not None:
-            data["parent"] = parent
-        out.append(envelope("create_batch", data))
-    return out
+        if m.refused is not None:
+            refused[re.sub(r"^request on \S+?(, module #\d+)?: ", "", m.refused)] += 1
+            continue
+        if m.runtime and m.runtime not in names:
+            found = c.rest.runtime(m.runtime)
+            names[m.runtime] = found["name"] if found else "?"
+        where = f"{names[m.runtime]} ({m.runtime})" if m.runtime else "(the orchestrator picks)"
+        state = ", queued" if m.state == "Q" else ""
+        print(f"{'sent' if no_wait else 'created'} {m.name} {m.uuid} {m.file} -> {where}{state}")
+    for why, n in refused.items():
+        count = f" ({n} modules)" if n > 1 else ""
+        print(f"manage.py run: refused by the orchestrator{count}: {why}", file=sys.stderr)
+    failed = [] if follow else [m for m in mods if m.exit is not None and not m.exit.ok]
+    for m in failed:
+        print(f"manage.py run: {m.name} {m.uuid} failed at once: {m.exit}", file=sys.stderr)
+    return bool(refused or failed)
 
 
-def _uuid_in(err: dict[str, Any]) -> str | None:
-    """The module uuid a proc/log error is about (a create envelope, or one module of a batch)."""
-    d = err.get("data")
-    if isinstance(d, dict) and isinstance(d.get("data"), dict):
-        d = d["data"]
-    u = d.get("uuid") if isinstance(d, dict) else None
-    return u if isinstance(u, str) else None
+def follow_modules(mods: list[Module]) -> int:
+    """Print the modules' stdout as it comes; the exit status of the first failing module, else 0."""
+    lines: "queue.Queue[tuple[Module, str | None]]" = queue.Queue()
 
+    def pump(m: Module) -> None:
+        try:
+            for line in m.stdout:
+                lines.put((m, line))
+        finally:
+            lines.put((m, None))
 
-def wait_taken(api: Api, s: Session, uuids: list[str], timeout: float, taken: dict[str, dict[str, Any]],
-               last_of_each: list[str] | None = None) -> dict[str, str]:
-    """Wait until the orchestrator has each module (REST; rows into `taken`) or refused it
-    (proc/log); returns uuid -> reason of the refused ones."""
-    refused: dict[str, str] = {}
-    # a batch is one transaction: once its last module is visible, every refusal was published
-    probes = list(uuids) if len(uuids) <= 20 else list(last_of_each or uuids[-1:])
-    deadline = time.monotonic() + timeout
-    wanted = set(uuids)
-    while True:
-        for err in s.errors():
-            u = _uuid_in(err)
-            if u in wanted:
-                refused[u] = error_text(err)
-        still = []
-        for u in probes:
-            row = None if u in refused else api.module(u)
-            if row is not None:
-                taken[u] = row
-            elif u not in refused:
-                still.append(u)
-        probes = still
-        if not probes:
-            time.sleep(0.2)  # refusals are published right after the commit that made the others visible
-            for err in s.errors():
-                u = _uuid_in(err)
-                if u in wanted:
-                    refused[u] = error_text(err)
-            return refused
-        if time.monotonic() > deadline:
-            raise CliError(f"the orchestrator at {api.url} did not take module {probes[0]} within {timeout:g} s "
-                           f"(is it connected to the broker at {s.where}, realm {s.cfg.realm!r}?)")
-        time.sleep(0.05)
+    for m in mods:
+        threading.Thread(target=pump, args=(m,), name=f"follow-{m.uuid[:8]}", daemon=True).start()
+    open_ = len(mods)
+    while open_:
+        m, line = lines.get()
+        if line is None:
+            open_ -= 1
+            continue
+        print(f"{m.name}| {line}" if len(mods) > 1 else line, flush=True)
+    code = 0
+    for m in mods:
+        st = m.wait()
+        if len(mods) > 1 or not st.ok:
+            print(f"manage.py run: {m.name} {m.uuid} {st}", file=sys.stderr)
+        if code == 0 and st.exit_code:
+            code = st.exit_code
+    return code

@@ -91,23 +91,28 @@ class Reader:
         ).fetchone()
         return self._module_dict(row) if row else None
 
-    def modules(self, statuses: Sequence[str], start: int, count: int, parent: str | None = None) -> list[dict[str, Any]]:
+    @staticmethod
+    def _module_filter(statuses: Sequence[str], parent: str | None, name: str | None) -> tuple[str, list[Any]]:
         where = f"status IN ({_marks(len(statuses))})"
         params: list[Any] = list(statuses)
         if parent is not None:
             where += " AND parent=?"
             params.append(parent)
+        if name is not None:
+            where += " AND name=?"
+            params.append(name)
+        return where, params
+
+    def modules(self, statuses: Sequence[str], start: int, count: int, parent: str | None = None,
+                name: str | None = None) -> list[dict[str, Any]]:
+        where, params = self._module_filter(statuses, parent, name)
         rows = self.conn.execute(
             f"SELECT {_MODULE_COLS} FROM modules WHERE {where} ORDER BY seq LIMIT ? OFFSET ?", (*params, count, start)
         ).fetchall()
         return [self._module_dict(r) for r in rows]
 
-    def count_modules(self, statuses: Sequence[str], parent: str | None = None) -> int:
-        where = f"status IN ({_marks(len(statuses))})"
-        params: list[Any] = list(statuses)
-        if parent is not None:
-            where += " AND parent=?"
-            params.append(parent)
+    def count_modules(self, statuses: Sequence[str], parent: str | None = None, name: str | None = None) -> int:
+        where, params = self._module_filter(statuses, parent, name)
         return int(self.conn.execute(f"SELECT count(*) FROM modules WHERE {where}", params).fetchone()[0])
 
 

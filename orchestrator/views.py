@@ -112,6 +112,7 @@ class ModuleQuery:
     start: int
     count: int
     parent: str | None
+    name: str | None = None
 
 
 def module_query(o: Orchestrator, q: dict[str, list[str]], default: tuple[str, ...] = (ALIVE, EXITING)) -> Answer | ModuleQuery:
@@ -124,19 +125,24 @@ def module_query(o: Orchestrator, q: dict[str, list[str]], default: tuple[str, .
         if rt is None:
             return 404, {"error": f"no runtime with uuid, name or uuid suffix {q['runtime'][-1]!r}"}
         parent = rt.uuid
-    return ModuleQuery(statuses, start, count, parent)
+    name = q["name"][-1] if "name" in q else None
+    return ModuleQuery(statuses, start, count, parent, name)
 
 
 def run_module_query(r: Reader, mq: ModuleQuery) -> Answer:
-    results = r.modules(mq.statuses, mq.start, mq.count, mq.parent)
-    return 200, _page(results, r.count_modules(mq.statuses, mq.parent), mq.start)
+    results = r.modules(mq.statuses, mq.start, mq.count, mq.parent, mq.name)
+    return 200, _page(results, r.count_modules(mq.statuses, mq.parent, mq.name), mq.start)
 
 
-def get_module(o: Orchestrator, key: str) -> Answer:
+def get_module(o: Orchestrator, key: str, q: dict[str, list[str]] | None = None) -> Answer:
+    """By full uuid (dead ones too), then name / uuid suffix among those not dead; with `?all`,
+    a dead module is found by name too (the newest of that name), so its exit status can be read."""
     row = o.store.module_by_uuid(key)  # full uuid: dead ones too
     if row is None:
         m = o.resolve_module(key)
         row = o.store.module_by_uuid(m.uuid) if m else None
+    if row is None and q is not None and "all" in q:
+        row = o.store.module_by_name(key, STATES)
     if row is None:
         return 404, {"error": f"no module with uuid, name or uuid suffix {key!r}"}
     return 200, row
@@ -163,7 +169,7 @@ def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery:
         if what == "modules" and not rest:
             return module_query(o, q)
         if what == "modules" and len(rest) == 1:
-            return get_module(o, rest[0])
+            return get_module(o, rest[0], q)
         if what == "campaigns":
             return campaigns.route(o, rest, q)
         if what == "queued" and not rest:

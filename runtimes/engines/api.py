@@ -40,6 +40,18 @@ class EngineUnavailable(EngineError):
     """The engine cannot be used in this interpreter (e.g. wasmer outside Python <= 3.10)."""
 
 
+def not_webassembly(data: bytes) -> Optional[str]:
+    """Why `data` is no module an engine can load (None if it may be one): binary modules start
+    with `\\0asm`, precompiled artifacts are ELF, text modules (WAT) start with `(` or a comment.
+    Without this, a text file named .wasm fails deep in the WAT parser ("expected `(`")."""
+    if data[:4] in (b"\0asm", b"\x7fELF"):
+        return None
+    head = data.lstrip()[:2]
+    if head[:1] == b"(" or head == b";;":
+        return None
+    return "not a WebAssembly module (no \\0asm header)"
+
+
 class LoadError(EngineError):
     """A module could not be loaded: missing file, invalid WebAssembly, incompatible artifact."""
 
@@ -269,6 +281,9 @@ class Engine(ABC):
                 data = f.read()
         except OSError as e:
             raise LoadError(path, e.strerror or str(e)) from None
+        why = not_webassembly(data) if path.endswith(".wasm") else None  # .cwasm etc.: the engine's artifacts
+        if why:
+            raise LoadError(path, why)
         return self.load_bytes(data, path)
 
     @abstractmethod

@@ -1,7 +1,8 @@
 """Every example of every `-h` text runs: `manage.py SCRIPT -h` and `start.py -h`, section
 `Examples:`. Cluster examples run against a real sshd whose devices carry the examples' names
 (pi4, nuc); `start` examples render their templates per device and the rendered node command
-line must be one `start.py` accepts (the old `-g {cgroup}` example rendered to `-g v2`)."""
+line must be one `start.py` accepts (the old `-g {cgroup}` example rendered to `-g v2`). Module
+examples (run, stop) run against a real broker, orchestrator and node `node1` (runtime linux)."""
 from __future__ import annotations
 
 import importlib
@@ -18,6 +19,11 @@ from cluster.options import load_context, parse
 from common.manifest import COLUMNS
 from tests.cluster.conftest import ROWS
 from tests.cluster.sshd import Sshd
+from tests.helpers.broker import Mosquitto
+from tests.helpers.node import NodeProcess
+from tests.orchestrator.proc import OrchestratorProc
+
+MODULE_SCRIPTS = ("run", "stop")
 
 DEVICES = ("pi4", "nuc")
 
@@ -57,9 +63,40 @@ def devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sshd, st
         s.close()
 
 
-@pytest.mark.parametrize("script,example", EXAMPLES, ids=[e for _, e in EXAMPLES])
-def test_help_example_runs(script: str, example: str, devices: tuple[Sshd, str], monkeypatch: pytest.MonkeyPatch,
-                           capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def node1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrchestratorProc]:
+    with Mosquitto() as broker, OrchestratorProc(broker.port, str(tmp_path_factory.mktemp("orch")), ka_interval=2.0) as orch, \
+            NodeProcess(broker.port, name="node1", runtimes=["linux"], reg_timeout=5):
+        yield orch
+
+
+MODULE_EXAMPLES = [(s, e) for s, e in EXAMPLES if s in MODULE_SCRIPTS]
+CLUSTER_EXAMPLES = [(s, e) for s, e in EXAMPLES if s not in MODULE_SCRIPTS]
+
+
+@pytest.mark.parametrize("script,example", MODULE_EXAMPLES, ids=[e for _, e in MODULE_EXAMPLES])
+def test_module_example_runs(script: str, example: str, node1: OrchestratorProc, capsys: pytest.CaptureFixture[str]) -> None:
+    words = shlex.split(example)
+    assert words[:2] == ["manage.py", script], f"an example of `{script} -h` must start with `manage.py {script}`"
+    from cli import run, stop
+
+    if script == "stop":  # something to stop: two modules of the example's name that wait on stdin
+        name = words[words.index("-n") + 1]
+        assert run.main(["-c", node1.config, "-r", "node1", "-n", name, "-f", "cat.wasm", "--copy", "2"]) == 0
+    capsys.readouterr()
+    mod = run if script == "run" else stop
+    rc = mod.main(["-c", node1.config, *words[2:]])
+    out, err = capsys.readouterr()
+    assert rc == 0, f"{example}\n{out}\n{err}"
+    if script == "run" and "--follow" in words:
+        assert "Hello" in out, out
+    if script == "stop":
+        assert "stopping 2 modules named" in out, out
+
+
+@pytest.mark.parametrize("script,example", CLUSTER_EXAMPLES, ids=[e for _, e in CLUSTER_EXAMPLES])
+def test_cluster_example_runs(script: str, example: str, devices: tuple[Sshd, str], monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     sshd, manifest = devices
     words = shlex.split(example)
     assert words[:2] == ["manage.py", script], f"an example of `{script} -h` must start with `manage.py {script}`"
