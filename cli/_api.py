@@ -7,8 +7,10 @@ ClientError) is printed as `manage.py SCRIPT: message` with exit 1, a usage mist
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 from typing import Any, Callable
 
 from common import usage
@@ -65,6 +67,34 @@ def client(opts: dict[str, Any], cfg: Config, timeout: float = 10.0) -> Client:
     return Client(cfg, url=opts.get("--url") or None, timeout=timeout)
 
 
+class Session(Connection):
+    """An MQTT connection that also collects what the orchestrator reports on proc/log (`errors()`)."""
+
+    def __init__(self, cfg: Config, timeout: float = 10.0) -> None:
+        super().__init__(cfg, timeout)
+        self._reports: list[dict[str, Any]] = []
+        self._reports_lock = threading.Lock()
+
+    def watch_log(self) -> None:
+        """Collect proc/log reports from now on (returns once the broker confirmed)."""
+        log_topic = Topics(self.cfg.realm).log
+        self.subscribe([log_topic, f"{log_topic}/#"], self._on_log)
+
+    def _on_log(self, topic: str, payload: bytes) -> None:
+        try:
+            m = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(m, dict) and isinstance(m.get("data"), dict):
+            with self._reports_lock:
+                self._reports.append(m["data"])
+
+    def errors(self) -> list[dict[str, Any]]:
+        with self._reports_lock:
+            out, self._reports = self._reports, []
+        return out
+
+
 def publish(cfg: Config, messages: list[tuple[str, dict[str, Any]]], timeout: float = 10.0) -> None:
     """Publish (topic, envelope) pairs with QoS 1 on a short-lived connection."""
     with Connection(cfg, timeout) as c:
@@ -75,5 +105,5 @@ def topics(cfg: Config) -> Topics:
     return Topics(cfg.realm)
 
 
-__all__ = ["Api", "CliError", "UsageError", "client", "config", "envelope", "expand_multi", "guard", "number", "parse",
+__all__ = ["Api", "CliError", "Session", "UsageError", "client", "config", "envelope", "expand_multi", "guard", "number", "parse",
            "publish", "setup", "topics"]
