@@ -73,12 +73,14 @@ class Session(Connection):
     def __init__(self, cfg: Config, timeout: float = 10.0) -> None:
         super().__init__(cfg, timeout)
         self._reports: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
         self._reports_lock = threading.Lock()
 
     def watch_log(self) -> None:
-        """Collect proc/log reports from now on (returns once the broker confirmed)."""
-        log_topic = Topics(self.cfg.realm).log
-        self.subscribe([log_topic, f"{log_topic}/#"], self._on_log)
+        """Collect reports from now on (returns once the broker confirmed): on proc/log (ours)
+        and proc/log/orchestrator (the original's, and ours too)."""
+        t = Topics(self.cfg.realm)
+        self.subscribe([t.log, t.orchestrator_log], self._on_log)
 
     def _on_log(self, topic: str, payload: bytes) -> None:
         try:
@@ -87,6 +89,11 @@ class Session(Connection):
             return
         if isinstance(m, dict) and isinstance(m.get("data"), dict):
             with self._reports_lock:
+                oid = m.get("object_id")
+                if isinstance(oid, str):  # ours reports on both log topics: take each report once
+                    if oid in self._seen:
+                        return
+                    self._seen.add(oid)
                 self._reports.append(m["data"])
 
     def errors(self) -> list[dict[str, Any]]:

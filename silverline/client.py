@@ -221,8 +221,7 @@ class Client:
         """Subscribe once to refusals and exits (before anything is sent that they could be about)."""
         conn = self.connection()
         if not self._watching:
-            log = self.topics.log
-            conn.subscribe([log, f"{log}/#"], self._on_log)
+            conn.subscribe([self.topics.log, self.topics.orchestrator_log], self._on_log)
             conn.subscribe([self.topics.control("+")], self._on_control)
             self._watching = True
         return conn
@@ -242,8 +241,9 @@ class Client:
         uuid = _uuid_in(err)
         with self._cond:
             m = self._mods.get(uuid) if uuid else None
-            if m is not None and m.state == "sent":
-                m.refused, m.state = str(err.get("description", "refused")), "refused"
+            if m is not None and m.state == "sent":  # (ours reports on both log topics: the first one counts)
+                # ours says `description`, the original orchestrator `desc`
+                m.refused, m.state = str(err.get("description") or err.get("desc") or "refused"), "refused"
                 self._cond.notify_all()
 
     def _on_control(self, topic: str, payload: bytes) -> None:
@@ -334,6 +334,7 @@ class Client:
         rt = self.rest.runtime(q)
         if rt is None:
             raise ClientError(f"unknown runtime {q!r}: no runtime has that name, uuid or uuid suffix at {self.rest.url}")
+        # the original orchestrator's records have no `type` (ORIGINAL.md section 6)
         if rt.get("type", "runtime") != "runtime" or rt.get("status") != "A":
             raise ClientError(f"runtime {q!r} ({rt['uuid']}) is not an alive runtime (state {rt.get('status')})")
         return rt
@@ -352,19 +353,17 @@ class Client:
         conn = self._watch() if wait or stdout else self.connection()
         for m in mods if stdout else []:
             conn.subscribe([self.topics.stdio(m.uuid)], self._stdio_handler(m))
-        if len(datas) == 1:
-            msg = envelope("create", datas[0])
-        else:
-            msg = envelope("create_batch", {"type": "module", "modules": datas})
-        conn.publish([(self.topics.control(), msg)])
+        msgs = create_messages(datas)
+        conn.publish([(self.topics.control(), m) for m in msgs])
         if wait:
-            self._await_taken(mods, timeout)
+            lasts = {(m["data"]["modules"] if m["action"] == "create_batch" else [m["data"]])[-1]["uuid"] for m in msgs}
+            self._await_taken(mods, timeout, [m for m in mods if m.uuid in lasts])
             self._settle([m for m in mods if m.state == "A"], settle)
         return mods
 
-    def _await_taken(self, mods: list[Module], timeout: float) -> None:
+    def _await_taken(self, mods: list[Module], timeout: float, last_of_each: list[Module]) -> None:
         # a batch is one transaction: once its last module is visible, every refusal was published
-        probes = list(mods) if len(mods) <= PROBE_ALL else [mods[-1]]
+        probes = list(mods) if len(mods) <= PROBE_ALL else list(last_of_each)
         deadline = time.monotonic() + timeout
         while True:
             still = []
@@ -420,20 +419,27 @@ class Client:
 
     def find(self, q: str, *, every: bool = False) -> list[Record]:
         """The modules that are not dead that `stop(q, every=every)` would delete; ClientError if none."""
-        same_name = [r for r in self.rest.modules("A,E,Q,K", name=q)]
-        if len(same_name) > 1 and not every:
-            raise ClientError(f"{len(same_name)} modules are named {q!r}; pass --all to stop every one "
-                              f"(or name one by uuid: {', '.join(r['uuid'][-8:] for r in same_name[:5])}"
-                              f"{', ...' if len(same_name) > 5 else ''})")
-        found = same_name
-        if not found:
-            row = self.rest.module(q)
-            if row is None:
-                raise ClientError(f"unknown module {q!r}: no module has that name, uuid or uuid suffix at {self.rest.url}")
-            if row.get("status") == "D":
-                raise ClientError(f"module {q!r} ({row['uuid']}) has already exited")
-            found = [row]
-        return found
+        row = self.rest.module(q)  # uuid (dead ones too), then name, then uuid suffix
+        if row is None:
+            raise ClientError(f"unknown module {q!r}: no module has that name, uuid or uuid suffix at {self.rest.url}")
+        if row.get("status") == "D":
+            raise ClientError(f"module {q!r} ({row['uuid']}) has already exited")
+        if row.get("name") != q or row.get("uuid") == q:
+            return [row]  # found by uuid or suffix: that one
+        same = self._named(q) or [row]
+        if len(same) > 1 and not every:
+            raise ClientError(f"{len(same)} modules are named {q!r}; pass --all to stop every one "
+                              f"(or name one by uuid: {', '.join(r['uuid'][-8:] for r in same[:5])}"
+                              f"{', ...' if len(same) > 5 else ''})")
+        return same
+
+    def _named(self, name: str) -> list[Record]:
+        """Every module named `name` that is not dead; [] where the orchestrator cannot list them
+        (the original's has no `?name=` filter: the list is filtered here too)."""
+        page = self.rest.get("/api/modules/", {"name": name, "status": "A,E,Q,K", "count": 100000})
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            return []
+        return [r for r in page["results"] if isinstance(r, dict) and r.get("name") == name and r.get("status") != "D"]
 
     # -- channels ---------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
@@ -466,6 +472,24 @@ class Subscription:
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
         while True:
             yield self._q.get()
+
+
+def create_messages(datas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One `create`, or one `create_batch` per runtime naming it once as `data.parent` (as the
+    original's run sends it: the original orchestrator reads only that), plus one batch without
+    parent for the modules the orchestrator places."""
+    if len(datas) == 1:
+        return [envelope("create", datas[0])]
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for d in datas:
+        groups.setdefault(d.get("parent"), []).append({k: v for k, v in d.items() if k != "parent"})
+    out = []
+    for parent, group in groups.items():
+        data: dict[str, Any] = {"type": "module", "modules": group}
+        if parent is not None:
+            data["parent"] = parent
+        out.append(envelope("create_batch", data))
+    return out
 
 
 def _uuid_in(err: dict[str, Any]) -> str | None:
