@@ -77,10 +77,14 @@ class Runtime:
     Class attributes go into the runtime's registration (`PROTOCOL.md` section 1).
     """
 
+    # What the original SilverLine registers for the same runtime (../shared/ORIGINAL.md section 4):
+    # its `runtime_type`, its API names (`stdio:out`, `profile:benchmarking`, ...; ours may stand
+    # beside them, common/apis.py), and `page_size` where it means something (a wasm page).
     RUNTIME_TYPE: ClassVar[str] = "linux"
     MAX_NMODULES: ClassVar[int] = 1  # at most 128 (7-bit module index)
     APIS: ClassVar[list[str]] = []
     DESCRIPTION: ClassVar[str] = ""
+    PAGE_SIZE: ClassVar[int | None] = None  # registered as `page_size` when set
 
     # ------------------------------------------------------------------ class-level (supervisor side)
 
@@ -104,6 +108,24 @@ class Runtime:
     def registration(cls, settings: dict[str, Any]) -> dict[str, Any]:
         """Extra registration fields: `platform` and `metadata` merged by the supervisor."""
         return {}
+
+    @classmethod
+    def aot_target(cls, settings: dict[str, Any]) -> dict[str, Any] | None:
+        """What precompiled (AOT) code this runtime loads, registered as `aot_target` (the original's
+        field); None: the runtime loads none, the field is left out."""
+        return None
+
+    @classmethod
+    def registration_fields(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The original's extra top-level runtime fields (`page_size`, `aot_target`) where they mean
+        something here; the supervisor adds them to the registration data."""
+        out: dict[str, Any] = {}
+        if cls.PAGE_SIZE is not None:
+            out["page_size"] = cls.PAGE_SIZE
+        target = cls.aot_target(settings)
+        if target is not None:
+            out["aot_target"] = target
+        return out
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -15,12 +15,16 @@ Settings (config.json `"runtimes": {"linux": {...}}`):
 """
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 import threading
 from typing import Any, ClassVar, Dict, List, Optional
 
 from runtimes.base import Module, Runtime
 from runtimes.engines.api import DEFAULT_MEMORY_LIMIT
+
+WASM_PAGE_SIZE = 65536  # bytes of a WebAssembly linear memory page (the original registers `page_size`)
 
 DEFAULT_CACHE_DIR = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                                  "silverline", "wasmtime")
@@ -31,6 +35,17 @@ class WasmRuntime(Runtime):
 
     ENGINE: ClassVar[str] = "wasmtime"
     FEATURES: ClassVar[Dict[str, Any]] = {}
+    PAGE_SIZE = WASM_PAGE_SIZE
+
+    @classmethod
+    def aot_target(cls, settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """The compile cache's artifacts: this engine, its version, this machine's triple (the
+        cache key holds the same; a mismatch recompiles). No engine import here (supervisor side)."""
+        try:
+            version: Optional[str] = importlib.metadata.version(cls.ENGINE)
+        except importlib.metadata.PackageNotFoundError:
+            version = None  # wasmer lives in the Python 3.10 environment
+        return {"engine": cls.ENGINE, "version": version, "triple": f"{platform.machine()}-unknown-linux-gnu"}
 
     def setup(self) -> None:
         from runtimes.engines import open_engine  # engines load in the worker, never in the supervisor
@@ -109,8 +124,9 @@ class LinuxRuntime(WasmRuntime):
 
     RUNTIME_TYPE = "linux"
     MAX_NMODULES = 128
-    APIS = ["wasm", "wasi", "channels", "dirs", "stdin", "stdout", "loopback", "get_uuid", "resources",
-            "fault_crash", "profile:deployed"]
+    # the original's names first (ORIGINAL.md section 4), then ours for what it adds
+    APIS = ["wasm", "wasi", "channels", "stdio:out", "profile:deployed", "stdio:in", "dirs", "stdin", "stdout",
+            "loopback", "get_uuid", "resources", "fault_crash"]
     DESCRIPTION = "WebAssembly modules on wasmtime: channels, dirs, stdin/stdout, resources, fault_crash"
     ENGINE = "wasmtime"
     FEATURES = {}

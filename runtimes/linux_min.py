@@ -21,21 +21,21 @@ _MIN_FEATURES = {"channels": False, "dirs": False, "stdin": False, "resources": 
 
 
 class WasmtimeMinRuntime(WasmRuntime):
-    RUNTIME_TYPE = "linux"
+    RUNTIME_TYPE = "linux/min/wasmtime"  # ours (the original has no wasmtime runtime); named like its siblings
     MAX_NMODULES = 1
-    APIS = ["wasm", "wasi", "stdout"]
+    APIS = ["wasm", "wasi", "stdio:out", "stdout"]
     DESCRIPTION = "minimal one-module runtime on wasmtime (argv, env, stdout)"
     ENGINE = "wasmtime"
     FEATURES = dict(_MIN_FEATURES)
 
 
 class WasmerMinRuntime(WasmRuntime):
-    RUNTIME_TYPE = "linux"
+    RUNTIME_TYPE = "linux/min/wasmer"
     MAX_NMODULES = 1
-    APIS = ["wasm", "wasi", "stdout"]
-    DESCRIPTION = "minimal one-module runtime on wasmer 1.1 (argv, env, stdout), under Python 3.10"
+    APIS = ["wasm", "wasm:wasmer", "wasi", "stdio:in", "stdio:out", "stdin", "stdout"]
+    DESCRIPTION = "minimal one-module runtime on wasmer 1.1 (argv, env, stdin, stdout), under Python 3.10"
     ENGINE = "wasmer"
-    FEATURES = dict(_MIN_FEATURES, thread_affine=True)
+    FEATURES = dict(_MIN_FEATURES, thread_affine=True, stdin=True)  # stdin as the original's (stdio:in)
 
     @classmethod
     def _python(cls, settings: Dict[str, Any]) -> "tuple[Optional[str], str]":
@@ -57,9 +57,9 @@ class WasmerMinRuntime(WasmRuntime):
 
 
 class WamrMinRuntime(WasmRuntime):
-    RUNTIME_TYPE = "linux"
+    RUNTIME_TYPE = "linux/min/wamr"
     MAX_NMODULES = 1
-    APIS = ["wasm", "wasi", "stdout"]
+    APIS = ["wasm", "wasi", "stdio:out", "stdout"]
     DESCRIPTION = "minimal one-module runtime on WAMR (not available: no Python binding)"
 
     @classmethod

@@ -25,7 +25,7 @@ from runtimes.base import ChannelError, Module, Runtime
 
 
 class RegRuntime(Runtime):
-    RUNTIME_TYPE = "test"
+    RUNTIME_TYPE = "debug/none"  # what the original's test/reg registers
     MAX_NMODULES = 128
     APIS = []
     DESCRIPTION = "registers and runs nothing"

@@ -151,8 +151,10 @@ class NodeRegistration:
         meta: dict[str, Any] = {"runtime": w.spec.name, "host": socket.gethostname(), "pid": os.getpid(),
                                 "cpus": sorted(w.cpus) if w.cpus else self.ops.allowed_cpus()}
         meta.update(extra.get("metadata") or {})
-        return runtime_message(uuid=w.uuid, name=w.name, runtime_type=w.cls.RUNTIME_TYPE, max_nmodules=w.max_nmodules,
-                               apis=list(w.cls.APIS), platform=plat, metadata=meta, parent=self.uuid)
+        msg = runtime_message(uuid=w.uuid, name=w.name, runtime_type=w.cls.RUNTIME_TYPE, max_nmodules=w.max_nmodules,
+                              apis=list(w.cls.APIS), platform=plat, metadata=meta, parent=self.uuid)
+        msg["data"].update(w.cls.registration_fields(w.settings))  # page_size, aot_target (runtimes/base.py)
+        return msg
 
     def _send(self, uuid: str, msg: dict[str, Any]) -> None:
         self.outbox.publish(self.topics.reg(uuid), encode(msg), 1)

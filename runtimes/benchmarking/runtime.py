@@ -204,7 +204,7 @@ class BenchmarkingRuntime(Runtime):
 
     RUNTIME_TYPE = "benchmarking"
     MAX_NMODULES = 1
-    APIS: ClassVar[list[str]] = ["wasm", "wasi", "benchmarking"]
+    APIS: ClassVar[list[str]] = ["wasm", "wasi", "profile:benchmarking", "benchmarking"]  # the original's, then ours
     DESCRIPTION = "generic benchmarking runtime"
 
     @classmethod
@@ -375,6 +375,8 @@ class SeededRuntime(BenchmarkingRuntime):
     """`benchmarking/seeded`: a random seed per run; the seed becomes an argument, a file of a
     directory (`dirmode`), or whatever a script prints for it (`scriptmode`); `seeded` samples."""
 
+    RUNTIME_TYPE = "benchmarking/seeded"
+    APIS: ClassVar[list[str]] = ["wasm", "wasi", "profile:benchmarking-seeded", "benchmarking/seeded"]
     DESCRIPTION = "benchmarking with a random seed per run"
 
     def check(self, job: Job) -> None:
@@ -459,6 +461,8 @@ class InterferenceRuntime(BenchmarkingRuntime):
     """`benchmarking/interference`: `file` = N modules separated by ':' run at the same time, each
     over and over until `limit`, each pinned to its own CPU of this runtime's set."""
 
+    RUNTIME_TYPE = "benchmarking/interference"
+    APIS: ClassVar[list[str]] = ["wasm", "wasi", "profile:interference", "benchmarking/interference"]
     DESCRIPTION = "simultaneous interference runtime"
     DEFAULT_LIMIT = 10.0
 
@@ -566,6 +570,8 @@ class OpcodesRuntime(BenchmarkingRuntime):
     """`benchmarking/opcodes`: exact counts of executed instructions by opcode byte (`opcodes`)
     and loop iteration counts (`instrumented`), from an instrumented module run on wasmtime."""
 
+    RUNTIME_TYPE = "benchmarking/opcodes"
+    APIS: ClassVar[list[str]] = ["wasm", "wasi", "profile:opcodes", "benchmarking/opcodes"]
     DESCRIPTION = "exact opcode counts (instrumented module on wasmtime)"
 
     def check(self, job: Job) -> None:
