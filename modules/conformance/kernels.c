@@ -1,4 +1,5 @@
-/* kernels KIND N: compute kernels of different kinds, each printing a checksum:
+/* kernels KIND N [timed]: compute kernels of different kinds, each printing a checksum (and with
+ * `timed`, the kernel's own time on the WASI monotonic clock, for bench/engines.py):
  *   matmul N  integer N x N matrix product (loops, memory);
  *   fib N     naive recursive Fibonacci (calls);
  *   crc N     CRC-32 of N pseudo-random bytes, table driven (loads, bit operations);
@@ -8,6 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static uint32_t matmul(int n) {
     uint32_t *a = malloc(sizeof(uint32_t) * n * n), *b = malloc(sizeof(uint32_t) * n * n), *c = malloc(sizeof(uint32_t) * n * n);
@@ -66,10 +74,12 @@ static double nbody(int steps) {
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: kernels matmul|fib|crc|nbody N\n"); return 2; }
     int n = atoi(argv[2]);
+    long long t0 = now_ns();
     if (!strcmp(argv[1], "matmul")) printf("matmul %d: %u\n", n, matmul(n));
     else if (!strcmp(argv[1], "fib")) printf("fib %d: %ld\n", n, fib(n));
     else if (!strcmp(argv[1], "crc")) printf("crc %d: %08x\n", n, crc(n));
     else if (!strcmp(argv[1], "nbody")) printf("nbody %d: %.9f\n", n, nbody(n));
     else { fprintf(stderr, "kernels: unknown kind %s\n", argv[1]); return 2; }
+    if (argc > 3 && !strcmp(argv[3], "timed")) printf("elapsed_ns %lld\n", now_ns() - t0);
     return 0;
 }

@@ -48,15 +48,24 @@ def build(path: str, out: str) -> None:
         raise AotError(f"engine 'wasm2c-a': {why}")
     rt = str(_runtime_dir())
     with tempfile.TemporaryDirectory(prefix="sl-wasm2c-") as tmp:
-        steps = [["wasm2c", path, "-n", "m", "-o", os.path.join(tmp, "m.c")],
-                 [str(compiler()), "-O2", "-w", "-I", tmp, "-I", rt, os.path.join(tmp, "m.c"),
-                  os.path.join(rt, "wasm-rt-impl.c"), os.path.join(HERE, "wasi.c"), "-o", out, "-lm"]]
-        for cmd in steps:
-            try:
-                p = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_LIMIT)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise AotError(f"engine 'wasm2c-a': {cmd[0]} on {path} failed: {e}") from None
-            if p.returncode != 0:
-                tail = " | ".join((p.stderr or p.stdout).strip().splitlines()[-4:])
-                raise AotError(f"engine 'wasm2c-a': {os.path.basename(cmd[0])} on {path} failed "
-                               f"(exit {p.returncode}): {tail}")
+        _run_tool(["wasm2c", path, "-n", "m", "-o", os.path.join(tmp, "m.c")], path)
+        with open(os.path.join(tmp, "m.h")) as f:
+            header = f.read()
+        # a module may import no WASI (instantiate then takes no import instance) or export no memory
+        wasi_imports = "void Z_m_instantiate(Z_m_instance_t*, struct Z_wasi_snapshot_preview1_instance_t*);" in header
+        defines = [f"-DSLW_WASI_IMPORTS={int(wasi_imports)}", f"-DSLW_MEMORY_EXPORT={int('Z_mZ_memory(' in header)}"]
+        _run_tool([str(compiler()), "-O2", "-w", *defines, "-I", tmp, "-I", rt, os.path.join(tmp, "m.c"),
+                   os.path.join(rt, "wasm-rt-impl.c"), os.path.join(HERE, "wasi.c"), "-o", out, "-lm"], path)
+
+
+def _run_tool(cmd: list[str], path: str) -> None:
+    from runtimes.benchmarking.aot import AotError
+
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_LIMIT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise AotError(f"engine 'wasm2c-a': {cmd[0]} on {path} failed: {e}") from None
+    if p.returncode != 0:
+        tail = " | ".join((p.stderr or p.stdout).strip().splitlines()[-4:])
+        raise AotError(f"engine 'wasm2c-a': {os.path.basename(cmd[0])} on {path} failed "
+                       f"(exit {p.returncode}): {tail}")

@@ -542,8 +542,16 @@ int main(int argc, char **argv) {
     Z_m_init_module();
     static Z_m_instance_t inst;
     static struct Z_wasi_snapshot_preview1_instance_t wasi;
+    /* wasm2c.py defines these from the generated header: a module may import no WASI at all
+     * (then instantiate takes no import instance) or export no memory */
+#if SLW_WASI_IMPORTS
     Z_m_instantiate(&inst, &wasi);
+#else
+    Z_m_instantiate(&inst);
+#endif
+#if SLW_MEMORY_EXPORT
     wasi.memory = Z_mZ_memory(&inst);
+#endif
     wasm_rt_trap_t trap = wasm_rt_impl_try();
     if (trap != WASM_RT_TRAP_NONE) {
         fflush(stdout);
