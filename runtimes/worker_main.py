@@ -43,9 +43,17 @@ def set_title(name: str) -> None:
         pass
 
 
+_pinned: str | None = None  # how pin() pinned this worker: logged once the runtime's log exists
+
+
 def pin(cpus: list[int] | None) -> None:
+    """Restrict this worker to `cpus` (start.py -g): a cgroup v2 cpuset where the node can make
+    one, else sched_setaffinity (runtimes/cgroups.py)."""
+    global _pinned
     if cpus:
-        os.sched_setaffinity(0, cpus)
+        from runtimes import cgroups
+
+        _pinned = cgroups.pin_process(cpus)
 
 
 def reset_signals() -> None:
@@ -82,6 +90,8 @@ def child_main(config: WorkerConfig) -> int:
             root.removeHandler(h)
         root.addHandler(WorkerLogHandler(rt))
         root.setLevel(config.log_level)
+        if _pinned:
+            rt.log(logging.INFO, _pinned)
         try:
             rt.setup()
         except Exception as e:

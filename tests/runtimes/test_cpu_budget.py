@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from typing import Any, Callable
 
 import pytest
@@ -208,3 +209,17 @@ def test_pin_falls_back_to_sched_setaffinity() -> None:
     os.close(r)
     os.waitpid(pid, 0)
     assert got == b"1", got
+
+
+def test_a_pinned_worker_logs_how(broker: Any) -> None:
+    from tests.helpers.node import NodeProcess
+
+    cpu = min(os.sched_getaffinity(0))
+    with NodeProcess(broker.port, name="pinnode", runtimes=["test/echo"], extra_args=["-g", str(cpu)]) as n:
+        (pid,) = n.worker_pids()
+        assert os.sched_getaffinity(pid) == {cpu}
+        deadline = time.monotonic() + 10
+        while f"pinned to CPUs {cpu} by " not in n.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"pinned to CPUs {cpu} by " in n.output(), n.output()
+        assert n.stop() == 0
