@@ -16,7 +16,7 @@ next message is about to arrive pays neither. But a spin is only worth it when:
    last ran on its own CPU would only keep the peer from running (on a loaded 2-vCPU machine
    the scheduler often packs both ends of an exchange on one CPU: a fixed 200 us spin then
    made the ping-pong p50 425 us instead of 13 us), so it sleeps at once: a same-CPU
-   doorbell wake-up is cheap (~6 us). With one usable CPU it never spins.
+   doorbell wake-up is cheap (~6 us). On a machine with one CPU it never spins.
    We do not spin with `sched_yield()` for a same-CPU peer: a yield can hand the CPU to an
    unrelated task for its whole slice (milliseconds), while a sleeper on a doorbell is woken
    (and preempts) within microseconds.
@@ -57,12 +57,9 @@ def _cpu_getter() -> Callable[[], int]:
 current_cpu = _cpu_getter()
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+def online_cpus() -> int:
+    """CPUs of the machine (not this process's affinity: a peer pinned elsewhere counts)."""
+    return os.cpu_count() or 1
 
 
 class Peers(Protocol):
@@ -88,7 +85,7 @@ class IdleStrategy:
             raise ValueError(f"spin must be >= 0 seconds, got {max_spin}")
         self.max_spin = max_spin
         self.fixed = fixed
-        self.cpus = cpus if cpus is not None else usable_cpus()
+        self.cpus = cpus if cpus is not None else online_cpus()
         self._waits: list[float] = [1.0] * WINDOW  # start as "idle": no spinning until waits are short
         self._i = 0
         self._idle_since = 0.0
