@@ -8,9 +8,14 @@
    broker echo (client -> broker -> echo client process -> broker -> client).
 3. sustained worker -> MQTT publish rate at QoS 0, counted by a raw-socket subscriber, with the
    rate of a bare paho publisher process as the baseline; lost = sent - received.
-4. supervisor RSS with 8 runtimes.
+4. supervisor RSS with 8 runtimes, and the CPU a node of 8 runtimes uses without traffic
+   (supervisor + workers, over 30 s; 10 s in --quick).
 
-Usage: bench/channels.py [--quick] [--json] [--spin SEC]
+The loopback latency and its two-hop baseline are measured in `--reps` interleaved
+repetitions (default 3); `loopback_vs_twohop_p50` is the median of the per-repetition ratios,
+with min/max in `spread`. The load average is printed with the figures.
+
+Usage: bench/channels.py [--quick] [--json] [--spin SEC] [--reps N]
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 import posix_ipc  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from bench._common import machine, pct, table  # noqa: E402
+from bench._common import loadavg, machine, median_spread, pct, table  # noqa: E402
 from tests.helpers.broker import Mosquitto  # noqa: E402
 from tests.helpers.node import NodeProcess  # noqa: E402
 
@@ -285,24 +290,32 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--spin", type=float, default=200e-6, help="the node's --spin: adaptive idle strategy cap, 0 = always sleep")
+    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions of the loopback latency and its baseline")
     a = ap.parse_args()
+    if a.reps < 1:
+        ap.error(f"--reps must be >= 1, got {a.reps}")
     n_lat = 1000 if a.quick else 5000
     n_burst = 20000 if a.quick else 100000
     n_rtt = 500 if a.quick else 3000
     n_rate = 100000 if a.quick else 500000
     gap = 0.0003
-    res: dict[str, Any] = {"quick": a.quick, "machine": machine()}
+    res: dict[str, Any] = {"quick": a.quick, "machine": machine(), "reps": a.reps, "loadavg_before": loadavg()}
+    spread: dict[str, list[float]] = {}
 
-    # baseline 1: two bare queue hops
-    hop_lat = two_hops(n_lat, gap)
+    # baseline 1: two bare queue hops (latency: once per repetition, below)
     hop_burst = two_hops(n_burst, 0.0)
-    res["twohop_p50_us"] = pct(hop_lat["lat_us"], 50)
-    res["twohop_p99_us"] = pct(hop_lat["lat_us"], 99)
     res["twohop_rate_msgs"] = len(hop_burst["lat_us"]) / max(1e-9, (hop_burst["last_ns"] - hop_burst["first_ns"]) / 1e9)
 
     with Mosquitto() as broker:
@@ -319,13 +332,21 @@ def main() -> int:
             control(cl, r1, "rate", [{"path": "data", "mode": "w", "topic": "bench/rate"}, {"path": "ctl", "mode": "r", "topic": "bench/ctl2"}], role="source")
             control(cl, r3, "echo", [{"path": "in", "mode": "r", "topic": "bench/echo/in"}, {"path": "out", "mode": "w", "topic": "bench/echo/out"}])
             time.sleep(1.0)
-            # 1. worker -> supervisor -> worker
-            cl.c.publish("bench/ctl", f"go {n_lat} {int(gap * 1e6)} {SIZE}".encode())
-            lat = wait_res(cl, results, 120)
+            # 1. worker -> supervisor -> worker, interleaved with its baseline
+            reps: list[tuple[float, float, float, float]] = []
+            for _ in range(a.reps):
+                hop_lat = two_hops(n_lat, gap)
+                cl.c.publish("bench/ctl", f"go {n_lat} {int(gap * 1e6)} {SIZE}".encode())
+                lat = wait_res(cl, results, 120)
+                reps.append((lat["p50_us"], lat["p99_us"], pct(hop_lat["lat_us"], 50), pct(hop_lat["lat_us"], 99)))
             cl.c.publish("bench/ctl", f"go {n_burst} 0 {SIZE}".encode())
             burst = wait_res(cl, results, 120)
-            res["loopback_p50_us"] = lat["p50_us"]
-            res["loopback_p99_us"] = lat["p99_us"]
+            for i, key in enumerate(["loopback_p50_us", "loopback_p99_us", "twohop_p50_us", "twohop_p99_us"]):
+                res[key], lo, hi = median_spread([r[i] for r in reps])
+                spread[key] = [lo, hi]
+            ratios = [r[0] / r[2] for r in reps]
+            res["loopback_vs_twohop_p50"], lo, hi = median_spread(ratios)
+            spread["loopback_vs_twohop_p50"] = [lo, hi]
             res["loopback_received"] = burst["n"]
             res["loopback_rate_msgs"] = burst["n"] / max(1e-9, (burst["last_ns"] - burst["first_ns"]) / 1e9)
             cl.close()
@@ -381,20 +402,31 @@ def main() -> int:
         finally:
             counter.close()
             pub.wait(30)
-        # 4. RSS with 8 runtimes
-        n8 = NodeProcess(broker.port, name="rss8", runtimes=["test/reg"] * 8, reg_timeout=0.2, log_level="WRN")
+        # 4. RSS with 8 runtimes, and their CPU without traffic
+        n8 = NodeProcess(broker.port, name="rss8", runtimes=["test/reg"] * 8, reg_timeout=0.2, log_level="WRN",
+                         extra_args=["--spin", str(a.spin)])
         n8.start()
         try:
             time.sleep(1.0)
             res["supervisor_rss_mb_8rt"] = rss_mb(n8.pid)
             res["worker_rss_mb"] = rss_mb(n8.worker_pids()[0])
+            pids = [n8.pid] + n8.worker_pids()
+            window = 10.0 if a.quick else 30.0
+            c0, t0 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+            time.sleep(window)
+            c1, t1 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+            res["idle_cpu_percent_8rt"] = 100.0 * (c1 - c0) / (t1 - t0)
+            res["idle_window_s"] = window
         finally:
             n8.stop()
 
-    res["loopback_vs_twohop_p50"] = res["loopback_p50_us"] / res["twohop_p50_us"]
+    res["loadavg_after"] = loadavg()
+    res["spread"] = spread
     res["mqtt_echo_vs_broker_p50"] = res["mqtt_echo_p50_us"] / res["broker_echo_p50_us"]
     if not a.json:
         print(f"channels benchmark ({'quick' if a.quick else 'full'}) on {res['machine']}")
+        print(f"load average before {res['loadavg_before']}, after {res['loadavg_after']}; latency: medians of {a.reps} repetitions "
+              f"(loopback/two-hop ratio min-max {spread['loopback_vs_twohop_p50'][0]:.2f}-{spread['loopback_vs_twohop_p50'][1]:.2f})")
         print(table(["path", "p50 us", "p99 us", "msg/s", "baseline", "b p50 us", "b p99 us", "b msg/s", "p50 ratio", "target"], [
             ["worker->sup->worker", res["loopback_p50_us"], res["loopback_p99_us"], round(res["loopback_rate_msgs"]),
              "2 queue hops", res["twohop_p50_us"], res["twohop_p99_us"], round(res["twohop_rate_msgs"]), res["loopback_vs_twohop_p50"], "<= 1.3"],
@@ -406,6 +438,7 @@ def main() -> int:
         print(f"publish: {res['publish_received']}/{res['publish_sent']} received, lost {res['publish_lost']}")
         print(f"supervisor RSS: {res['supervisor_rss_mb_8rt']:.1f} MB with 8 runtimes (target <= 60), "
               f"{res['supervisor_rss_mb']:.1f} MB after the run with 3; a worker: {res['worker_rss_mb']:.1f} MB")
+        print(f"idle node of 8 runtimes: {res['idle_cpu_percent_8rt']:.2f} % of a CPU over {res['idle_window_s']:g} s (target <= 1)")
     print(json.dumps(res))
     return 0
 
