@@ -1,4 +1,4 @@
-"""Fault, bad-input and sandbox scenarios that produce figures (issue 8).
+"""Fault, bad-input and sandbox scenarios that produce figures.
 
 `python -m chaos [--quick] [--json] [--only NAME ...]` runs every scenario against real
 processes (mosquitto, `start.py` nodes, the orchestrator, forked workers, real POSIX IPC) and

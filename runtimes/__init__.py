@@ -50,7 +50,7 @@ class RuntimeSpec:
 REGISTRY: dict[str, RuntimeSpec] = {
     s.name: s
     for s in (
-        # WebAssembly runtimes (runtimes/linux*.py, helper of issue 4)
+        # WebAssembly runtimes (runtimes/linux*.py)
         RuntimeSpec("linux", "runtimes.linux:LinuxRuntime", "up to 128 modules: channels, dirs, resources, fault_crash, profiling"),
         RuntimeSpec("linux/min/wasmtime", "runtimes.linux_min:WasmtimeMinRuntime", "minimal one-module runtime on wasmtime (stdout only)"),
         RuntimeSpec("linux/min/wasmer", "runtimes.linux_min:WasmerMinRuntime", "minimal one-module runtime on wasmer, exec'd under python3.10"),

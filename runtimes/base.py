@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
@@ -25,6 +25,7 @@ from common.exit_status import exit_status
 from common.profile import encode_profile
 from common.topics import ChannelError, Grant, parse_grants, resolve
 from ipc import messages as M
+from ipc.messages import Message
 
 __all__ = [
     "Runtime",
@@ -32,6 +33,16 @@ __all__ = [
     "Module",
     "ChannelError",
 ]
+
+
+class RuntimeEndpoint(Protocol):
+    """What a runtime uses of its IPC endpoint (`ipc.WorkerEndpoint`)."""
+
+    def send(self, h1: int, h2: int, payload: bytes = b"", timeout: float = 5.0) -> None: ...
+
+    def recv(self, timeout: float | None = None) -> Message | None: ...
+
+    def drain(self) -> list[Message]: ...
 
 
 @dataclass
@@ -129,7 +140,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __init__(self, endpoint: Any, config: WorkerConfig) -> None:
+    def __init__(self, endpoint: RuntimeEndpoint, config: WorkerConfig) -> None:
         self.ep = endpoint
         self.config = config
         self.modules: dict[int, Module] = {}
@@ -255,7 +266,7 @@ class Runtime:
                 if self._stopping:
                     break
 
-    def dispatch(self, msg: Any) -> None:
+    def dispatch(self, msg: Message) -> None:
         """Call the hook for one message from the supervisor; a hook's exception is logged, not fatal."""
         h1, h2, payload = msg.h1, msg.h2, msg.payload
         index = M.index_of(h1)

@@ -24,15 +24,13 @@ class WorkerState(enum.Enum):
     FATAL = "FATAL"
 
 
-S = WorkerState
-
 EDGES: dict[WorkerState, frozenset[WorkerState]] = {
-    S.STOPPED: frozenset({S.STARTING}),
-    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FATAL, S.STOPPING}),
-    S.RUNNING: frozenset({S.BACKOFF, S.STOPPING}),
-    S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
-    S.STOPPING: frozenset({S.STOPPED}),
-    S.FATAL: frozenset({S.STOPPED}),
+    WorkerState.STOPPED: frozenset({WorkerState.STARTING}),
+    WorkerState.STARTING: frozenset({WorkerState.RUNNING, WorkerState.BACKOFF, WorkerState.FATAL, WorkerState.STOPPING}),
+    WorkerState.RUNNING: frozenset({WorkerState.BACKOFF, WorkerState.STOPPING}),
+    WorkerState.BACKOFF: frozenset({WorkerState.STARTING, WorkerState.STOPPED}),
+    WorkerState.STOPPING: frozenset({WorkerState.STOPPED}),
+    WorkerState.FATAL: frozenset({WorkerState.STOPPED}),
 }
 
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+from runtimes.base import Runtime
 from runtimes.engines import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, Engine, EngineError, Limits,
                               RunControl, RunResult, RunSpec, StdinPipe)
 from runtimes.engines.bridge import READ, WRITE, NullBridge
@@ -123,7 +124,7 @@ def deployed_payload(result: RunResult, msgs_in: int, msgs_out: int) -> bytes:
 class RuntimeOutlet:
     """A module's channel operations as the runtime's IPC helpers (Runtime.open_channel...)."""
 
-    def __init__(self, rt: Any, index: int) -> None:
+    def __init__(self, rt: Runtime, index: int) -> None:
         self.rt = rt
         self.index = index
 
@@ -140,7 +141,7 @@ class RuntimeOutlet:
 class ModuleHost:
     """Runs one module to its end and reports it; `stop()` from the loop thread ends it early."""
 
-    def __init__(self, rt: Any, index: int, uuid: str, name: str, args: ModuleArgs, engine: Engine,
+    def __init__(self, rt: Runtime, index: int, uuid: str, name: str, args: ModuleArgs, engine: Engine,
                  files: ModuleFiles, features: Features, memory_limit: Optional[int],
                  on_gone: Callable[[int, "ModuleHost"], None]) -> None:
         self.rt = rt

@@ -1,5 +1,5 @@
 """End to end: real mosquitto, the real orchestrator process, real nodes (`start.py` with the
-`test/echo` runtime) and the real `manage.py` scripts (issue 5, section 3)."""
+`test/echo` runtime) and the real `manage.py` scripts."""
 from __future__ import annotations
 
 import os
