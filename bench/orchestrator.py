@@ -163,7 +163,8 @@ def run_mqtt(n: int, samples: int) -> dict[str, Any]:
     bare MQTT round trip (publish, receive it back) on the same broker."""
     from tests.helpers.broker import Mosquitto
     from tests.helpers.mqtt import MqttProbe
-    from tests.orchestrator.proc import OrchestratorProc, wait_until
+    from tests.helpers.orchestrator import OrchestratorProc
+    from tests.helpers.wait import wait_until
 
     tmp = tempfile.mkdtemp(prefix="sl-bench-orch-mqtt-")
     try:

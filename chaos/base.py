@@ -16,6 +16,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `python chaos/...` as well as `python -m chaos`
     sys.path.insert(0, ROOT)
 
+from tests.helpers.control import control_message, js as js  # noqa: E402  (js: for the scenarios; after the path: also `python chaos/x.py`)
+from tests.helpers.control import module_create as _module_create  # noqa: E402
+from tests.helpers.control import module_delete as _module_delete  # noqa: E402
+from tests.helpers.wait import wait_until as _wait_until  # noqa: E402
+
 REALM = "realm"
 IPC_DIRS = ("/dev/mqueue", "/dev/shm")
 
@@ -56,19 +61,8 @@ class Outcome:
 
 
 def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll `pred()` until truthy; TimeoutError naming `what` (and the last exception) otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = pred()
-            if last:
-                return last
-        except Exception as e:  # transient (process starting, file appearing): keep polling
-            last = e
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:g}s (last: {last!r})")
-        time.sleep(interval)
+    """tests.helpers.wait.wait_until polling more often: the scenarios time recoveries with it."""
+    return _wait_until(pred, timeout, what, interval)
 
 
 def ipc_objects(sid: int | None = None) -> list[str]:
@@ -129,15 +123,6 @@ def workers_by_name(supervisor_pid: int) -> dict[str, int]:
         if t.startswith("silverline: rt.") and alive(pid):
             out[t.split("rt.", 1)[1].split()[0]] = pid
     return out
-
-
-def js(payload: bytes) -> dict[str, Any]:
-    """A payload as a JSON object, {} when it is not one."""
-    try:
-        v = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return {}
-    return v if isinstance(v, dict) else {}
 
 
 class Watch:
@@ -229,15 +214,13 @@ class Inbox:
 
 def control(action: str, data: dict[str, Any], object_id: str | None = None) -> bytes:
     """A control envelope (PROTOCOL.md section 1)."""
-    import uuid as _uuid
-    return orjson.dumps({"object_id": object_id or str(_uuid.uuid4()), "action": action, "type": "req", "data": data})
+    return orjson.dumps(control_message(action, data, object_id))
 
 
 def module_create(uuid: str, parent: str, *, channels: list[dict[str, str]] | None = None, name: str | None = None,
                   file: str = "none", **args: Any) -> bytes:
-    return control("create", {"type": "module", "uuid": uuid, "name": name or f"mod-{uuid[:8]}", "parent": parent,
-                              "file": file, "apis": [], "args": args, "channels": channels or []})
+    return orjson.dumps(_module_create(uuid, parent, channels=channels, name=name or f"mod-{uuid[:8]}", file=file, **args))
 
 
 def module_delete(uuid: str) -> bytes:
-    return control("delete", {"type": "module", "uuid": uuid})
+    return orjson.dumps(_module_delete(uuid))

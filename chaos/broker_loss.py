@@ -21,7 +21,7 @@ import uuid as _uuid
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, js, module_create, module_delete, wait_until, workers_by_name
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc
+from tests.helpers.orchestrator import OrchestratorProc
 
 LOSE_MODULES = 5
 OUTAGES_S = [1.5, 9.0, 20.0]  # broker down this long; the later ones outlast several reconnect attempts

@@ -34,7 +34,7 @@ from chaos import gen
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, alive, js, module_create, module_delete, wait_until, workers_by_name
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc
+from tests.helpers.orchestrator import OrchestratorProc
 
 SEED = 8
 

@@ -15,7 +15,7 @@ from typing import Any
 from chaos.base import REALM, Outcome, Size, Watch, control, wait_until
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc
+from tests.helpers.orchestrator import OrchestratorProc
 
 
 def snapshot(orch: OrchestratorProc, rt: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import time
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, alive, ipc_objects, js, module_create, wait_until
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc
+from tests.helpers.orchestrator import OrchestratorProc
 
 NMOD = 3
 

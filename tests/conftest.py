@@ -1,16 +1,17 @@
-"""Shared fixtures: a real mosquitto broker per test, an MQTT probe, and a guard that
-fails any test leaving a POSIX queue or shared-memory object of ours behind."""
+"""Shared fixtures: a real mosquitto broker per test, an MQTT probe, a real orchestrator (`orch`),
+and a guard that fails any test leaving a POSIX queue or shared-memory object of ours behind."""
 from __future__ import annotations
 
 import os
 import re
 import subprocess
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from tests.helpers.broker import Mosquitto
 from tests.helpers.mqtt import MqttProbe
+from tests.helpers.orchestrator import OrchestratorProc
 
 IPC_DIRS = ("/dev/mqueue", "/dev/shm")
 
@@ -82,3 +83,14 @@ def probe(broker: Mosquitto) -> Iterator[MqttProbe]:
     p = MqttProbe(broker.port)
     yield p
     p.close()
+
+
+@pytest.fixture
+def orch(broker: Mosquitto, tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[OrchestratorProc]:
+    """A real orchestrator process on the test broker, its store in tmp_path, always stopped.
+    Options: `pytestmark = pytest.mark.orchestrator(ka_interval=0.5, extra_args=[...])` in a module
+    (or on one test); the default keepalive interval is 1 s."""
+    marker = request.node.get_closest_marker("orchestrator")
+    kw: dict[str, Any] = {"ka_interval": 1.0, **(marker.kwargs if marker else {})}
+    with OrchestratorProc(broker.port, str(tmp_path), **kw) as o:
+        yield o

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections import Counter
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,17 +17,9 @@ from cli import benchmark
 from cli._api import Api
 from collector import Collector, ProfileStore
 from tests.helpers.node import NodeProcess, running_node
-from tests.orchestrator.proc import OrchestratorProc
 
 
-@pytest.fixture
-def orchestrator(broker, tmp_path) -> Iterator[OrchestratorProc]:  # type: ignore[no-untyped-def]
-    o = OrchestratorProc(broker.port, str(tmp_path))
-    o.start()
-    try:
-        yield o
-    finally:
-        o.stop()
+pytestmark = pytest.mark.orchestrator(ka_interval=0.5)
 
 
 def done_cells(data: str, cid: str) -> Counter[int]:
@@ -42,11 +34,11 @@ def done_cells(data: str, cid: str) -> Counter[int]:
     return got
 
 
-def test_campaign_outcomes_lost_and_resume(broker, orchestrator, wasm, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"mqtt": "127.0.0.1", "mqtt_port": broker.port, "http": "127.0.0.1",
-                               "http_port": orchestrator.http_port}))
-    api = Api(orchestrator.url)
+                               "http_port": orch.http_port}))
+    api = Api(orch.url)
     data = str(tmp_path / "data")
     col = Collector(ProfileStore(data), "127.0.0.1", broker.port).start()
     state = str(tmp_path / "state")

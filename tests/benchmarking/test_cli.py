@@ -5,30 +5,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Iterator
 
 import pytest
 
 from cli import benchmark, cpufreq, engines as engines_cli, report
 from collector import Collector, ProfileStore
 from tests.helpers.node import running_node
-from tests.orchestrator.proc import OrchestratorProc
 
 
-@pytest.fixture
-def orchestrator(broker, tmp_path) -> Iterator[OrchestratorProc]:  # type: ignore[no-untyped-def]
-    o = OrchestratorProc(broker.port, str(tmp_path))
-    o.start()
-    try:
-        yield o
-    finally:
-        o.stop()
+pytestmark = pytest.mark.orchestrator(ka_interval=0.5)
 
 
-def test_benchmark_collect_report_end_to_end(broker, orchestrator, wasm, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_benchmark_collect_report_end_to_end(broker, orch, wasm, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"mqtt": "127.0.0.1", "mqtt_port": broker.port, "http": "127.0.0.1",
-                               "http_port": orchestrator.http_port}))
+                               "http_port": orch.http_port}))
     data = tmp_path / "data"
     col = Collector(ProfileStore(str(data)), "127.0.0.1", broker.port).start()
     try:

@@ -8,24 +8,19 @@ from typing import Any
 import orjson
 
 from runtimes.benchmarking import engines, payloads
-from tests.helpers.mqtt import MqttProbe, Received
+from tests.helpers import control
+from tests.helpers.mqtt import MqttProbe
 from tests.helpers.node import running_node
 
 REALM = "realm"
 
 
 def create(probe: MqttProbe, rt_uuid: str, uuid: str, file: str, **args: Any) -> None:
-    msg = {"object_id": uuid + "-c", "action": "create", "type": "req",
-           "data": {"type": "module", "uuid": uuid, "name": os.path.basename(file), "parent": rt_uuid,
-                    "file": file, "args": args}}
-    probe.publish(f"{REALM}/proc/control/{rt_uuid}", msg)
+    control.create(probe, rt_uuid, uuid, file=file, name=os.path.basename(file), **args)
 
 
 def exited(probe: MqttProbe, rt_uuid: str, uuid: str, timeout: float = 120) -> dict[str, Any]:
-    def is_exit(m: Received) -> bool:
-        d = m.json()
-        return d.get("action") == "exited" and d["data"].get("uuid") == uuid
-    return probe.wait_for(f"{REALM}/proc/control/{rt_uuid}", is_exit, timeout=timeout)[0].json()["data"]
+    return control.exited(probe, rt_uuid, uuid, timeout)
 
 
 def profile(probe: MqttProbe, ptype: str, uuid: str, timeout: float = 30) -> bytes:

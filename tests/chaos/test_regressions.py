@@ -127,7 +127,7 @@ def test_profile_with_a_very_long_module_name_is_stored(tmp_path: Any) -> None:
 def test_deeply_nested_control_message_does_not_deafen_the_orchestrator(broker: Any, tmp_path: Any) -> None:
     """Its error report could not be encoded; the TypeError killed the orchestrator's MQTT thread."""
     from chaos.fuzz import ErrLog
-    from tests.orchestrator.proc import OrchestratorProc
+    from tests.helpers.orchestrator import OrchestratorProc
     errlog = ErrLog()
     with OrchestratorProc(broker.port, str(tmp_path)) as orch:
         watch = Watch(broker.port, lambda t, p: errlog.add(p), [(f"{REALM}/proc/log", 1)])

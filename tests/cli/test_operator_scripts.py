@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,7 +17,8 @@ from cli._api import CliError, expand_multi
 from common.config import load_config
 from tests.helpers.broker import free_port
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
+from tests.helpers.orchestrator import ROOT, OrchestratorProc
+from tests.helpers.wait import wait_until
 
 
 def manage(*args: str, cwd: str = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -34,12 +35,6 @@ def one_line_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert len(lines) == 1, r.stderr
     for n in needles:
         assert n in lines[0], lines[0]
-
-
-@pytest.fixture
-def orch(broker: Any, tmp_path: Any) -> Iterator[OrchestratorProc]:
-    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=1.0) as o:
-        yield o
 
 
 def test_help_lists_scripts_and_each_has_usage() -> None:

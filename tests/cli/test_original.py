@@ -17,7 +17,8 @@ from common.config import load_config
 from tests.cli.original_orchestrator import OriginalOrchestrator
 from tests.helpers import original as O
 from tests.helpers.mqtt import MqttProbe
-from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
+from tests.helpers.orchestrator import ROOT, OrchestratorProc
+from tests.helpers.wait import wait_until
 
 R = "realm"
 MGR = "bbbbbbbb-0000-4000-8000-000000000001"

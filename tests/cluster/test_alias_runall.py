@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from common.wire import envelope
 from tests.cluster.conftest import Cluster
 from tests.helpers.mqtt import MqttProbe
-from tests.orchestrator.proc import OrchestratorProc
+from tests.helpers.orchestrator import OrchestratorProc
+
+pytestmark = pytest.mark.orchestrator(ka_interval=5)
 
 R = "realm"
 
@@ -37,12 +39,6 @@ def test_alias_to_stdout(cluster: Cluster) -> None:
     rc, out, _ = cluster.run("alias", "-o", "-")
     assert rc == 0 and out.startswith("# SilverLine cluster aliases")
     assert out.count("alias dev") == 3
-
-
-@pytest.fixture
-def orch(broker: Any, tmp_path: Any) -> Iterator[OrchestratorProc]:
-    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=5) as o:
-        yield o
 
 
 def register_runtime(probe: MqttProbe, mgr: str, rt: str, name: str) -> None:

@@ -8,21 +8,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 from cluster.ssh import SshOptions, resolve
 from common.manifest import Device
 from tests.cluster.conftest import Cluster
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
-
-
-@pytest.fixture
-def orch(broker: Any, tmp_path: Any) -> Iterator[OrchestratorProc]:
-    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=1.0) as o:
-        yield o
+from tests.helpers.orchestrator import ROOT, OrchestratorProc
+from tests.helpers.wait import wait_until
 
 
 def test_resolve_reads_hostname_port_and_user_of_the_ssh_config(cluster: Cluster) -> None:

@@ -12,7 +12,8 @@ from common.wire import envelope, new_uuid
 from tests.helpers.broker import Mosquitto
 from tests.helpers.mqtt import MqttProbe
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc, wait_until
+from tests.helpers.orchestrator import OrchestratorProc
+from tests.helpers.wait import wait_until
 
 R = "realm"
 

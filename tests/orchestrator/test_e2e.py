@@ -6,23 +6,16 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 from common.wire import envelope
 from tests.helpers.mqtt import MqttProbe
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
+from tests.helpers.orchestrator import ROOT, OrchestratorProc
+from tests.helpers.wait import wait_until
 
 R = "realm"
 WAIT = 30.0
-
-
-@pytest.fixture
-def orch(broker: Any, tmp_path: Any) -> Iterator[OrchestratorProc]:
-    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=1.0) as o:
-        yield o
 
 
 def manage(orch: OrchestratorProc, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -7,24 +7,21 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from tests.helpers import original as O
 from tests.helpers.mqtt import MqttProbe
-from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
+from tests.helpers.orchestrator import ROOT, OrchestratorProc
+from tests.helpers.wait import wait_until
+
+pytestmark = pytest.mark.orchestrator(ka_interval=0.3, extra_args=["--delete-timeout", "1.5"])
 
 R = "realm"
 MGR = "aaaaaaaa-0000-4000-8000-000000000001"
 RT_A = "aaaaaaaa-0000-4000-8000-0000000000a1"
 RT_B = "aaaaaaaa-0000-4000-8000-0000000000b2"
-
-
-@pytest.fixture
-def orch(broker: Any, tmp_path: Any) -> Iterator[OrchestratorProc]:
-    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.3, extra_args=["--delete-timeout", "1.5"]) as o:
-        yield o
 
 
 def reg(probe: MqttProbe, msg: dict[str, Any]) -> dict[str, Any]:

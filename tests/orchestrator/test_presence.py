@@ -10,8 +10,10 @@ import pytest
 
 from common.wire import envelope
 from tests.helpers.mqtt import MqttProbe
-from tests.orchestrator.proc import OrchestratorProc
+from tests.helpers.orchestrator import OrchestratorProc
 from tests.orchestrator.test_core import Harness
+
+pytestmark = pytest.mark.orchestrator(ka_interval=0.5)
 
 R = "realm"
 
@@ -124,12 +126,6 @@ def test_messages_without_process_metadata_keep_the_old_rules(h: Harness) -> Non
     assert h.runtime("rt-1", "one")["data"]["result"] == "ok"
     h.send(f"{R}/proc/reg/rt-1", envelope("delete", {"type": "runtime", "uuid": "rt-1", "name": "one"}))
     assert not h.o.nodes["rt-1"].alive
-
-
-@pytest.fixture
-def orch(broker: Any, tmp_path: Any) -> Iterator[OrchestratorProc]:
-    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.5) as o:
-        yield o
 
 
 def test_online_is_retained_offline_on_stop_and_by_last_will(broker: Any, orch: OrchestratorProc) -> None:

@@ -8,21 +8,18 @@ import os
 import socket
 import subprocess
 import sys
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from common.wire import envelope
 from tests.helpers.mqtt import MqttProbe
-from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
+from tests.helpers.orchestrator import ROOT, OrchestratorProc
+from tests.helpers.wait import wait_until
+
+pytestmark = pytest.mark.orchestrator(ka_interval=0.5)
 
 R = "realm"
-
-
-@pytest.fixture
-def orch(broker: Any, tmp_path: Any) -> Iterator[OrchestratorProc]:
-    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.5) as o:
-        yield o
 
 
 def register(probe: MqttProbe, mgr: str, rt: str, name: str, max_n: int = 0) -> dict[str, Any]:

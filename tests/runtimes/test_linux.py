@@ -12,11 +12,11 @@ import tempfile
 import uuid as uuidlib
 from typing import Any, Iterator
 
-import orjson
 import pytest
 
 from runtimes.engines.python310 import find_wasmer_python
 from tests.helpers.broker import Mosquitto
+from tests.helpers.control import create, delete, exited, js
 from tests.helpers.mqtt import MqttProbe, Received
 from tests.helpers.node import NodeProcess
 from tests.runtimes.conftest import ROOT
@@ -24,13 +24,6 @@ from tests.runtimes.conftest import ROOT
 REALM = "realm"
 MEMORY_LIMIT = 32 << 20
 
-
-def js(m: Received) -> dict[str, Any]:
-    try:
-        v = orjson.loads(m.payload)
-    except orjson.JSONDecodeError:
-        return {}
-    return v if isinstance(v, dict) else {}
 
 
 class Node:
@@ -47,22 +40,14 @@ class Node:
     def create(self, file: str, rt: str | None = None, uuid: str | None = None, channels: list[dict[str, str]] | None = None,
                apis: list[str] | None = None, **args: Any) -> str:
         uuid = uuid or str(uuidlib.uuid4())
-        rt = rt or self.rt()
-        self.probe.publish(f"{REALM}/proc/control/{rt}", {
-            "object_id": str(uuidlib.uuid4()), "action": "create", "type": "req",
-            "data": {"type": "module", "uuid": uuid, "name": f"m-{uuid[:8]}", "parent": rt, "file": file,
-                     "apis": apis or [], "args": args, "channels": channels or []}})
+        create(self.probe, rt or self.rt(), uuid, file=file, name=f"m-{uuid[:8]}", channels=channels, apis=apis, **args)
         return uuid
 
     def delete(self, uuid: str, rt: str | None = None) -> None:
-        self.probe.publish(f"{REALM}/proc/control/{rt or self.rt()}", {
-            "object_id": str(uuidlib.uuid4()), "action": "delete", "type": "req", "data": {"type": "module", "uuid": uuid}})
+        delete(self.probe, rt or self.rt(), uuid)
 
     def exited(self, uuid: str, timeout: float = 30.0) -> dict[str, Any]:
-        msgs = self.probe.wait_for(f"{REALM}/proc/control/+", lambda m: js(m).get("action") == "exited"
-                                   and js(m)["data"].get("uuid") == uuid, timeout=timeout)
-        data: dict[str, Any] = msgs[0].json()["data"]
-        return data
+        return exited(self.probe, "+", uuid, timeout)
 
     def stdout(self, uuid: str) -> bytes:
         return b"".join(m.payload for m in self.probe.messages(f"{REALM}/proc/stdio/{uuid}"))

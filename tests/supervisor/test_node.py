@@ -10,39 +10,14 @@ import time
 from typing import Any
 
 import orjson
-import pytest
 
+from tests.helpers.control import create, delete, exited, js
 from tests.helpers.mqtt import MqttProbe, Received
-from tests.helpers.node import NodeProcess, running_node
+from tests.helpers.node import NodeProcess
+from tests.helpers.wait import wait_until
 
 REALM = "realm"
 FAST = 0.3  # registration timeout: no orchestrator in these tests
-
-
-def create(probe: MqttProbe, rt: str, uuid: str, channels: list[dict[str, str]] | None = None, **args: Any) -> None:
-    probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": f"o-{uuid}", "action": "create", "type": "req", "data": {
-        "type": "module", "uuid": uuid, "name": f"mod-{uuid}", "parent": rt, "file": "none",
-        "apis": [], "args": args, "channels": channels or []}})
-
-
-def delete(probe: MqttProbe, rt: str, uuid: str) -> None:
-    probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": f"d-{uuid}", "action": "delete", "type": "req",
-                                                  "data": {"type": "module", "uuid": uuid}})
-
-
-def js(m: Received) -> dict[str, Any]:
-    """The message as JSON, {} when it is not (tests also publish malformed ones)."""
-    try:
-        v = orjson.loads(m.payload)
-    except orjson.JSONDecodeError:
-        return {}
-    return v if isinstance(v, dict) else {}
-
-
-def exited(probe: MqttProbe, rt: str, uuid: str, timeout: float = 15.0) -> dict[str, Any]:
-    msgs = probe.wait_for(f"{REALM}/proc/control/{rt}", lambda m: js(m).get("action") == "exited"
-                          and js(m)["data"]["uuid"] == uuid, timeout=timeout)
-    return msgs[0].json()["data"]
 
 
 def errors(probe: MqttProbe, text: str, timeout: float = 10.0) -> list[Received]:
@@ -62,14 +37,6 @@ def ipc_objects(pid: int) -> list[str]:
 def node(broker: Any, **kw: Any) -> NodeProcess:
     kw.setdefault("reg_timeout", FAST)
     return NodeProcess(broker.port, **kw)
-
-
-def wait_until(pred: Any, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s")
-        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- registration
@@ -251,9 +218,9 @@ def test_fatal_after_repeated_boot_failures(broker: Any, probe: MqttProbe) -> No
         d = probe.wait_for(f"{REALM}/proc/reg/{bf}", lambda m: m.json()["action"] == "delete", timeout=20)[0].json()
         assert d["data"]["type"] == "runtime" and d["data"]["uuid"] == bf
         errors(probe, "FATAL")
-        out = n.output()
+        # the log line comes through the node's stdout pipe, which may lag the MQTT report
+        out = wait_until(lambda: "FATAL, not restarting" in n.output() and n.output(), 10, "the FATAL log line")
         assert out.count("worker failed to boot") == 3
-        assert "FATAL, not restarting" in out
         assert "setup() on purpose" in out  # the worker's own message reached the log
         time.sleep(0.5)
         assert n.output().count("worker started") == 4  # 3 attempts + the healthy test/reg

@@ -101,18 +101,3 @@ class OrchestratorProc:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def wait_until(pred: Any, timeout: float = 20.0, what: str = "condition", interval: float = 0.05) -> Any:
-    """Poll `pred()` until it returns something truthy; raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = pred()
-        except Exception as e:  # keep polling through transient errors, report the last one
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached after {timeout}s (last: {last!r})")
-        time.sleep(interval)
