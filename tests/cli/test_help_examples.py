@@ -21,7 +21,7 @@ from tests.cluster.conftest import ROWS
 from tests.cluster.sshd import Sshd
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc
+from tests.helpers.orchestrator import OrchestratorProc
 
 MODULE_SCRIPTS = ("run", "stop")
 

@@ -17,7 +17,8 @@ import pytest
 from silverline import Client, ClientError, ExitStatus
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import ROOT, OrchestratorProc, wait_until
+from tests.helpers.orchestrator import ROOT, OrchestratorProc
+from tests.helpers.wait import wait_until
 
 
 class Setup:
