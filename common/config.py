@@ -3,12 +3,14 @@
 A missing file means embedded defaults (localhost broker, realm `realm`); a file that
 exists but is wrong raises `ConfigError` naming the file and the key. Keys of the original
 SilverLine tools that this project does not use (`file_store`, `file_store_port`) are
-accepted with a note; a password file (`pwd`) that does not exist is a warning and the
+accepted with a note; any other unknown key is a warning naming the closest known key
+(`mqtt_prot`: did you mean 'mqtt_port'?); a password file (`pwd`) that does not exist is a warning and the
 connection goes on without a password, as the original's does (docs/compatibility.md).
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
 import os
@@ -24,6 +26,8 @@ ORIGINAL_ONLY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "file_store": ((str,), "the original's file store host (its `--file_store`)"),
     "file_store_port": ((int,), "the original's file store port"),
 }
+# keys other parts read from the file itself: key -> who
+OTHER_KEYS: dict[str, str] = {"runtimes": "start.py (per-runtime settings)"}
 _warned_pwd: set[str] = set()
 
 
@@ -112,8 +116,15 @@ def load_config(path: str | None = None, *, required: bool = False) -> Config:
                 raise ConfigError(f"{path}: key {key!r} ({what}) must be {' or '.join(t.__name__ for t in types)}, got {value!r}")
             log.info("%s: key %r is %s; this project does not use it", path, key, what)
             continue
+        if key in OTHER_KEYS:
+            continue
         if key not in _TYPES or key == "path":
-            continue  # unknown keys are tolerated: configs are shared with other tools
+            # tolerated (configs are shared with other tools), but a typo must not go unnoticed
+            known = sorted(k for k in (*_TYPES, *ORIGINAL_ONLY_KEYS, *OTHER_KEYS) if k != "path")
+            close = difflib.get_close_matches(key, known, 1, 0.6)
+            log.warning("%s: unknown key %r ignored%s", path, key, f"; did you mean {close[0]!r}?" if close else
+                        f" (known keys: {', '.join(known)})")
+            continue
         want = _TYPES[key]
         if isinstance(value, bool) and int in want and bool not in want:
             raise ConfigError(f"{path}: key {key!r} must be a number, got {value!r}")
