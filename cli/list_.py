@@ -1,5 +1,9 @@
 """List runtimes and the modules running (and queued) on each, from the orchestrator.
 
+The table fits the terminal: past its width the runtime uuid is shortened to its last 8
+characters, then the columns UUID, Node, Type and Queued are dropped in that order, and module
+lines wrap. --wide shows every column in full (as does output to a pipe without $COLUMNS).
+
 Usage:
     manage.py list [options]
     manage.py list -h | --help
@@ -9,6 +13,7 @@ Options:
     -q, --queued N          Show up to N queued modules per runtime [default: 5].
     -a, --all               Also list dead runtimes.
     --json                  Print the orchestrator's runtime entries as JSON instead of a table.
+    -W, --wide              Every column in full, whatever the terminal's width.
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL     Log level [default: WRN].
@@ -16,6 +21,8 @@ Options:
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from typing import Any
@@ -44,11 +51,15 @@ def _mod_line(m: dict[str, Any]) -> Text:
     return t
 
 
-def table(runtimes: list[dict[str, Any]], queued_shown: int) -> Table:
-    """A rich table: one row per runtime, its modules and the head of its queue."""
-    tab = Table(title=f"{len(runtimes)} runtime(s)", title_justify="left", show_lines=True)
-    for col in ("Runtime", "UUID", "Node", "Type", "State", "Running", "Queued", "Modules"):
-        tab.add_column(Text(col, style="bold"), no_wrap=col in ("UUID", "State", "Running", "Queued"))
+COLUMNS = ("Runtime", "UUID", "Node", "Type", "State", "Running", "Queued", "Modules")
+# how a table too wide for the terminal gets narrower, one step at a time
+NARROWING = ("short-uuid", "UUID", "Node", "Type", "Queued")
+MODULES_MIN = 24  # the Modules column wraps, but narrower than this it is unreadable
+
+
+def rows(runtimes: list[dict[str, Any]], queued_shown: int) -> list[dict[str, Any]]:
+    """One dict per runtime: column -> cell (str, or Text for State and Modules)."""
+    out = []
     for rt in runtimes:
         mods = [_mod_line(m) for m in rt.get("children", [])]
         queued = rt.get("queued", [])[:queued_shown]
@@ -58,9 +69,54 @@ def table(runtimes: list[dict[str, Any]], queued_shown: int) -> Table:
             mods.append(Text(f"... and {more} more queued", style="cyan"))
         limit = rt.get("max_nmodules") or 0
         running = f"{len(rt.get('children', []))}/{limit}" if limit else str(len(rt.get("children", [])))
-        tab.add_row(rt["name"], rt["uuid"], node_of(rt), rt.get("runtime_type") or "-",
-                    Text(rt.get("status", "?"), style=_STATE_STYLE.get(rt.get("status", ""), "")),
-                    running, str(nqueued(rt)), Text("\n").join(mods) if mods else Text("-", style="dim"))
+        out.append({"Runtime": rt["name"], "UUID": rt["uuid"], "Node": node_of(rt), "Type": rt.get("runtime_type") or "-",
+                    "State": Text(rt.get("status", "?"), style=_STATE_STYLE.get(rt.get("status", ""), "")),
+                    "Running": running, "Queued": str(nqueued(rt)),
+                    "Modules": Text("\n").join(mods) if mods else Text("-", style="dim")})
+    return out
+
+
+def _cell_width(v: Any) -> int:
+    return max((len(line) for line in str(v).split("\n")), default=0)
+
+
+def layout(cells: list[dict[str, Any]], width: int | None) -> tuple[list[str], bool]:
+    """The columns to show and whether uuids are shortened, for a terminal `width` (None: all)."""
+    cols, short = list(COLUMNS), False
+    if width is None:
+        return cols, short
+
+    def need() -> int:
+        total = 4 + 3 * (len(cols) - 1)  # rich's borders and padding
+        for c in cols:
+            w = max([len(c)] + [_cell_width(r[c]) for r in cells])
+            if c == "UUID" and short:
+                w = 8
+            if c == "Modules":
+                w = min(w, MODULES_MIN)
+            total += w
+        return total
+
+    for step in NARROWING:
+        if need() <= width:
+            break
+        if step == "short-uuid":
+            short = True
+        elif step in cols:
+            cols.remove(step)
+    return cols, short
+
+
+def table(runtimes: list[dict[str, Any]], queued_shown: int, width: int | None = None) -> Table:
+    """A rich table: one row per runtime, its modules and the head of its queue; fits `width`."""
+    cells = rows(runtimes, queued_shown)
+    cols, short = layout(cells, width)
+    tab = Table(title=f"{len(runtimes)} runtime(s)", title_justify="left", show_lines=True)
+    for col in cols:
+        tab.add_column(Text(col, style="bold"), no_wrap=col != "Modules", overflow="ellipsis" if col != "Modules" else "fold",
+                       min_width=MODULES_MIN if col == "Modules" and width is not None else None)
+    for r in cells:
+        tab.add_row(*[(r[c][-8:] if c == "UUID" and short else r[c]) for c in cols])
     return tab
 
 
@@ -71,8 +127,8 @@ def _runtimes(api: Api, queued: int, show_all: bool) -> list[dict[str, Any]]:
     return api.runtimes(queued=queued)
 
 
-def _snapshot(api: Api, queued: int, show_all: bool) -> Table:
-    return table(_runtimes(api, queued, show_all), queued)
+def _snapshot(api: Api, queued: int, show_all: bool, width: int | None = None) -> Table:
+    return table(_runtimes(api, queued, show_all), queued, width)
 
 
 @guard("list")
@@ -89,15 +145,17 @@ def main(argv: list[str]) -> int:
     if opts["--json"]:
         print(json.dumps(_runtimes(api, queued, opts["--all"]), indent=2))
         return 0
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    fit = not opts["--wide"] and (sys.stdout.isatty() or "COLUMNS" in os.environ)
+    console = Console() if fit else Console(width=max(200, shutil.get_terminal_size().columns))
+    width = console.width if fit else None
     if watch <= 0:
-        console.print(_snapshot(api, queued, opts["--all"]))
+        console.print(_snapshot(api, queued, opts["--all"], width), crop=False)
         return 0
-    with Live(_snapshot(api, queued, opts["--all"]), console=console, auto_refresh=False) as live:
+    with Live(_snapshot(api, queued, opts["--all"], width), console=console, auto_refresh=False) as live:
         while True:
             time.sleep(watch)
             try:
-                view: Any = _snapshot(api, queued, opts["--all"])
+                view: Any = _snapshot(api, queued, opts["--all"], console.width if fit else None)
             except CliError as e:  # keep watching through an orchestrator restart
                 view = Group(Text(str(e), style="bold red"))
             live.update(view, refresh=True)
