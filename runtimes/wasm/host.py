@@ -3,8 +3,9 @@
 `ModuleHost` owns a module's thread: resolve the file, load it (compile cache), run it on the
 engine, restart it after a crash when `args.fault_crash == "restart"` (backoff, retry cap), then
 report `exited` (and the `deployed` profile when asked). stdout/stderr go to the module's
-`$SL/proc/stdio` channel (fd 255) as they are written, so nothing is lost at exit (the exited
-message follows them in the same ring); messages on that channel are the module's stdin.
+`$SL/proc/stdio` channel (fd 255) line by line (stdio.py: the same on every engine; a partial
+line waits at most 50 ms), so nothing is lost at exit (the exited message follows them in the
+same ring); messages on that channel are the module's stdin.
 
 Engines whose objects are bound to one thread (wasmer) load and start on the runtime's loop
 thread instead (`Features.thread_affine`); the wait happens on the engine's own thread.
@@ -27,6 +28,7 @@ from runtimes.engines import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, Engine, E
 from runtimes.engines.bridge import READ, WRITE, NullBridge
 from runtimes.wasm.channels import STDIO_FD, ModuleChannels
 from runtimes.wasm.files import ModuleFileError, ModuleFiles
+from runtimes.wasm.stdio import LineBuffer
 
 STDIO_TOPIC = "$SL/proc/stdio"  # -> {realm}/proc/stdio/{module uuid}
 DEPLOYED = "deployed"
@@ -166,6 +168,7 @@ class ModuleHost:
         self.cpu_percent = 0.0
         self._lock = threading.Lock()
         self._reported = False
+        self.output = LineBuffer(self._publish_stdout)  # stdout one way on every engine (stdio.py)
 
     # ---------------------------------------------------------------- loop-thread API
     def start(self) -> None:
@@ -211,6 +214,9 @@ class ModuleHost:
         self.rt.module_log(self.index, level, text)
 
     def _stdout(self, data: bytes) -> None:
+        self.output.write(data)
+
+    def _publish_stdout(self, data: bytes) -> None:
         self.rt.publish(self.index, STDIO_FD, data)
 
     def _spec(self) -> RunSpec:
@@ -277,6 +283,7 @@ class ModuleHost:
             self._reported = True
         if self.stdin is not None:
             self.stdin.close()
+        self.output.flush()  # the last partial line goes before the exited message
         bridge = self.bridge
         if self.args.profile:
             msgs_in = getattr(bridge, "msgs_in", 0)
