@@ -2,7 +2,7 @@
 
 The table fits the terminal: past its width the runtime uuid is shortened to its last 8
 characters, then the columns UUID, Node, Type and Queued are dropped in that order, and module
-lines wrap. --wide shows every column in full (as does output to a pipe without $COLUMNS).
+lines wrap. --wide shows every column in full, as does output to a pipe (unless --width N).
 
 Usage:
     manage.py list [options]
@@ -14,6 +14,7 @@ Options:
     -a, --all               Also list dead runtimes.
     --json                  Print the orchestrator's runtime entries as JSON instead of a table.
     -W, --wide              Every column in full, whatever the terminal's width.
+    --width N               Fit N columns (default: the terminal's width; output to a pipe is not cut).
     -c, --cfg PATH          Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL               Orchestrator REST URL (default: http://{http}:{http_port} of the config).
     -v, --verbose LEVEL     Log level [default: WRN].
@@ -21,7 +22,6 @@ Options:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -32,7 +32,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cli._api import Api, CliError, config, guard, parse, setup
+from cli._api import Api, CliError, config, guard, number, parse, setup
 from cli._compat import module_file, node_of, nqueued
 
 SUMMARY = "List runtimes and modules running on each runtime."
@@ -112,9 +112,11 @@ def table(runtimes: list[dict[str, Any]], queued_shown: int, width: int | None =
     cells = rows(runtimes, queued_shown)
     cols, short = layout(cells, width)
     tab = Table(title=f"{len(runtimes)} runtime(s)", title_justify="left", show_lines=True)
+    others = sum(max([len(c)] + [_cell_width(r[c]) for r in cells]) + 3 for c in cols if c != "Modules") + 4
+    room = width is not None and width - others >= MODULES_MIN  # else rich shares out what there is
     for col in cols:
         tab.add_column(Text(col, style="bold"), no_wrap=col != "Modules", overflow="ellipsis" if col != "Modules" else "fold",
-                       min_width=MODULES_MIN if col == "Modules" and width is not None else None)
+                       min_width=MODULES_MIN if col == "Modules" and room else None)
     for r in cells:
         tab.add_row(*[(r[c][-8:] if c == "UUID" and short else r[c]) for c in cols])
     return tab
@@ -145,8 +147,9 @@ def main(argv: list[str]) -> int:
     if opts["--json"]:
         print(json.dumps(_runtimes(api, queued, opts["--all"]), indent=2))
         return 0
-    fit = not opts["--wide"] and (sys.stdout.isatty() or "COLUMNS" in os.environ)
-    console = Console() if fit else Console(width=max(200, shutil.get_terminal_size().columns))
+    forced = number(opts, "--width", int, 20)
+    fit = not opts["--wide"] and (sys.stdout.isatty() or forced is not None)
+    console = (Console(width=forced) if forced else Console()) if fit else Console(width=max(200, shutil.get_terminal_size().columns))
     width = console.width if fit else None
     if watch <= 0:
         console.print(_snapshot(api, queued, opts["--all"], width), crop=False)

@@ -160,3 +160,11 @@ def test_the_example_of_docs_client_md_runs(s: Setup, monkeypatch: pytest.Monkey
     exec(compile(code, "docs/client.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert out == ["Hello, World!", "exited 0"], out
+
+
+def test_list_fits_a_given_width(s: Setup) -> None:
+    r = s.manage("list", "--width", "60")
+    assert r.returncode == 0 and s.linux in r.stdout, r.stdout + r.stderr
+    assert max(len(ln) for ln in r.stdout.splitlines()) <= 60, r.stdout
+    wide = s.manage("list").stdout  # a pipe: every column
+    assert "UUID" in wide and s.node.runtime_uuid(s.linux) in wide
