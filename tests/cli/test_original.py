@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -111,6 +113,48 @@ def test_benchmark_wait_reads_the_originals_exited(broker: Any, tmp_path: Any) -
             probe.close()
     assert p.returncode == 0 and "Traceback" not in err, err
     assert "1 cells: 1 done; failed: none" in err, err
+
+
+def test_run_follow_reads_the_originals_exited(broker: Any, tmp_path: Any) -> None:
+    """Item 11: `run --follow` with our orchestrator and a runtime of the original: its stdout is
+    shown and its `exited` (status the string "exited") ends the run with exit code 0."""
+    probe = MqttProbe(broker.port)
+    with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.5) as orch:
+        for msg in (O.manager_create(MGR, "orig"), O.runtime_create(RT_A, "orig.min", MGR, "linux/min/wasmer")):
+            probe.publish(f"{R}/proc/reg/{msg['data']['uuid']}", msg, qos=2)
+        wait_until(lambda: orch.get_status(f"/api/runtimes/{RT_A}/")[0] == 200, what="original runtime registered")
+        probe.subscribe(f"{R}/proc/control/{RT_A}")
+        p = subprocess.Popen([sys.executable, os.path.join(ROOT, "manage.py"), "run", "-c", orch.config, "-r", "orig.min",
+                              "-n", "hello", "-f", "wasm/apps/helloworld.wasm", "--follow", "--timeout", "30"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            create = probe.wait_for(f"{R}/proc/control/{RT_A}", lambda m: m.json()["action"] == "create", timeout=30)[0].json()
+            mid = create["data"]["uuid"]
+            seen: list[str] = []
+            assert p.stdout is not None
+            stdout = p.stdout
+
+            def read() -> None:
+                for line in iter(stdout.readline, ""):
+                    seen.append(line)
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            # the original runtime's output, until run (which follows once the module is taken) shows it
+            deadline = time.monotonic() + 30
+            while not any("Hello from the original" in ln for ln in seen) and time.monotonic() < deadline:
+                probe.publish(f"{R}/proc/stdio/{mid}", b"Hello from the original\n")
+                time.sleep(0.2)
+            probe.publish(f"{R}/proc/control/{RT_A}", O.exited(mid), qos=2)
+            p.wait(60)
+            reader.join(10)
+            out, err = "".join(seen), p.stderr.read() if p.stderr else ""
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+            probe.close()
+    assert p.returncode == 0 and "Traceback" not in err, (p.returncode, out, err)
+    assert "Hello from the original" in out, out
 
 
 def test_status_reads_the_originals_manifest(orig: tuple[OriginalOrchestrator, str], tmp_path: Any) -> None:
