@@ -14,7 +14,8 @@ from runtimes.wasm.stdio import LineBuffer
 from silverline import Client
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc, wait_until
+from tests.helpers.orchestrator import OrchestratorProc
+from tests.helpers.wait import wait_until
 
 
 def collect() -> tuple[LineBuffer, list[bytes]]:
