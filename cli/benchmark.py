@@ -284,6 +284,9 @@ def main(argv: list[str]) -> int:
         print(f"campaign {cid} resumed: {s['queued'] + s['running']} cells to run", file=sys.stderr)
     else:
         plan = build_plan(opts, resolve_runtimes(api, opts["--runtime"]), random.Random())
+        if api.get("/api/campaigns/") is None:  # e.g. the original SilverLine orchestrator (docs/compatibility.md)
+            raise CliError(f"the orchestrator at {api.url} keeps no benchmark campaigns (no /api/campaigns/; the original "
+                           "SilverLine orchestrator?): run this project's orchestrator, or the original's manage.py benchmark")
         cid = opts["--campaign"] or new_uuid()
         t0 = time.perf_counter()
         s = submit(cfg, api, "create_campaign", {"campaign": cid, "plan": plan}, cid)

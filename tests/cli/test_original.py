@@ -90,15 +90,28 @@ def test_run_reports_what_the_original_refuses_on_proc_log_orchestrator(orig: tu
     assert r.returncode == 1 and "refused by the orchestrator: duplicate module UUID; request ignored" in r.stderr, r.stderr
 
 
+def original_runtime(probe: MqttProbe, orch: OrchestratorProc, rt: str, name: str, kind: str) -> None:
+    """Register a manager and runtime of the original with our orchestrator; follow its control topic."""
+    for msg in (O.manager_create(MGR, "orig"), O.runtime_create(rt, name, MGR, kind)):
+        probe.publish(f"{R}/proc/reg/{msg['data']['uuid']}", msg, qos=2)
+    wait_until(lambda: orch.get_status(f"/api/runtimes/{rt}/")[0] == 200, what="original runtime registered")
+    probe.subscribe(f"{R}/proc/control/{rt}")
+
+
+def test_benchmark_says_the_original_orchestrator_keeps_no_campaigns(orig: tuple[OriginalOrchestrator, str]) -> None:
+    """Item 12: ours is a campaign our orchestrator stores; against the original's it says so at once."""
+    o, cfg = orig
+    r = manage(cfg, "benchmark", "-r", "orig.bench", "-f", "wasm/a.wasm", check=False)
+    assert r.returncode == 1 and "keeps no benchmark campaigns" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not [m for m in o.requests if m["action"] in ("create_campaign", "create", "create_batch")]
+
+
 def test_benchmark_wait_reads_the_originals_exited(broker: Any, tmp_path: Any) -> None:
     """Item 11: `benchmark --wait` with our orchestrator and a runtime of the original, which ends a
     module with `status: "exited"` (a string): the cell is done, nothing crashes."""
     probe = MqttProbe(broker.port)
     with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.5) as orch:
-        for msg in (O.manager_create(MGR, "orig"), O.runtime_create(RT_B, "orig.bench", MGR, "benchmarking")):
-            probe.publish(f"{R}/proc/reg/{msg['data']['uuid']}", msg, qos=2)
-        wait_until(lambda: orch.get_status(f"/api/runtimes/{RT_B}/")[0] == 200, what="original runtime registered")
-        probe.subscribe(f"{R}/proc/control/{RT_B}")
+        original_runtime(probe, orch, RT_B, "orig.bench", "benchmarking")
         p = subprocess.Popen([sys.executable, os.path.join(ROOT, "manage.py"), "benchmark", "-c", orch.config, "-r",
                               "orig.bench", "-f", "wasm/a.wasm", "--engine", "wasmtime", "--wait", "--timeout", "60"],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -120,10 +133,7 @@ def test_run_follow_reads_the_originals_exited(broker: Any, tmp_path: Any) -> No
     shown and its `exited` (status the string "exited") ends the run with exit code 0."""
     probe = MqttProbe(broker.port)
     with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.5) as orch:
-        for msg in (O.manager_create(MGR, "orig"), O.runtime_create(RT_A, "orig.min", MGR, "linux/min/wasmer")):
-            probe.publish(f"{R}/proc/reg/{msg['data']['uuid']}", msg, qos=2)
-        wait_until(lambda: orch.get_status(f"/api/runtimes/{RT_A}/")[0] == 200, what="original runtime registered")
-        probe.subscribe(f"{R}/proc/control/{RT_A}")
+        original_runtime(probe, orch, RT_A, "orig.min", "linux/min/wasmer")
         p = subprocess.Popen([sys.executable, os.path.join(ROOT, "manage.py"), "run", "-c", orch.config, "-r", "orig.min",
                               "-n", "hello", "-f", "wasm/apps/helloworld.wasm", "--follow", "--timeout", "30"],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
