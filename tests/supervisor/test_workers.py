@@ -9,38 +9,9 @@ from typing import Any
 import pytest
 
 from common.exit_status import EXIT_BOOT_ERROR
-from runtimes import RuntimeSpec
-from runtimes.base import WorkerConfig
-from runtimes.testing import EchoRuntime
-from supervisor.process import Launch
 from supervisor.states import StateError, WorkerState
-from supervisor.workers import RestartPolicy, Tick, Worker
-
-
-class FakeOps:
-    """Records what the machine asks for; hands out pids 1000, 1001, ..."""
-
-    def __init__(self) -> None:
-        self.spawned: list[Launch] = []
-        self.kills: list[tuple[int, int]] = []
-        self.next_pid = 1000
-        self.fail_spawn = False
-
-    def spawn(self, launch: Launch) -> int:
-        if self.fail_spawn:
-            raise OSError("fork: resource temporarily unavailable")
-        self.spawned.append(launch)
-        self.next_pid += 1
-        return self.next_pid - 1
-
-    def kill(self, pid: int, sig: int) -> None:
-        self.kills.append((pid, sig))
-
-    def wait_any(self, block: bool) -> tuple[int, int] | None:
-        return None
-
-    def allowed_cpus(self) -> list[int]:
-        return [0]
+from supervisor.workers import Tick, Worker
+from tests.supervisor.fakes import FakeOps, launch, make_worker
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +25,10 @@ def no_fork(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make(ops: FakeOps, **policy: Any) -> Worker:
-    spec = RuntimeSpec("test/echo", "runtimes.testing:EchoRuntime")
-    return Worker(0, spec, EchoRuntime, "n.echo", "rt-uuid", None, {}, ops, RestartPolicy(**policy))
+    return make_worker(0, ops, **policy)
 
 
-LAUNCH = Launch("n.echo", WorkerConfig(sid="s", slot=0, backend="posix", runtime="test/echo", name="n.echo", uuid="rt-uuid"),
-                None, None, [])
+LAUNCH = launch("n.echo0")
 
 
 def start(w: Worker, now: float) -> int:
