@@ -7,8 +7,9 @@ a memory limit per module, `fault_crash` restart/ignore, `profile:deployed`. Del
 running module within milliseconds (wasmtime epochs).
 
 Settings (config.json `"runtimes": {"linux": {...}}`):
-  module_root   path or list of paths where `file` is looked up (default: <project>/build/modules, then
-                the current directory); paths outside them are refused
+  module_root   path or list of paths where `file` and `args.dirs` are looked up (default:
+                <project>/build/modules, then the current directory); paths outside them are refused
+                (runtimes/files.py: one policy for every runtime)
   memory_limit  bytes of linear memory per module (default 256 MiB)
   cache_dir     compile cache directory (default ~/.cache/silverline/wasmtime; "" = memory only)
   max_restarts  fault_crash restarts before giving up (default 5); restart_backoff (s, default 0.5)
@@ -49,7 +50,7 @@ class WasmRuntime(Runtime):
 
     def setup(self) -> None:
         from runtimes.engines import open_engine  # engines load in the worker, never in the supervisor
-        from runtimes.wasm.files import ModuleFiles
+        from runtimes.files import ModuleFiles
         from runtimes.wasm.host import Features
         s = self.config.settings or {}
         self.features = Features(**self.FEATURES)
@@ -70,10 +71,12 @@ class WasmRuntime(Runtime):
         return {"cache_dir": cache_dir}
 
     def on_create(self, index: int, module: Module) -> None:
+        from runtimes.files import ModuleFileError
         from runtimes.wasm.host import BadArgs, ModuleHost, parse_args
         try:
             args = parse_args(module.data, self.features)
-        except BadArgs as e:
+            args.dirs = self.files.preopens(args.dirs)
+        except (BadArgs, ModuleFileError) as e:
             self.send_exited(index, "error", None, f"module {module.name}: {e}")
             return
         host = ModuleHost(self, index, module.uuid, module.name, args, self.engine, self.files, self.features,

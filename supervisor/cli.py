@@ -159,6 +159,11 @@ def build_settings(argv: list[str]) -> Settings | None:
                 raise UsageError(f"--module-root: {d!r} is not a directory")
         for ch in choices:
             rs.setdefault(ch.registry_name, {})["module_root"] = roots
+    base = rs.get("benchmarking")
+    for ch in choices:  # the `benchmarking` section is the default of every benchmarking/* runtime
+        if isinstance(base, dict) and ch.registry_name.startswith("benchmarking/"):
+            own = rs.get(ch.registry_name)
+            rs[ch.registry_name] = {**base, **(own if isinstance(own, dict) else {})}
     for ch in choices:
         cls = runtimes.get(ch.registry_name).load()
         why = cls.unavailable(rs.get(ch.registry_name, {}))

@@ -39,6 +39,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from runtimes.benchmarking import harness
+from runtimes.files import preopen_pair
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_ENGINE = "wasmtime-j"
@@ -139,7 +140,7 @@ class Invocation:
     path: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
-    dirs: list[str] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)  # HOST, or HOST::GUEST (runtimes.files.preopen_pair)
 
 
 @dataclass
@@ -232,7 +233,7 @@ def _wasmtime_child(name: str, inv: Invocation, artifact: str | None) -> harness
         cfg.argv = inv.argv
         cfg.env = list(inv.env.items())
         for d in inv.dirs:
-            cfg.preopen_dir(d, d)
+            cfg.preopen_dir(*preopen_pair(d))
         cfg.inherit_stdin()
         cfg.inherit_stdout()
         cfg.inherit_stderr()
@@ -260,7 +261,7 @@ def _pywasm_child(inv: Invocation) -> harness.ChildTarget:
         import pywasm
 
         runtime = pywasm.core.Runtime()
-        wasi = pywasm.wasi.Preview1(inv.argv, {d: d for d in inv.dirs}, dict(inv.env))
+        wasi = pywasm.wasi.Preview1(inv.argv, {g: h for h, g in map(preopen_pair, inv.dirs)}, dict(inv.env))
         wasi.bind(runtime)
         inst = runtime.instance_from_file(inv.path)
         try:
@@ -438,8 +439,10 @@ def _expand(template: list[str], artifact: str, inv: Invocation) -> list[str]:
         elif t == "{args}":
             out.extend(inv.argv[1:])
         elif t.startswith("{dirs:"):
-            fmt = t[6:-1]
-            out.extend(fmt.replace("{}", d) for d in inv.dirs)
+            fmt = t[6:-1]  # one {}: the entry (HOST or HOST::GUEST, wasmtime's syntax); {}:{}: GUEST:HOST
+            for d in inv.dirs:
+                host, guest = preopen_pair(d)
+                out.append(fmt.replace("{}", guest, 1).replace("{}", host, 1) if fmt.count("{}") == 2 else fmt.replace("{}", d))
         elif t.startswith("{env:"):
             fmt = t[5:-1]
             out.extend(fmt.replace("{}", f"{k}={v}") for k, v in inv.env.items())
@@ -496,7 +499,7 @@ def _prepare(n: str, inv: Invocation) -> Prepared:
     if n.startswith("wasmtime-cli"):
         cli = str(wasmtime_cli())
         argv = [cli, "run", "--argv0", inv.argv[0] if inv.argv else "module"]
-        argv += [a for d in inv.dirs for a in ("--dir", f"{d}::{d}")]
+        argv += [a for d in inv.dirs for a in ("--dir", "{}::{}".format(*preopen_pair(d)))]
         argv += [a for k, v in inv.env.items() for a in ("--env", f"{k}={v}")]
         if n == "wasmtime-cli-a":
             argv += ["--allow-precompiled", aot.artifact(n, inv.path)]
@@ -505,7 +508,7 @@ def _prepare(n: str, inv: Invocation) -> Prepared:
         return Prepared(exec_argv=argv + inv.argv[1:])
     if n.startswith("v8-"):
         flags = ["--liftoff", "--liftoff-only"] if n == "v8-b" else ["--no-liftoff"]
-        spec = json.dumps({"file": inv.path, "argv": inv.argv, "env": inv.env, "dirs": inv.dirs,
+        spec = json.dumps({"file": inv.path, "argv": inv.argv, "env": inv.env, "dirs": [list(preopen_pair(d)) for d in inv.dirs],
                            "result_fd": RESULT_FD, "trap_exit": TRAP_EXIT})
         return Prepared(exec_argv=[str(shutil.which("node")), "--no-warnings", *flags,
                                    os.path.join(HERE, "v8_wasi.mjs"), spec], result_fd=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtimes.benchmarking.instrument import Instrumented, instrument
+from runtimes.files import preopen_pair
 
 
 @dataclass
@@ -28,7 +29,7 @@ def run_counted(ins: Instrumented, argv: list[str], env: dict[str, str] | None =
     if env:
         wasi.env = list(env.items())
     for d in dirs or []:
-        wasi.preopen_dir(d, d)
+        wasi.preopen_dir(*preopen_pair(d))
     if stdout:
         wasi.stdout_file = stdout
     if stdin:

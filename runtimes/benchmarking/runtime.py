@@ -27,6 +27,8 @@ import orjson
 from runtimes.base import Module, Runtime
 from runtimes.benchmarking import engines, harness, payloads
 from runtimes.benchmarking.hostenv import measurement_env
+from runtimes.benchmarking.gate import EngineGate
+from runtimes.files import ModuleFileError, ModuleFiles
 
 log = logging.getLogger("rt.benchmarking")
 
@@ -53,6 +55,9 @@ class Job:
     args: dict[str, Any]
     layout: str = payloads.DEFAULT_LAYOUT  # which profile layouts to publish (payloads.LAYOUTS)
     warmup: int = 0  # runs per engine and argument list before the measured ones, discarded
+    paths: list[str] = field(default_factory=list)  # `file` (each of `a:b` for interference) resolved by the file policy
+    dirmode: str | None = None  # seeded: args.dirmode / args.scriptmode, resolved
+    scriptmode: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     pid: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -110,10 +115,7 @@ def parse_job(index: int, module: Module, settings: dict[str, Any] | None = None
         if not sep or not k:
             raise ArgError(f"args.env entries must be 'KEY=VALUE', got {item!r}")
         env[k] = v
-    dirs = _str_list(args.get("dirs", []), "dirs")
-    for d in dirs:
-        if not os.path.isdir(d):
-            raise ArgError(f"args.dirs: {d!r} is not a directory on this node")
+    dirs = _str_list(args.get("dirs", []), "dirs")  # resolved by the runtime's file policy (BenchmarkingRuntime.confine)
     stdout = args.get("stdout")
     if stdout is not None and not isinstance(stdout, str):
         raise ArgError(f"args.stdout must be a file path (module output is discarded without it), got {stdout!r}")
@@ -209,19 +211,35 @@ class BenchmarkingRuntime(Runtime):
 
     @classmethod
     def registration(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        return {"metadata": {"engines": engines.available_names()}}
+        gate = EngineGate(settings)
+        return {"metadata": {"engines": [n for n in engines.available_names() if gate.enabled(n)]}}
+
+    @classmethod
+    def unavailable(cls, settings: dict[str, Any]) -> str | None:
+        try:
+            EngineGate(settings)
+        except ValueError as e:
+            return f"config.json runtimes: {e}"
+        return None
 
     def setup(self) -> None:
         self.jobs: dict[int, Job] = {}
         self.cpus = sorted(os.sched_getaffinity(0))
+        s = self.config.settings or {}
+        self.files = ModuleFiles(s.get("module_root"))
+        self.gate = EngineGate(s, self.config.runtime)
+        log.info("%s: module roots %s; %s", self.config.name, self.files.roots, self.gate.describe())
 
     # -- hooks (loop thread)
 
     def on_create(self, index: int, module: Module) -> None:
         try:
             job = parse_job(index, module, self.config.settings)
+            for e in job.engines:  # native and command-line engines are opt-in (gate.py)
+                self.gate.check(e)
+            self.confine(job)
             self.check(job)
-        except (ArgError, engines.EngineNotAvailable, FileNotFoundError) as e:
+        except (ArgError, engines.EngineNotAvailable, FileNotFoundError, ModuleFileError) as e:
             self.module_log(index, logging.ERROR, str(e))
             self.send_exited(index, "error", None, str(e))
             return
@@ -253,14 +271,30 @@ class BenchmarkingRuntime(Runtime):
 
     # -- the job (its own thread)
 
+    def confine(self, job: Job) -> None:
+        """Every path of the create through the node's file policy (runtimes/files.py): the module
+        file(s), `dirs`, `stdout`; ModuleFileError names the field when one is outside the roots."""
+        job.paths = [self.files.resolve(f) for f in job.file.split(":")] if self.SPLIT_FILES else [self.files.resolve(job.file)]
+        job.dirs = self.files.preopens(job.dirs)
+        if job.stdout is not None:
+            job.stdout = self.files.resolve_output(job.stdout, "args.stdout")
+
+    # `file` names several modules separated by ':' (interference)
+    SPLIT_FILES: ClassVar[bool] = False
+
+    def prepare(self, eng: str, inv: engines.Invocation) -> engines.Prepared:
+        """engines.prepare, then the executable a native engine would start must be inside the roots."""
+        prep = engines.prepare(eng, inv)
+        if eng == "native" and prep.exec_argv:
+            prep.exec_argv[0] = self.files.resolve_executable(prep.exec_argv[0], "the native executable")
+        return prep
+
     def check(self, job: Job) -> None:
         """More checks before any run (subclasses); raise ArgError / EngineNotAvailable."""
         for e in job.engines:
             ok, why = engines.availability(e)
             if not ok:
                 raise engines.EngineNotAvailable(f"engine {e!r} is not available on this node: {why}")
-        if not os.path.exists(job.file) and job.engines != ["native"]:
-            raise FileNotFoundError(f"module file {job.file!r} does not exist on this node")
 
     def _job_thread(self, job: Job) -> None:
         try:
@@ -305,7 +339,7 @@ class BenchmarkingRuntime(Runtime):
         try:
             for eng in job.engines:
                 for i, argv in enumerate(job.argvs):
-                    prep = engines.prepare(eng, engines.Invocation(job.file, [self.argv0(job)] + argv, job.env, job.dirs))
+                    prep = self.prepare(eng, engines.Invocation(job.paths[0], [self.argv0(job)] + argv, job.env, job.dirs))
                     versions[eng] = prep.version
                     for _ in range(job.warmup):  # discarded: caches, page faults, CPU frequency ramp
                         if self.run_one(job, prep) is None:
@@ -388,12 +422,15 @@ class SeededRuntime(BenchmarkingRuntime):
         if d is not None and s is not None:
             raise ArgError("args.dirmode and args.scriptmode exclude each other")
         if d is not None:
-            if not isinstance(d, str) or not os.path.isdir(d):
+            if not isinstance(d, str):
                 raise ArgError(f"args.dirmode must be a directory on this node, got {d!r}")
-            if not self._dir_files(d):
+            job.dirmode = self.files.resolve_dir(d, "args.dirmode")
+            if not self._dir_files(job.dirmode):
                 raise ArgError(f"args.dirmode: directory {d!r} has no files")
-        if s is not None and (not isinstance(s, str) or not os.path.isfile(s)):
-            raise ArgError(f"args.scriptmode must be the path of a Python script on this node, got {s!r}")
+        if s is not None:
+            if not isinstance(s, str):
+                raise ArgError(f"args.scriptmode must be the path of a Python script on this node, got {s!r}")
+            job.scriptmode = self.files.resolve_file(s, "args.scriptmode")
 
     @staticmethod
     def _dir_files(d: str) -> list[str]:
@@ -401,7 +438,7 @@ class SeededRuntime(BenchmarkingRuntime):
 
     def seed_args(self, job: Job, seed: int) -> tuple[list[str], list[str]]:
         """(extra argv, extra preopened dirs) for one seed."""
-        d, s = job.args.get("dirmode"), job.args.get("scriptmode")
+        d, s = job.dirmode, job.scriptmode
         if d is not None:
             files = self._dir_files(d)
             return [os.path.join(d, files[seed % len(files)])], [d]
@@ -432,8 +469,8 @@ class SeededRuntime(BenchmarkingRuntime):
                     for n in range(job.warmup + (1 if job.norepeat else job.repeat)):
                         seed = rng.randrange(max_seed)
                         extra, dirs = self.seed_args(job, seed)
-                        inv = engines.Invocation(job.file, [self.argv0(job)] + argv + extra, job.env, job.dirs + dirs)
-                        r = self.run_one(job, engines.prepare(eng, inv))
+                        inv = engines.Invocation(job.paths[0], [self.argv0(job)] + argv + extra, job.env, job.dirs + dirs)
+                        r = self.run_one(job, self.prepare(eng, inv))
                         if r is None:
                             reason = "limit" if job.out_of_time() else reason
                             raise _Done
@@ -465,6 +502,7 @@ class InterferenceRuntime(BenchmarkingRuntime):
     APIS: ClassVar[list[str]] = ["wasm", "wasi", "profile:interference", "benchmarking/interference"]
     DESCRIPTION = "simultaneous interference runtime"
     DEFAULT_LIMIT = 10.0
+    SPLIT_FILES = True
 
     def check(self, job: Job) -> None:
         files = job.file.split(":")
@@ -474,9 +512,6 @@ class InterferenceRuntime(BenchmarkingRuntime):
             ok, why = engines.availability(e)
             if not ok:
                 raise engines.EngineNotAvailable(f"engine {e!r} is not available on this node: {why}")
-        for f in files:
-            if not os.path.exists(f):
-                raise FileNotFoundError(f"module file {f!r} does not exist on this node")
         if len(job.engines) not in (1, len(files)):
             raise ArgError(f"args.engine: give one engine or one per module ({len(files)}), got {len(job.engines)}")
         if job.limit is None:
@@ -502,7 +537,7 @@ class InterferenceRuntime(BenchmarkingRuntime):
             runs = loops[i]["runs"]
             prep = None
             try:
-                prep = engines.prepare(eng, engines.Invocation(f, [os.path.basename(f)] + job.argvs[0], job.env, job.dirs))
+                prep = self.prepare(eng, engines.Invocation(job.paths[i], [os.path.basename(f)] + job.argvs[0], job.env, job.dirs))
             except Exception as e:
                 errors.append(f"{f}: {e}")
             try:
@@ -577,14 +612,12 @@ class OpcodesRuntime(BenchmarkingRuntime):
     def check(self, job: Job) -> None:
         if job.args.get("engine") not in (None, "wasmtime"):
             raise ArgError(f"benchmarking/opcodes counts with its instrumented wasmtime; engine {job.args.get('engine')!r} is not supported")
-        if not os.path.exists(job.file):
-            raise FileNotFoundError(f"module file {job.file!r} does not exist on this node")
 
     def execute(self, job: Job) -> tuple[str, int | None, str | None, dict[str, Any]]:
         from runtimes.benchmarking.instrument import instrument
         from runtimes.benchmarking.opcodes import child_target, parse_child_result
 
-        with open(job.file, "rb") as f:
+        with open(job.paths[0], "rb") as f:
             ins = instrument(f.read())  # pure Python parsing and rewriting: no wasm runs here
         code, error = 0, None
         runs = 0

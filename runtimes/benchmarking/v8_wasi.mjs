@@ -1,7 +1,7 @@
 // One benchmark run on V8 through Node's node:wasi (preview1), exec'd by the harness:
 //   node --no-warnings (--liftoff --liftoff-only | --no-liftoff) v8_wasi.mjs SPEC_JSON
-// SPEC_JSON: {"file", "argv", "env", "dirs", "result_fd", "trap_exit"}. Dirs are preopened at their
-// own path. Exit code = the module's; a trap prints its message to stderr and exits `trap_exit`.
+// SPEC_JSON: {"file", "argv", "env", "dirs", "result_fd", "trap_exit"}. Dirs are [HOST, GUEST] pairs, preopened at GUEST
+// (usually the same path). Exit code = the module's; a trap prints its message to stderr and exits `trap_exit`.
 // Phase timings (compile, instantiate, execute in ns) go as one JSON line to `result_fd`.
 // Why the flags: in tiered mode one long main() never reaches TurboFan (on-stack replacement
 // does not happen for wasm), so each tier is measured on its own.
@@ -11,7 +11,7 @@ import { hrtime } from "node:process";
 
 const spec = JSON.parse(process.argv[2]);
 const preopens = {};
-for (const d of spec.dirs) preopens[d] = d;
+for (const [host, guest] of spec.dirs) preopens[guest] = host;  // [HOST, GUEST] pairs (runtimes/files.py)
 const wasi = new WASI({ version: "preview1", args: spec.argv, env: spec.env, preopens, returnOnExit: true });
 let code = 0;
 const t0 = hrtime.bigint();

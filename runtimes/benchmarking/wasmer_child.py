@@ -71,7 +71,8 @@ def main(args: list[str]) -> int:
     builder = wasi.StateBuilder(argv[0] if argv else path).arguments(argv[1:])
     for o in opts:
         if o.startswith("--dir="):
-            builder = builder.map_directory(o[6:], o[6:])
+            host, mapped, guest = o[6:].partition("::")  # HOST or HOST::GUEST (runtimes.files.preopen_pair)
+            builder = builder.map_directory(guest if mapped else host, host)
         elif o.startswith("--env="):
             k, _, v = o[6:].partition("=")
             builder = builder.environment(k, v)

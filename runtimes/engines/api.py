@@ -152,7 +152,7 @@ class RunSpec:
     """Everything one run of a module needs besides the module itself."""
     argv: List[str] = field(default_factory=list)      # argv[0] included
     env: List[str] = field(default_factory=list)       # "K=V"
-    dirs: List[str] = field(default_factory=list)      # host dirs, preopened at the same path
+    dirs: List[str] = field(default_factory=list)      # preopens: HOST (at the same path) or HOST::GUEST (runtimes.files.preopen_pair)
     stdout: Optional[OutputSink] = None                # None: discarded
     stderr: Optional[OutputSink] = None                # None: discarded
     stdin: Union[None, str, StdinPipe] = None          # None: empty; str: a file path

@@ -31,6 +31,7 @@ from runtimes.engines.api import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, Compi
                                   StdinPipe)
 from runtimes.engines.bridge import NullBridge
 from runtimes.engines.cache import CompileCache
+from runtimes.files import preopen_pair
 
 try:
     import wasmer  # type: ignore[import-not-found,unused-ignore]
@@ -102,8 +103,8 @@ class WasmerEngine(Engine):
         """Fork the child that runs `module`; the returned callable waits for its result."""
         bridge = spec.bridge or NullBridge()
         for d in spec.dirs:
-            if not os.path.isdir(d):
-                return RunResult(ERROR, message=f"dir {d!r} does not exist or is not a directory")
+            if not os.path.isdir(preopen_pair(d)[0]):
+                return RunResult(ERROR, message=f"dir {preopen_pair(d)[0]!r} does not exist or is not a directory")
         for item in spec.env:
             if "=" not in item or item.startswith("="):
                 return RunResult(ERROR, message=f"bad env entry {item!r}: expected NAME=VALUE")
@@ -258,7 +259,8 @@ def _run_in_child(store: Any, native: Any, spec: RunSpec, uuid: str, res: Any) -
             name, _, value = item.partition("=")
             builder.environment(name, value)
         for d in spec.dirs:
-            builder.map_directory(d, d)
+            host, guest = preopen_pair(d)
+            builder.map_directory(guest, host)
         imports = builder.finalize().generate_import_object(store, version)
         memory: Dict[str, Any] = {}
         imports.register(br.HOST_MODULE, _host_functions(store, memory, uuid, res))

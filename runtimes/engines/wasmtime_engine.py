@@ -47,6 +47,7 @@ from runtimes.engines.api import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, Compi
                                   LoadError, RunControl, RunResult, RunSpec, StdinPipe)
 from runtimes.engines.bridge import NullBridge
 from runtimes.engines.cache import CompileCache
+from runtimes.files import preopen_pair
 from runtimes.engines.hostcalls import SIGNATURES, HostCalls
 
 log = logging.getLogger("rt.wasmtime")
@@ -418,9 +419,10 @@ class WasmtimeEngine(Engine):
             pairs.append((name, value))
         wasi.env = pairs
         for d in spec.dirs:
-            if not os.path.isdir(d):
-                raise ValueError(f"dir {d!r} does not exist or is not a directory")
-            wasi.preopen_dir(d, d)
+            host, guest = preopen_pair(d)
+            if not os.path.isdir(host):
+                raise ValueError(f"dir {host!r} does not exist or is not a directory")
+            wasi.preopen_dir(host, guest)
         sink_out, sink_err = spec.stdout, spec.stderr
         wasi.stdout_custom = sink_out if sink_out is not None else _discard
         wasi.stderr_custom = sink_err if sink_err is not None else _discard

@@ -27,7 +27,7 @@ from runtimes.engines import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, Engine, E
                               RunControl, RunResult, RunSpec, StdinPipe)
 from runtimes.engines.bridge import READ, WRITE, NullBridge
 from runtimes.wasm.channels import STDIO_FD, ModuleChannels
-from runtimes.wasm.files import ModuleFileError, ModuleFiles
+from runtimes.files import ModuleFileError, ModuleFiles
 from runtimes.wasm.stdio import LineBuffer
 
 STDIO_TOPIC = "$SL/proc/stdio"  # -> {realm}/proc/stdio/{module uuid}
@@ -90,10 +90,7 @@ def parse_args(data: Dict[str, Any], features: Features) -> ModuleArgs:
     for item in env:
         if "=" not in item or item.startswith("="):
             raise BadArgs(f"args.env entry {item!r} is not NAME=VALUE")
-    dirs = _str_list(args, "dirs") if features.dirs else []
-    for d in dirs:
-        if not os.path.isabs(d):
-            raise BadArgs(f"args.dirs entry {d!r} must be an absolute path")
+    dirs = _str_list(args, "dirs") if features.dirs else []  # resolved by the runtime's file policy
     out = ModuleArgs(file=file, argv=[os.path.basename(file)] + argv, env=env, dirs=dirs)
     res = args.get("resources")
     if res is not None and features.resources:

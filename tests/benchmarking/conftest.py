@@ -41,3 +41,23 @@ def build_modules(out: str) -> dict[str, str]:
 def wasm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     out = tmp_path_factory.mktemp("bench-modules")
     yield build_modules(str(out))
+
+
+@pytest.fixture(scope="session")
+def wasm_root(wasm: dict[str, str]) -> str:
+    """The directory of the built test modules: the module root of the test nodes (runtimes/files.py)."""
+    return os.path.dirname(next(iter(wasm.values())))
+
+
+def node_args(tmp_path: object, roots: list[str], enable_engines: list[str] | str | None = None) -> list[str]:
+    """start.py arguments for a benchmarking test node: its module roots, and (via a config file
+    in `tmp_path`) the native/command-line engines it enables (runtimes/benchmarking/gate.py)."""
+    import json
+
+    args = ["--module-root", ":".join(roots)]
+    if enable_engines is not None:
+        cfg = os.path.join(str(tmp_path), "node-config.json")
+        with open(cfg, "w") as f:
+            json.dump({"runtimes": {"benchmarking": {"enable_engines": enable_engines}}}, f)
+        args += ["-c", cfg]
+    return args

@@ -16,14 +16,15 @@ from tests.helpers.node import running_node
 pytestmark = pytest.mark.orchestrator(ka_interval=0.5)
 
 
-def test_benchmark_collect_report_end_to_end(broker, orch, wasm, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_benchmark_collect_report_end_to_end(broker, orch, wasm, wasm_root, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"mqtt": "127.0.0.1", "mqtt_port": broker.port, "http": "127.0.0.1",
                                "http_port": orch.http_port}))
     data = tmp_path / "data"
     col = Collector(ProfileStore(str(data)), "127.0.0.1", broker.port).start()
     try:
-        with running_node(broker, name="bn", runtimes=["benchmarking", "benchmarking/if"], reg_timeout=5) as node:
+        with running_node(broker, name="bn", runtimes=["benchmarking", "benchmarking/if"], reg_timeout=5,
+                          extra_args=["--module-root", wasm_root]) as node:
             names = list(node.runtime_uuids)
             bench = [n for n in names if n.endswith(".benchmarking")][0]
             inter = [n for n in names if n.endswith(".if") or n.endswith(".interference")][0]

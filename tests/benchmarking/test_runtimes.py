@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from runtimes.benchmarking import engines, payloads
+from tests.benchmarking.conftest import node_args
 from tests.helpers import control
 from tests.helpers.mqtt import MqttProbe
 from tests.helpers.node import running_node
@@ -27,9 +28,9 @@ def profile(probe: MqttProbe, ptype: str, uuid: str, timeout: float = 30) -> byt
     return probe.wait_for(f"{REALM}/proc/profile/{ptype}/+/{uuid}", timeout=timeout)[0].payload
 
 
-def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     probe.subscribe(f"{REALM}/proc/#")
-    with running_node(broker, runtimes=["benchmarking"]) as node:
+    with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root], ["native"])) as node:
         rt = node.runtime_uuid()
         reg = [r for r in node.registrations if r["data"].get("type") == "runtime"][0]["data"]
         assert "wasmtime" in reg["metadata"]["engines"] and reg["metadata"]["cpus"]
@@ -85,7 +86,7 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm) -> Non
         assert v3["runs"]["outcome"] == ["trap"] and "trap" in v3["errors"]["0"].lower()
 
 
-def test_seeded_dirmode_scriptmode(broker, probe, wasm, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_seeded_dirmode_scriptmode(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     probe.subscribe(f"{REALM}/proc/#")
     inputs = tmp_path / "inputs"
     inputs.mkdir()
@@ -93,7 +94,7 @@ def test_seeded_dirmode_scriptmode(broker, probe, wasm, tmp_path) -> None:  # ty
         (inputs / n).write_text(n)
     script = tmp_path / "args.py"
     script.write_text("import sys\nprint(int(sys.argv[1]) % 4 + 1, 'quiet')\n")
-    with running_node(broker, runtimes=["benchmarking/seeded"]) as node:
+    with running_node(broker, runtimes=["benchmarking/seeded"], extra_args=node_args(tmp_path, [wasm_root, str(tmp_path)])) as node:
         rt = node.runtime_uuid()
         create(probe, rt, "s-dir", wasm["spin"], repeat=4, max_seed=1000, dirmode=str(inputs), engine="wasmtime-aot")
         assert exited(probe, rt, "s-dir")["status"]["reason"] == "exited"
@@ -106,13 +107,14 @@ def test_seeded_dirmode_scriptmode(broker, probe, wasm, tmp_path) -> None:  # ty
         assert st["status"]["reason"] == "exited"
         assert len(d["seed"]) == 3 or "failed" in (st["status"]["error"] or "")
         create(probe, rt, "s-bad", wasm["spin"], dirmode=str(tmp_path / "nope"))
-        assert "args.dirmode must be a directory" in exited(probe, rt, "s-bad")["status"]["error"]
+        err = exited(probe, rt, "s-bad")["status"]["error"]
+        assert "args.dirmode" in err and "is not a directory" in err
 
 
-def test_interference_two_way_pinned(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+def test_interference_two_way_pinned(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cpus = sorted(os.sched_getaffinity(0))
     probe.subscribe(f"{REALM}/proc/#")
-    with running_node(broker, runtimes=["benchmarking/if"], extra_args=["-g", ",".join(map(str, cpus[:2]))]) as node:
+    with running_node(broker, runtimes=["benchmarking/if"], extra_args=["-g", ",".join(map(str, cpus[:2]))] + node_args(tmp_path, [wasm_root])) as node:
         rt = node.runtime_uuid()
         files = f"{wasm['spin']}:{wasm['spin']}"
         if len(cpus) < 2:
@@ -139,11 +141,11 @@ def test_interference_two_way_pinned(broker, probe, wasm) -> None:  # type: igno
         assert abs(starts[0] - starts[1]) < 200_000_000  # the barrier: they start together
 
 
-def test_opcodes_runtime_matches_reference(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+def test_opcodes_runtime_matches_reference(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from runtimes.benchmarking.reference import reference_counts
 
     probe.subscribe(f"{REALM}/proc/#")
-    with running_node(broker, runtimes=["benchmarking/opcodes"]) as node:
+    with running_node(broker, runtimes=["benchmarking/opcodes"], extra_args=node_args(tmp_path, [wasm_root])) as node:
         rt = node.runtime_uuid()
         create(probe, rt, "op-1", wasm["kernels"], argv=["4"])
         st = exited(probe, rt, "op-1")
@@ -159,9 +161,9 @@ def test_opcodes_runtime_matches_reference(broker, probe, wasm) -> None:  # type
         assert st["status"]["reason"] == "error" and "engine 'wasmer' is not supported" in st["status"]["error"]
 
 
-def test_delete_kills_the_running_child(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+def test_delete_kills_the_running_child(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     probe.subscribe(f"{REALM}/proc/#")
-    with running_node(broker, runtimes=["benchmarking"]) as node:
+    with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root])) as node:
         rt = node.runtime_uuid()
         create(probe, rt, "m-long", wasm["spin"], argv=["100000"], repeat=2, engine="wasmtime-aot")
         time.sleep(1.0)  # the first run is under way (it would take minutes)
@@ -178,7 +180,7 @@ def test_children_inherit_the_cpu_set_of_start_py_g(broker, probe, tmp_path) -> 
     script.chmod(0o755)
     out = tmp_path / "out.txt"
     probe.subscribe(f"{REALM}/proc/#")
-    with running_node(broker, runtimes=["benchmarking"], extra_args=["-g", str(cpu)]) as node:
+    with running_node(broker, runtimes=["benchmarking"], extra_args=["-g", str(cpu)] + node_args(tmp_path, [str(tmp_path)], ["native"])) as node:
         rt = node.runtime_uuid()
         reg = [r for r in node.registrations if r["data"].get("type") == "runtime"][0]["data"]
         assert reg["metadata"]["cpus"] == [cpu]
@@ -188,11 +190,11 @@ def test_children_inherit_the_cpu_set_of_start_py_g(broker, probe, tmp_path) -> 
     assert [ln.split()[-1] for ln in lines if ln] == [str(cpu), str(cpu)]  # output kept only because asked
 
 
-def test_wasmer_engine_or_a_clear_refusal(broker, probe, wasm) -> None:  # type: ignore[no-untyped-def]
+def test_wasmer_engine_or_a_clear_refusal(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from runtimes.benchmarking import engines
 
     probe.subscribe(f"{REALM}/proc/#")
-    with running_node(broker, runtimes=["benchmarking"]) as node:
+    with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root])) as node:
         rt = node.runtime_uuid()
         create(probe, rt, "wm", wasm["spin"], engine="wasmer", argv=["1"], repeat=2)
         st = exited(probe, rt, "wm")

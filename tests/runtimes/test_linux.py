@@ -19,7 +19,7 @@ from tests.helpers.broker import Mosquitto
 from tests.helpers.control import create, delete, exited, js
 from tests.helpers.mqtt import MqttProbe, Received
 from tests.helpers.node import NodeProcess
-from tests.runtimes.conftest import ROOT
+from tests.runtimes.conftest import MODULES, ROOT
 
 REALM = "realm"
 MEMORY_LIMIT = 32 << 20
@@ -56,6 +56,9 @@ class Node:
         self.probe.wait_for(f"{REALM}/proc/stdio/{uuid}", lambda m: text in self.stdout(uuid), timeout=timeout)
 
 
+DATA_ROOT: list[str] = []  # set by linux_env
+
+
 def _write_config(tmp: str, settings: dict[str, Any]) -> str:
     path = os.path.join(tmp, "config.json")
     with open(path, "w") as f:
@@ -67,8 +70,11 @@ def _write_config(tmp: str, settings: dict[str, Any]) -> str:
 def linux_env(modules_dir: str) -> Iterator[tuple[Mosquitto, NodeProcess]]:
     """One node with two `linux` runtimes (loopback across runtimes), shared by this file's tests."""
     with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker:
+        data = os.path.join(tmp, "data")  # a second module root for the dirs tests
+        os.makedirs(data)
+        DATA_ROOT[:] = [data]
         cfg = _write_config(tmp, {"linux": {"memory_limit": MEMORY_LIMIT, "max_restarts": 2, "restart_backoff": 0.05,
-                                            "cache_dir": os.path.join(tmp, "cache")}})
+                                            "cache_dir": os.path.join(tmp, "cache"), "module_root": [MODULES, data]}})
         proc = NodeProcess(broker.port, name="wn", runtimes=["linux", "linux"], reg_timeout=0.3,
                            extra_args=["-c", cfg, "--ka-interval", "1"])
         proc.start(timeout=60)
@@ -106,10 +112,34 @@ def test_argv_env_and_exit_code(node: Node) -> None:
 
 
 def test_dirs_preopened(node: Node, tmp_path: Any) -> None:
-    (tmp_path / "data.txt").write_text("dir contents\n")
-    u = node.create("readfile.wasm", argv=[f"{tmp_path}/data.txt"], dirs=[str(tmp_path)])
+    d = os.path.join(DATA_ROOT[0], "abs")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "data.txt"), "w") as f:
+        f.write("dir contents\n")
+    u = node.create("readfile.wasm", argv=[f"{d}/data.txt"], dirs=[d])
     assert node.exited(u)["status"]["code"] == 0
     assert node.stdout(u) == b"dir contents\n"
+
+
+def test_relative_dir_resolves_in_the_roots_and_is_preopened_as_dot(node: Node) -> None:
+    """The original's benchmark creates: `dirs: ["."]`-style relative dirs (ORIGINAL.md section 6)."""
+    d = os.path.join(DATA_ROOT[0], "suite-input")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "input.dat"), "w") as f:
+        f.write("relative input\n")
+    u = node.create("readfile.wasm", argv=["input.dat"], dirs=["suite-input"])
+    assert node.exited(u)["status"] == {"reason": "exited", "code": 0, "error": None}
+    assert node.stdout(u) == b"relative input\n"
+
+
+def test_dirs_outside_the_module_roots_are_refused(node: Node, tmp_path: Any) -> None:
+    (tmp_path / "data.txt").write_text("secret\n")
+    os.symlink(tmp_path, os.path.join(DATA_ROOT[0], "link-out"))
+    for bad in (str(tmp_path), "/", "../..", "link-out", f"{tmp_path}::/data"):
+        u = node.create("readfile.wasm", argv=[f"{tmp_path}/data.txt"], dirs=[bad])
+        st = node.exited(u)["status"]
+        assert st["reason"] == "error" and "outside the module roots" in st["error"] and "args.dirs" in st["error"], (bad, st)
+        assert b"secret" not in node.stdout(u)
 
 
 def test_stdin_from_the_stdio_channel(node: Node) -> None:

@@ -13,7 +13,7 @@ import pytest
 from runtimes.engines import RunResult
 from runtimes.engines import bridge as br
 from runtimes.wasm.channels import STDIO_FD, ModuleChannels
-from runtimes.wasm.files import ModuleFileError, ModuleFiles
+from runtimes.files import ModuleFileError, ModuleFiles
 from runtimes.wasm.host import BadArgs, Features, deployed_payload, parse_args
 from common.topics import ChannelError
 
@@ -52,7 +52,7 @@ def test_parse_args_validates_and_names_the_key() -> None:
     cases: list[tuple[dict[str, Any], str]] = [({"file": ""}, "file"), ({"file": "x", "args": ["x"]}, "args"),
                       ({"file": "x", "args": {"argv": [1]}}, "args.argv"),
                       ({"file": "x", "args": {"env": ["nope"]}}, "args.env"),
-                      ({"file": "x", "args": {"dirs": ["rel"]}}, "args.dirs"),
+                      ({"file": "x", "args": {"dirs": [3]}}, "args.dirs"),
                       ({"file": "x", "args": {"resources": {"period": 1}}}, "args.resources"),
                       ({"file": "x", "args": {"fault_crash": "sometimes"}}, "args.fault_crash")]
     for data, key in cases:
