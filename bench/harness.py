@@ -81,7 +81,12 @@ def node_loop(exe: str, n: int) -> float | None:
         probe = MqttProbe(broker.port)
         try:
             probe.subscribe("realm/proc/control/#")
-            with NodeProcess(broker.port, name="bench", runtimes=["benchmarking"], log_level="WRN") as node:
+            root = os.path.dirname(exe)  # the module root; `native` is opt-in (runtimes/benchmarking/gate.py)
+            cfg = os.path.join(root, "node-config.json")
+            with open(cfg, "w") as f:
+                f.write('{"runtimes": {"benchmarking": {"enable_engines": ["native"]}}}')
+            with NodeProcess(broker.port, name="bench", runtimes=["benchmarking"], log_level="WRN",
+                             extra_args=["--module-root", root, "-c", cfg]) as node:
                 rt = node.runtime_uuid()
                 dt = 0.0
                 # the first module also waits out the node's registration timeouts (no orchestrator here)
