@@ -39,6 +39,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from runtimes.benchmarking import harness
+from runtimes.benchmarking.limits import ChildLimits
 from runtimes.files import preopen_pair
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -554,9 +555,10 @@ def module_hash(path: str) -> str:
 
 
 def run_once(prep: Prepared, *, limit: float | None, stdout: str | None = None, stdin: str | None = None,
-             cpus: list[int] | None = None, on_start: Callable[[int], None] | None = None) -> harness.RunResult:
+             cpus: list[int] | None = None, on_start: Callable[[int], None] | None = None,
+             limits: ChildLimits | None = None) -> harness.RunResult:
     """One measured run of a prepared launcher; `phases` holds what the engine reported."""
     r = harness.run(prep.target, exec_argv=prep.exec_argv, env=prep.env, limit=limit, stdout=stdout, stdin=stdin,
-                    cpus=cpus, on_start=on_start, result_fd=RESULT_FD if prep.result_fd else None)
+                    cpus=cpus, on_start=on_start, result_fd=RESULT_FD if prep.result_fd else None, limits=limits)
     r.phases = parse_phases(r.result) or None
     return r

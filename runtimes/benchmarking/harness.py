@@ -12,6 +12,7 @@ passes its limit is killed (SIGKILL) and reported failed. The child's stdout/std
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -20,6 +21,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from typing import Callable
+
+from runtimes.benchmarking.limits import ChildLimits, RunLimits
 
 # exit code of a child whose target raised (the traceback is the result text)
 EXIT_CHILD_ERROR = 125
@@ -119,7 +122,7 @@ def _spawn(exec_argv: list[str], stdout: str | None, stdin: str | None, env: dic
         if cpus:
             os.sched_setaffinity(0, cpus)
         return os.posix_spawnp(exec_argv[0], exec_argv, os.environ if env is None else env, file_actions=actions,
-                               setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE))
+                               setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGXCPU))
     finally:
         if saved is not None:
             os.sched_setaffinity(0, saved)
@@ -128,21 +131,38 @@ def _spawn(exec_argv: list[str], stdout: str | None, stdin: str | None, env: dic
 def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None, limit: float | None = None,
         stdout: str | None = None, stdin: str | None = None, env: dict[str, str] | None = None,
         cpus: list[int] | None = None, on_start: Callable[[int], None] | None = None,
-        result_fd: int | None = None) -> RunResult:
+        result_fd: int | None = None, limits: ChildLimits | None = None) -> RunResult:
     """Run `target(result_fd)` in a forked child, or spawn `exec_argv`; measure and reap.
 
     `limit` (seconds, None = none) kills the child with SIGKILL when it is still running then.
     `cpus` pins the child to those CPUs (default: it inherits the caller's affinity).
     `on_start(pid)` is called right after the fork (e.g. so a delete can kill the child).
     `result_fd`: an exec'd program gets the result pipe as this fd (engines' phase reports).
+    `limits`: memory, file size, processes, CPU time of the child (limits.py); the one that ended
+    the run is `RunResult.limit_hit`.
     """
     if (target is None) == (exec_argv is None):
         raise ValueError("give exactly one of target and exec_argv")
+    rl = RunLimits(limits) if limits is not None else None
+    try:
+        r = _run(target, exec_argv, limit, stdout, stdin, env, cpus, on_start, result_fd, rl)
+    finally:
+        if rl is not None:
+            rl.close()
+    return r
+
+
+def _run(target: ChildTarget | None, exec_argv: list[str] | None, limit: float | None, stdout: str | None,
+         stdin: str | None, env: dict[str, str] | None, cpus: list[int] | None,
+         on_start: Callable[[int], None] | None, result_fd: int | None, rl: RunLimits | None) -> RunResult:
     rfd, wfd = os.pipe()
     t0 = time.monotonic_ns()
     if exec_argv is not None:
         try:
-            pid = _spawn(exec_argv, stdout, stdin, env, cpus, None if result_fd is None else (wfd, result_fd))
+            with rl.spawning() if rl is not None else contextlib.nullcontext():
+                pid = _spawn(exec_argv, stdout, stdin, env, cpus, None if result_fd is None else (wfd, result_fd))
+            if rl is not None:
+                rl.after_spawn(pid)
         except OSError as e:  # no such program, not executable, bad output path
             os.close(rfd)
             os.close(wfd)
@@ -158,6 +178,8 @@ def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None
                 os.sched_setaffinity(0, cpus)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if rl is not None:
+                rl.enter_child()
             assert target is not None
             code = int(target(wfd))
         except BaseException:
@@ -187,6 +209,9 @@ def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None
     finally:
         os.close(rfd)
     code = os.waitstatus_to_exitcode(status)
+    out = b"".join(chunks)
+    limit_hit, oom = rl.cause(code if code >= 0 else None, -code if code < 0 else None, ru.ru_utime, ru.ru_stime,
+                              int(ru.ru_maxrss), out) if rl is not None and not killed else (None, False)
     return RunResult(
         start_ns=t0,
         _wall_ns=t1 - t0,
@@ -197,7 +222,9 @@ def run(target: ChildTarget | None = None, *, exec_argv: list[str] | None = None
         exit_code=code if code >= 0 else None,
         signal=-code if code < 0 else None,
         killed=killed,
-        result=b"".join(chunks),
+        result=out,
+        limit_hit=limit_hit,
+        oom=oom,
     )
 
 

@@ -27,6 +27,7 @@ import orjson
 from runtimes.base import Module, Runtime
 from runtimes.benchmarking import engines, harness, payloads
 from runtimes.benchmarking.hostenv import measurement_env
+from runtimes.benchmarking import limits as child_limits
 from runtimes.benchmarking.gate import EngineGate
 from runtimes.files import ModuleFileError, ModuleFiles
 
@@ -218,6 +219,7 @@ class BenchmarkingRuntime(Runtime):
     def unavailable(cls, settings: dict[str, Any]) -> str | None:
         try:
             EngineGate(settings)
+            child_limits.from_settings(settings, f"runtimes.{cls.RUNTIME_TYPE}.child_limits")
         except ValueError as e:
             return f"config.json runtimes: {e}"
         return None
@@ -228,17 +230,19 @@ class BenchmarkingRuntime(Runtime):
         s = self.config.settings or {}
         self.files = ModuleFiles(s.get("module_root"))
         self.gate = EngineGate(s, self.config.runtime)
-        log.info("%s: module roots %s; %s", self.config.name, self.files.roots, self.gate.describe())
+        self.limits = child_limits.from_settings(s)
+        log.info("%s: module roots %s; %s; child limits %s", self.config.name, self.files.roots, self.gate.describe(),
+                 self.limits)
 
     # -- hooks (loop thread)
 
     def on_create(self, index: int, module: Module) -> None:
         try:
             job = parse_job(index, module, self.config.settings)
+            self.check(job)
             for e in job.engines:  # native and command-line engines are opt-in (gate.py)
                 self.gate.check(e)
             self.confine(job)
-            self.check(job)
         except (ArgError, engines.EngineNotAvailable, FileNotFoundError, ModuleFileError) as e:
             self.module_log(index, logging.ERROR, str(e))
             self.send_exited(index, "error", None, str(e))
@@ -318,7 +322,8 @@ class BenchmarkingRuntime(Runtime):
         """One run, or None when the job was deleted or its time is up before it starts."""
         if job.stop.is_set() or job.out_of_time():
             return None
-        r = engines.run_once(prep, limit=job.run_limit(), stdout=job.stdout, cpus=cpus, on_start=self._on_start(job))
+        r = engines.run_once(prep, limit=job.run_limit(), stdout=job.stdout, cpus=cpus, on_start=self._on_start(job),
+                             limits=self.limits.with_time(job.run_limit()))
         job.pid = 0
         return r
 
@@ -333,6 +338,7 @@ class BenchmarkingRuntime(Runtime):
         code: int | None = 0
         error: str | None = None
         failure: str | None = None
+        cause: str | None = None  # the resource limit that ended the failing run (limits.py)
         total = len(job.engines) * (len(job.argvs) if job.norepeat else job.repeat)
         done = 0
         versions: dict[str, str] = {}  # engine -> version, for the record of the runs
@@ -358,8 +364,8 @@ class BenchmarkingRuntime(Runtime):
                         self._progress(job, done, total)
                         samples.add(r, eng)
                         if r.failed and not job.norepeat:  # the seed: in repeat mode a failing run ends the module
-                            reason = "limit" if r.outcome == "limit" else "exited"
-                            failure = r.outcome
+                            reason = "limit" if r.outcome in ("limit", "oom") else "exited"
+                            failure, cause = r.outcome, r.limit_hit
                             code, error = r.exit_code, f"run {done} ({eng}) failed: {r.describe()}"
                             raise _Done
         except _Done:
@@ -368,6 +374,8 @@ class BenchmarkingRuntime(Runtime):
         extra: dict[str, Any] = {"samples": len(samples), "env": env, "engines": versions, **samples.summary()}
         if failure:
             extra["failure"] = failure
+        if cause:
+            extra["limit"] = cause
         return reason, code, error, extra
 
     def publish_samples(self, job: Job, samples: Samples, env: dict[str, Any]) -> None:
@@ -418,7 +426,8 @@ class SeededRuntime(BenchmarkingRuntime):
         ms = job.args.get("max_seed", 2**31 - 1)
         if isinstance(ms, bool) or not isinstance(ms, int) or not 1 <= ms <= 2**32:
             raise ArgError(f"args.max_seed must be an integer in 1..2**32, got {ms!r}")
-        d, s = job.args.get("dirmode"), job.args.get("scriptmode")
+        # the original's benchmark sends `false` for a mode that is off
+        d, s = (None if v is False else v for v in (job.args.get("dirmode"), job.args.get("scriptmode")))
         if d is not None and s is not None:
             raise ArgError("args.dirmode and args.scriptmode exclude each other")
         if d is not None:
@@ -553,7 +562,8 @@ class InterferenceRuntime(BenchmarkingRuntime):
                     os.kill(pid, signal.SIGKILL)
 
             while not job.stop.is_set() and not job.out_of_time():
-                r = engines.run_once(prep, limit=job.run_limit(), stdout=job.stdout, cpus=[self.cpus[i]], on_start=started)
+                r = engines.run_once(prep, limit=job.run_limit(), stdout=job.stdout, cpus=[self.cpus[i]], on_start=started,
+                                     limits=self.limits.with_time(job.run_limit()))
                 pids.pop(i, None)
                 first_start.setdefault(i, r.start_ns)
                 if (r.killed or r.failed) and (job.out_of_time() or job.stop.is_set()):

@@ -34,7 +34,7 @@ def done_cells(data: str, cid: str) -> Counter[int]:
     return got
 
 
-def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, wasm_root, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"mqtt": "127.0.0.1", "mqtt_port": broker.port, "http": "127.0.0.1",
                                "http_port": orch.http_port}))
@@ -44,7 +44,8 @@ def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, tmp_path, capsys)
     state = str(tmp_path / "state")
     try:
         # a failing cell: --wait summarises by reason and exits 1
-        with running_node(broker, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5):
+        with running_node(broker, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5,
+                          extra_args=["--module-root", wasm_root]):
             rc = benchmark.main(["-c", str(cfg), "-f", wasm["spin"], wasm["trap"], "-r", "cn", "--engine", "wasmtime-aot",
                                  "--argv", "1", "-k", "2", "--wait", "--timeout", "120", "--campaign", "c-trap"])
             err = capsys.readouterr().err
@@ -52,7 +53,8 @@ def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, tmp_path, capsys)
             assert benchmark.main(["-c", str(cfg), "--status", "c-trap"]) == 0
             assert "1 done; failed: trap 1" in capsys.readouterr().out
         # a node that goes away in the middle: lost cells; it comes back (same uuids); --resume runs only those
-        node = NodeProcess(broker.port, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5)
+        node = NodeProcess(broker.port, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5,
+                          extra_args=["--module-root", wasm_root])
         node.start()
         try:
             result: dict[str, Any] = {}
@@ -73,7 +75,8 @@ def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, tmp_path, capsys)
             assert s["failed"]["lost"] >= 1 and s["done"] + s["failed"]["lost"] == 4, s
         finally:
             node.stop()
-        with running_node(broker, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5):
+        with running_node(broker, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5,
+                          extra_args=["--module-root", wasm_root]):
             time.sleep(0.5)  # the runtime's killed module may be resurrected by its re-registration
             assert benchmark.main(["-c", str(cfg), "--resume", "c-lost", "--wait", "--timeout", "300"]) == 0
             assert "4 cells: 4 done; failed: none" in capsys.readouterr().err

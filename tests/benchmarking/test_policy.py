@@ -54,7 +54,7 @@ def test_every_path_field_goes_through_the_module_roots_on_every_benchmarking_ru
         create(probe, bench, "ok-rel", "wasm/suite/spin.wasm", argv=["1"], repeat=2, engine="wasmtime-aot", dirs=["."],
                stdout="out.txt")
         assert exited(probe, bench, "ok-rel")["status"] == {"reason": "exited", "code": 0, "error": None}
-        assert len(payloads.decode("benchmarking-v2", profile(probe, "benchmarking-v2", "ok-rel"))["wall_us"]) == 2
+        assert len(payloads.decode("benchmarking", profile(probe, "benchmarking", "ok-rel"))["wall_us"]) == 2
         assert (root / "out.txt").exists()
         create(probe, ops, "ok-ops", "wasm/suite/kernels.wasm", argv=["2"], dirs=["."])
         assert exited(probe, ops, "ok-ops")["status"]["reason"] == "exited"

@@ -194,7 +194,7 @@ def test_wasmer_engine_or_a_clear_refusal(broker, probe, wasm, wasm_root, tmp_pa
     from runtimes.benchmarking import engines
 
     probe.subscribe(f"{REALM}/proc/#")
-    with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root])) as node:
+    with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root], ["wasmer"])) as node:
         rt = node.runtime_uuid()
         create(probe, rt, "wm", wasm["spin"], engine="wasmer", argv=["1"], repeat=2)
         st = exited(probe, rt, "wm")

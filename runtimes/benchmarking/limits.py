@@ -1,0 +1,279 @@
+"""Resource limits of benchmark children: memory, output file size, processes, CPU time.
+
+A run of a benchmark is a child of the worker (harness.py). `ilimit`/`limit` bound its wall time;
+these limits bound what it may take meanwhile, so a runaway run (a memory hog, a huge output file,
+a fork bomb, a spin) ends as outcome `limit` with the cause named, and the device stays up:
+
+| limit | how | cause recorded (`RunResult.limit_hit`) |
+|---|---|---|
+| memory (`memory_bytes`) | RLIMIT_DATA (private writable memory; not RLIMIT_AS: wasmtime and V8 reserve 4-8 GiB of address space per linear memory and would fail at once) | `RLIMIT_DATA` (and `oom`) when the run failed at >= half the limit of peak RSS, or said ENOMEM |
+| file size (`file_bytes`) | RLIMIT_FSIZE, SIGXFSZ back to its default in the child (Python ignores it) | `RLIMIT_FSIZE` (the child dies of SIGXFSZ) |
+| processes (`processes`) | a pids cgroup per run where the cgroup v1 `pids` controller is writable (exact: the child, or the spawning thread, joins it before the program runs); otherwise RLIMIT_NPROC over the tasks this user already has (not enforced for root) | `pids.max` (the cgroup's `max` event count) |
+| CPU time (`cpu_seconds`, default `ilimit` + 1 s) | RLIMIT_CPU, soft (SIGXCPU) and hard one second later (SIGKILL) | `RLIMIT_CPU` |
+
+Forked children set their limits before the engine starts. Spawned programs (posix_spawn has no
+rlimit attribute) get them with prlimit(2) right after the spawn returns: glibc's posix_spawn
+returns only after the exec, so the program's loader runs a few microseconds unlimited; the pids
+cgroup has no such window (the spawning thread is in it during the spawn).
+
+Settings: config.json `"runtimes": {"benchmarking": {"child_limits": {"memory_bytes": N,
+"file_bytes": N, "processes": N, "cpu_seconds": S}}}`; `null` turns one off. Docs: docs/security.md.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import resource
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Iterator
+
+GiB = 1 << 30
+PIDS_V1 = "/sys/fs/cgroup/pids"
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * GiB
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    """Limits of one benchmark child; None = not limited."""
+    memory_bytes: int | None = None
+    file_bytes: int | None = None
+    processes: int | None = None
+    cpu_seconds: float | None = None
+
+    def with_time(self, seconds: float | None) -> "ChildLimits":
+        """These limits with CPU time backing a wall-time limit of `seconds` (+1 s) unless set."""
+        if self.cpu_seconds is not None or seconds is None:
+            return self
+        return replace(self, cpu_seconds=float(math.ceil(seconds)) + 1.0)
+
+
+def defaults() -> ChildLimits:
+    """Half the machine's memory (at most 4 GiB), 1 GiB files, 64 processes, CPU time from ilimit."""
+    return ChildLimits(memory_bytes=min(4 * GiB, _mem_total() // 2), file_bytes=GiB, processes=64)
+
+
+KEYS = {"memory_bytes": int, "file_bytes": int, "processes": int, "cpu_seconds": float}
+
+
+def from_settings(settings: dict[str, Any] | None, where: str = "child_limits") -> ChildLimits:
+    """The `child_limits` setting over the defaults; ValueError naming the key when it is wrong."""
+    raw = (settings or {}).get("child_limits")
+    base = defaults()
+    if raw is None:
+        return base
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be an object with {', '.join(KEYS)}, got {raw!r}")
+    vals: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k not in KEYS:
+            raise ValueError(f"{where}: unknown key {k!r} (known: {', '.join(KEYS)})")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
+                              or (KEYS[k] is int and not isinstance(v, int))):
+            raise ValueError(f"{where}.{k} must be a positive {'integer' if KEYS[k] is int else 'number'} or null, got {v!r}")
+        vals[k] = v
+    return replace(base, **vals)
+
+
+# -- processes: a pids cgroup per run (cgroup v1, where writable) -------------------------------
+
+def _own_cgroup(controller: str) -> str | None:
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                if controller in ctrls.split(","):
+                    return path
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+_pids_parent: str | None | bool = False  # False: not looked at yet
+_seq = 0
+_seq_lock = threading.Lock()
+
+
+def pids_cgroup_parent() -> str | None:
+    """The directory under which per-run pids cgroups go, or None when that is not possible here."""
+    global _pids_parent
+    if _pids_parent is False:
+        own = _own_cgroup("pids")
+        d = os.path.join(PIDS_V1, (own or "/").lstrip("/")) if own is not None else None
+        _pids_parent = d if d and os.access(os.path.join(d, "cgroup.procs"), os.W_OK) and os.access(d, os.W_OK) else None
+    return _pids_parent if isinstance(_pids_parent, str) else None
+
+
+class PidsCgroup:
+    """One run's pids cgroup (v1): `pids.max` = the limit; its `max` events say a fork was refused."""
+
+    def __init__(self, parent: str, limit: int) -> None:
+        global _seq
+        with _seq_lock:
+            _seq += 1
+            n = _seq
+        self.path = os.path.join(parent, f"sl-run-{os.getpid()}-{n}")
+        self.home = os.path.join(parent, "tasks")
+        os.mkdir(self.path)
+        with open(os.path.join(self.path, "pids.max"), "w") as f:
+            f.write(str(limit))
+
+    def join(self, tid: int | None = None) -> None:
+        """Move a thread (default: the calling process from inside a forked child) into the cgroup."""
+        name, who = ("tasks", tid) if tid is not None else ("cgroup.procs", 0)
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write(str(who))
+
+    def leave(self, tid: int) -> None:
+        with open(self.home, "w") as f:
+            f.write(str(tid))
+
+    def refused(self) -> int:
+        """How many forks the limit refused."""
+        try:
+            with open(os.path.join(self.path, "pids.events")) as f:
+                for line in f:
+                    k, _, v = line.partition(" ")
+                    if k == "max":
+                        return int(v)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def close(self) -> None:
+        """Remove the cgroup (kills what a fork bomb left behind first)."""
+        for _ in range(50):
+            try:
+                with open(os.path.join(self.path, "cgroup.procs")) as f:
+                    left = [int(p) for p in f.read().split()]
+            except OSError:
+                return
+            for p in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+            try:
+                os.rmdir(self.path)
+                return
+            except OSError:
+                time.sleep(0.01)
+
+
+# -- processes without a cgroup: RLIMIT_NPROC counts every task of the user ----------------------
+
+_tasks_cache: tuple[float, int] = (0.0, 0)
+
+
+def user_tasks() -> int:
+    """Tasks (threads) of this real uid now; cached for a few seconds (RLIMIT_NPROC counts them)."""
+    global _tasks_cache
+    now = time.monotonic()
+    if now - _tasks_cache[0] < 5.0:
+        return _tasks_cache[1]
+    uid, n = os.getuid(), 0
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                n += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            continue
+    _tasks_cache = (now, n)
+    return n
+
+
+class RunLimits:
+    """The limits of one run as they are applied (harness.run): set up, applied, asked for the cause."""
+
+    def __init__(self, limits: ChildLimits) -> None:
+        self.limits = limits
+        self.cgroup: PidsCgroup | None = None
+        self.nproc: int | None = None
+        if limits.processes is not None:
+            parent = pids_cgroup_parent()
+            if parent is not None:
+                try:
+                    self.cgroup = PidsCgroup(parent, limits.processes)
+                except OSError:
+                    self.cgroup = None
+            if self.cgroup is None and os.geteuid() != 0:
+                self.nproc = user_tasks() + limits.processes
+
+    def _rlimits(self) -> list[tuple[int, tuple[int, int]]]:
+        lim = self.limits
+        out: list[tuple[int, tuple[int, int]]] = []
+        if lim.memory_bytes is not None:
+            out.append((resource.RLIMIT_DATA, (lim.memory_bytes, lim.memory_bytes)))
+        if lim.file_bytes is not None:
+            out.append((resource.RLIMIT_FSIZE, (lim.file_bytes, lim.file_bytes)))
+        if lim.cpu_seconds is not None:
+            soft = max(1, math.ceil(lim.cpu_seconds))
+            out.append((resource.RLIMIT_CPU, (soft, soft + 1)))
+        if self.nproc is not None:
+            out.append((resource.RLIMIT_NPROC, (self.nproc, self.nproc)))
+        return out
+
+    def enter_child(self) -> None:
+        """In a forked child, before the engine starts (must not raise for a cgroup that is gone)."""
+        if self.cgroup is not None:
+            self.cgroup.join()
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+        for res, val in self._rlimits():
+            resource.setrlimit(res, val)
+
+    @contextlib.contextmanager
+    def spawning(self) -> Iterator[None]:
+        """Around posix_spawn: the spawning thread sits in the pids cgroup, so the program starts there."""
+        if self.cgroup is None:
+            yield
+            return
+        tid = threading.get_native_id()
+        self.cgroup.join(tid)
+        try:
+            yield
+        finally:
+            self.cgroup.leave(tid)
+
+    def after_spawn(self, pid: int) -> None:
+        for res, val in self._rlimits():
+            with contextlib.suppress(ProcessLookupError, OSError):
+                resource.prlimit(pid, res, val)
+
+    def cause(self, exit_code: int | None, sig: int | None, utime_s: float, stime_s: float, maxrss_kb: int,
+              result: bytes) -> tuple[str | None, bool]:
+        """(limit_hit, oom) of a finished run."""
+        lim = self.limits
+        if sig == signal.SIGXFSZ:
+            return "RLIMIT_FSIZE", False
+        if lim.cpu_seconds is not None and (sig == signal.SIGXCPU or
+                                            (sig == signal.SIGKILL and utime_s + stime_s >= math.ceil(lim.cpu_seconds))):
+            return "RLIMIT_CPU", False
+        if self.cgroup is not None and self.cgroup.refused() > 0 and (exit_code != 0 or sig is not None):
+            return "pids.max", False
+        failed = exit_code != 0 or sig is not None
+        if failed and lim.memory_bytes is not None:
+            text = result.decode("utf-8", "replace").lower()
+            if maxrss_kb * 1024 >= lim.memory_bytes // 2 or "cannot allocate memory" in text or "memoryerror" in text:
+                return "RLIMIT_DATA", True
+        return None, False
+
+    def close(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.close()
+            self.cgroup = None

@@ -1,0 +1,81 @@
+"""Resource limits of benchmark children (runtimes/benchmarking/limits.py), on real runs of
+harness.run: a memory hog, an output flood, a fork bomb and a spin end as `limit` with the cause,
+forked and spawned alike. Every program here is bounded on its own (the fork bomb forks at most
+400 sleepers), so a limit that failed to apply cannot take the machine down."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from runtimes.benchmarking import harness, limits
+from runtimes.benchmarking.limits import ChildLimits
+
+MiB = 1 << 20
+HOG = "b = []\nfor _ in range(256):\n    b.append(bytearray(16 << 20))\n"  # up to 4 GiB, 16 MiB at a time
+BOMB = "for i in $(seq 400); do sleep 3 & done; wait"
+processes_limited = limits.pids_cgroup_parent() is not None or os.geteuid() != 0
+
+
+def _hog(_fd: int) -> int:
+    exec(HOG)
+    return 0
+
+
+def test_memory_hog_ends_as_limit_with_its_cause() -> None:
+    lim = ChildLimits(memory_bytes=256 * MiB)
+    spawned = harness.run(exec_argv=[sys.executable, "-c", HOG], limit=60, limits=lim)
+    assert spawned.failed and spawned.limit_hit == "RLIMIT_DATA" and spawned.oom, spawned
+    assert spawned.maxrss_kb * 1024 < 300 * MiB  # stopped near the limit, not at 4 GiB
+    forked = harness.run(_hog, limit=60, limits=lim)
+    assert forked.failed and forked.limit_hit == "RLIMIT_DATA" and forked.oom and "MemoryError" in forked.describe() + forked.result.decode()
+    free = harness.run(exec_argv=[sys.executable, "-c", "b = bytearray(64 << 20)"], limit=60, limits=lim)
+    assert not free.failed and free.limit_hit is None  # the control: under the limit nothing happens
+
+
+def test_output_flood_ends_as_limit_with_its_cause(tmp_path: Any) -> None:
+    out = tmp_path / "out.txt"
+    r = harness.run(exec_argv=["sh", "-c", "exec yes flood"], stdout=str(out), limit=60, limits=ChildLimits(file_bytes=MiB))
+    assert r.limit_hit == "RLIMIT_FSIZE" and r.outcome == "limit" and "RLIMIT_FSIZE" in r.describe(), r
+    assert out.stat().st_size <= MiB
+
+    def flood(_fd: int) -> int:
+        with open(1, "wb", closefd=False) as f:
+            while True:
+                f.write(b"x" * 65536)
+
+    out2 = tmp_path / "out2.txt"
+    r2 = harness.run(flood, stdout=str(out2), limit=60, limits=ChildLimits(file_bytes=MiB))
+    assert r2.limit_hit == "RLIMIT_FSIZE" and out2.stat().st_size <= MiB, r2
+
+
+def test_cpu_time_backs_the_wall_limit() -> None:
+    r = harness.run(exec_argv=["sh", "-c", "while :; do :; done"], limit=60, limits=ChildLimits(cpu_seconds=1))
+    assert r.limit_hit == "RLIMIT_CPU" and r.outcome == "limit" and not r.killed, r
+    assert r.utime_us + r.stime_us >= 900_000 and r.wall_us < 30_000_000
+    assert ChildLimits().with_time(2.5).cpu_seconds == 4.0 and ChildLimits(cpu_seconds=9).with_time(1).cpu_seconds == 9
+
+
+@pytest.mark.skipif(not processes_limited, reason="root without a writable pids cgroup: RLIMIT_NPROC does not bind root")
+def test_fork_bomb_ends_as_limit_with_its_cause() -> None:
+    r = harness.run(exec_argv=["sh", "-c", BOMB], limit=60, limits=ChildLimits(processes=16))
+    assert r.failed and r.limit_hit in ("pids.max", None) and r.wall_us < 30_000_000, r
+    if limits.pids_cgroup_parent() is not None:
+        assert r.limit_hit == "pids.max" and r.outcome == "limit"
+    ok = harness.run(exec_argv=["sh", "-c", "sleep 0.1 & sleep 0.1 & wait"], limit=60, limits=ChildLimits(processes=16))
+    assert not ok.failed and ok.limit_hit is None
+    left = [d for d in os.listdir(limits.pids_cgroup_parent() or "/nonexistent") if d.startswith(f"sl-run-{os.getpid()}-")] \
+        if limits.pids_cgroup_parent() else []
+    assert left == []  # every run's cgroup is removed
+
+
+def test_settings_are_checked_and_named() -> None:
+    base = limits.from_settings({})
+    assert base.memory_bytes and base.file_bytes == 1 << 30 and base.processes == 64 and base.cpu_seconds is None
+    assert limits.from_settings({"child_limits": {"processes": 8, "memory_bytes": None}}).memory_bytes is None
+    for bad, key in (({"child_limits": {"procs": 1}}, "procs"), ({"child_limits": {"processes": -1}}, "processes"),
+                     ({"child_limits": {"file_bytes": 1.5}}, "file_bytes"), ({"child_limits": 3}, "child_limits")):
+        with pytest.raises(ValueError, match=key):
+            limits.from_settings(bad)
