@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtimes.benchmarking import payloads
+from runtimes.benchmarking import engines, payloads
 from tests.benchmarking.conftest import node_args
 from tests.benchmarking.test_runtimes import REALM, create, exited, profile
 from tests.helpers.node import running_node
@@ -93,8 +93,11 @@ def test_native_and_command_line_engines_are_opt_in(broker, probe, layout) -> No
         rt = node.runtime_uuid()
         reg = [r for r in node.registrations if r["data"].get("type") == "runtime"][0]["data"]
         assert "native" not in reg["metadata"]["engines"] and "wasmtime" in reg["metadata"]["engines"]
+        # a command-line engine and engines whose WASI is no sandbox, as far as they are installed here
+        others = [e for e in ("wasmtime-cli-j", "v8-j", "wasmer", "pywasm") if engines.availability(e)[0]]
         for i, (f, eng) in enumerate([("/usr/bin/touch", "native"), ("wasm/suite/spin.wasm", "native"),
-                                      ("wasm/suite/spin.wasm", "wasmtime-j"), ("wasm/suite/spin.wasm", ["wasmtime", "native"])]):
+                                      ("wasm/suite/spin.wasm", ["wasmtime", "native"])] +
+                                     [("wasm/suite/spin.wasm", e) for e in others]):
             create(probe, rt, f"off-{i}", f, argv=[str(marker)], engine=eng)
             err = _error(probe, rt, f"off-{i}")
             assert "is off on this node" in err and "enable_engines" in err, err
