@@ -2,13 +2,15 @@
 enabled here, and its conformance verdict; `--check` runs the conformance suite.
 
 Usage:
-    manage.py engines [--json] [--available]
+    manage.py engines [--json] [--available] [--cfg FILE]
     manage.py engines --check [--json] [<engine>...]
     manage.py engines -h | --help
 
 Options:
     --json       One JSON object: name -> {"kind", "package", "version", "enabled", "conformance", ...}.
     --available  Only the engines that are enabled here.
+    --cfg FILE   The node's config.json (default: $SL_CONFIG, else ./config.json): native, command-line
+                 and unsandboxed engines are enabled only by its `enable_engines` (docs/security.md).
     --check      Run the conformance suite (every case on every named engine, default all installed;
                  stdout, files and exit status must equal wasmtime-j's), store the verdicts, and
                  exit 1 when an engine fails. Takes a minute or two.
@@ -21,6 +23,7 @@ cli-external (a program on PATH the project does not install; untested templates
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -29,13 +32,34 @@ from cli._api import CliError, guard, parse
 SUMMARY = "List the benchmark engines of this node (kind, package, version, enabled, conformance)."
 
 
-def engine_table(only_available: bool = False) -> dict[str, dict[str, Any]]:
+def node_gate(path: str | None) -> Any:
+    """The engine gate of the node whose config.json is `path` (its `benchmarking` runtime section)."""
+    from runtimes.benchmarking.gate import EngineGate
+
+    path = path or os.environ.get("SL_CONFIG") or ("config.json" if os.path.exists("config.json") else None)
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CliError(f"--cfg {path}: cannot read the node's config: {e}") from None
+    section = (raw.get("runtimes") or {}).get("benchmarking") if isinstance(raw, dict) else None
+    try:
+        return EngineGate(section if isinstance(section, dict) else {})
+    except ValueError as e:
+        raise CliError(f"{path}: {e}") from None
+
+
+def engine_table(only_available: bool = False, gate: Any = None) -> dict[str, dict[str, Any]]:
     from runtimes.benchmarking import conformance, engines
 
     out: dict[str, dict[str, Any]] = {}
     for name, e in engines.ENGINES.items():
         installed, detail = engines.availability(name, conformance=False)
         ok, why = engines.availability(name) if installed else (False, detail)
+        if ok and gate is not None and not gate.enabled(name):
+            ok, why = False, "off on this node (opt-in: `enable_engines` in config.json, docs/security.md)"
         if only_available and not ok:
             continue
         ver = engines.version(name) if installed else None
@@ -89,7 +113,7 @@ def main(argv: list[str]) -> int:
     opts = parse(__doc__ or "", "engines", argv)
     if opts["--check"]:
         return _check(list(opts["<engine>"]), bool(opts["--json"]))
-    table = engine_table(bool(opts["--available"]))
+    table = engine_table(bool(opts["--available"]), node_gate(opts["--cfg"]))
     if opts["--json"]:
         print(json.dumps(table))
         return 0

@@ -536,7 +536,7 @@ def _wasm2c_env(inv: Invocation) -> dict[str, str]:
     for i, (k, v) in enumerate(inv.env.items()):
         env[f"SLW_ENV{i}"] = f"{k}={v}"
     for i, d in enumerate(inv.dirs):
-        env[f"SLW_DIR{i}"] = d
+        env[f"SLW_DIR{i}"], env[f"SLW_GUEST{i}"] = preopen_pair(d)
     return env
 
 

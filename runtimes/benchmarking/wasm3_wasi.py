@@ -28,6 +28,8 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from runtimes.files import preopen_pair
+
 TRAP_EXIT = 134
 NS = "wasi_snapshot_preview1"
 
@@ -103,8 +105,9 @@ class Wasi:
         self.env = [f"{k}={v}".encode() + b"\0" for k, v in env.items()]
         self.memory: Callable[[], Any] = memory or (lambda: bytearray())
         self.fds: dict[int, _Fd] = {0: _Fd(0, FT_CHAR), 1: _Fd(1, FT_CHAR), 2: _Fd(2, FT_CHAR)}
-        for d in dirs:
-            self.fds[len(self.fds)] = _Fd(os.open(d, os.O_RDONLY | os.O_DIRECTORY), FT_DIR, preopen=d)
+        for d in dirs:  # HOST or HOST::GUEST (runtimes.files.preopen_pair)
+            host, guest = preopen_pair(d)
+            self.fds[len(self.fds)] = _Fd(os.open(host, os.O_RDONLY | os.O_DIRECTORY), FT_DIR, preopen=guest)
         self.exit_code: int | None = None
 
     # -- memory helpers

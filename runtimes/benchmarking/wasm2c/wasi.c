@@ -3,7 +3,7 @@
  *   wasm2c m.wasm -n m -o m.c && cc -O2 -I. m.c wasm-rt-impl.c wasi.c -lm
  *
  * The process gets the module's argv[1..] as its own; argv[0], the environment and the preopened
- * dirs come from SLW_ARGV0, SLW_NENV + SLW_ENV<i> ("K=V"), SLW_NDIRS + SLW_DIR<i> (fds 3, 4, ...).
+ * dirs come from SLW_ARGV0, SLW_NENV + SLW_ENV<i> ("K=V"), SLW_NDIRS + SLW_DIR<i> (fds 3, 4, ...; SLW_GUEST<i>: the name the module sees).
  * Confinement as in wasm3_wasi.py: a path is walked one component at a time from its directory
  * fd with O_NOFOLLOW; `..` above the preopen, absolute paths and absolute symlink targets give
  * ENOTCAPABLE; a relative symlink is followed by splicing its target into the walk. Host errors
@@ -536,7 +536,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "wasm2c: cannot open preopened dir %s: %s\n", d, strerror(errno));
             return 125;
         }
-        fds[3 + i] = (wfd){h, FT_DIR, d, 0};
+        snprintf(key, sizeof key, "SLW_GUEST%d", i); /* the module's name for it (default: the host path) */
+        fds[3 + i] = (wfd){h, FT_DIR, env_or(key, d), 0};
     }
     wasm_rt_init();
     Z_m_init_module();

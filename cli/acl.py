@@ -1,0 +1,189 @@
+"""Write the mosquitto password and ACL files of a realm: each node may use only its own topics.
+
+Usage:
+    manage.py acl -o DIR [--realm REALM] [--channel TOPIC]... [--rotate]
+                  [--orchestrator-user USER] [--cli-user USER] [--collector-user USER] <state-file>...
+    manage.py acl -h | --help
+
+Arguments:
+    <state-file>               A node's identity file (`STATE_DIR/NAME.json`, written by start.py at its
+                               first start: {"manager": uuid, "runtimes": {name: uuid}}); the node's
+                               account is NAME.
+
+Options:
+    -o DIR, --out DIR          Where the files go: mosquitto.passwd (hashed, PBKDF2-SHA512 as
+                               mosquitto_passwd writes them), mosquitto.acl, mosquitto-auth.conf (the
+                               lines for mosquitto.conf) and passwords/USER (each account's password,
+                               mode 0600, for the `pwd` key of that account's config.json).
+    --realm REALM              The realm [default: realm].
+    --channel TOPIC            An application channel topic (filter) the nodes may use, e.g. 'apps/#'.
+    --rotate                   New passwords for every account (default: keep those in DIR/passwords).
+    --orchestrator-user USER   The orchestrator's account [default: orchestrator].
+    --cli-user USER            The account of manage.py [default: cli].
+    --collector-user USER      The profile collector's account [default: collector].
+
+Who may do what (everything else is refused; there is no anonymous access):
+    a node NAME   its manager's and runtimes' `proc/reg/UUID`, `proc/keepalive/RT`, `proc/control/RT`
+                  (creates arrive, exited leaves), `proc/profile/+/RT/#`, `proc/stdio/#` (module
+                  stdio: module uuids are not known beforehand), read `proc/orchestrator`, and
+                  the application channel topics given with --channel
+    orchestrator  all of `{realm}/proc/#`: only it publishes creates on a runtime's control topic
+    cli           publish `proc/control` (requests to the orchestrator) and `proc/stdio/#` (stdin),
+                  read `{realm}/proc/#`
+    collector     read `{realm}/proc/#`
+
+Examples:
+    manage.py acl -o /etc/mosquitto/silverline /var/lib/silverline/dev1.json /var/lib/silverline/dev2.json
+    manage.py acl -o acl --realm lab --channel 'lab/apps/#' state/*.json
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import uuid as _uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cli._api import CliError, guard, parse
+
+SUMMARY = "Write the mosquitto password and ACL files of a realm (each node only its own topics)."
+
+PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for $7$ (PBKDF2-SHA512)
+
+
+@dataclass
+class NodeIdentity:
+    name: str
+    manager: str
+    runtimes: dict[str, str]
+
+
+def password_hash(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """A mosquitto 2.0 password file hash: `$7$ITERATIONS$SALT$HASH` (base64, PBKDF2-HMAC-SHA512)."""
+    salt = salt if salt is not None else secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def _uuid_ok(u: Any) -> bool:
+    try:
+        _uuid.UUID(str(u))
+        return isinstance(u, str)
+    except ValueError:
+        return False
+
+
+def load_identity(path: str) -> NodeIdentity:
+    """A node's identity file; CliError naming the file and what is wrong."""
+    name = os.path.basename(path)
+    if not name.endswith(".json"):
+        raise CliError(f"{path}: expected a node's identity file STATE_DIR/NAME.json (start.py writes it at its first start)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except OSError as e:
+        raise CliError(f"{path}: cannot read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise CliError(f"{path}: not JSON: {e.msg} at line {e.lineno}") from None
+    if not isinstance(raw, dict) or not _uuid_ok(raw.get("manager")) or not isinstance(raw.get("runtimes"), dict):
+        raise CliError(f"{path}: expected {{\"manager\": UUID, \"runtimes\": {{NAME: UUID}}}}")
+    bad = [k for k, v in raw["runtimes"].items() if not _uuid_ok(v)]
+    if bad:
+        raise CliError(f"{path}: runtime {bad[0]!r} has no valid uuid")
+    return NodeIdentity(name[:-5], raw["manager"], dict(raw["runtimes"]))
+
+
+def _check_user(user: str, what: str) -> None:
+    if not user or any(c in user for c in ":\n\r# ") or user.startswith("$"):
+        raise CliError(f"{what}: {user!r} is not a usable broker account name (no ':', spaces or '#')")
+
+
+def acl_text(realm: str, nodes: list[NodeIdentity], channels: list[str], orchestrator: str, cli: str,
+             collector: str) -> str:
+    """The mosquitto ACL file (no anonymous section: anonymous clients get nothing)."""
+    p = f"{realm}/proc"
+    lines = ["# written by `manage.py acl` (docs/security.md); anonymous clients have no rights",
+             "", f"user {orchestrator}", f"topic readwrite {p}/#",
+             "", f"user {cli}", f"topic read {p}/#", f"topic write {p}/control", f"topic write {p}/stdio/#",
+             "", f"user {collector}", f"topic read {p}/#"]
+    for n in nodes:
+        lines += ["", f"user {n.name}", f"topic readwrite {p}/reg/{n.manager}", f"topic read {p}/orchestrator"]
+        for rt in sorted(n.runtimes.values()):
+            lines += [f"topic readwrite {p}/reg/{rt}", f"topic write {p}/keepalive/{rt}",
+                      f"topic readwrite {p}/control/{rt}", f"topic write {p}/profile/+/{rt}/#"]
+        lines.append(f"topic readwrite {p}/stdio/#")
+        lines += [f"topic readwrite {c}" for c in channels]
+    return "\n".join(lines) + "\n"
+
+
+def _password(out: str, user: str, rotate: bool) -> str:
+    d = os.path.join(out, "passwords")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    path = os.path.join(d, user)
+    if not rotate and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            pw = f.read().strip()
+        if pw:
+            return pw
+    pw = secrets.token_urlsafe(24)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(pw + "\n")
+    os.replace(path + ".tmp", path)
+    return pw
+
+
+def _write(path: str, text: str, mode: int) -> None:
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def write_realm(out: str, realm: str, nodes: list[NodeIdentity], channels: list[str], *, orchestrator: str = "orchestrator",
+                cli: str = "cli", collector: str = "collector", rotate: bool = False) -> dict[str, str]:
+    """Write the files; return account -> password."""
+    users = [orchestrator, cli, collector] + [n.name for n in nodes]
+    seen: set[str] = set()
+    for u in users:
+        if u in seen:
+            raise CliError(f"account {u!r} appears twice (two nodes of that name, or a node named like a service account)")
+        seen.add(u)
+    os.makedirs(out, exist_ok=True)
+    passwords = {u: _password(out, u, rotate) for u in users}
+    _write(os.path.join(out, "mosquitto.passwd"), "".join(f"{u}:{password_hash(pw)}\n" for u, pw in passwords.items()), 0o640)
+    _write(os.path.join(out, "mosquitto.acl"), acl_text(realm, nodes, channels, orchestrator, cli, collector), 0o640)
+    absout = os.path.abspath(out)
+    _write(os.path.join(out, "mosquitto-auth.conf"),
+           f"# include in mosquitto.conf (per listener with per_listener_settings true)\nallow_anonymous false\n"
+           f"password_file {absout}/mosquitto.passwd\nacl_file {absout}/mosquitto.acl\n", 0o644)
+    return passwords
+
+
+@guard("acl")
+def main(argv: list[str]) -> int:
+    opts = parse(__doc__ or "", "acl", argv)
+    realm = str(opts["--realm"])
+    if not realm or any(c in realm for c in "+#/ "):
+        raise CliError(f"--realm: {realm!r} is not a usable realm (no '/', '+', '#', spaces)")
+    for key in ("--orchestrator-user", "--cli-user", "--collector-user"):
+        _check_user(str(opts[key]), key)
+    channels = list(opts["--channel"] or [])
+    for c in channels:
+        if not c or c.startswith(f"{realm}/proc") or c in ("#", "+/#"):
+            raise CliError(f"--channel: {c!r} would open the realm's control topics to every node; name the "
+                           f"application topics (e.g. '{realm}/apps/#')")
+    nodes = [load_identity(p) for p in opts["<state-file>"]]
+    for n in nodes:
+        _check_user(n.name, f"node {n.name!r}")
+    out = str(opts["--out"])
+    write_realm(out, realm, nodes, channels, orchestrator=str(opts["--orchestrator-user"]), cli=str(opts["--cli-user"]),
+                collector=str(opts["--collector-user"]), rotate=bool(opts["--rotate"]))
+    print(f"wrote {out}/mosquitto.passwd, {out}/mosquitto.acl, {out}/mosquitto-auth.conf and {out}/passwords/ "
+          f"({len(nodes)} nodes; realm {realm})")
+    print(f"mosquitto.conf: include {os.path.abspath(out)}/mosquitto-auth.conf's lines; each account's config.json: "
+          f"\"mqtt_username\": USER, \"pwd\": \"{os.path.abspath(out)}/passwords/USER\"")
+    return 0
