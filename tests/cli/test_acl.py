@@ -16,7 +16,7 @@ import pytest
 from cli import acl
 from tests.helpers.acl import NOT_AUTHORIZED, AclRealm, AuthClient
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc
+from tests.helpers.orchestrator import OrchestratorProc
 
 R = "realm"
 
