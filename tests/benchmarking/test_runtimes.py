@@ -68,9 +68,9 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm, wasm_r
         runs = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-norepeat"))["runs"]
         assert all(w > 0 for w in runs["wall_ns"]) and set(runs["outcome"]) <= {"ok", "exit"}
         # an engine that is not there: a clear error naming it, no fallback
-        create(probe, rt, "m-noengine", wasm["spin"], engine="wasm3-i")
+        create(probe, rt, "m-noengine", wasm["spin"], engine="wasmedge-i")
         st = exited(probe, rt, "m-noengine")
-        assert st["status"]["reason"] == "error" and "wasm3-i" in st["status"]["error"]
+        assert st["status"]["reason"] == "error" and "wasmedge-i" in st["status"]["error"]
         create(probe, rt, "m-badarg", wasm["spin"], repeat="many")
         assert "args.repeat must be an integer" in exited(probe, rt, "m-badarg")["status"]["error"]
         # the whole-module limit stops the repeats: reason `limit`, the samples so far are kept
