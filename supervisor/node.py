@@ -6,8 +6,9 @@ terminal's stdin), then per wake-up: handle signals and stdin, read MQTT, drain 
 also looks at the timers (reconnect, registration, keepalives, worker restarts and heartbeats,
 watchdog). Signal handlers do nothing but let CPython's C handler write the signal number into the
 wakeup pipe. The supervisor itself starts no thread and forks its workers from this one thread,
-before any socket exists; with the sysv backend `ipc` runs a helper thread, started by the first
-`fileno()` after those forks (a later re-fork then happens with that thread alive: see docs/ipc.md).
+before any socket exists. One exception: the sysv backend (the fallback where POSIX queues do not
+exist) runs a helper thread, started by the first `fileno()` after those forks, so a worker restarted
+later is forked while that thread lives.
 
 Where the rest is: router.py (data path, channels), modules.py (create/delete/exited),
 registration.py (the orchestrator), pool.py and workers.py (worker processes and their states).
