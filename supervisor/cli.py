@@ -188,7 +188,7 @@ def build_settings(argv: list[str]) -> Settings | None:
         ka_interval=number(args, "--ka-interval", float, 0), spin=number(args, "--spin", float, 0), backend=args["--backend"],
         access_control=not args["--no-access-control"], runtime_settings=rs,
     )
-    s.logdir = args["--logdir"]  # type: ignore[attr-defined]
+    s.logdir = args["--logdir"]
     return s
 
 
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if settings is None:
         return 0
-    setup_logging(settings.log_level, getattr(settings, "logdir", None), logfile_name=f"{settings.name}.log")
+    setup_logging(settings.log_level, settings.logdir, logfile_name=f"{settings.name}.log")
     from supervisor.node import Supervisor
 
     try:

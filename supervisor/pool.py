@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import ipc
@@ -37,20 +38,18 @@ def make_workers(settings: Settings, ident: Identity, ops: ProcessOps) -> list[W
     return workers
 
 
+@dataclass
 class WorkerPool:
-    def __init__(self, settings: Settings, workers: list[Worker], ops: ProcessOps, *, outbox: Outbox, router: Router,
-                 modules: ModuleControl, registration: NodeRegistration, child_fds: Callable[[], list[int]],
-                 on_change: Callable[[], None]) -> None:
-        self.settings = settings
-        self.workers = workers
-        self.ops = ops
-        self.outbox = outbox
-        self.router = router
-        self.modules = modules
-        self.registration = registration
-        self.child_fds = child_fds  # the supervisor's descriptors a child closes
-        self.on_change = on_change  # the node's status changed (sd_notify STATUS)
-        self.node_ipc: ipc.NodeIPC | None = None  # set by run() before the first start
+    settings: Settings
+    workers: list[Worker]
+    ops: ProcessOps
+    outbox: Outbox
+    router: Router
+    modules: ModuleControl
+    registration: NodeRegistration
+    child_fds: Callable[[], list[int]]  # the supervisor's descriptors a child closes
+    on_change: Callable[[], None]  # the node's status changed (sd_notify STATUS)
+    node_ipc: ipc.NodeIPC | None = None  # set by run() before the first start
 
     @property
     def all_stopped(self) -> bool:

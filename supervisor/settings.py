@@ -38,3 +38,4 @@ class Settings:
     access_control: bool = True  # channels: only granted topics plus $SL/
     runtime_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # config.json "runtimes"
     stdin_commands: bool = True  # `q`/`quit` on a terminal stdin stops the node
+    logdir: str | None = None  # -l: also log to LOGDIR/NAME.log

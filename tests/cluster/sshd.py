@@ -10,11 +10,11 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 
 from tests.helpers.broker import free_port, wait_port
+from tests.helpers.procs import stop_process
 
 SSHD = "/usr/sbin/sshd"
 
@@ -102,15 +102,8 @@ class Sshd:
             return ""
 
     def close(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "Sshd":

@@ -8,6 +8,8 @@ import subprocess
 import tempfile
 import time
 
+from tests.helpers.procs import stop_process
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -67,13 +69,7 @@ class Mosquitto:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ import urllib.request
 from typing import Any
 
 from tests.helpers.broker import free_port
+from tests.helpers.procs import stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -82,13 +83,7 @@ class OrchestratorProc:
             return ""
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, 10.0)
         self.proc = None
 
     def restart(self) -> "OrchestratorProc":
