@@ -5,11 +5,14 @@ that `manage.py start` recorded in <path>/.silverline.pid (the node stops gracef
 SIGKILL after --grace seconds.
 
 Usage:
-    manage.py kill [options] [--path=DIR] [--grace=SEC]
+    manage.py kill [options] [--path=DIR] [--grace=SEC] [--end-modules]
 
 Options:
     --path=DIR                  The SilverLine checkout on the devices (a template) [default: silverline-node].
     --grace=SEC                 Seconds to wait after SIGTERM before SIGKILL [default: 10].
+    --end-modules               End the node's modules for good (SIGUSR1; they are not resurrected). Without
+                                it the stop is one for a restart: the orchestrator re-creates the modules
+                                when the node is back (docs/supervisor.md, "Stop").
 %s
 """
 from __future__ import annotations
@@ -33,6 +36,6 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"--grace must be a whole number of seconds, got {args['--grace']!r}") from None
 
     def script(d: Device) -> str:
-        return kill_script(ctx.render(args["--path"], d), grace, d.name)
+        return kill_script(ctx.render(args["--path"], d), grace, d.name, end_modules=bool(args["--end-modules"]))
 
     return execute(ctx, "kill", shell_action(ctx, script), script)

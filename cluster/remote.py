@@ -70,13 +70,18 @@ def start_script(path: str, start_args: list[str], node: str) -> str:
     )
 
 
-def kill_script(path: str, grace_s: int = 10, node: str = "") -> str:
-    """Stop the node: its systemd unit when active, else the recorded pid (TERM, then KILL after `grace_s`)."""
+def kill_script(path: str, grace_s: int = 10, node: str = "", end_modules: bool = False) -> str:
+    """Stop the node: its systemd unit when active, else the recorded pid (TERM, then KILL after `grace_s`).
+    SIGTERM is a stop for a restart (modules resurrectable); `end_modules` sends SIGUSR1 instead (they end)."""
     ticks = grace_s * 10
     unit = unit_of(node)
+    sig = "USR1" if end_modules else "TERM"
+    stop_unit = (f"systemctl kill --kill-who=main -s SIGUSR1 {shlex.quote(unit)} && "
+                 f"i=0; while systemctl is-active --quiet {shlex.quote(unit)} && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done; "
+                 f"systemctl stop {shlex.quote(unit)}" if end_modules else f"systemctl stop {shlex.quote(unit)}")
     return (
         f"if {_systemctl(unit, 'is-active')}; then\n"
-        + f"    systemctl stop {shlex.quote(unit)} && echo 'stopped the systemd unit {unit}'; exit $?\n"
+        + f"    {stop_unit} && echo 'stopped the systemd unit {unit}'; exit $?\n"
         + "fi\n"
         + _cd(path)
         + f'[ -f {PIDFILE} ] || {{ echo "not running (no {PIDFILE} in {path})"; exit 0; }}\n'
@@ -86,7 +91,7 @@ def kill_script(path: str, grace_s: int = 10, node: str = "") -> str:
         + 'if [ -r /proc/$pid/cmdline ] && ! tr "\\0" " " </proc/$pid/cmdline | grep -q "start.py"; then\n'
         + f'    echo "pid $pid is not start.py any more; not killing it"; rm -f {PIDFILE}; exit 0\n'
         + "fi\n"
-        + 'kill -TERM "$pid"\n'
+        + f'kill -{sig} "$pid"\n'
         + f'i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done\n'
         + f'if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; echo "killed pid $pid (SIGKILL after {grace_s} s)"; else echo "stopped pid $pid"; fi\n'
         + f"rm -f {PIDFILE}\n"

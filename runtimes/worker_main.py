@@ -66,6 +66,7 @@ def reset_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the supervisor's "stop and end the modules" (also after exec)
 
 
 def child_main(config: WorkerConfig) -> int:

@@ -43,8 +43,11 @@ Options:
     --list-runtimes              List the known runtimes and exit.
     -h --help                    Show this help.
 
-Stop with SIGTERM or Ctrl-C (or `q` Enter on a terminal); exit status 0 after a clean stop,
-2 for a usage error (unknown runtime, bad value, bad config file).
+Stop with SIGTERM or Ctrl-C (or `q` Enter on a terminal) for a restart: the modules stay
+resurrectable (the orchestrator re-creates them when the node is back). SIGUSR1 stops and ends
+the modules (reported exited, not resurrected). Exit status 0 after a clean stop, 2 for a usage
+error (unknown runtime, bad value, bad config file), 4 when the identity is taken (another
+supervisor holds the state dir's lock, or the orchestrator refused a duplicate).
 """
 from __future__ import annotations
 

@@ -3,9 +3,16 @@
 Stored in `STATE_DIR/<name>.json` = `{"manager": uuid, "runtimes": {full_name: uuid}}`. Default
 directory: `$XDG_STATE_HOME/silverline` or `~/.local/state/silverline`. A `--uuid` flag overrides the
 manager uuid; runtime uuids are then derived from it (uuid5), so the same flag gives the same uuids.
+
+`StateLock`: one supervisor per identity on a machine (issue #12). A second supervisor with the same
+name and state dir (e.g. the systemd unit plus `manage.py start`) ran every module twice; now it
+refuses to start, naming the pid that holds `STATE_DIR/<name>.lock` (an flock, released by the
+kernel when the holder dies, so a crash leaves no stale lock).
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -16,6 +23,45 @@ from dataclasses import dataclass, field
 log = logging.getLogger("mgr")
 
 NAMESPACE = _uuid.UUID("5e1f7a2c-3b1d-4c2e-9a57-51c0e2d0a001")
+EXIT_DUPLICATE = 4  # start.py's exit status when this identity is taken (the lock, or the orchestrator refused it)
+
+
+class IdentityInUse(Exception):
+    """Another live supervisor holds this node's identity; the text names its pid."""
+
+
+class StateLock:
+    """An exclusive flock on `STATE_DIR/<name>.lock` for the supervisor's lifetime; the file holds its pid."""
+
+    def __init__(self, state_dir: str, name: str) -> None:
+        self.path = os.path.join(state_dir, f"{name.replace('/', '_')}.lock")
+        self.name = name
+        self._fd = -1
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise IdentityInUse(f"cannot lock {self.path}: {e.strerror}") from e
+            raise IdentityInUse(f"node {self.name!r} is already running here: pid {holder} holds {self.path}; "
+                                f"refusing to start a second supervisor with the same identity (stop that one, "
+                                f"or use another name or --state-dir)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # the file stays: unlinking it would race with a starting supervisor
+            self._fd = -1
 
 
 def default_state_dir() -> str:

@@ -75,6 +75,7 @@ class ModuleControl:
     def __init__(self, outbox: Outbox, router: Router) -> None:
         self.outbox = outbox
         self.router = router
+        self.stop_mode: str | None = None  # while the node stops: "restart" (keep modules) or "end"
 
     # ------------------------------------------------------------------ requests from MQTT
 
@@ -166,6 +167,11 @@ class ModuleControl:
         rs = body.get("status")
         st: dict[str, Any] = rs if isinstance(rs, dict) else {}
         status = exit_status(str(st.get("reason") or "exited"), st.get("code"), st.get("error"))
+        if self.stop_mode == "restart" and status["reason"] == "killed":
+            # issue #12: a graceful stop for a restart keeps the module resurrectable: no `exited`; the
+            # runtime's delete makes it killed (K) at the orchestrator, which re-creates it when we are back
+            w.logger.info("module %s (%s) stopped for the restart: resurrectable", rec.name, rec.uuid)
+            return
         extra = {k: v for k, v in body.items() if k not in ("status", "uuid", "type")}
         self.publish_exited(w, rec, status, extra)
 
@@ -187,6 +193,17 @@ class ModuleControl:
             else:
                 w.modules.pop(rec.index)
                 self.publish_exited(w, rec, exit_status("crashed", None, f"worker process of runtime {w.name} died (exit {code})"))
+
+    def worker_stopped(self, w: Worker) -> None:
+        """A worker ended by the node's stop: with "end", modules it did not report are reported killed;
+        with "restart" they stay alive at the orchestrator until the runtime's delete makes them killed."""
+        for rec in w.modules:
+            w.modules.pop(rec.index)
+            self.router.close_module(w.slot, rec.index)
+            if self.stop_mode == "end":
+                self.publish_exited(w, rec, exit_status("killed", None, "the node stopped (end of its modules)"))
+            else:
+                w.logger.info("module %s (%s) stopped for the restart: resurrectable", rec.name, rec.uuid)
 
     def runtime_fatal(self, w: Worker) -> None:
         for rec in w.modules:

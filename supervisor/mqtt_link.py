@@ -30,6 +30,7 @@ The byte formats of both fast paths are in mqtt_codec.py; every paho internal is
 from __future__ import annotations
 
 import logging
+import select
 import selectors
 import socket
 import ssl
@@ -53,7 +54,9 @@ FAST_BATCH = 256 * 1024  # hand the QoS 0 buffer to paho when it reaches this si
 # broker back after a 9 s outage saw the node only 6.5 s later (the promise is 5 s); an attempt on
 # a closed port costs one SYN, so 2 s keeps the worst case at ~2 s plus the registration round.
 RECONNECT_MAX_DELAY = 2.0
-BACKLOG_PACKETS = 16  # packets waiting in paho's output queue before the supervisor holds back
+BACKLOG_PACKETS = 16
+ACK_WAIT = 2.0  # clean stop: seconds to wait for the broker's acknowledgements of our last publishes
+CLOSE_WAIT = 1.0  # clean stop: seconds to wait for the broker to close after our DISCONNECT  # packets waiting in paho's output queue before the supervisor holds back
 
 
 class MqttLink:
@@ -162,22 +165,73 @@ class MqttLink:
             self._schedule_retry("disconnected from MQTT broker" if was else f"MQTT connection to {self.address} failed")
 
     def close(self) -> None:
-        """Disconnect cleanly (no last will) and flush what can be flushed."""
+        """Clean stop (no last will): write what is queued, wait (at most ACK_WAIT) for the broker's
+        acknowledgements of our QoS 1/2 publishes, send DISCONNECT, then wait (at most CLOSE_WAIT) for
+        the broker to close the connection, reading what it still sends, and only then close our end.
+
+        Regression (issue #12, tests/supervisor/test_clean_stop.py): paho closes its socket right after
+        writing DISCONNECT; with the broker's PUBACKs of the last publishes (the deletes) unread, the
+        kernel answered with a reset, mosquitto dropped the DISCONNECT ("disconnected due to out of
+        memory") and published the last will: the orchestrator got two manager deletes.
+        """
         self._started = False
-        if self.connected:
-            self.client.disconnect()
-            deadline = time.monotonic() + 2.0
-            while self._sock is not None and time.monotonic() < deadline:
-                self.client.loop_write()
-                if self._sock is None or not self.client.want_write():
-                    break
-                time.sleep(0.005)
+        sock = self._sock
+        if self.connected and sock is not None:
+            self._flush_fast()
+            deadline = time.monotonic() + ACK_WAIT
+            while (self._sock is not None and self.connected and (self._unacked() or self.client._out_packet)
+                   and time.monotonic() < deadline):
+                self._pump(min(0.05, max(0.0, deadline - time.monotonic())))
+            if self._unacked():
+                log.warning("%d QoS 1/2 messages not acknowledged by the broker within %.0fs", self._unacked(), ACK_WAIT)
+            if self._sock is not None and not self.client._out_packet:
+                self._disconnect_and_wait(self._sock)
         if self._sock is not None:
             try:
                 self.paho.close_socket()
             except Exception:
                 pass
         self.connected = False
+
+    def _unacked(self) -> int:
+        """Our QoS 1/2 publishes the broker has not acknowledged (paho keeps them until PUBACK/PUBCOMP)."""
+        return len(getattr(self.client, "_out_messages", ()))
+
+    def _pump(self, timeout: float) -> None:
+        """One bounded wait on the socket: read what came (acknowledgements), write what is queued."""
+        sock = self._sock
+        if sock is None:
+            return
+        want_write = bool(self.client._out_packet)
+        try:
+            r, w, _ = select.select([sock], [sock] if want_write else [], [], timeout)
+        except (OSError, ValueError):
+            return
+        if r:
+            self._read()
+        if w and self._sock is not None:
+            self.client.loop_write()
+
+    def _disconnect_and_wait(self, sock: Any) -> None:
+        """DISCONNECT (MQTT 5, reason 0: normal, the broker discards the will) written by us rather than
+        paho, so the socket stays open until the broker has closed its side."""
+        try:
+            sock.settimeout(CLOSE_WAIT)
+            sock.sendall(b"\xe0\x00")
+        except OSError as e:
+            log.debug("DISCONNECT not sent: %s", e)
+            return
+        deadline = time.monotonic() + CLOSE_WAIT
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                sock.settimeout(left)
+                if not sock.recv(65536):
+                    return  # the broker closed: now ours closes without a reset
+            except (socket.timeout, ssl.SSLWantReadError):
+                break
+            except OSError:
+                return
+        log.debug("the broker did not close the connection within %.1fs after DISCONNECT", CLOSE_WAIT)
 
     # ------------------------------------------------------------------ selector plumbing
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import ipc
 from common.wire import Topics
-from supervisor.identity import load_identity
+from supervisor.identity import EXIT_DUPLICATE, IdentityInUse, StateLock, load_identity
 from supervisor.modules import ModuleControl
 from supervisor.mqtt_link import MqttLink
 from supervisor.notify import Notifier
@@ -64,7 +64,12 @@ class Supervisor:
         self.modules = ModuleControl(self.outbox, self.router)
         self.router.modules = self.modules
         self.registration = NodeRegistration(self.outbox, self.workers, ops, platform_extra=dict(settings.config.platform or {}),
-                                             timeout=settings.reg_timeout, on_registered=self._registered)
+                                             timeout=settings.reg_timeout, on_registered=self._registered,
+                                             on_refused=self._refused)
+        self.lock = StateLock(settings.state_dir, settings.name) if settings.state_dir else None
+        self.refused = False
+        self._status = ""
+        self._next_status = 0.0
         self.pool = WorkerPool(settings, self.workers, ops, outbox=self.outbox, router=self.router, modules=self.modules,
                                registration=self.registration, child_fds=self._child_fds, on_change=self._update_status)
         self.control_topics = {self.topics.control(w.uuid): w for w in self.workers}
@@ -80,6 +85,19 @@ class Supervisor:
 
     def run(self) -> int:
         """Fork the workers, connect, serve until stopped; returns the exit code."""
+        if self.lock is not None:
+            try:
+                self.lock.acquire()
+            except IdentityInUse as e:
+                log.critical("%s", e)
+                return EXIT_DUPLICATE
+        try:
+            return self._run()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _run(self) -> int:
         removed = ipc.cleanup_stale(self.settings.backend)
         if removed:
             log.info("removed %d stale IPC objects of dead supervisors", len(removed))
@@ -95,6 +113,12 @@ class Supervisor:
             # `fileno()` starts a helper thread, so it is asked for only after these forks).
             for w in self.workers:
                 self.pool.start(w)
+            # READY=1 once the workers run, broker or no broker (a unit must not time out at boot while the
+            # broker is down); STATUS then says what the node waits for; the watchdog is fed from now on
+            self.ready_sent = True
+            self.notifier.ready(f"workers started; connecting to MQTT broker {self.settings.config.mqtt}:{self.settings.config.mqtt_port}")
+            if self.notifier.watchdog_interval():
+                self._next_watchdog = time.monotonic()
             self.selector.register(self.node_ipc.fileno(), selectors.EVENT_READ, "ipc")
             self.link = MqttLink(self.settings.config, client_id=f"sl-{self.settings.name}-{self.uuid[:8]}-{os.getpid()}",
                                  selector=self.selector, on_message=self._on_mqtt, on_connect=self._on_connect,
@@ -106,7 +130,6 @@ class Supervisor:
                 self.link.subscribe(topic, 1)
             log.info("node %s (manager %s), runtimes: %s", self.settings.name, self.uuid,
                      ", ".join(f"{w.name}={w.spec.name} ({w.uuid})" for w in self.workers))
-            self.notifier.status("connecting to MQTT")
             self.link.connect()
             self._loop()
         except Exception:
@@ -116,10 +139,19 @@ class Supervisor:
             self._shutdown()
         return self.exit_code
 
-    def request_stop(self, why: str) -> None:
+    def request_stop(self, why: str, *, end_modules: bool = False) -> None:
+        """Stop the node. Default: a stop for a restart (SIGTERM, as systemd does): the modules stay
+        resurrectable. `end_modules` (SIGUSR1): they are reported exited and end for good."""
         if self.stopping:
             return
-        log.info("stopping (%s)", why)
+        if self.refused:
+            log.info("stopping (%s)", why)
+        elif end_modules:
+            log.info("stopping (%s): ending the modules (reported exited, not resurrected)", why)
+        else:
+            log.info("stopping (%s) for a restart: modules stay resurrectable (the orchestrator re-creates them "
+                     "when this node is back); SIGUSR1 stops and ends them", why)
+        self.modules.stop_mode = "end" if end_modules else "restart"
         self.stopping = True
         self.notifier.stopping()
         self._stop_deadline = time.monotonic() + self.settings.stop_timeout
@@ -129,8 +161,8 @@ class Supervisor:
         """Every exit path: kill what is left, reap, delete registrations, unlink IPC, disconnect."""
         try:
             self.pool.kill_all()
-            if self.link is not None and self.link.connected:
-                self.registration.goodbye()
+            if self.link is not None and self.link.connected and not self.refused:
+                self.registration.goodbye()  # a refused duplicate deletes nothing: the identity is another's
                 self.link.flush()
         finally:
             if self.link is not None:
@@ -149,7 +181,7 @@ class Supervisor:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1):
             # the C-level handler writes the number into the pipe; the Python one has nothing to do
             self._old_handlers[sig] = signal.signal(sig, lambda s, f: None)
         self.selector.register(self._wake_r, selectors.EVENT_READ, "signal")
@@ -174,6 +206,8 @@ class Supervisor:
                 self.pool.reap()
             elif signum in (signal.SIGTERM, signal.SIGINT):
                 self.request_stop(signal.Signals(signum).name)
+            elif signum == signal.SIGUSR1:
+                self.request_stop("SIGUSR1", end_modules=True)
             elif signum == signal.SIGHUP:
                 log.info("SIGHUP: nothing to reload (restart the node to change its configuration)")
 
@@ -187,7 +221,7 @@ class Supervisor:
 
     def _child_fds(self) -> list[int]:
         """The supervisor's own descriptors, closed in a forked worker."""
-        fds = [self._wake_r, self._wake_w]
+        fds = [self._wake_r, self._wake_w, self.lock.fileno() if self.lock is not None else -1]
         try:
             fds.append(self.selector.fileno())
         except (AttributeError, ValueError):
@@ -251,12 +285,15 @@ class Supervisor:
         if wd and now >= self._next_watchdog:
             self.notifier.watchdog()
             self._next_watchdog = now + wd
+        if now >= self._next_status:
+            self._next_status = now + 1.0
+            self._update_status()
 
     # ------------------------------------------------------------------ MQTT
 
     def _on_connect(self) -> None:
-        self.notifier.status("registering")
         self.registration.start()
+        self._update_status()
 
     def _on_mqtt(self, topic: str, payload: bytes) -> None:
         w = self.control_topics.get(topic)
@@ -270,15 +307,27 @@ class Supervisor:
     # ------------------------------------------------------------------ status
 
     def _registered(self) -> None:
-        if not self.ready_sent:
-            self.ready_sent = True
-            self.notifier.ready(self.pool.status_text())
-            if self.notifier.watchdog_interval():
-                self._next_watchdog = time.monotonic()
         log.info("registration done: %s", self.pool.status_text())
+        self._update_status()
+
+    def _refused(self, why: str) -> None:
+        """The orchestrator refused our identity (alive under another process): say so, exit 4."""
+        self.refused = True
+        self.exit_code = EXIT_DUPLICATE
+        self.request_stop(f"refused by the orchestrator as a duplicate: {why}")
 
     def _update_status(self) -> None:
-        self.notifier.status(self.pool.status_text())
+        """sd_notify STATUS: what the node waits for, else its runtimes and modules (sent when it changes)."""
+        if self.stopping:
+            return  # STATUS=stopping stays
+        text = self.pool.status_text()
+        if self.link is not None and not self.link.connected and not self.stopping:
+            text = f"waiting for MQTT broker {self.link.address}; {text}"
+        elif (waiting := self.registration.waiting_for()) is not None and not self.stopping:
+            text = f"{waiting}; {text}"
+        if text != self._status:
+            self._status = text
+            self.notifier.status(text)
 
     def _log_cpus(self) -> None:
         if not any(w.cpus for w in self.workers):

@@ -139,6 +139,7 @@ class WorkerPool:
         new = w.died(code, time.monotonic())
         if was_stopping:
             w.logger.info("worker exited (%s)", code)
+            self.modules.worker_stopped(w)
             return
         self.modules.worker_died(w, code)
         if new is WorkerState.FATAL:

@@ -1,9 +1,20 @@
 """Everything the node says to the orchestrator about itself and its runtimes (PROTOCOL.md
 section 1): registration and re-registration after every reconnect, keepalives, deletes.
 
-The manager registers first; when the orchestrator answers (or the wait times out, which is logged
-as an error and otherwise ignored, as in the seed) every runtime registers, each waiting for its own
-answer. Nothing here blocks: the supervisor's loop feeds replies in and calls `tick()`.
+Registration until answered (issue #12): the manager registers first; each registration is sent
+again (backoff from 0.5 s, capped at BACKOFF_MAX) until the orchestrator answers it, so a node that
+starts before its orchestrator registers as soon as the orchestrator is there. The runtimes go
+once the manager is answered, or after `timeout` without an answer (the original SilverLine
+orchestrator never answers a second registration of a manager uuid it has: its unique key fails).
+A round is *settled* (keepalives start, systemd hears READY's successor status) when every runtime
+was answered or waited `timeout`; unanswered ones are still asked. One log line per state change:
+waiting -> unanswered (after `timeout`) -> registered / refused; retries are debug lines.
+
+The orchestrator's presence messages (docs/orchestrator.md, "Presence") make the node register again
+at once: `online` from an instance other than the one that answered, and a register request (an
+error reply with `details.register`) for one of our uuids. A refusal with `details.reason:
+"duplicate"` (our identity is alive under another process) ends the node (exit status 4). Nothing
+here blocks: the supervisor's loop feeds messages in and calls `tick()`.
 """
 from __future__ import annotations
 
@@ -12,7 +23,7 @@ import os
 import platform
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from common.wire import ProtocolError, decode, encode, envelope
@@ -23,9 +34,17 @@ from supervisor.workers import Worker
 
 log = logging.getLogger("mgr")
 
+BACKOFF_FIRST = 0.5  # seconds before the first repeat of an unanswered registration
+BACKOFF_MAX = 3.0  # ... doubling up to this ("a few seconds": a node is registered within ~3 s of its orchestrator)
+
+
+def process_metadata() -> dict[str, Any]:
+    """Who sends: the orchestrator refuses an identity alive under another process (presence.py)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
 
 def manager_message(uuid: str, name: str, action: str = "create") -> dict[str, Any]:
-    data: dict[str, Any] = {"type": "manager", "uuid": uuid, "name": name}
+    data: dict[str, Any] = {"type": "manager", "uuid": uuid, "name": name, "metadata": process_metadata()}
     return envelope(action, data)
 
 
@@ -39,88 +58,178 @@ def runtime_message(*, uuid: str, name: str, runtime_type: str, max_nmodules: in
 
 
 def runtime_delete_message(uuid: str, name: str) -> dict[str, Any]:
-    return envelope("delete", {"type": "runtime", "uuid": uuid, "name": name})
+    return envelope("delete", {"type": "runtime", "uuid": uuid, "name": name, "metadata": process_metadata()})
+
+
+class Refused(Exception):
+    """The orchestrator refused our identity: it is alive under another process."""
 
 
 @dataclass
 class Pending:
     uuid: str
     what: str  # "manager test" / "runtime test.echo"
-    deadline: float
+    msg: dict[str, Any]
+    state: str = "idle"  # idle -> waiting -> (unanswered) -> ok | refused
+    first: float = 0.0  # first send of this round
+    next_try: float = 0.0
+    delay: float = BACKOFF_FIRST
+    attempts: int = 0
+    sent: float = 0.0  # last send
+    ids: set[str] = field(default_factory=set)  # object_ids sent (an answer to any of them counts)
 
 
 class Registrar:
-    """Drives one registration round (manager, then runtimes); restarted after every reconnect."""
+    """Drives the registration rounds (manager, then runtimes); a round restarts after every reconnect."""
 
     def __init__(self, *, timeout: float, send: Callable[[str, dict[str, Any]], None],
-                 on_reply: Callable[[str, dict[str, Any]], None], on_done: Callable[[], None]) -> None:
+                 on_reply: Callable[[str, dict[str, Any]], None], on_done: Callable[[], None],
+                 on_refused: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = timeout
         self.send = send  # (uuid, message): publish on proc/reg/{uuid}
         self.on_reply = on_reply  # (uuid, details) of an "ok" answer
-        self.on_done = on_done
-        self.pending: dict[str, Pending] = {}
-        self.phase = "idle"  # idle -> manager -> runtimes -> done
-        self._runtimes: list[tuple[str, str, dict[str, Any]]] = []
+        self.on_done = on_done  # the round settled
+        self.on_refused = on_refused or (lambda why: None)
+        self.clock = clock
+        self.manager: Pending | None = None
+        self.runtimes: list[Pending] = []
+        self.phase = "idle"  # idle -> manager -> runtimes -> settled
+        self.answered_by: str | None = None  # the orchestrator instance that answered (details.orchestrator)
+        self.offline = False
+        self._said_manager_unanswered = False
+
+    @property
+    def items(self) -> list[Pending]:
+        return ([self.manager] if self.manager else []) + self.runtimes
 
     def start(self, manager: tuple[str, str, dict[str, Any]], runtimes: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """Each item is (uuid, description, message)."""
-        self.pending.clear()
-        self._runtimes = list(runtimes)
+        """A new round; each item is (uuid, description, message)."""
+        self.manager = Pending(*manager)
+        self.runtimes = [Pending(*r) for r in runtimes]
         self.phase = "manager"
-        self._post(*manager)
+        self._said_manager_unanswered = False
+        self._post(self.manager, self.clock())
 
-    def _post(self, uuid: str, what: str, msg: dict[str, Any]) -> None:
-        self.pending[msg["object_id"]] = Pending(uuid, what, time.monotonic() + self.timeout)
-        self.send(uuid, msg)
+    def _post(self, p: Pending, now: float) -> None:
+        if p.state not in ("waiting", "unanswered"):
+            p.state, p.first, p.delay = "waiting", now, BACKOFF_FIRST
+        p.attempts += 1
+        p.sent = now
+        p.ids.add(str(p.msg.get("object_id")))
+        p.next_try = now + p.delay
+        p.delay = min(BACKOFF_MAX, p.delay * 2)
+        if p.attempts > 1:
+            log.debug("registration of %s: attempt %d", p.what, p.attempts)
+        self.send(p.uuid, p.msg)
+
+    def _find(self, object_id: Any) -> Pending | None:
+        return next((p for p in self.items if str(object_id) in p.ids), None)
 
     def reply(self, msg: dict[str, Any]) -> bool:
-        """An answer on a reg topic; True when it was one we waited for."""
-        p = self.pending.pop(str(msg.get("object_id")), None)
-        if p is None:
-            return False
+        """An answer on a reg topic; True when it was for one of our registrations."""
         raw = msg.get("data")
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        result = data.get("result")
         rd = data.get("details")
         details: dict[str, Any] = rd if isinstance(rd, dict) else {}
-        if result == "ok":
-            log.info("registered %s", p.what)
+        p = self._find(msg.get("object_id"))
+        if p is None:
+            return False
+        if p.state in ("ok", "refused"):
+            return True  # an answer to an earlier attempt of the same registration
+        now = self.clock()
+        if data.get("result") == "ok":
+            p.state = "ok"
+            if isinstance(details.get("orchestrator"), str):
+                self.answered_by = details["orchestrator"]
+            self.offline = False
+            late = f" ({p.attempts} attempts, {now - p.first:.1f}s)" if p.attempts > 1 else ""
+            log.info("registered %s%s", p.what, late)
             self.on_reply(p.uuid, details)
+        elif details.get("reason") == "duplicate":
+            p.state = "refused"
+            why = str(details.get("description") or details)
+            log.critical("the orchestrator refused %s: %s", p.what, why)
+            self.on_refused(f"{p.what}: {why}")
+            return True
         else:
+            p.state = "refused"
             log.error("orchestrator refused the registration of %s: %s", p.what, details or data)
-        self._advance()
+        self._advance(now)
         return True
 
+    def again(self, why: str) -> None:
+        """Register again at once: the orchestrator asked, or a new one announced itself."""
+        now = self.clock()
+        if self.manager is None:
+            return
+        if self.phase == "settled" or all(p.state in ("ok", "refused", "idle") for p in self.items):
+            log.info("registering again: %s", why)
+            self.manager.state = "idle"
+            self.manager.attempts = 0
+            for p in self.runtimes:
+                p.state, p.attempts = "idle", 0
+            self.phase = "manager"
+            self._said_manager_unanswered = False
+            self._post(self.manager, now)
+            return
+        for p in self.items:  # a round is going on: hurry its unanswered items
+            if p.state in ("waiting", "unanswered") and now - p.sent >= 0.25:
+                p.delay = BACKOFF_FIRST
+                self._post(p, now)
+
     def tick(self) -> None:
-        now = time.monotonic()
-        for oid, p in list(self.pending.items()):
-            if now >= p.deadline:
-                del self.pending[oid]
-                log.error("no answer from the orchestrator to the registration of %s within %.1fs; going on", p.what, self.timeout)
-        self._advance()
+        now = self.clock()
+        for p in self.items:
+            if p.state in ("waiting", "unanswered"):
+                if p.state == "waiting" and now - p.first >= self.timeout:
+                    p.state = "unanswered"
+                    log.error("no answer from the orchestrator to the registration of %s within %.1fs; "
+                              "asking again every %.0fs at most", p.what, self.timeout, BACKOFF_MAX)
+                if now >= p.next_try:
+                    self._post(p, now)
+        self._advance(now)
 
     def next_deadline(self) -> float | None:
-        return min((p.deadline for p in self.pending.values()), default=None)
+        times = [p.next_try for p in self.items if p.state in ("waiting", "unanswered")]
+        times += [p.first + self.timeout for p in self.items if p.state == "waiting"]
+        return min(times, default=None)
 
-    def _advance(self) -> None:
-        if self.pending:
+    def waiting_for(self) -> str | None:
+        """What the node still waits for (sd_notify STATUS), or None when every registration is answered."""
+        late = [p for p in self.items if p.state in ("waiting", "unanswered")]
+        if not late:
+            return None
+        now = self.clock()
+        oldest = max(now - p.first for p in late)
+        return f"waiting for the orchestrator to answer {len(late)} registration(s) (for {oldest:.0f}s)"
+
+    def _advance(self, now: float) -> None:
+        m = self.manager
+        if m is None:
             return
-        if self.phase == "manager":
+        if self.phase == "manager" and (m.state in ("ok", "refused") or now - m.first >= self.timeout):
             self.phase = "runtimes"
-            for item in self._runtimes:
-                self._post(*item)
-            if self.pending:
-                return
-        if self.phase == "runtimes":
-            self.phase = "done"
+            for p in self.runtimes:
+                self._post(p, now)
+        if self.phase == "runtimes" and all(p.state in ("ok", "refused") or now - p.first >= self.timeout for p in self.runtimes):
+            self.phase = "settled"
             self.on_done()
+        if (m.state in ("waiting", "unanswered") and self.runtimes and all(p.state == "ok" for p in self.runtimes)
+                and not self._said_manager_unanswered):
+            # the original orchestrator: it answers runtimes, but a manager uuid it already has fails on
+            # its unique key and is never answered. Say it once, stop asking.
+            self._said_manager_unanswered = True
+            m.state = "idle"
+            log.warning("the orchestrator answered every runtime registration but not the manager's (%s); the original "
+                        "SilverLine orchestrator does this for a manager uuid it already has. Going on: the runtimes "
+                        "run modules; its manager record is the one from before", m.what)
 
 
 class NodeRegistration:
     """The node's registration, keepalives and deletes at the orchestrator."""
 
     def __init__(self, outbox: Outbox, workers: list[Worker], ops: ProcessOps, *, platform_extra: dict[str, Any],
-                 timeout: float, on_registered: Callable[[], None]) -> None:
+                 timeout: float, on_registered: Callable[[], None], on_refused: Callable[[str], None] | None = None) -> None:
         self.outbox = outbox
         self.topics = outbox.topics
         self.uuid = outbox.manager_uuid
@@ -130,12 +239,17 @@ class NodeRegistration:
         self.platform_extra = platform_extra  # config.json "platform"
         self.on_registered = on_registered
         self.by_uuid = {w.uuid: w for w in workers}
-        self.topics_in = {self.topics.reg(self.uuid)} | {self.topics.reg(w.uuid) for w in workers}
-        self.registrar = Registrar(timeout=timeout, send=self._send, on_reply=self._reply_ok, on_done=self._done)
+        self.presence = f"{self.topics.realm}/proc/orchestrator"  # ours: orchestrator/presence.py
+        self.topics_in = {self.topics.reg(self.uuid), self.presence} | {self.topics.reg(w.uuid) for w in workers}
+        self.registrar = Registrar(timeout=timeout, send=self._send, on_reply=self._reply_ok, on_done=self._done,
+                                   on_refused=on_refused)
 
     def will(self) -> tuple[str, bytes, int]:
-        """The last will: the broker deletes the manager when the node vanishes."""
-        return self.topics.reg(self.uuid), encode(manager_message(self.uuid, self.name, "delete")), 2
+        """The last will: the broker deletes the manager when the node vanishes. `last_will: true` tells it
+        from a clean stop's delete (docs/reliability.md counts wills)."""
+        msg = manager_message(self.uuid, self.name, "delete")
+        msg["data"]["last_will"] = True
+        return self.topics.reg(self.uuid), encode(msg), 2
 
     def start(self) -> None:
         """A (re)connection: register the manager, then every runtime that is not FATAL."""
@@ -180,8 +294,34 @@ class NodeRegistration:
         except ProtocolError as e:
             log.warning("%s", e)
             return
-        if msg.get("type") == "resp":
-            self.registrar.reply(msg)
+        if topic == self.presence:
+            self._presence(msg)
+            return
+        if msg.get("type") != "resp" or self.registrar.reply(msg):
+            return
+        raw = msg.get("data")
+        details = raw.get("details") if isinstance(raw, dict) else None
+        if isinstance(details, dict) and details.get("register") is True:
+            self.registrar.again(f"the orchestrator asked ({details.get('description', 'unknown runtime')})")
+
+    def _presence(self, msg: dict[str, Any]) -> None:
+        """The orchestrator's retained online/offline announcement."""
+        raw = msg.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        instance = data.get("instance")
+        if msg.get("action") == "online" and isinstance(instance, str):
+            if instance != self.registrar.answered_by:
+                self.registrar.offline = False
+                self.registrar.again(f"orchestrator {instance[:8]} is online")
+        elif msg.get("action") == "offline" and instance == self.registrar.answered_by and not self.registrar.offline:
+            self.registrar.offline = True
+            log.warning("the orchestrator went offline; the node registers again when it is back")
+
+    def waiting_for(self) -> str | None:
+        """What registration still waits for (sd_notify STATUS), or None."""
+        if self.registrar.offline:
+            return "the orchestrator is offline; waiting for it"
+        return self.registrar.waiting_for()
 
     def tick(self, now: float) -> None:
         self.registrar.tick()

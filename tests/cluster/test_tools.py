@@ -114,6 +114,7 @@ STUB_START = """\
 import signal, sys, time
 open("started.args", "w").write(" ".join(sys.argv[1:]))
 signal.signal(signal.SIGTERM, lambda *a: (open("stopped", "w").write("TERM"), sys.exit(0)))
+signal.signal(signal.SIGUSR1, lambda *a: (open("stopped", "w").write("USR1"), sys.exit(0)))
 while True:
     time.sleep(0.2)
 """
@@ -156,6 +157,18 @@ def test_start_detached_then_kill(cluster: Cluster) -> None:
             assert (c / "stopped").read_text() == "TERM" and not (c / ".silverline.pid").exists()
         rc, out, _ = cluster.run("kill", "-d", "dev1", "--path", str(cluster.root / "node-{name}"))
         assert rc == 0 and "not running" in out
+        # --end-modules: SIGUSR1, the node's "stop and end the modules"
+        (checkouts["dev1"] / "started.args").unlink()
+        rc, out, _ = cluster.run("start", "-d", "dev1", "--path", str(cluster.root / "node-{name}"))
+        assert rc == 0, out
+        pids.append(int((checkouts["dev1"] / ".silverline.pid").read_text()))
+        deadline = time.monotonic() + 20
+        while not (checkouts["dev1"] / "started.args").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # its signal handlers are installed right after it wrote that file
+        rc, out, _ = cluster.run("kill", "-d", "dev1", "--end-modules", "--path", str(cluster.root / "node-{name}"))
+        assert rc == 0 and "stopped pid" in out, out
+        assert (checkouts["dev1"] / "stopped").read_text() == "USR1"
     finally:
         for pid in pids:
             if _pid_alive(pid):

@@ -49,7 +49,9 @@ def test_registration_payloads_follow_protocol(broker: Any, probe: MqttProbe) ->
         m = man.json()
         assert set(m) == {"object_id", "action", "type", "data"}
         assert m["action"] == "create" and m["type"] == "req"
-        assert m["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "regnode"}
+        # ours: the sender's process (the orchestrator refuses an identity alive under two; issue #12)
+        assert m["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "regnode",
+                             "metadata": {"host": socket.gethostname(), "pid": n.pid}}
         assert set(n.runtime_uuids) == {"regnode.echo", "regnode.reg"}
         rt = probe.wait_for(f"{REALM}/proc/reg/{n.runtime_uuid('regnode.echo')}")[0].json()
         d = rt["data"]
@@ -61,7 +63,7 @@ def test_registration_payloads_follow_protocol(broker: Any, probe: MqttProbe) ->
         # registration waits for the orchestrator's answer: answer it (as the orchestrator would)
         assert n.stop() == 0
     deletes = [x.json() for x in probe.messages(f"{REALM}/proc/reg/#") if x.json()["action"] == "delete"]
-    assert [x["data"]["type"] for x in deletes] == ["runtime", "runtime", "manager"]
+    assert [x["data"]["type"] for x in deletes] == ["runtime", "runtime", "manager"]  # and no last will
 
 
 def test_orchestrator_reply_sets_keepalive_interval(broker: Any, probe: MqttProbe) -> None:
@@ -105,7 +107,8 @@ def test_last_will_after_sigkill_and_workers_die_with_supervisor(broker: Any, pr
 
         cleanup_stale()
         will = probe.wait_for(f"{REALM}/proc/reg/{n.manager_uuid}", lambda m: m.json()["action"] == "delete", timeout=15)[0]
-        assert will.json()["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "willnode"}
+        assert will.json()["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "willnode", "last_will": True,
+                                       "metadata": {"host": socket.gethostname(), "pid": n.pid}}
         for pid in workers:  # PR_SET_PDEATHSIG
             wait_until(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", 10, f"worker {pid} gone")
     finally:
@@ -190,6 +193,8 @@ def test_worker_sigkill_restarts_and_modules_reported_crashed(broker: Any, probe
         create(probe, rt, "c2", fault_crash="restart", channels=[{"path": "in", "mode": "r", "topic": "fc/in"},
                                                                    {"path": "out", "mode": "w", "topic": "fc/out"}])
         wait_until(lambda: "opened channel 1 on fc/out" in n.output(), 10, "channels of c2 open")
+        # a death in STARTING is a failed start, not a crash of a running worker: wait for RUNNING
+        wait_until(lambda: "STARTING -> RUNNING" in n.output(), 10, "worker running")
         [pid] = n.worker_pids()
         os.kill(pid, signal.SIGKILL)
         st = exited(probe, rt, "c1")
