@@ -169,7 +169,7 @@ class MqttLink:
         acknowledgements of our QoS 1/2 publishes, send DISCONNECT, then wait (at most CLOSE_WAIT) for
         the broker to close the connection, reading what it still sends, and only then close our end.
 
-        Regression (issue #12, tests/supervisor/test_clean_stop.py): paho closes its socket right after
+        Regression (issue #12, tests/fleet/test_heal.py): paho closes its socket right after
         writing DISCONNECT; with the broker's PUBACKs of the last publishes (the deletes) unread, the
         kernel answered with a reset, mosquitto dropped the DISCONNECT ("disconnected due to out of
         memory") and published the last will: the orchestrator got two manager deletes.
@@ -179,12 +179,12 @@ class MqttLink:
         if self.connected and sock is not None:
             self._flush_fast()
             deadline = time.monotonic() + ACK_WAIT
-            while (self._sock is not None and self.connected and (self._unacked() or self.client._out_packet)
+            while (self._sock is not None and self.connected and (self.paho.unacked() or self.client.want_write())
                    and time.monotonic() < deadline):
                 self._pump(min(0.05, max(0.0, deadline - time.monotonic())))
-            if self._unacked():
-                log.warning("%d QoS 1/2 messages not acknowledged by the broker within %.0fs", self._unacked(), ACK_WAIT)
-            if self._sock is not None and not self.client._out_packet:
+            if self.paho.unacked():
+                log.warning("%d QoS 1/2 messages not acknowledged by the broker within %.0fs", self.paho.unacked(), ACK_WAIT)
+            if self._sock is not None and not self.client.want_write():
                 self._disconnect_and_wait(self._sock)
         if self._sock is not None:
             try:
@@ -193,16 +193,12 @@ class MqttLink:
                 pass
         self.connected = False
 
-    def _unacked(self) -> int:
-        """Our QoS 1/2 publishes the broker has not acknowledged (paho keeps them until PUBACK/PUBCOMP)."""
-        return len(getattr(self.client, "_out_messages", ()))
-
     def _pump(self, timeout: float) -> None:
         """One bounded wait on the socket: read what came (acknowledgements), write what is queued."""
         sock = self._sock
         if sock is None:
             return
-        want_write = bool(self.client._out_packet)
+        want_write = self.client.want_write()
         try:
             r, w, _ = select.select([sock], [sock] if want_write else [], [], timeout)
         except (OSError, ValueError):

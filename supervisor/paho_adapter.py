@@ -4,7 +4,8 @@ The link's fast paths (mqtt_link.py) need four internals of paho's `Client`: `_p
 `_out_packet` (hand a buffer of ready QoS 0 PUBLISH packets to paho's writer, and see how far it is
 behind), `_sock_recv` and `_in_packet` (paho reads the packets the link did not decode from what the
 link feeds it). Two more keep paho's own API honest: `_host` (did `connect()` get as far as the
-address) and `_sock_close`. When one is missing (another paho than those tested), the link falls
+address) and `_sock_close`, and `_out_messages` tells a clean stop which QoS 1/2 publishes the broker
+has not acknowledged yet (without it the stop waits only for the writes). When one is missing (another paho than those tested), the link falls
 back to paho's public API for that direction and says so once in the log.
 TESTED_PAHO lists the minor versions tested with the fast paths on; pyproject.toml names exactly these.
 """
@@ -61,6 +62,10 @@ class PahoAdapter:
     def has_address(self) -> bool:
         """`connect()` got as far as remembering the broker's address (then `reconnect()` works)."""
         return bool(getattr(self.client, "_host", ""))
+
+    def unacked(self) -> int:
+        """Our QoS 1/2 publishes the broker has not acknowledged (paho keeps them until PUBACK/PUBCOMP)."""
+        return len(getattr(self.client, "_out_messages", ()))
 
     def close_socket(self) -> None:
         """Close paho's socket without the DISCONNECT handshake (the broker is gone or slow)."""
