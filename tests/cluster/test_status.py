@@ -37,7 +37,9 @@ def test_status_and_cmd_agree_on_devices_defined_in_the_ssh_config(cluster: Clus
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         lines = {ln.split("│")[1].strip(): ln for ln in r.stdout.splitlines() if ln.count("│") > 3}
-        up = lambda d: lines[d].split("│")[2].strip()  # noqa: E731  (the Node column)
+        header = next(ln for ln in r.stdout.splitlines() if "Device" in ln and "Node" in ln)
+        col = [c.strip() for c in header.split("┃")].index("Node")
+        up = lambda d: lines[d].split("│")[col].strip()  # noqa: E731  (the Node column)
         assert up("dev1") == "up" and up("dev2") == "up" and up("dev3") == "down", r.stdout
         assert n.runtime_uuid() in lines["dev1"]
 
