@@ -23,7 +23,8 @@ import pytest
 from common.wire import envelope, new_uuid
 from tests.helpers.mqtt import MqttProbe
 from tests.helpers.node import NodeProcess
-from tests.orchestrator.proc import OrchestratorProc, wait_until
+from tests.helpers.orchestrator import OrchestratorProc
+from tests.helpers.wait import wait_until
 
 R = "realm"
 
