@@ -1,17 +1,19 @@
 """Index executable benchmark files, excluding common files: every file under DIR (inside
 PREFIX) whose path has no `common` part, printed space-separated for `manage.py run -f` or
-`benchmark`. `--set T` prints T-item combinations joined by `:` (for interference runs).
+`benchmark` (`manage.py benchmark -f $(manage.py index -d wasm/polybench) ...`, the original's
+documented use). `--set T` prints T-item combinations joined by `:` (for interference runs).
 
 Usage:
-    manage.py index [options] [-r SUBST]...
+    manage.py index [options] [-r SUBST...]...
     manage.py index -h | --help
 
 Options:
     -d, --dir DIR           Directory to index, relative to PREFIX [default: wasm].
     -p, --prefix PREFIX     Base directory; printed paths are relative to it [default: benchmarks].
-    -r, --replace SUBST     Substitution SRC=DST applied to every path; repeat for more.
+    -r, --replace SUBST...  Substitutions SRC=DST applied to every path (several after one flag, as the original).
     -s, --shuffle           Shuffle the files.
     -t, --set T             Print sets of T files joined by `:` (each position shuffled separately).
+    -n, --limit N           Print at most N files (or sets).
     --seed N                Random seed for --shuffle / --set (reproducible lists).
     -v, --verbose LEVEL     Log level [default: WRN].
 """
@@ -50,7 +52,7 @@ def _substitutions(items: list[str]) -> list[tuple[str, str]]:
 
 @guard("index")
 def main(argv: list[str]) -> int:
-    opts: dict[str, Any] = parse(__doc__, "index", argv)
+    opts: dict[str, Any] = parse(__doc__, "index", argv, multi=("-r", "--replace"))
     setup(opts)
     top = os.path.join(opts["--prefix"], opts["--dir"])
     if not os.path.isdir(top):
@@ -59,8 +61,10 @@ def main(argv: list[str]) -> int:
     try:
         rng = random.Random(int(opts["--seed"])) if opts["--seed"] is not None else random.Random()
         size = int(opts["--set"]) if opts["--set"] is not None else 0
+        limit = int(opts["--limit"]) if opts["--limit"] is not None else None
     except ValueError:
-        raise CliError(f"--seed and --set must be whole numbers, got {opts['--seed']!r} / {opts['--set']!r}") from None
+        raise CliError(f"--seed, --set and --limit must be whole numbers, got {opts['--seed']!r} / {opts['--set']!r}"
+                       f" / {opts['--limit']!r}") from None
     files = []
     for p in index(opts["--prefix"], opts["--dir"]):
         for src, dst in subs:
@@ -75,5 +79,9 @@ def main(argv: list[str]) -> int:
         files = [":".join(group) for group in zip(*columns)]
     elif opts["--shuffle"]:
         rng.shuffle(files)
+    if limit is not None:
+        if limit < 0:
+            raise CliError(f"--limit must be >= 0, got {limit}")
+        files = files[:limit]
     print(" ".join(files))
     return 0

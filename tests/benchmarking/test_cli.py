@@ -125,3 +125,21 @@ def test_report_errors(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def
     assert "is not a directory" in capsys.readouterr().err
     assert report.main([str(tmp_path)]) == 1
     assert "no benchmark data" in capsys.readouterr().err
+
+
+def test_index_feeds_benchmark(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from cli import index
+
+    for p in ("wasm/polybench/2mm.wasm", "wasm/polybench/3mm.wasm", "wasm/polybench/common/util.wasm", "wasm/mibench/qsort.wasm"):
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_bytes(b"\0asm")
+    assert index.main(["-p", str(tmp_path), "-d", "wasm", "-r", "polybench=pb", "mibench=mb", "-n", "2"]) == 0
+    files = capsys.readouterr().out.split()
+    assert files == ["wasm/mb/qsort.wasm", "wasm/pb/2mm.wasm"]  # sorted, no `common`, both substitutions, limit
+    # the original's documented use: `benchmark -f $(index ...)` with several runtimes after one -r
+    assert benchmark.main(["--dry-run", "-f", *files, "-r", "dev1.benchmarking", "dev2.benchmarking", "--engine", "wasmtime"]) == 0
+    msgs = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert sorted((m["parent"], m["file"]) for m in msgs) == sorted(
+        (r, f) for r in ("dev1.benchmarking", "dev2.benchmarking") for f in files)
+    assert index.main(["-p", str(tmp_path), "-n", "many"]) == 1
+    assert "--limit must be whole numbers, got None / None / 'many'" in capsys.readouterr().err
