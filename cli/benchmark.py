@@ -225,7 +225,10 @@ def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, t
                 d = err.get("data") if isinstance(err.get("data"), dict) else {}
                 if (d.get("data") or {}).get("campaign") == cid:
                     raise CliError(f"the orchestrator refused campaign {cid}: {err.get('description')}")
-            s = api.get(f"/api/campaigns/{cid}/")
+            try:
+                s = api.get(f"/api/campaigns/{cid}/")
+            except CliError:  # busy expanding a big plan (reads wait for its transaction): ask again
+                s = None
             if s is not None and (before is None or s["resumes"] > before["resumes"]):
                 return dict(s)
             if time.monotonic() > deadline:
