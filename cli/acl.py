@@ -43,11 +43,10 @@ import hashlib
 import json
 import os
 import secrets
-import uuid as _uuid
 from dataclasses import dataclass
-from typing import Any
 
 from cli._api import CliError, guard, parse
+from supervisor.identity import is_uuid
 
 SUMMARY = "Write the mosquitto password and ACL files of a realm (each node only its own topics)."
 
@@ -68,13 +67,6 @@ def password_hash(password: str, salt: bytes | None = None, iterations: int = PB
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def _uuid_ok(u: Any) -> bool:
-    try:
-        _uuid.UUID(str(u))
-        return isinstance(u, str)
-    except ValueError:
-        return False
-
 
 def load_identity(path: str) -> NodeIdentity:
     """A node's identity file; CliError naming the file and what is wrong."""
@@ -88,9 +80,9 @@ def load_identity(path: str) -> NodeIdentity:
         raise CliError(f"{path}: cannot read: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise CliError(f"{path}: not JSON: {e.msg} at line {e.lineno}") from None
-    if not isinstance(raw, dict) or not _uuid_ok(raw.get("manager")) or not isinstance(raw.get("runtimes"), dict):
+    if not isinstance(raw, dict) or not is_uuid(raw.get("manager")) or not isinstance(raw.get("runtimes"), dict):
         raise CliError(f"{path}: expected {{\"manager\": UUID, \"runtimes\": {{NAME: UUID}}}}")
-    bad = [k for k, v in raw["runtimes"].items() if not _uuid_ok(v)]
+    bad = [k for k, v in raw["runtimes"].items() if not is_uuid(v)]
     if bad:
         raise CliError(f"{path}: runtime {bad[0]!r} has no valid uuid")
     return NodeIdentity(name[:-5], raw["manager"], dict(raw["runtimes"]))

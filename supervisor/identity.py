@@ -75,7 +75,8 @@ class Identity:
     runtimes: dict[str, str] = field(default_factory=dict)
 
 
-def _valid(u: object) -> bool:
+def is_uuid(u: object) -> bool:
+    """A string that is a UUID."""
     try:
         _uuid.UUID(str(u))
         return isinstance(u, str)
@@ -91,9 +92,9 @@ def load_identity(name: str, runtime_names: list[str], *, state_dir: str | None,
         try:
             with open(path, encoding="utf-8") as f:
                 raw = json.load(f)
-            if _valid(raw.get("manager")):
+            if is_uuid(raw.get("manager")):
                 stored.manager = raw["manager"]
-            stored.runtimes = {k: v for k, v in (raw.get("runtimes") or {}).items() if _valid(v)}
+            stored.runtimes = {k: v for k, v in (raw.get("runtimes") or {}).items() if is_uuid(v)}
         except (OSError, ValueError, AttributeError) as e:
             log.warning("state file %s is unreadable (%s): drawing new uuids", path, e)
     if manager_uuid:
