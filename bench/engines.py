@@ -10,7 +10,9 @@ random order each time), through the same harness the benchmarking runtimes use:
   (`kernels KIND N timed`: start, compile or load and libc init are not in it; a lazy compiler's
   work is), as a ratio to `wasmtime-j` (the baseline, measured in the same run); pywasm-i
   (~50,000x slower) gets startup only;
-- peak RSS (wait4) of the kernel runs.
+- peak RSS (wait4) of the kernel runs. For spawned engines (CLI, Node, wasmer's Python, wasm2c,
+  native) the kernel counts the worker's pages before exec (posix_spawn is vfork + exec, and exec
+  records the old, shared mm's high-water mark): their floor is this process's RSS (~31 MiB here).
 Each figure is a median with its spread (min-max) over the repetitions. `engines_available`
 (target >= 15) counts the engines enabled here; `engines_conformant` those whose stored conformance
 verdict passed (`--check` runs the suite first, ~2 min; else the verdicts of the last
@@ -157,8 +159,19 @@ def main() -> int:
     if a.plot:
         plot(results, sizes, a.plot)
     if a.json:
-        print(json.dumps(out))
+        print(json.dumps(_no_nan(out)))
     return 0
+
+
+def _no_nan(x: Any) -> Any:
+    """JSON has no NaN: a figure that could not be measured is null."""
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_no_nan(v) for v in x]
+    return x
 
 
 def _phases(phases: dict[tuple[str, str], list[dict[str, int]]], n: str, sizes: dict[str, str]) -> dict[str, float]:
