@@ -346,9 +346,11 @@ def version(name: str) -> str | None:
         return _program_version((node, "--version")) if node else None
     if n == "wasm3-i":
         return _pkg_version("pywasm3")
-    if n == "wasm2c-a":
+    if n == "wasm2c-a":  # the executables link our WASI layer: its content is part of the version
         w = shutil.which("wasm2c")
-        return _program_version((w, "--version")) if w else None
+        v = _program_version((w, "--version")) if w else None
+        from runtimes.benchmarking import wasm2c
+        return f"{v}+wasi.c-{wasm2c.layer_hash()}" if v else None
     if n == "pywasm-i":
         return _pkg_version("pywasm")
     if n == "native":

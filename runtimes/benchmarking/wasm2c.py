@@ -8,6 +8,7 @@ to link, and the build error names the missing call.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,6 +17,12 @@ import tempfile
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wasm2c")
 RT_DIRS = ("/usr/share/wabt/wasm2c", "/usr/src/wasm2c")
 BUILD_LIMIT = 600.0
+
+
+def layer_hash() -> str:
+    """12 hex digits of our WASI layer's source: a changed layer means new executables."""
+    with open(os.path.join(HERE, "wasi.c"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
 
 
 def _runtime_dir() -> str | None:

@@ -288,26 +288,18 @@ class Wasi:
         return 0
 
     def fd_read(self, fd: int, iovs: int, n: int, nread: int) -> int:
-        f = self._fd(fd)
-        total = 0
-        try:
-            for p, ln in self._iovs(iovs, n):
-                chunk = os.read(f.host, ln)
-                self._put(p, chunk)
-                total += len(chunk)
-                if len(chunk) < ln:
-                    break
-        except OSError as e:
-            return errno_of(e)
-        self._u32(nread, total)
-        return 0
+        return self._read(fd, iovs, n, nread, None)
 
     def fd_pread(self, fd: int, iovs: int, n: int, offset: int, nread: int) -> int:
+        return self._read(fd, iovs, n, nread, offset)
+
+    def _read(self, fd: int, iovs: int, n: int, nread: int, offset: int | None) -> int:
+        """fd_read (offset None: at the file position) and fd_pread (at `offset`)."""
         f = self._fd(fd)
         total = 0
         try:
             for p, ln in self._iovs(iovs, n):
-                chunk = os.pread(f.host, ln, offset + total)
+                chunk = os.read(f.host, ln) if offset is None else os.pread(f.host, ln, offset + total)
                 self._put(p, chunk)
                 total += len(chunk)
                 if len(chunk) < ln:

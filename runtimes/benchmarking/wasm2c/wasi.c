@@ -189,25 +189,19 @@ static int clock_of(u32 id, clockid_t *c) {
     *c = ids[id];
     return 1;
 }
-u32 IMPORT(clock_res_get)(W, u32 id, u32 out) {
+/* clock_res_get (res = 1) and clock_time_get: nanoseconds into memory */
+static u32 clock_query(W, u32 id, u32 out, int res) {
     clockid_t c;
     struct timespec ts;
     if (!clock_of(id, &c)) return W_EINVAL;
     PTR(o, out, 8);
-    clock_getres(c, &ts);
+    if (res) clock_getres(c, &ts);
+    else clock_gettime(c, &ts);
     put64(o, (u64)ts.tv_sec * 1000000000ull + ts.tv_nsec);
     return 0;
 }
-u32 IMPORT(clock_time_get)(W, u32 id, u64 precision, u32 out) {
-    (void)precision;
-    clockid_t c;
-    struct timespec ts;
-    if (!clock_of(id, &c)) return W_EINVAL;
-    PTR(o, out, 8);
-    clock_gettime(c, &ts);
-    put64(o, (u64)ts.tv_sec * 1000000000ull + ts.tv_nsec);
-    return 0;
-}
+u32 IMPORT(clock_res_get)(W, u32 id, u32 out) { return clock_query(w, id, out, 1); }
+u32 IMPORT(clock_time_get)(W, u32 id, u64 precision, u32 out) { (void)precision; return clock_query(w, id, out, 0); }
 u32 IMPORT(random_get)(W, u32 buf, u32 len) {
     PTR(b, buf, len);
     for (u32 done = 0; done < len;) {
