@@ -332,7 +332,5 @@ class Supervisor:
     def _log_cpus(self) -> None:
         if not any(w.cpus for w in self.workers):
             return
-        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-            log.info("CPU pinning with sched_setaffinity (cgroup v2 cpusets are not managed by this node)")
-        else:
-            log.info("CPU pinning with sched_setaffinity only: no cgroup v2 hierarchy at /sys/fs/cgroup")
+        log.info("CPU pinning: a cgroup v2 cpuset where the worker's cgroup allows one, else sched_setaffinity "
+                 "(runtimes/cgroups.py); each worker logs which")
