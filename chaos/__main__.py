@@ -16,7 +16,7 @@ from typing import Any
 
 from chaos.base import SIZES, Outcome
 
-SCENARIOS = ["worker_kills", "broker_loss", "supervisor_kill", "orchestrator_restart", "fuzz", "sandbox", "security"]
+SCENARIOS = ["worker_kills", "broker_loss", "supervisor_kill", "orchestrator_restart", "fuzz", "sandbox", "security", "fleet"]
 
 # the --json keys the issue names, and where they come from: (scenario, figure, how to combine)
 SUMMARY = {
@@ -30,6 +30,15 @@ SUMMARY = {
     "fuzz_cases": ("fuzz", "fuzz_cases"),
     "crashes": ("*", "crashes"),
     "sandbox_escapes": ("sandbox", "sandbox_escapes"),
+    "register_after_orchestrator_start_s_max": ("fleet", "register_after_orchestrator_start_s_max"),
+    "reregister_after_fresh_store_s_max": ("fleet", "reregister_after_fresh_store_s_max"),
+    "duplicate_executions": ("fleet", "duplicate_executions"),
+    "last_wills_on_clean_stop": ("fleet", "last_wills_on_clean_stop"),
+    "clean_stops": ("fleet", "clean_stops"),
+    "resurrected_after_graceful_restart": ("fleet", "resurrected_after_graceful_restart"),
+    "graceful_restart_modules": ("fleet", "graceful_restart_modules"),
+    "bridge_channel_ok": ("fleet", "bridge_channel_ok"),
+    "bridge_duplicates": ("fleet", "bridge_duplicates"),
 }
 
 

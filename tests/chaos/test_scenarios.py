@@ -68,3 +68,13 @@ def test_json_summary_has_the_issue_keys(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         cli.main(["--only", "nonesuch"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_fleet_heals_itself() -> None:
+    """issue #12: any start order, orchestrator with an empty store, broker restart, graceful and SIGKILL
+    restarts, duplicate starts, a channel across a mosquitto bridge."""
+    f = scenario("fleet").figures
+    assert f["register_after_orchestrator_start_s_max"] <= 5 and f["reregister_after_fresh_store_s_max"] <= 5
+    assert f["duplicate_executions"] == 0 and f["last_wills_on_clean_stop"] == 0 and f["last_wills_on_sigkill"] == 2
+    assert f["resurrected_after_graceful_restart"] == f["graceful_restart_modules"] > 0
+    assert f["bridge_channel_ok"] is True and f["bridge_duplicates"] == 0
