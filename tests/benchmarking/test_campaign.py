@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cli import benchmark
+from cli import benchmark, report
 from cli._api import Api
 from collector import Collector, ProfileStore
 from tests.helpers.node import NodeProcess, running_node
@@ -88,6 +88,18 @@ def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, wasm_root, tmp_pa
         assert sorted(got) == list(range(4)) and set(got.values()) == {1}  # every cell once, none twice
     finally:
         col.stop()
+    # report: coverage of a campaign from the orchestrator's record of it
+    capsys.readouterr()
+    assert report.main([data, "--campaign", "c-trap", "--json", "--no-plots", "-c", str(cfg)]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["coverage"]["c-trap"] == {"done": 1, "error": 0, "trap": 1, "limit": 0, "killed": 0, "lost": 0,
+                                        "queued": 0, "running": 0}
+    rows = {r["module"]: r for r in js["rows"]}
+    assert set(rows) == {"spin.wasm:1", "trap.wasm:1"} and rows["spin.wasm:1"]["n"] == 2
+    assert rows["trap.wasm:1"]["failures"] == {"trap": 1} and rows["trap.wasm:1"]["n"] == 0
+    assert report.main([data, "--campaign", "c-lost", "-o", str(tmp_path / "rep"), "-c", str(cfg)]) == 0
+    assert os.path.exists(tmp_path / "rep" / "coverage_c-lost.png")
+    capsys.readouterr()
     assert benchmark.main(["-c", str(cfg), "--resume", "nope"]) == 1
     assert "no campaign nope" in capsys.readouterr().err
     assert benchmark.main(["-c", str(cfg), "--status"]) == 0
