@@ -4,7 +4,7 @@ Stored in `STATE_DIR/<name>.json` = `{"manager": uuid, "runtimes": {full_name: u
 directory: `$XDG_STATE_HOME/silverline` or `~/.local/state/silverline`. A `--uuid` flag overrides the
 manager uuid; runtime uuids are then derived from it (uuid5), so the same flag gives the same uuids.
 
-`StateLock`: one supervisor per identity on a machine (issue #12). A second supervisor with the same
+`StateLock`: one supervisor per identity on a machine. A second supervisor with the same
 name and state dir (e.g. the systemd unit plus `manage.py start`) ran every module twice; now it
 refuses to start, naming the pid that holds `STATE_DIR/<name>.lock` (an flock, released by the
 kernel when the holder dies, so a crash leaves no stale lock).

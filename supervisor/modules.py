@@ -168,7 +168,7 @@ class ModuleControl:
         st: dict[str, Any] = rs if isinstance(rs, dict) else {}
         status = exit_status(str(st.get("reason") or "exited"), st.get("code"), st.get("error"))
         if self.stop_mode == "restart" and status["reason"] == "killed":
-            # issue #12: a graceful stop for a restart keeps the module resurrectable: no `exited`; the
+            # a graceful stop for a restart keeps the module resurrectable: no `exited`; the
             # runtime's delete makes it killed (K) at the orchestrator, which re-creates it when we are back
             w.logger.info("module %s (%s) stopped for the restart: resurrectable", rec.name, rec.uuid)
             return

@@ -8,6 +8,7 @@ from typing import Callable
 
 PUBLISH_QOS0 = 0x30  # fixed header byte: PUBLISH, QoS 0, no dup, no retain
 MAX_VARINT = 4  # bytes of a remaining-length field; a longer one is not MQTT
+DISCONNECT_NORMAL = b"\xe0\x00"  # DISCONNECT, MQTT 5 reason 0 (normal: the broker discards the will)
 
 
 def varint(n: int) -> bytes:

@@ -44,6 +44,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from common.config import Config
 from supervisor import mqtt_codec
 from supervisor.paho_adapter import PahoAdapter
+from supervisor.socket_close import send_and_wait_for_close
 
 log = logging.getLogger("mq")
 
@@ -54,9 +55,9 @@ FAST_BATCH = 256 * 1024  # hand the QoS 0 buffer to paho when it reaches this si
 # broker back after a 9 s outage saw the node only 6.5 s later (the promise is 5 s); an attempt on
 # a closed port costs one SYN, so 2 s keeps the worst case at ~2 s plus the registration round.
 RECONNECT_MAX_DELAY = 2.0
-BACKLOG_PACKETS = 16
+BACKLOG_PACKETS = 16  # packets waiting in paho's output queue before the supervisor holds back
 ACK_WAIT = 2.0  # clean stop: seconds to wait for the broker's acknowledgements of our last publishes
-CLOSE_WAIT = 1.0  # clean stop: seconds to wait for the broker to close after our DISCONNECT  # packets waiting in paho's output queue before the supervisor holds back
+CLOSE_WAIT = 1.0  # clean stop: seconds to wait for the broker to close after our DISCONNECT
 
 
 class MqttLink:
@@ -169,7 +170,7 @@ class MqttLink:
         acknowledgements of our QoS 1/2 publishes, send DISCONNECT, then wait (at most CLOSE_WAIT) for
         the broker to close the connection, reading what it still sends, and only then close our end.
 
-        Regression (issue #12, tests/fleet/test_heal.py): paho closes its socket right after
+        Regression (tests/fleet/test_heal.py): paho closes its socket right after
         writing DISCONNECT; with the broker's PUBACKs of the last publishes (the deletes) unread, the
         kernel answered with a reset, mosquitto dropped the DISCONNECT ("disconnected due to out of
         memory") and published the last will: the orchestrator got two manager deletes.
@@ -209,25 +210,9 @@ class MqttLink:
             self.client.loop_write()
 
     def _disconnect_and_wait(self, sock: Any) -> None:
-        """DISCONNECT (MQTT 5, reason 0: normal, the broker discards the will) written by us rather than
-        paho, so the socket stays open until the broker has closed its side."""
-        try:
-            sock.settimeout(CLOSE_WAIT)
-            sock.sendall(b"\xe0\x00")
-        except OSError as e:
-            log.debug("DISCONNECT not sent: %s", e)
-            return
-        deadline = time.monotonic() + CLOSE_WAIT
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                sock.settimeout(left)
-                if not sock.recv(65536):
-                    return  # the broker closed: now ours closes without a reset
-            except (socket.timeout, ssl.SSLWantReadError):
-                break
-            except OSError:
-                return
-        log.debug("the broker did not close the connection within %.1fs after DISCONNECT", CLOSE_WAIT)
+        """DISCONNECT written by us, not paho: our socket stays open until the broker has closed its side."""
+        if not send_and_wait_for_close(sock, mqtt_codec.DISCONNECT_NORMAL, CLOSE_WAIT):
+            log.debug("the broker did not close the connection within %.1fs after DISCONNECT", CLOSE_WAIT)
 
     # ------------------------------------------------------------------ selector plumbing
 

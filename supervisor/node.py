@@ -10,8 +10,7 @@ before any socket exists. One exception: the sysv backend (the fallback where PO
 exist) runs a helper thread, started by the first `fileno()` after those forks, so a worker restarted
 later is forked while that thread lives.
 
-Where the rest is: router.py (data path, channels), modules.py (create/delete/exited),
-registration.py (the orchestrator), pool.py and workers.py (worker processes and their states).
+The rest: router.py, modules.py, registration.py, pool.py, workers.py, status.py (docs/supervisor.md).
 """
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ from supervisor.process import OsProcessOps, ProcessOps
 from supervisor.registration import NodeRegistration
 from supervisor.router import Router
 from supervisor.settings import Settings
+from supervisor.status import NodeStatus
 
 log = logging.getLogger("mgr")
 
@@ -49,9 +49,7 @@ class Supervisor:
         self.settings = settings
         self.stopping = False
         self.exit_code = 0
-        self.ready_sent = False
         self.selector = selectors.DefaultSelector()
-        self.notifier = Notifier()
         ident = load_identity(settings.name, [r.full_name for r in settings.runtimes],
                               state_dir=settings.state_dir, manager_uuid=settings.manager_uuid)
         self.uuid = ident.manager
@@ -64,21 +62,19 @@ class Supervisor:
         self.modules = ModuleControl(self.outbox, self.router)
         self.router.modules = self.modules
         self.registration = NodeRegistration(self.outbox, self.workers, ops, platform_extra=dict(settings.config.platform or {}),
-                                             timeout=settings.reg_timeout, on_registered=self._registered,
+                                             timeout=settings.reg_timeout, on_registered=lambda: self.status.registered(),
                                              on_refused=self._refused)
         self.lock = StateLock(settings.state_dir, settings.name) if settings.state_dir else None
         self.refused = False
-        self._status = ""
-        self._next_status = 0.0
         self.pool = WorkerPool(settings, self.workers, ops, outbox=self.outbox, router=self.router, modules=self.modules,
-                               registration=self.registration, child_fds=self._child_fds, on_change=self._update_status)
+                               registration=self.registration, child_fds=self._child_fds, on_change=lambda: self.status.update())
+        self.status = NodeStatus(Notifier(), self.pool, self.registration)
         self.control_topics = {self.topics.control(w.uuid): w for w in self.workers}
         self.node_ipc: ipc.NodeIPC | None = None
         self.link: MqttLink | None = None
         self._wake_r = self._wake_w = -1
         self._old_wakeup = -1
         self._old_handlers: dict[int, SignalHandler] = {}
-        self._next_watchdog = 0.0
         self._stop_deadline = 0.0
 
     # ------------------------------------------------------------------ start / stop
@@ -108,22 +104,19 @@ class Supervisor:
             if self.settings.stdin_commands and sys.stdin is not None and sys.stdin.isatty():
                 self.selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
                 log.info("type q or quit (then Enter) to stop")
-            self._log_cpus()
+            self.pool.log_cpus()
             # Fork every worker before anything else exists (no socket yet; and with the sysv backend
             # `fileno()` starts a helper thread, so it is asked for only after these forks).
             for w in self.workers:
                 self.pool.start(w)
             # READY=1 once the workers run, broker or no broker (a unit must not time out at boot while the
             # broker is down); STATUS then says what the node waits for; the watchdog is fed from now on
-            self.ready_sent = True
-            self.notifier.ready(f"workers started; connecting to MQTT broker {self.settings.config.mqtt}:{self.settings.config.mqtt_port}")
-            if self.notifier.watchdog_interval():
-                self._next_watchdog = time.monotonic()
+            self.status.ready(f"workers started; connecting to MQTT broker {self.settings.config.mqtt}:{self.settings.config.mqtt_port}")
             self.selector.register(self.node_ipc.fileno(), selectors.EVENT_READ, "ipc")
             self.link = MqttLink(self.settings.config, client_id=f"sl-{self.settings.name}-{self.uuid[:8]}-{os.getpid()}",
                                  selector=self.selector, on_message=self._on_mqtt, on_connect=self._on_connect,
                                  will=self.registration.will())
-            self.outbox.link = self.link
+            self.outbox.link = self.status.link = self.link
             for topic in sorted(self.registration.topics_in):
                 self.link.subscribe(topic, 1)
             for topic in self.control_topics:
@@ -153,7 +146,7 @@ class Supervisor:
                      "when this node is back); SIGUSR1 stops and ends them", why)
         self.modules.stop_mode = "end" if end_modules else "restart"
         self.stopping = True
-        self.notifier.stopping()
+        self.status.stop()
         self._stop_deadline = time.monotonic() + self.settings.stop_timeout
         self.pool.request_stop(why)
 
@@ -170,7 +163,7 @@ class Supervisor:
             if self.node_ipc is not None:
                 self.node_ipc.close()
             self._restore_signals()
-            self.notifier.close()
+            self.status.close()
             self.selector.close()
             log.info("stopped")
 
@@ -273,7 +266,7 @@ class Supervisor:
 
     def _timeout(self, now: float) -> float:
         deadlines = [now + 1.0, self.registration.next_deadline(), self.link.next_deadline() if self.link else None,
-                     self.pool.next_deadline(), self._next_watchdog or None, self._stop_deadline if self.stopping else None]
+                     self.pool.next_deadline(), self.status.next_deadline(), self._stop_deadline if self.stopping else None]
         return max(0.0, min(d for d in deadlines if d is not None) - now)
 
     def _timers(self, now: float) -> None:
@@ -281,19 +274,13 @@ class Supervisor:
             self.link.tick()
         self.registration.tick(now)
         self.pool.tick(now, self.stopping)
-        wd = self.notifier.watchdog_interval()
-        if wd and now >= self._next_watchdog:
-            self.notifier.watchdog()
-            self._next_watchdog = now + wd
-        if now >= self._next_status:
-            self._next_status = now + 1.0
-            self._update_status()
+        self.status.tick(now)
 
     # ------------------------------------------------------------------ MQTT
 
     def _on_connect(self) -> None:
         self.registration.start()
-        self._update_status()
+        self.status.update()
 
     def _on_mqtt(self, topic: str, payload: bytes) -> None:
         w = self.control_topics.get(topic)
@@ -304,33 +291,10 @@ class Supervisor:
             return
         self.router.from_mqtt(topic, payload)  # a module may also read a control topic
 
-    # ------------------------------------------------------------------ status
-
-    def _registered(self) -> None:
-        log.info("registration done: %s", self.pool.status_text())
-        self._update_status()
+    # ------------------------------------------------------------------ refusal
 
     def _refused(self, why: str) -> None:
         """The orchestrator refused our identity (alive under another process): say so, exit 4."""
         self.refused = True
         self.exit_code = EXIT_DUPLICATE
         self.request_stop(f"refused by the orchestrator as a duplicate: {why}")
-
-    def _update_status(self) -> None:
-        """sd_notify STATUS: what the node waits for, else its runtimes and modules (sent when it changes)."""
-        if self.stopping:
-            return  # STATUS=stopping stays
-        text = self.pool.status_text()
-        if self.link is not None and not self.link.connected and not self.stopping:
-            text = f"waiting for MQTT broker {self.link.address}; {text}"
-        elif (waiting := self.registration.waiting_for()) is not None and not self.stopping:
-            text = f"{waiting}; {text}"
-        if text != self._status:
-            self._status = text
-            self.notifier.status(text)
-
-    def _log_cpus(self) -> None:
-        if not any(w.cpus for w in self.workers):
-            return
-        log.info("CPU pinning: a cgroup v2 cpuset where the worker's cgroup allows one, else sched_setaffinity "
-                 "(runtimes/cgroups.py); each worker logs which")

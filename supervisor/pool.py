@@ -62,6 +62,12 @@ class WorkerPool:
         mods = sum(len(w.modules) for w in self.workers)
         return f"{len(self.workers)} runtimes ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), {mods} modules"
 
+    def log_cpus(self) -> None:
+        if not any(w.cpus for w in self.workers):
+            return
+        log.info("CPU pinning: a cgroup v2 cpuset where the worker's cgroup allows one, else sched_setaffinity "
+                 "(runtimes/cgroups.py); each worker logs which")
+
     # ------------------------------------------------------------------ start
 
     def start(self, w: Worker) -> None:

@@ -1,7 +1,7 @@
 """Everything the node says to the orchestrator about itself and its runtimes (PROTOCOL.md
 section 1): registration and re-registration after every reconnect, keepalives, deletes.
 
-Registration until answered (issue #12): the manager registers first; each registration is sent
+Registration until answered: the manager registers first; each registration is sent
 again (backoff from 0.5 s, capped at BACKOFF_MAX) until the orchestrator answers it, so a node that
 starts before its orchestrator registers as soon as the orchestrator is there. The runtimes go
 once the manager is answered, or after `timeout` without an answer (the original SilverLine
