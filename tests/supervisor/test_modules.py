@@ -2,24 +2,12 @@
 refusals with a message, and what a worker's death means for its modules."""
 from __future__ import annotations
 
-from typing import Iterator
-
 import orjson
-import pytest
 
 from ipc import messages
 from supervisor.states import WorkerState
 from tests.helpers.control import module_create, module_delete
 from tests.supervisor.fakes import REALM, Rig
-
-
-@pytest.fixture
-def rig() -> Iterator[Rig]:
-    r = Rig(1)
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def exits(rig: Rig) -> list[dict[str, object]]:

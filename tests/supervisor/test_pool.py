@@ -4,9 +4,6 @@ orchestrator. Real rings (tests/supervisor/fakes.py), fake process syscalls."""
 from __future__ import annotations
 
 import signal
-from typing import Iterator
-
-import pytest
 
 from common.topics import parse_grants
 from ipc import messages
@@ -26,15 +23,6 @@ class Reaper:
 
     def __call__(self, block: bool) -> tuple[int, int] | None:
         return self.ended.pop(0) if self.ended else None
-
-
-@pytest.fixture
-def rig() -> Iterator[Rig]:
-    r = Rig(2)
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def make_pool(rig: Rig) -> tuple[WorkerPool, Reaper]:

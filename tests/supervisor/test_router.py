@@ -3,7 +3,6 @@ MQTT -> module, module -> MQTT and loopback, close, and what else a worker says.
 from __future__ import annotations
 
 import logging
-from typing import Iterator
 
 import orjson
 import pytest
@@ -13,15 +12,6 @@ from supervisor.modules import ModuleRecord
 from tests.supervisor.fakes import REALM, Rig
 
 RW = messages.FLAG_READ | messages.FLAG_WRITE
-
-
-@pytest.fixture
-def rig() -> Iterator[Rig]:
-    r = Rig()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def add_module(rig: Rig, slot: int, index: int, uuid: str, channels: list[dict[str, str]]) -> None:
