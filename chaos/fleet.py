@@ -26,12 +26,10 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from collections import Counter
-from typing import Any
 
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, js, module_create, wait_until
 from tests.helpers.broker import Mosquitto
@@ -43,7 +41,7 @@ DUPLICATE_EXIT = 4  # start.py's exit status for a refused duplicate identity
 
 def bridge_conf(remote_port: int) -> str:
     """The bridge of docs/cluster.md ("Past one broker")."""
-    return "\n".join([f"connection fleet-bridge", f"address 127.0.0.1:{remote_port}", "topic # both 2",
+    return "\n".join(["connection fleet-bridge", f"address 127.0.0.1:{remote_port}", "topic # both 2",
                       "try_private true", "cleansession true", "bridge_protocol_version mqttv50", "restart_timeout 1 2"])
 
 
@@ -257,15 +255,19 @@ def run(size: Size) -> Outcome:
         out.check(resurrected == expected, f"{resurrected} of {expected} modules back after graceful restarts")
 
         # -- 6. duplicate starts -----------------------------------------------------------------
+        def exit_status_of(p: NodeProcess, timeout: float) -> int | None:
+            p.start(wait=False)
+            try:
+                return p.wait_exit(timeout)
+            except subprocess.TimeoutExpired:
+                return None
+            finally:
+                p.stop()
+
         refused_lock = refused_orch = 0
         for n in fleet.names[:2]:
             twin = fleet.make(n)  # same name, same state dir, same machine
-            twin.start(wait=False)
-            try:
-                code = twin.wait_exit(30)
-            except subprocess.TimeoutExpired:
-                code = None
-            twin.stop()
+            code = exit_status_of(twin, 30)
             if code == DUPLICATE_EXIT and "holds" in twin.output():
                 refused_lock += 1
             else:
@@ -273,12 +275,7 @@ def run(size: Size) -> Outcome:
             copy = os.path.join(tmp, "copies", n)  # its state dir copied to "another machine"
             shutil.copytree(fleet.state(n), copy, ignore=shutil.ignore_patterns("*.lock"))
             other = fleet.make(n, state=copy)
-            other.start(wait=False)
-            try:
-                code = other.wait_exit(60)
-            except subprocess.TimeoutExpired:
-                code = None
-            other.stop()
+            code = exit_status_of(other, 60)
             if code == DUPLICATE_EXIT:
                 refused_orch += 1
             else:

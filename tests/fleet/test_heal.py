@@ -14,11 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 from common.wire import envelope, new_uuid
 from tests.helpers.mqtt import MqttProbe
