@@ -165,7 +165,9 @@ class ModuleHost:
         self.cpu_percent = 0.0
         self._lock = threading.Lock()
         self._reported = False
-        self.output = LineBuffer(self._publish_stdout)  # stdout one way on every engine (stdio.py)
+        # stdout one way on every engine (stdio.py); one buffer per stream, so their lines never mix
+        self.output = LineBuffer(self._publish_stdout)
+        self.errors = LineBuffer(self._publish_stdout)
 
     # ---------------------------------------------------------------- loop-thread API
     def start(self) -> None:
@@ -211,7 +213,7 @@ class ModuleHost:
         self.rt.module_log(self.index, level, text)
 
     def _stdout(self, data: bytes) -> None:
-        self.output.write(data)
+        self.output.write(data)  # (stderr: self.errors)
 
     def _publish_stdout(self, data: bytes) -> None:
         self.rt.publish(self.index, STDIO_FD, data)
@@ -221,7 +223,7 @@ class ModuleHost:
         limits = Limits(memory_bytes=self.memory_limit if self.engine.supports_memory_limit else None,
                         cpu_period_ns=self.args.cpu_period_ns, cpu_runtime_ns=self.args.cpu_runtime_ns)
         return RunSpec(argv=self.args.argv, env=self.args.env, dirs=self.args.dirs, stdout=self._stdout,
-                       stderr=self._stdout, stdin=self.stdin, limits=limits, bridge=self.bridge)
+                       stderr=self.errors.write, stdin=self.stdin, limits=limits, bridge=self.bridge)
 
     def _load(self) -> Any:
         path = self.files.resolve(self.args.file)
@@ -280,7 +282,8 @@ class ModuleHost:
             self._reported = True
         if self.stdin is not None:
             self.stdin.close()
-        self.output.flush()  # the last partial line goes before the exited message
+        self.output.flush()  # the last partial lines go before the exited message
+        self.errors.flush()
         bridge = self.bridge
         if self.args.profile:
             msgs_in = getattr(bridge, "msgs_in", 0)

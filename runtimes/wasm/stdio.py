@@ -45,7 +45,7 @@ class LineBuffer:
                 self._timer = threading.Timer(self._delay, self._on_timer)
                 self._timer.daemon = True
                 self._timer.start()
-            # emitting under the lock keeps the order of two writers (stdout and stderr pumps)
+            # emitting under the lock keeps the order of this write and the timer's flush
             if out:
                 self._emit(out)
 

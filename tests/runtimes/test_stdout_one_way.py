@@ -50,20 +50,29 @@ def test_a_long_partial_line_does_not_wait() -> None:
     assert got == [b"x" * 20]
 
 
-def test_two_writers_keep_whole_lines() -> None:
-    buf, got = collect()
+def test_stdout_and_stderr_to_one_channel_keep_whole_lines() -> None:
+    """Two streams (the wasmer pumps, one thread each), one buffer each, one channel."""
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def emit(data: bytes) -> None:
+        with lock:
+            got.append(data)
+
+    bufs = {b"out": LineBuffer(emit), b"err": LineBuffer(emit)}
 
     def writer(tag: bytes) -> None:
         for i in range(200):
-            buf.write(tag + b"%d" % i)
-            buf.write(b"\n")
+            bufs[tag].write(tag + b"%d" % i)
+            bufs[tag].write(b"\n")
 
-    ts = [threading.Thread(target=writer, args=(t,)) for t in (b"out", b"err")]
+    ts = [threading.Thread(target=writer, args=(t,)) for t in bufs]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    buf.flush()
+    for b in bufs.values():
+        b.flush()
     lines = b"".join(got).split(b"\n")[:-1]
     assert len(lines) == 400 and all(ln.startswith((b"out", b"err")) and ln[3:].isdigit() for ln in lines), lines[:5]
 
