@@ -42,6 +42,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
+from common.outage import OutageLog
 from supervisor import mqtt_codec
 from supervisor.paho_adapter import PahoAdapter
 from supervisor.socket_close import send_and_wait_for_close
@@ -98,6 +99,7 @@ class MqttLink:
         self._paho_write = False  # paho has something to write
         self._next_attempt = 0.0
         self._delay = 0.5
+        self._outage = OutageLog(log)
         self._started = False
         self._last_misc = 0.0
         self.paho = PahoAdapter(self.client)
@@ -131,7 +133,7 @@ class MqttLink:
             self._schedule_retry(f"cannot connect to MQTT broker {self.address}: {e}")
 
     def _schedule_retry(self, why: str) -> None:
-        log.error("%s; retrying in %.1fs", why, self._delay)
+        self._outage.failed(why, f"retrying every {RECONNECT_MAX_DELAY:g} s at most")  # not one line per retry
         self._next_attempt = time.monotonic() + self._delay
         self._delay = min(RECONNECT_MAX_DELAY, self._delay * 2)
 
@@ -152,7 +154,9 @@ class MqttLink:
         self.connected = True
         self.connections += 1
         self._delay = 0.5
-        log.info("connected to MQTT broker %s%s", self.address, " (reconnected)" if self.connections > 1 else "")
+        outage = self._outage.recovered()
+        log.info("connected to MQTT broker %s%s%s", self.address, " (reconnected)" if self.connections > 1 else "",
+                 f" {outage}" if outage else "")
         for topic, qos in self.subscriptions.items():
             self._subscribe(topic, qos)
         self.on_connect_cb()
