@@ -28,7 +28,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
 from common.wire import new_uuid
-from orchestrator import views
+from orchestrator import dashboard, views
 from orchestrator.core import DELETE_TIMEOUT, Orchestrator
 from orchestrator.presence import Presence, presence_topic
 from orchestrator.store import Store
@@ -221,6 +221,15 @@ def _make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             parts = urlsplit(self.path)
             t0 = time.perf_counter()
+            html = dashboard.page(parts.path)  # the fleet dashboard's page (orchestrator/dashboard.py)
+            if html is not None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(html)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(html)
+                return
             try:
                 code, body = service.answer(parts.path, parts.query)
             except Exception as e:  # report, keep serving

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from orchestrator import campaigns
+from orchestrator import campaigns, dashboard
 from orchestrator.core import Orchestrator
 from orchestrator.model import ALIVE, EXITING, MANAGER, QUEUED, RUNTIME, STATES, Node
 from orchestrator.store import Reader
@@ -172,6 +172,8 @@ def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery:
             return get_module(o, rest[0], q)
         if what == "campaigns":
             return campaigns.route(o, rest, q)
+        if what == "dashboard" and not rest:
+            return 200, dashboard.snapshot(o, dead="all" in q)
         if what == "queued" and not rest:
             return module_query(o, {**q, "status": [QUEUED]})
         return 404, {"error": f"no such endpoint {path!r}; try /api/runtimes/, /api/modules/, /api/queued/"}

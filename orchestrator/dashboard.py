@@ -1,0 +1,211 @@
+"""The fleet dashboard: one web page on the REST port (`GET /`), live by polling.
+
+`GET /` (also `/dashboard`) serves one self-contained HTML page: no build step, no outside
+assets (its CSS and script are inline). The page polls `GET /api/dashboard/` once a second, a
+snapshot made here under the service lock: runtimes grouped by node with state, load (running of
+max, queued, CPU of their modules from the last keepalive), their modules and the head of their
+queues, and the progress of the newest benchmark campaigns. Everything the page shows comes from
+that JSON, written into the page as text (names are the users': never markup).
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.model import RUNTIME, Node
+from orchestrator.scheduler import runtime_kind
+
+if TYPE_CHECKING:
+    from orchestrator.core import Orchestrator
+
+PATHS = ("/", "/dashboard", "/dashboard/")
+MODULES_SHOWN = 50  # per runtime
+QUEUED_SHOWN = 10
+CAMPAIGNS_SHOWN = 5
+POLL_MS = 1000
+
+
+def _runtime(o: "Orchestrator", rt: Node) -> dict[str, Any]:
+    mods = []
+    cpu = 0.0
+    for u in sorted(rt.children, key=lambda u: o.mods[u].seq)[:MODULES_SHOWN]:
+        m = o.mods[u]
+        st = rt.stats.get(u) or {}
+        c = st.get("cpu_usage_percent")
+        if isinstance(c, (int, float)):
+            cpu += float(c)
+        mods.append({"name": m.name, "uuid": m.uuid, "file": m.file, "status": m.status,
+                     "cpu": c if isinstance(c, (int, float)) else None})
+    queued = [{"name": o.mods[u].name, "uuid": u, "file": o.mods[u].file} for u in list(rt.queue)[:QUEUED_SHOWN]]
+    return {"name": rt.name, "uuid": rt.uuid, "status": rt.status, "runtime_type": rt.runtime_type,
+            "kind": runtime_kind(rt.apis), "running": len(rt.children), "max": rt.max_nmodules,
+            "queued": len(rt.queue), "killed": len(rt.killed), "cpu": round(cpu, 1), "modules": mods,
+            "queue_head": queued}
+
+
+def snapshot(o: "Orchestrator", *, dead: bool = False) -> dict[str, Any]:
+    """What the page shows (call under the service lock)."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for n in o.nodes.values():
+        if n.kind != RUNTIME or not (n.alive or dead):
+            continue
+        mgr = o.nodes.get(n.parent) if n.parent else None
+        key = mgr.uuid if mgr else "-"
+        node = nodes.setdefault(key, {"name": mgr.name if mgr else "(no node)", "uuid": mgr.uuid if mgr else None,
+                                      "status": mgr.status if mgr else "?", "runtimes": []})
+        node["runtimes"].append(_runtime(o, n))
+    out = sorted(nodes.values(), key=lambda d: str(d["name"]))
+    for d in out:
+        d["runtimes"].sort(key=lambda r: r["name"])
+    campaigns: list[dict[str, Any]] = []
+    camp = getattr(o, "campaigns", None)
+    if camp is not None:
+        for c in list(reversed(camp.all()))[:CAMPAIGNS_SHOWN]:
+            s = camp.summary(c["id"])
+            if s is not None:
+                campaigns.append({k: s[k] for k in ("id", "cells", "done", "failed", "queued", "running", "finished")})
+    running = sum(r["running"] for d in out for r in d["runtimes"])
+    queued = sum(r["queued"] for d in out for r in d["runtimes"])
+    return {"time": time.time(), "nodes": out, "campaigns": campaigns,
+            "totals": {"nodes": len(out), "runtimes": sum(len(d["runtimes"]) for d in out),
+                       "running": running, "queued": queued}}
+
+
+def page(path: str) -> bytes | None:
+    """The HTML page for `path`, or None when the path is not the dashboard's."""
+    return PAGE.encode() if path in PATHS else None
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>SilverLine fleet</title>
+<style>
+  :root { --bg: #f4f6f8; --card: #fff; --ink: #1d2430; --dim: #6b7685; --ok: #1e8e3e; --warn: #c77700;
+          --bad: #c62828; --q: #1565c0; --bar: #dfe5ec; }
+  * { box-sizing: border-box; }
+  body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: var(--bg); color: var(--ink); }
+  header { display: flex; gap: 24px; align-items: baseline; padding: 14px 20px; background: #1d2430; color: #fff; }
+  header h1 { font-size: 18px; margin: 0; }
+  header .totals span { margin-right: 16px; }
+  #status { margin-left: auto; font-size: 12px; color: #b8c2cf; }
+  #status.down { color: #ff8a80; }
+  main { padding: 16px 20px; display: grid; gap: 16px; }
+  .node { background: var(--card); border-radius: 8px; padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
+  .node h2 { font-size: 16px; margin: 0 0 8px; }
+  .runtimes { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }
+  .rt { border: 1px solid var(--bar); border-radius: 6px; padding: 8px 10px; }
+  .rt .title { display: flex; justify-content: space-between; gap: 8px; font-weight: 600; }
+  .rt .meta { color: var(--dim); font-size: 12px; }
+  .bar { height: 6px; background: var(--bar); border-radius: 3px; margin: 6px 0; overflow: hidden; }
+  .bar > div { height: 100%; background: var(--ok); }
+  .state { font-weight: 700; } .A { color: var(--ok); } .D { color: var(--bad); } .E { color: var(--warn); }
+  .K { color: var(--bad); } .Q { color: var(--q); }
+  ul { list-style: none; margin: 4px 0 0; padding: 0; font-size: 12px; }
+  li { padding: 1px 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+  li .uuid { color: var(--dim); font-family: ui-monospace, monospace; }
+  li.queued { color: var(--q); }
+  .campaign { background: var(--card); border-radius: 8px; padding: 10px 16px; }
+  .empty { color: var(--dim); }
+</style>
+</head>
+<body>
+<header>
+  <h1>SilverLine fleet</h1>
+  <div class="totals" id="totals"></div>
+  <div id="status">connecting...</div>
+</header>
+<main>
+  <section id="campaigns"></section>
+  <section id="nodes"><p class="empty">loading...</p></section>
+</main>
+<script>
+"use strict";
+const POLL_MS = __POLL_MS__;
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+function moduleItem(m, queued) {
+  const li = el("li", queued ? "queued" : "");
+  li.append(el("span", "name", m.name), " ", el("span", "uuid", m.uuid.slice(-8)), " ", el("span", "", m.file));
+  if (m.status && m.status !== "A") li.append(" ", el("span", "state " + m.status, "[" + m.status + "]"));
+  if (m.cpu !== null && m.cpu !== undefined) li.append(" ", el("span", "meta", "cpu " + Math.round(m.cpu) + "%"));
+  return li;
+}
+function runtimeCard(r) {
+  const card = el("div", "rt");
+  card.dataset.runtime = r.name;
+  const title = el("div", "title");
+  title.append(el("span", "", r.name), el("span", "state " + r.status, r.status));
+  card.append(title);
+  const cap = r.max > 0 ? r.max : Math.max(r.running, 1);
+  card.append(el("div", "meta", (r.runtime_type || "-") + " \\u00b7 " + r.kind + " \\u00b7 running " + r.running +
+    (r.max > 0 ? "/" + r.max : "") + " \\u00b7 queued " + r.queued + " \\u00b7 cpu " + r.cpu + "%"));
+  const bar = el("div", "bar"), fill = el("div");
+  fill.style.width = Math.min(100, 100 * r.running / cap) + "%";
+  bar.append(fill);
+  card.append(bar);
+  const ul = el("ul");
+  for (const m of r.modules) ul.append(moduleItem(m, false));
+  for (const m of r.queue_head) ul.append(moduleItem(m, true));
+  if (r.queued > r.queue_head.length) ul.append(el("li", "queued", "... and " + (r.queued - r.queue_head.length) + " more queued"));
+  if (!r.modules.length && !r.queue_head.length) ul.append(el("li", "empty", "no modules"));
+  card.append(ul);
+  return card;
+}
+function render(s) {
+  const t = s.totals;
+  const totals = document.getElementById("totals");
+  totals.replaceChildren(el("span", "", t.nodes + " nodes"), el("span", "", t.runtimes + " runtimes"),
+                         el("span", "", t.running + " modules running"), el("span", "", t.queued + " queued"));
+  const nodes = document.getElementById("nodes");
+  nodes.replaceChildren();
+  if (!s.nodes.length) nodes.append(el("p", "empty", "no runtime is registered"));
+  for (const n of s.nodes) {
+    const box = el("div", "node");
+    box.dataset.node = n.name;
+    box.append(el("h2", "", n.name));
+    const grid = el("div", "runtimes");
+    for (const r of n.runtimes) grid.append(runtimeCard(r));
+    box.append(grid);
+    nodes.append(box);
+  }
+  const camps = document.getElementById("campaigns");
+  camps.replaceChildren();
+  for (const c of s.campaigns) {
+    const failed = Object.values(c.failed).reduce((a, b) => a + b, 0);
+    const box = el("div", "campaign");
+    box.append(el("strong", "", "campaign " + c.id), " ",
+               el("span", "meta", c.done + " done, " + failed + " failed, " + c.running + " running, " + c.queued +
+                  " queued of " + c.cells + (c.finished ? " (finished)" : "")));
+    const bar = el("div", "bar"), fill = el("div");
+    fill.style.width = (c.cells ? 100 * (c.done + failed) / c.cells : 0) + "%";
+    bar.append(fill);
+    box.append(bar);
+    camps.append(box);
+  }
+}
+async function poll() {
+  const status = document.getElementById("status");
+  try {
+    const r = await fetch("/api/dashboard/", {cache: "no-store"});
+    if (!r.ok) throw new Error("HTTP " + r.status);
+    render(await r.json());
+    status.className = "";
+    status.textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (e) {
+    status.className = "down";
+    status.textContent = "orchestrator unreachable (" + e.message + "), retrying";
+  }
+  setTimeout(poll, POLL_MS);
+}
+poll();
+</script>
+</body>
+</html>
+""".replace("__POLL_MS__", str(POLL_MS))
