@@ -38,10 +38,10 @@ class OutageLog:
             self._next_summary = now + self.every
             self.log.error("%s: still failing, %d attempts in %.0f s", why, self.attempts, now - self.since)
 
-    def recovered(self) -> str | None:
-        """End of the outage: a note for the success line ("after N failed attempts in S s"), or None."""
+    def recovered(self) -> str:
+        """End of the outage: a note for the success line (" after N failed attempts in S s"), or ""."""
         if self.why is None:
-            return None
-        note = f"after {self.attempts} failed attempt{'s' if self.attempts != 1 else ''} in {self.clock() - self.since:.0f} s"
+            return ""
+        note = f" after {self.attempts} failed attempt{'s' if self.attempts != 1 else ''} in {self.clock() - self.since:.0f} s"
         self.why = None
         return note

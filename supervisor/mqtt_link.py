@@ -154,9 +154,8 @@ class MqttLink:
         self.connected = True
         self.connections += 1
         self._delay = 0.5
-        outage = self._outage.recovered()
         log.info("connected to MQTT broker %s%s%s", self.address, " (reconnected)" if self.connections > 1 else "",
-                 f" {outage}" if outage else "")
+                 self._outage.recovered())
         for topic, qos in self.subscriptions.items():
             self._subscribe(topic, qos)
         self.on_connect_cb()

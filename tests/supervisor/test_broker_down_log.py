@@ -28,7 +28,7 @@ def test_outage_log_unit(caplog: pytest.LogCaptureFixture) -> None:
     assert msgs == ["cannot connect to broker: refused; retrying (repeats are summed up once a minute)",
                     "cannot connect to broker: refused: still failing, 31 attempts in 60 s",
                     "broker refused the connection: not authorized (repeats are summed up once a minute)"], msgs
-    assert note == "after 32 failed attempts in 60 s" and o.recovered() is None
+    assert note == " after 32 failed attempts in 60 s" and o.recovered() == ""
 
 
 def test_node_with_the_broker_down_logs_once_then_says_it_is_back() -> None:
