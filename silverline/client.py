@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
@@ -238,13 +238,13 @@ class Client:
         err = msg.get("data") if isinstance(msg, dict) else None
         if not isinstance(err, dict):
             return
-        uuid = _uuid_in(err)
         with self._cond:
-            m = self._mods.get(uuid) if uuid else None
-            if m is not None and m.state == "sent":  # (ours reports on both log topics: the first one counts)
-                # ours says `description`, the original orchestrator `desc`
-                m.refused, m.state = str(err.get("description") or err.get("desc") or "refused"), "refused"
-                self._cond.notify_all()
+            for uuid in _uuids_in(err):
+                m = self._mods.get(uuid)
+                if m is not None and m.state == "sent":  # (ours reports on both log topics: the first one counts)
+                    # ours says `description`, the original orchestrator `desc`
+                    m.refused, m.state = str(err.get("description") or err.get("desc") or "refused"), "refused"
+            self._cond.notify_all()
 
     def _on_control(self, topic: str, payload: bytes) -> None:
         if b'"exited"' not in payload:
@@ -340,21 +340,25 @@ class Client:
         return rt
 
     def create(self, datas: list[dict[str, Any]], *, wait: bool = True, timeout: float = 10.0, settle: float = 1.0,
-               stdout: bool = False) -> list[Module]:
+               stdout: bool = False, listen: float = 0.0) -> list[Module]:
         """Send module create messages (PROTOCOL.md `data` objects; one `create`, or a `create_batch`).
 
         `wait`: return once the orchestrator took or refused each module (`Module.refused`), and
         then up to `settle` seconds more for a started module to fail at once (`Module.exit`: a
         missing file, not WebAssembly, ...). ClientError when the orchestrator does not answer
-        within `timeout`. `stdout`: capture each module's stdout for `Module.stdout`."""
+        within `timeout`. `stdout`: capture each module's stdout for `Module.stdout`. `listen`
+        (without `wait`, for a broker-only setup that needs no REST): hear refusals and exits for
+        that many seconds after sending."""
         mods = [Module(self, d, stdout) for d in datas]
         with self._cond:
             self._mods.update((m.uuid, m) for m in mods)
-        conn = self._watch() if wait or stdout else self.connection()
+        conn = self._watch() if wait or stdout or listen else self.connection()
         for m in mods if stdout else []:
             conn.subscribe([self.topics.stdio(m.uuid)], self._stdio_handler(m))
         msgs = create_messages(datas)
         conn.publish([(self.topics.control(), m) for m in msgs])
+        if not wait and listen:
+            self._settle(mods, listen, until=lambda m: m.refused is not None or m.exit is not None)
         if wait:
             lasts = {(m["data"]["modules"] if m["action"] == "create_batch" else [m["data"]])[-1]["uuid"] for m in msgs}
             self._await_taken(mods, timeout, [m for m in mods if m.uuid in lasts])
@@ -397,10 +401,11 @@ class Client:
                 if m.state == "sent":
                     m.refused, m.state = "refused (no record on the orchestrator)", "refused"
 
-    def _settle(self, started: list[Module], settle: float) -> None:
+    def _settle(self, started: list[Module], settle: float,
+                until: Callable[[Module], bool] = lambda m: m.exit is not None) -> None:
         deadline = time.monotonic() + settle
         with self._cond:
-            while any(m.exit is None for m in started):
+            while not all(until(m) for m in started):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -485,6 +490,9 @@ def create_messages(datas: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(d.get("parent"), []).append({k: v for k, v in d.items() if k != "parent"})
     out = []
     for parent, group in groups.items():
+        if len(group) == 1:  # one module for that runtime: a plain create
+            out.append(envelope("create", {**group[0], **({"parent": parent} if parent is not None else {})}))
+            continue
         data: dict[str, Any] = {"type": "module", "modules": group}
         if parent is not None:
             data["parent"] = parent
@@ -492,13 +500,18 @@ def create_messages(datas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _uuid_in(err: dict[str, Any]) -> str | None:
-    """The module uuid a proc/log error is about (a create envelope, or one module of a batch)."""
+def _uuids_in(err: dict[str, Any]) -> list[str]:
+    """The module uuids a proc/log error is about: a create envelope, one module of a batch, or
+    every module of a batch refused as a whole."""
     d = err.get("data")
     if isinstance(d, dict) and isinstance(d.get("data"), dict):
         d = d["data"]
-    u = d.get("uuid") if isinstance(d, dict) else None
-    return u if isinstance(u, str) else None
+    if not isinstance(d, dict):
+        return []
+    if isinstance(d.get("modules"), list):
+        return [m["uuid"] for m in d["modules"] if isinstance(m, dict) and isinstance(m.get("uuid"), str)]
+    u = d.get("uuid")
+    return [u] if isinstance(u, str) else []
 
 
 __all__ = ["Client", "ExitStatus", "Module", "Subscription"]
