@@ -173,6 +173,9 @@ def test_clean_stops_fire_no_last_will(broker: Any, tmp_path: Any) -> None:
         n = node(broker, tmp_path, "clean", reg_timeout=0.3, state=str(tmp_path / "clean-state"))
         n.start()
         n.kill()
+        from ipc import cleanup_stale
+
+        cleanup_stale()  # what the next start would do: a SIGKILLed supervisor cannot unlink its IPC objects
         probe.wait_for(f"{R}/proc/reg/#", lambda m: m.json()["data"].get("last_will") is True, timeout=10)
 
 
