@@ -46,3 +46,20 @@ def test_result_lines() -> None:
     assert "FAILED  exit 3" in rep.line(Result("b", status=3)).plain
     assert "UNREACHABLE  refused" in rep.line(Result("c", error="refused", unreachable=True)).plain
     assert "SKIPPED" in rep.line(Result("d", skipped=True, error="skipped")).plain
+
+
+def test_remote_scripts_are_posix_sh_in_every_branch() -> None:
+    """The systemd branches of start/kill/version/update cannot run here (no systemd as PID 1): dash
+    must at least parse every script, with the unit name of the node and odd paths."""
+    import subprocess
+
+    from cluster.remote import kill_script, start_script, unit_of, update_script, version_script
+
+    scripts = [start_script("~/silverline node", ["-n", "pi4", "-r", "linux"], "pi4"),
+               kill_script("silverline-node", 5, "pi4"), kill_script("silverline-node", 5, "pi4", end_modules=True),
+               version_script("/opt/sl", "pi4"), update_script("~/x'y", "pi4")]
+    for text in scripts:
+        r = subprocess.run(["dash", "-n"], input=text, capture_output=True, text=True)
+        assert r.returncode == 0, (r.stderr, text)
+    assert "silverline-node@pi4.service" in scripts[0] and unit_of("pi4") == "silverline-node@pi4.service"
+    assert "SIGUSR1" in scripts[2] and "kill -USR1" in scripts[2] and "kill -TERM" in scripts[1]
