@@ -88,8 +88,9 @@ def _write(path: str, value: str) -> None:
         raise CgroupUnavailable(f"cannot write {value!r} to {path}: {e.strerror}") from None
 
 
-def _threaded_child(base: str, name: str, controller: str) -> str:
-    """BASE/name as a threaded cgroup with `controller` enabled for it; its path."""
+def _threaded_child(base: str, name: str, controller: str, also: tuple[str, ...] = ()) -> str:
+    """BASE/name as a threaded cgroup with `controller` enabled for it (and those of `also` that
+    the base has); its path."""
     have = _read(os.path.join(base, "cgroup.controllers")).split()
     if controller not in have:
         raise CgroupUnavailable(f"no {controller} controller in {base} (controllers: {' '.join(have) or 'none'}; "
@@ -106,8 +107,10 @@ def _threaded_child(base: str, name: str, controller: str) -> str:
         if not os.path.exists(type_file) or _read(type_file) != "threaded":
             _write(type_file, "threaded")
         sub = os.path.join(base, "cgroup.subtree_control")
-        if controller not in (_read(sub).split() if os.path.exists(sub) else []):
-            _write(sub, f"+{controller}")
+        enabled = _read(sub).split() if os.path.exists(sub) else []
+        for c in (controller,) + tuple(x for x in also if x in have):
+            if c not in enabled:
+                _write(sub, f"+{c}")
     return child
 
 
@@ -137,7 +140,8 @@ def pin_process(cpus: List[int]) -> str:
     try:
         base = current_dir()
         _sweep(base, "sl-cpus-")
-        child = _threaded_child(base, f"sl-cpus-{os.getpid()}", "cpuset")
+        # cpu too where the base has it: CPU budgets of module threads nest below this group
+        child = _threaded_child(base, f"sl-cpus-{os.getpid()}", "cpuset", also=("cpu",))
         _write(os.path.join(child, "cpuset.cpus"), text)
         _write(os.path.join(child, "cgroup.procs"), str(os.getpid()))
         return f"pinned to CPUs {text} by cgroup v2 cpuset ({child})"

@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 import platform
 import threading
 import time
 from typing import List, Optional
-
-log = logging.getLogger("rt.budget")
 
 CGROUP = "cgroup v2 cpu.max"
 DEADLINE = "SCHED_DEADLINE"

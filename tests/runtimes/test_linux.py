@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -279,6 +280,9 @@ def test_cpu_budget_module_completes(node: Node) -> None:
                     apis=["profile:deployed"])
     assert node.exited(u)["status"]["code"] == 0
     assert node.stdout(u).startswith(b"spun 20")
+    # the runtime's log says by which mechanism (runtimes/engines/cpu_budget.py)
+    assert re.search(r"CPU budget 5 ms per 10 ms \(50\.0 %\) by (cgroup v2 cpu\.max|SCHED_DEADLINE|epoch throttle)",
+                     node.proc.output()), node.proc.output()[-2000:]
 
 
 def test_bad_args_are_an_error_naming_the_key(node: Node) -> None:
