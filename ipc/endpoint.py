@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import struct
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -345,7 +346,7 @@ class WorkerEndpoint:
             if left is not None and left <= 0:
                 return None
             if STRONG_ORDER:
-                if not spun and idle.max_spin > 0:
+                if not spun and idle.max_spin > 0 and threading.active_count() == 1:
                     spun = True  # one spin per recv(): after it, sleep
                     if idle.spin(inbox.pending, self):
                         continue
@@ -386,7 +387,7 @@ class WorkerEndpoint:
             return True
         if not STRONG_ORDER:
             return self._credits > 0
-        if self.idle.max_spin > 0 and self.idle.spin(self.inbox.pending, self):
+        if self.idle.max_spin > 0 and threading.active_count() == 1 and self.idle.spin(self.inbox.pending, self):
             return True
         return self.inbox.mark_sleeping()
 

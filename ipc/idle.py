@@ -21,6 +21,10 @@ next message is about to arrive pays neither. But a spin is only worth it when:
    unrelated task for its whole slice (milliseconds), while a sleeper on a doorbell is woken
    (and preempts) within microseconds.
 
+4. (worker side) no other Python thread runs in the process: a spinning loop thread holds the
+   GIL, and module threads need it for every host call (publish, stdout); `WorkerEndpoint` asks
+   `threading.active_count()` before each spin. The supervisor is single-threaded.
+
 `IdleStrategy(max_spin=0)` turns spinning off (always sleep: start.py `--spin 0`);
 `fixed=True` spins the whole `max_spin` every time without any of the checks (benchmarks only).
 """
