@@ -1,4 +1,13 @@
-"""Scenario 6: the sandbox of the `linux` runtime (real wasmtime, the example modules of modules/).
+"""Scenario 6: the sandbox of every runtime kind, the limits of benchmark children, the broker's ACL.
+
+Part 1 below is the `linux` runtime's sandbox; part 2 (`_runtimes`) runs every runtime kind (linux,
+the minimal runtimes, every benchmarking runtime) and sends each path field of a create (`file`,
+`dirs`, `stdout`, `dirmode`, `scriptmode`) outside the module roots, and native / unsandboxed engines
+while they are off: all must be refused. Part 3 (`_limits`): a fork bomb, memory hogs (native and
+wasm) and an output flood on a `benchmarking` runtime must end as `limit` with their cause. Part 4
+(`_acl`): a realm under `manage.py acl`: creates not from the orchestrator's account and
+anonymous / wrong-password clients must be refused by the broker (`acl_refusals_expected` =
+`acl_refusals_seen`). Part 1:
 
 A node runs the `linux` runtime with a 32 MiB memory limit per module. Each attempt is a real
 module created over MQTT; its stdout comes back on `{realm}/proc/stdio/{uuid}` and its end on the
@@ -22,7 +31,7 @@ import time
 import uuid as _uuid
 from typing import Any
 
-from chaos.base import REALM, ROOT, Inbox, Outcome, Size, Watch, js, module_create, workers_by_name
+from chaos.base import REALM, ROOT, Inbox, Outcome, Size, Watch, control, js, module_create, wait_until, workers_by_name
 from tests.helpers.broker import Mosquitto
 from tests.helpers.node import NodeProcess
 
@@ -78,12 +87,8 @@ def spin_share(r: Runner, node: NodeProcess, resources: dict[str, int] | None, w
     return (c1 - c0) / (t1 - t0)
 
 
-def run(size: Size) -> Outcome:
-    out = Outcome("sandbox")
-    missing = [m for m in ("readfile.wasm", "opener.wasm", "memhog.wasm", "spin.wasm", "helloworld.wasm") if not os.path.exists(os.path.join(MODULES, m))]
-    if missing:
-        out.fail(f"example modules missing ({', '.join(missing)}): run `make modules` first")
-        return out
+def _linux(size: Size, out: Outcome, attempts: dict[str, int], escapes: dict[str, int], figures: dict[str, Any]) -> None:
+    """Part 1: the `linux` runtime's sandbox (files, topics, memory, CPU, module files)."""
     tmp = tempfile.mkdtemp(prefix="sl-chaos-sb-")
     allowed = os.path.join(tmp, "allowed")
     os.makedirs(allowed)
@@ -100,11 +105,11 @@ def run(size: Size) -> Outcome:
     os.symlink(outside_wasm, os.path.join(root2, "sneaky.wasm"))
     cfg = os.path.join(tmp, "config.json")
     with open(cfg, "w") as f:
-        json.dump({"runtimes": {"linux": {"module_root": [MODULES, root2], "memory_limit": MEM_LIMIT,
+        json.dump({"runtimes": {"linux": {"module_root": [MODULES, root2, allowed], "memory_limit": MEM_LIMIT,
                                           "cache_dir": os.path.join(tmp, "cache")}}}, f)
-    escapes: dict[str, int] = {"files": 0, "topics": 0, "memory": 0, "cpu": 0, "module_files": 0}
-    attempts: dict[str, int] = {k: 0 for k in escapes}
-    figures: dict[str, Any] = {}
+    for k in ("files", "topics", "memory", "cpu", "module_files"):
+        escapes.setdefault(k, 0)
+        attempts.setdefault(k, 0)
     try:
         with Mosquitto() as broker:
             inbox = Inbox()
@@ -174,8 +179,279 @@ def run(size: Size) -> Outcome:
                 watch.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- part 2: every runtime kind, every path field -------------------------------------------------
+
+def _kinds() -> list[str]:
+    """Every runtime kind that can start here (linux/min/wasmer needs a Python 3.10 with wasmer)."""
+    from runtimes.engines.python310 import find_wasmer_python
+
+    kinds = ["linux", "linux/min/wasmtime", "benchmarking", "benchmarking/seeded", "benchmarking/interference",
+             "benchmarking/opcodes"]
+    if find_wasmer_python(None)[0]:
+        kinds.insert(2, "linux/min/wasmer")
+    return kinds
+
+
+class Attempts:
+    """Creates over MQTT on any runtime of a node; `run()` returns (stdout, exited status)."""
+
+    def __init__(self, watch: Watch, inbox: Inbox) -> None:
+        self.watch, self.inbox = watch, inbox
+
+    def run(self, rt: str, file: str, timeout: float = 90, **args: Any) -> tuple[str, dict[str, Any]]:
+        u = str(_uuid.uuid4())
+        mark = len(self.inbox)
+        self.watch.publish(f"{REALM}/proc/control/{rt}", module_create(u, rt, file=file, **args)).wait_for_publish(10)
+        ex = self.inbox.wait(lambda t, p: js(p).get("action") == "exited" and js(p)["data"].get("uuid") == u, timeout, since=mark)
+        time.sleep(0.05)
+        text = b"".join(p for _, t, p in self.inbox.find(lambda t, p: t == f"{REALM}/proc/stdio/{u}", mark))
+        data = js(ex[0][2])["data"]
+        return text.decode(errors="replace"), dict(data["status"], **{k: v for k, v in data.items() if k in ("limit", "failure")})
+
+
+def _refused(st: dict[str, Any]) -> bool:
+    return st.get("reason") == "error" and "outside the module roots" in str(st.get("error"))
+
+
+def _runtimes(out: Outcome, attempts: dict[str, int], escapes: dict[str, int], figures: dict[str, Any]) -> None:
+    """Part 2: on every runtime kind, every path field of a create outside the module roots is refused,
+    and native / command-line engines are refused while the configuration does not enable them."""
+    tmp = tempfile.mkdtemp(prefix="sl-chaos-sbk-")
+    root, outside = os.path.join(tmp, "root"), os.path.join(tmp, "outside")
+    for d in (root, outside, os.path.join(root, "in"), os.path.join(outside, "in")):
+        os.makedirs(d, exist_ok=True)
+    for d in (root, outside):
+        shutil.copy(os.path.join(MODULES, "helloworld.wasm"), os.path.join(d, "hello.wasm"))
+        with open(os.path.join(d, "in", "a"), "w") as f:
+            f.write("a")
+        with open(os.path.join(d, "args.py"), "w") as f:
+            f.write("print(1)\n")
+    os.symlink(os.path.join(outside, "hello.wasm"), os.path.join(root, "sneaky.wasm"))
+    os.symlink(outside, os.path.join(root, "dirlink"))
+    marker = os.path.join(tmp, "PWNED")
+    kinds = _kinds()
+    escapes.setdefault("runtime_paths", 0)
+    attempts.setdefault("runtime_paths", 0)
+    escapes.setdefault("engines_off", 0)
+    attempts.setdefault("engines_off", 0)
+    try:
+        with Mosquitto() as broker:
+            inbox = Inbox()
+            watch = Watch(broker.port, inbox, [(f"{REALM}/proc/#", 1)])
+            node = NodeProcess(broker.port, name="sbk", runtimes=kinds, reg_timeout=0.3, log_level="INF",
+                               extra_args=["--module-root", root])
+            try:
+                node.start(timeout=120)
+                a = Attempts(watch, inbox)
+                short = {k: k.rstrip("/").split("/")[-1] for k in kinds}
+                rts = {k: node.runtime_uuids[f"sbk.{short[k]}"] for k in kinds}
+                per_kind: dict[str, int] = {}
+                for kind, rt in rts.items():
+                    bench = kind.startswith("benchmarking")
+                    extra: dict[str, Any] = {"engine": "wasmtime"} if bench and kind != "benchmarking/opcodes" else {}
+                    # control: the module inside the root runs
+                    text, st = a.run(rt, "hello.wasm" if kind != "benchmarking/interference" else "hello.wasm:hello.wasm", **extra)
+                    out.check(st.get("reason") == "exited", f"control: {kind} cannot run a module inside the roots: {st}")
+                    cases: list[tuple[str, str, dict[str, Any]]] = [
+                        ("file", os.path.join(outside, "hello.wasm"), {}), ("file", "../outside/hello.wasm", {}),
+                        ("file", "sneaky.wasm", {})]
+                    if kind == "linux" or bench:
+                        cases += [("dirs", "hello.wasm", {"dirs": [outside]}), ("dirs", "hello.wasm", {"dirs": ["dirlink"]}),
+                                  ("dirs", "hello.wasm", {"dirs": ["/"]})]
+                    if bench:
+                        cases += [("stdout", "hello.wasm", {"stdout": os.path.join(outside, "out.txt")}),
+                                  ("stdout", "hello.wasm", {"stdout": "dirlink/out2.txt"})]
+                    if kind == "benchmarking/seeded":
+                        cases += [("dirmode", "hello.wasm", {"dirmode": os.path.join(outside, "in")}),
+                                  ("scriptmode", "hello.wasm", {"scriptmode": os.path.join(outside, "args.py")})]
+                    for field, f, args in cases:
+                        attempts["runtime_paths"] += 1
+                        per_kind[kind] = per_kind.get(kind, 0) + 1
+                        if kind == "benchmarking/interference":
+                            f = f"hello.wasm:{f}" if field == "file" else f"{f}:{f}"
+                        text, st = a.run(rt, f, **extra, **args)
+                        if not _refused(st) or "Hello" in text:
+                            escapes["runtime_paths"] += 1
+                            out.fail(f"{kind}: {field} {args or f!r} outside the roots was not refused: {st}")
+                        elif field != "file" and f"args.{field}" not in str(st.get("error")):
+                            out.fail(f"{kind}: the refusal of {field} does not name it: {st}")
+                    # opt-in engines are off here
+                    if bench and kind != "benchmarking/opcodes":
+                        for eng, f in (("native", "/usr/bin/touch"), ("native", "hello.wasm"), ("wasmer", "hello.wasm")):
+                            attempts["engines_off"] += 1
+                            argv = [marker]
+                            text, st = a.run(rt, f if kind != "benchmarking/interference" else f"{f}:{f}", engine=eng, argv=argv)
+                            if st.get("reason") != "error" or "is off on this node" not in str(st.get("error")) or os.path.exists(marker):
+                                escapes["engines_off"] += 1
+                                out.fail(f"{kind}: engine {eng} on {f} was not refused as off: {st}")
+                for p in (os.path.join(outside, "out.txt"), os.path.join(outside, "out2.txt")):
+                    if os.path.exists(p):
+                        escapes["runtime_paths"] += 1
+                        out.fail(f"a benchmark wrote {p} outside the roots")
+                figures["runtime_kinds"] = kinds
+                figures["path_attempts_by_kind"] = per_kind
+            finally:
+                node.stop()
+                watch.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- part 3: limits of benchmark children ---------------------------------------------------------
+
+BOMB = "#!/bin/sh\nfor i in $(seq 400); do sleep 3 & done\nwait\n"  # bounded: harmless if a limit failed
+FLOOD = "#!/bin/sh\nexec yes flood\n"
+HOG = "#!/bin/sh\nexec python3 -c 'b = []\nfor _ in range(256): b.append(bytearray(16 << 20))'\n"
+
+
+def _limits(out: Outcome, attempts: dict[str, int], escapes: dict[str, int], figures: dict[str, Any]) -> None:
+    """Part 3: a fork bomb, a memory hog (native and wasm) and an output flood end as `limit` with
+    their cause; the node stays up (a module after them runs)."""
+    from runtimes.benchmarking import limits as child_limits
+
+    tmp = tempfile.mkdtemp(prefix="sl-chaos-sbl-")
+    root = os.path.join(tmp, "root")
+    os.makedirs(root)
+    for name, text in (("bomb", BOMB), ("flood", FLOOD), ("hog", HOG)):
+        with open(os.path.join(root, name), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(root, name), 0o755)
+    for m in ("memhog.wasm", "helloworld.wasm"):
+        shutil.copy(os.path.join(MODULES, m), os.path.join(root, m))
+    cfg = os.path.join(tmp, "config.json")
+    with open(cfg, "w") as f:
+        json.dump({"runtimes": {"benchmarking": {"enable_engines": ["native"], "child_limits": {
+            "memory_bytes": 256 << 20, "file_bytes": 1 << 20, "processes": 32}}}}, f)
+    escapes.setdefault("limits", 0)
+    attempts.setdefault("limits", 0)
+    causes: dict[str, Any] = {}
+    try:
+        with Mosquitto() as broker:
+            inbox = Inbox()
+            watch = Watch(broker.port, inbox, [(f"{REALM}/proc/#", 1)])
+            node = NodeProcess(broker.port, name="sbl", runtimes=["benchmarking"], reg_timeout=0.3, log_level="INF",
+                               extra_args=["--module-root", root, "-c", cfg])
+            try:
+                node.start(timeout=90)
+                a = Attempts(watch, inbox)
+                rt = node.runtime_uuid()
+                cases = [("fork_bomb", "bomb", {"engine": "native"}, "processes"),
+                         ("memory_hog", "hog", {"engine": "native"}, "memory_bytes"),
+                         ("memory_hog_wasm", "memhog.wasm", {"engine": "wasmtime"}, "memory_bytes"),
+                         ("output_flood", "flood", {"engine": "native", "stdout": "flood.txt"}, "file_bytes")]
+                if child_limits.pids_cgroup_parent() is None and os.geteuid() == 0:
+                    cases = cases[1:]  # root without a writable pids cgroup: RLIMIT_NPROC does not bind root
+                    figures["fork_bomb"] = "skipped: root without a writable pids cgroup"
+                for what, f, args, cause in cases:
+                    attempts["limits"] += 1
+                    t0 = time.monotonic()
+                    text, st = a.run(rt, f, ilimit=60, **args)
+                    causes[what] = {"reason": st.get("reason"), "limit": st.get("limit"), "s": round(time.monotonic() - t0, 2)}
+                    if st.get("reason") != "limit" or st.get("limit") != cause:
+                        escapes["limits"] += 1
+                        out.fail(f"limits: {what} ended {st}, want reason limit with cause {cause}")
+                    text, st = a.run(rt, "helloworld.wasm", engine="wasmtime")
+                    out.check(st.get("reason") == "exited", f"limits: the node is not well after {what}: {st}")
+                flood = os.path.join(root, "flood.txt")
+                if os.path.exists(flood):
+                    figures["output_flood_bytes"] = os.path.getsize(flood)
+                    out.check(os.path.getsize(flood) <= 1 << 20, f"limits: the flood wrote {os.path.getsize(flood)} bytes (limit 1 MiB)")
+                figures["limit_causes"] = causes
+            finally:
+                node.stop()
+                watch.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- part 4: the broker's ACL (manage.py acl) -----------------------------------------------------
+
+def _acl(out: Outcome, figures: dict[str, Any]) -> None:
+    """Part 4: a realm under `manage.py acl`: creates that are not the orchestrator's are refused by the
+    broker (and reach nobody), anonymous and wrong-password clients get nothing; the orchestrator's
+    account still creates and the node runs it."""
+    from tests.helpers.acl import NOT_AUTHORIZED, AclRealm, AuthClient
+
+    tmp = tempfile.mkdtemp(prefix="sl-chaos-sba-")
+    expected = seen = 0
+    try:
+        realm = AclRealm(tmp, {"na": ["na"], "nb": ["nb"]})
+        rt_a, rt_b = realm.runtime("na"), realm.runtime("nb")
+        with realm.broker() as broker:
+            cfg = realm.config("nb", broker.port, os.path.join(tmp, "nb.json"))
+            node = NodeProcess(broker.port, name="nb", runtimes=["linux/min/wasmtime"], state_dir=realm.state, reg_timeout=0.3,
+                               log_level="INF", extra_args=["-c", cfg], watch_auth=("cli", realm.password("cli")))
+            cli = AuthClient(broker.port, "cli", realm.password("cli"))
+            na = AuthClient(broker.port, "na", realm.password("na"))
+            orch = AuthClient(broker.port, "orchestrator", realm.password("orchestrator"))
+            try:
+                node.start(timeout=90)
+                for c in (cli, na, orch):
+                    out.check(c.connect_rc() == 0, "acl: an account of the realm cannot connect")
+                cli.subscribe_rc(f"{REALM}/proc/#")
+                # control: the orchestrator's create on nb's control topic runs
+                good = str(_uuid.uuid4())
+                out.check(orch.publish_rc(f"{REALM}/proc/control/{rt_b}", module_create(good, rt_b, file="helloworld.wasm")) < 0x80,
+                          "acl: the orchestrator's create was refused")
+                try:
+                    wait_until(lambda: any(t == f"{REALM}/proc/stdio/{good}" for t, _ in cli.messages), 60, "the module's stdout")
+                except TimeoutError:
+                    out.fail("acl: the orchestrator's create did not run on nb")
+                bad: list[str] = []
+                for topic, body in ((f"{REALM}/proc/control/{rt_b}", "create"), (f"{REALM}/proc/control", "create"),
+                                    (f"{REALM}/proc/reg/{rt_b}", "delete")):
+                    for client in (na, cli) if topic.endswith(rt_b) else (na,):
+                        u = str(_uuid.uuid4())
+                        bad.append(u)
+                        expected += 1
+                        payload = module_create(u, rt_b, file="helloworld.wasm") if body == "create" else \
+                            control("delete", {"type": "runtime", "uuid": rt_b, "x": u})
+                        if client.publish_rc(topic, payload) == NOT_AUTHORIZED:
+                            seen += 1
+                for auth in (None, ("na", "guess"), ("nobody", "x")):
+                    expected += 1
+                    c = AuthClient(broker.port, *(auth or (None, None)))
+                    try:
+                        if c.connect_rc() != 0:
+                            seen += 1
+                    finally:
+                        c.close()
+                time.sleep(1.0)
+                leaked = [u for u in bad if any(u.encode() in p for _, p in cli.messages)]
+                if leaked:
+                    seen -= len(leaked)
+                    out.fail(f"acl: {len(leaked)} refused messages reached subscribers anyway")
+                out.check(node.proc is not None and node.proc.poll() is None, "acl: the node died")
+            finally:
+                for c in (cli, na, orch):
+                    c.close()
+                node.stop()
+        _ = rt_a
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    figures["acl_refusals_expected"] = expected
+    figures["acl_refusals_seen"] = seen
+    out.check(expected == seen, f"acl: {seen} of {expected} forbidden actions refused")
+
+
+def run(size: Size) -> Outcome:
+    out = Outcome("sandbox")
+    missing = [m for m in ("readfile.wasm", "opener.wasm", "memhog.wasm", "spin.wasm", "helloworld.wasm") if not os.path.exists(os.path.join(MODULES, m))]
+    if missing:
+        out.fail(f"example modules missing ({', '.join(missing)}): run `make modules` first")
+        return out
+    escapes: dict[str, int] = {}
+    attempts: dict[str, int] = {}
+    figures: dict[str, Any] = {}
+    _linux(size, out, attempts, escapes, figures)
+    _runtimes(out, attempts, escapes, figures)
+    _limits(out, attempts, escapes, figures)
+    _acl(out, figures)
     out.figures.update(figures)
     out.figures["sandbox_attempts"] = sum(attempts.values())
+    out.figures["sandbox_attempts_by_kind"] = attempts
     out.figures["sandbox_escapes_by_kind"] = escapes
     out.figures["sandbox_escapes"] = sum(escapes.values())
     return out

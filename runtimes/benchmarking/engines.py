@@ -39,7 +39,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from runtimes.benchmarking import harness
-from runtimes.benchmarking.limits import ChildLimits
+from runtimes.benchmarking.limits import ChildLimits, child_memory_limit, report_limit
 from runtimes.files import preopen_pair
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -230,6 +230,9 @@ def _wasmtime_child(name: str, inv: Invocation, artifact: str | None) -> harness
             module = wasmtime.Module.from_file(engine, inv.path)
         t1 = time.perf_counter_ns()
         store = wasmtime.Store(engine)
+        mem_limit = child_memory_limit()  # linear memory is reserved, not allocated: rlimits miss it
+        if mem_limit is not None:
+            store.set_limits(memory_size=mem_limit)
         cfg = wasmtime.WasiConfig()
         cfg.argv = inv.argv
         cfg.env = list(inv.env.items())
@@ -241,7 +244,8 @@ def _wasmtime_child(name: str, inv: Invocation, artifact: str | None) -> harness
         store.set_wasi(cfg)
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
-        start = linker.instantiate(store, module).exports(store)["_start"]
+        exports = linker.instantiate(store, module).exports(store)
+        start = exports["_start"]
         t2 = time.perf_counter_ns()
         code = 0
         try:
@@ -251,6 +255,9 @@ def _wasmtime_child(name: str, inv: Invocation, artifact: str | None) -> harness
         except wasmtime.Trap as e:
             sys.stderr.write(f"wasm trap: {e}\n")
             code = TRAP_EXIT
+            memory = exports.get("memory") if mem_limit is not None else None
+            if isinstance(memory, wasmtime.Memory) and mem_limit is not None and memory.data_len(store) + (1 << 20) > mem_limit:
+                report_limit(fd, "memory_bytes")  # it trapped with its memory at the limit
         t3 = time.perf_counter_ns()
         write_phases(fd, compile=t1 - t0, instantiate=t2 - t1, execute=t3 - t2)
         return code

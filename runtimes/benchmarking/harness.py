@@ -45,7 +45,7 @@ class RunResult:
     # compile/instantiate/execute times when the engine reports them (#15: set by runtimes/engines)
     phases: dict[str, int] | None = None
     oom: bool = False  # out of memory, when the resource limits (#16) can tell
-    limit_hit: str | None = None  # which resource limit ended the run (#16), e.g. "RLIMIT_AS"
+    limit_hit: str | None = None  # which resource limit ended the run (limits.py): memory_bytes, file_bytes, processes, cpu_seconds
 
     @property
     def failed(self) -> bool:

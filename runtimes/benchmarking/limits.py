@@ -4,12 +4,14 @@ A run of a benchmark is a child of the worker (harness.py). `ilimit`/`limit` bou
 these limits bound what it may take meanwhile, so a runaway run (a memory hog, a huge output file,
 a fork bomb, a spin) ends as outcome `limit` with the cause named, and the device stays up:
 
-| limit | how | cause recorded (`RunResult.limit_hit`) |
+The cause (`RunResult.limit_hit`, the exited message's `limit`) is the name of the setting:
+
+| limit | how | when it is the cause |
 |---|---|---|
-| memory (`memory_bytes`) | RLIMIT_DATA (private writable memory; not RLIMIT_AS: wasmtime and V8 reserve 4-8 GiB of address space per linear memory and would fail at once) | `RLIMIT_DATA` (and `oom`) when the run failed at >= half the limit of peak RSS, or said ENOMEM |
-| file size (`file_bytes`) | RLIMIT_FSIZE, SIGXFSZ back to its default in the child (Python ignores it) | `RLIMIT_FSIZE` (the child dies of SIGXFSZ) |
-| processes (`processes`) | a pids cgroup per run where the cgroup v1 `pids` controller is writable (exact: the child, or the spawning thread, joins it before the program runs); otherwise RLIMIT_NPROC over the tasks this user already has (not enforced for root) | `pids.max` (the cgroup's `max` event count) |
-| CPU time (`cpu_seconds`, default `ilimit` + 1 s) | RLIMIT_CPU, soft (SIGXCPU) and hard one second later (SIGKILL) | `RLIMIT_CPU` |
+| `memory_bytes` | RLIMIT_DATA at the limit + 25 % + 64 MiB (private writable memory, on top of what a forked child already has of the worker's; the margin keeps an engine working when the module's memory is at its limit; not RLIMIT_AS: wasmtime and V8 reserve 4-8 GiB of address space per linear memory and would fail at once), and for wasmtime-py runs a store limit on linear memory (reserved PROT_NONE memory made writable later escapes RLIMIT_DATA) | the child reports its memory at the store limit when it trapped; otherwise the run failed with a peak RSS of half the limit or more, or said ENOMEM (`oom` too) |
+| `file_bytes` | RLIMIT_FSIZE, SIGXFSZ back to its default in the child (Python ignores it) | the child died of SIGXFSZ |
+| `processes` | a pids cgroup per run where the cgroup v1 `pids` controller is writable (exact: the child, or the spawning thread, joins it before the program runs); otherwise RLIMIT_NPROC over the tasks this user already has (not enforced for root) | the cgroup counted a refused fork (`max` event) and the run failed |
+| `cpu_seconds` (default `ilimit` + 1 s) | RLIMIT_CPU, soft (SIGXCPU) and hard one second later (SIGKILL) | SIGXCPU, or SIGKILL with the CPU time used |
 
 Forked children set their limits before the engine starts. Spawned programs (posix_spawn has no
 rlimit attribute) get them with prlimit(2) right after the spawn returns: glibc's posix_spawn
@@ -175,6 +177,24 @@ class PidsCgroup:
 
 _tasks_cache: tuple[float, int] = (0.0, 0)
 
+# -- what a forked child knows of its own limits ----------------------------------------------------
+
+_child_memory: int | None = None
+LIMIT_MARK = b"SL-LIMIT "  # a child's report on the result pipe: b"SL-LIMIT <setting>\n"
+
+
+def child_memory_limit() -> int | None:
+    """In a forked run child: its memory limit (engines that can bound linear memory apply it)."""
+    return _child_memory
+
+
+def report_limit(fd: int, setting: str) -> None:
+    """A child says which of its limits stopped it (the parent's `cause` reads it)."""
+    try:
+        os.write(fd, LIMIT_MARK + setting.encode() + b"\n")
+    except OSError:
+        pass
+
 
 def user_tasks() -> int:
     """Tasks (threads) of this real uid now; cached for a few seconds (RLIMIT_NPROC counts them)."""
@@ -197,6 +217,18 @@ def user_tasks() -> int:
     return n
 
 
+def _vm_data() -> int:
+    """This process's data size now (VmData of /proc/self/status, what RLIMIT_DATA counts)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class RunLimits:
     """The limits of one run as they are applied (harness.run): set up, applied, asked for the cause."""
 
@@ -214,11 +246,14 @@ class RunLimits:
             if self.cgroup is None and os.geteuid() != 0:
                 self.nproc = user_tasks() + limits.processes
 
-    def _rlimits(self) -> list[tuple[int, tuple[int, int]]]:
+    def _rlimits(self, data_base: int = 0) -> list[tuple[int, tuple[int, int]]]:
         lim = self.limits
         out: list[tuple[int, tuple[int, int]]] = []
         if lim.memory_bytes is not None:
-            out.append((resource.RLIMIT_DATA, (lim.memory_bytes, lim.memory_bytes)))
+            # a backstop above the store limit of linear memory (which counts once writable): the
+            # engine's threads and buffers must still get memory when the module's is at its limit
+            data = data_base + lim.memory_bytes + lim.memory_bytes // 4 + (64 << 20)
+            out.append((resource.RLIMIT_DATA, (data, data)))
         if lim.file_bytes is not None:
             out.append((resource.RLIMIT_FSIZE, (lim.file_bytes, lim.file_bytes)))
         if lim.cpu_seconds is not None:
@@ -230,11 +265,14 @@ class RunLimits:
 
     def enter_child(self) -> None:
         """In a forked child, before the engine starts (must not raise for a cgroup that is gone)."""
+        global _child_memory
+        _child_memory = self.limits.memory_bytes
         if self.cgroup is not None:
             self.cgroup.join()
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
         signal.signal(signal.SIGXCPU, signal.SIG_DFL)
-        for res, val in self._rlimits():
+        # a forked child starts with the worker's data (its heap, thread stacks): the limit is on top
+        for res, val in self._rlimits(_vm_data()):
             resource.setrlimit(res, val)
 
     @contextlib.contextmanager
@@ -259,18 +297,22 @@ class RunLimits:
               result: bytes) -> tuple[str | None, bool]:
         """(limit_hit, oom) of a finished run."""
         lim = self.limits
+        failed = exit_code != 0 or sig is not None
+        for line in result.splitlines():
+            if line.startswith(LIMIT_MARK) and failed:
+                what = line[len(LIMIT_MARK):].decode("utf-8", "replace").strip()
+                return what, what == "memory_bytes"
         if sig == signal.SIGXFSZ:
-            return "RLIMIT_FSIZE", False
+            return "file_bytes", False
         if lim.cpu_seconds is not None and (sig == signal.SIGXCPU or
                                             (sig == signal.SIGKILL and utime_s + stime_s >= math.ceil(lim.cpu_seconds))):
-            return "RLIMIT_CPU", False
-        if self.cgroup is not None and self.cgroup.refused() > 0 and (exit_code != 0 or sig is not None):
-            return "pids.max", False
-        failed = exit_code != 0 or sig is not None
+            return "cpu_seconds", False
+        if self.cgroup is not None and self.cgroup.refused() > 0 and failed:
+            return "processes", False
         if failed and lim.memory_bytes is not None:
             text = result.decode("utf-8", "replace").lower()
             if maxrss_kb * 1024 >= lim.memory_bytes // 2 or "cannot allocate memory" in text or "memoryerror" in text:
-                return "RLIMIT_DATA", True
+                return "memory_bytes", True
         return None, False
 
     def close(self) -> None:

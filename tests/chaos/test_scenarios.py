@@ -52,7 +52,11 @@ def test_bad_input_never_crashes_and_always_errors() -> None:
 
 def test_sandbox_lets_nothing_out() -> None:
     f = scenario("sandbox").figures
-    assert f["sandbox_escapes"] == 0 and f["sandbox_attempts"] >= 15
+    assert f["sandbox_escapes"] == 0 and f["sandbox_attempts"] >= 60
+    assert f["acl_refusals_expected"] == f["acl_refusals_seen"] >= 8
+    assert {k: v["reason"] for k, v in f["limit_causes"].items()} == {k: "limit" for k in f["limit_causes"]}
+    assert set(f["path_attempts_by_kind"]) >= {"linux", "linux/min/wasmtime", "benchmarking", "benchmarking/seeded",
+                                              "benchmarking/interference", "benchmarking/opcodes"}
 
 
 def test_tls_and_passwords_wrong_credentials_retry_not_crash() -> None:
