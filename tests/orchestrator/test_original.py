@@ -179,3 +179,25 @@ def test_placement_by_the_originals_api_names(orch: OrchestratorProc, probe: Mqt
     probe.publish(f"{R}/proc/control", mod, qos=2)
     wait_until(lambda: orch.get_status(f"/api/modules/{mod['data']['uuid']}/")[0] == 200, what="module placed")
     assert orch.get(f"/api/modules/{mod['data']['uuid']}/")["parent"] == RT_A
+
+
+def test_rest_records_carry_every_field_of_the_originals(orch: OrchestratorProc, probe: MqttProbe) -> None:
+    """The original's `manage.py list/run/stop` and its profile collector read our REST API: every
+    field of the original's records (model_to_dict) is there, with the same meaning."""
+    original_node(probe, "linux")
+    mod = O.run_create(RT_A, "wasm/apps/helloworld.wasm", "hello")
+    probe.publish(f"{R}/proc/control", mod, qos=2)
+    mid = mod["data"]["uuid"]
+    wait_until(lambda: orch.get_status(f"/api/modules/{mid}/")[0] == 200, what="module taken")
+    want_rt = O.rest_runtime(RT_A, "orig.a", MGR, "linux")
+    for rt in (orch.get(f"/api/runtimes/{RT_A}/"), next(r for r in orch.get("/api/runtimes/")["results"] if r["uuid"] == RT_A)):
+        assert set(want_rt) <= set(rt), set(want_rt) - set(rt)
+        assert {k: rt[k] for k in ("uuid", "name", "runtime_type", "max_nmodules", "status", "parent")} == \
+            {k: want_rt[k] for k in ("uuid", "name", "runtime_type", "max_nmodules", "status", "parent")}
+        assert rt["apis"] == sorted(want_rt["apis"]) and [c["uuid"] for c in rt["children"]] == [mid]
+    row = orch.get(f"/api/modules/{mid}/")
+    want_mod = O.rest_module(mid, "hello", RT_A, "wasm/apps/helloworld.wasm")
+    assert set(want_mod) <= set(row), set(want_mod) - set(row)
+    assert {k: row[k] for k in ("uuid", "name", "parent", "file", "args", "channels", "status")} == \
+        {k: want_mod[k] for k in ("uuid", "name", "parent", "file", "args", "channels", "status")}
+    assert isinstance(row["index"], int)
