@@ -4,8 +4,7 @@ Why paho's external-loop API (loop_read / loop_write / loop_misc over `client.so
 `loop_start()`: `loop_start()` runs a network thread, and workers are forked after start and after
 restarts (a dead worker is re-forked at any time); forking a process that has threads copies locks in
 whatever state the other threads left them (paho's, logging's), which deadlocks children at random.
-With the external loop the supervisor stays single threaded for its whole life, so a fork is always
-safe, and the MQTT socket simply becomes one more fd in the one selector loop.
+With the external loop no thread exists for paho, and its socket is one more fd in the selector loop.
 
 MQTT 5 with `no_local` subscriptions: the broker never sends the supervisor its own publishes back
 (loopback to local channels is done by the supervisor itself). Clean start on every connection, so
@@ -14,18 +13,16 @@ registers again). Reconnects back off from 0.5 s to 2 s (RECONNECT_MAX_DELAY).
 
 QoS 0 fast path: paho's `publish()` costs ~15 us per message in Python and its writer does one
 `send()` per packet, which caps a node below 30k msg/s. QoS 0 PUBLISH packets are therefore encoded
-here (fixed header, topic, empty MQTT 5 property block, payload) into one buffer per loop iteration
-and handed to paho's output queue as a single write (paho internals behind paho_adapter.py: the
-minor versions tested, see paho_adapter.py). Anything else (QoS 1/2, subscribe) goes
-through paho's API after the buffer is flushed, so the order of packets on the wire is kept.
+here into one buffer per loop iteration and handed to paho's output queue as a single write.
+Anything else (QoS 1/2, subscribe) goes through paho's API after the buffer is flushed, so the
+order of packets on the wire is kept.
 `backlog()` lets the supervisor stop draining workers while the socket is behind (backpressure:
 the worker's ring fills and its publish waits, instead of the supervisor's memory growing).
 
 Inbound fast path: paho reads a packet with three `recv()` calls and builds an MQTT 5 `Properties`
 object for every PUBLISH (~30 us). The link reads whatever the kernel holds in one `recv()`, hands
 QoS 0 PUBLISH packets straight to `on_message`, and feeds every other packet (CONNACK, SUBACK, QoS 1/2
-PUBLISH, PINGRESP, ...) to paho through its socket-read hook, in arrival order, one at a time.
-The byte formats of both fast paths are in mqtt_codec.py; every paho internal is in paho_adapter.py.
+PUBLISH, PINGRESP, ...) to paho in arrival order. Formats: mqtt_codec.py; paho internals: paho_adapter.py.
 """
 from __future__ import annotations
 
