@@ -20,7 +20,6 @@ next message is about to arrive pays neither. But a spin is only worth it when:
    We do not spin with `sched_yield()` for a same-CPU peer: a yield can hand the CPU to an
    unrelated task for its whole slice (milliseconds), while a sleeper on a doorbell is woken
    (and preempts) within microseconds.
-
 4. (worker side) no other Python thread runs in the process: a spinning loop thread holds the
    GIL, and module threads need it for every host call (publish, stdout); `WorkerEndpoint` asks
    `threading.active_count()` before each spin. The supervisor is single-threaded.

@@ -75,6 +75,10 @@ _barrier_acquire = _barrier_lock.acquire
 _barrier_release = _barrier_lock.release
 _pack_hdr = struct.Struct("=IBB").pack_into
 _unpack_hdr = REC_HDR.unpack_from
+# record packers by payload size ("=IBB{n}s"): the sizes a node sends repeat, so a few are cached
+_record_packers: dict[int, Any] = {}
+_PACKER_MAX_SIZE = 4096
+_PACKER_MAX_COUNT = 64
 _new_tuple = tuple.__new__  # builds a Message without the namedtuple's Python-level __new__
 
 
@@ -154,9 +158,15 @@ class Ring:
         if off + need > cap or tail + need - self._head_seen > cap or n > self.max_payload:
             return self._write_slow(h1, h2, payload, timeout)
         data = self.data
-        if n:
-            data[off + REC_HDR_SIZE : off + REC_HDR_SIZE + n] = payload
-        _pack_hdr(data, off, n, h1, h2)
+        pack = _record_packers.get(n) if type(payload) is bytes else None
+        if pack is not None:  # header and payload in one C call (~100 ns less than two steps)
+            pack(data, off, n, h1, h2, payload)
+        else:
+            if n:
+                data[off + REC_HDR_SIZE : off + REC_HDR_SIZE + n] = payload
+            _pack_hdr(data, off, n, h1, h2)
+            if n <= _PACKER_MAX_SIZE and len(_record_packers) < _PACKER_MAX_COUNT and type(payload) is bytes:
+                _record_packers[n] = struct.Struct(f"=IBB{n}s").pack_into
         tail += need
         self._tail = tail
         q[_W_TAIL] = tail  # commit: the record becomes visible here
