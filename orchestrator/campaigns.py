@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import orjson
@@ -145,104 +146,18 @@ def outcome_of(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "error", record
 
 
-class Campaigns:
-    """The campaign tables beside the orchestrator's own, and its requests; runs inside the
-    orchestrator's decision (its lock and transaction)."""
+class CampaignReads:
+    """The REST reads of the campaign tables over one connection: the service gives them a
+    read-only one of their own, outside the orchestrator's lock (the state of 100k cells takes
+    a join over 100k rows: ~0.5 s that decisions must not wait for)."""
 
-    def __init__(self, o: "Orchestrator") -> None:
-        self.o = o
-        self.o.store.conn.executescript(SCHEMA)
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
 
     @property
     def db(self) -> Any:
-        return self.o.store.conn
+        return self._conn
 
-    # -- requests (MQTT, inside Orchestrator.handle's transaction) ---------------------------
-    def handle(self, action: str, data: dict[str, Any], where: str) -> None:
-        try:
-            if action == "create_campaign":
-                self.create(data, where)
-            else:
-                self.resume(data, where)
-        except CampaignError as e:
-            from orchestrator.core import Refused
-            raise Refused(str(e)) from None
-
-    def _runtime(self, name: str, where: str) -> Any:
-        rt = self.o.resolve_runtime(name)
-        if rt is None or not rt.alive:
-            raise CampaignError(f"{where}: runtime {name!r} is not alive (see `manage.py list`); start its node, "
-                                "or leave it out of the plan")
-        return rt
-
-    def create(self, data: dict[str, Any], where: str) -> None:
-        cid = require(data, "campaign", str, where=where)
-        spec = require(data, "plan", dict, where=where)
-        if self.db.execute("SELECT 1 FROM campaigns WHERE id=?", (cid,)).fetchone():
-            raise CampaignError(f"{where}: campaign {cid} exists already (resume it with `manage.py benchmark --resume {cid}`)")
-        args = spec.get("args", {})
-        if not isinstance(args, dict):
-            raise ProtocolError(f"{where}: plan.args must be an object (the create args of every cell)")
-        cells = expand(spec, where)
-        uuids = {name: self._runtime(name, where).uuid for name in dict.fromkeys(c[1] for c in cells)}
-        now = self.o.wallclock()
-        rows, mods = [], []
-        for idx, rt, f, e, argv in cells:
-            uuid = new_uuid()
-            rows.append((cid, idx, rt, f, e, orjson.dumps(argv), uuid, now))
-            mods.append(self._module(cid, idx, uuids[rt], f, e, argv, args, uuid))
-        self.db.execute("INSERT INTO campaigns(id, created, updated, spec, ncells) VALUES(?,?,?,?,?)",
-                        (cid, now, now, orjson.dumps(spec), len(cells)))
-        self.db.executemany("INSERT INTO cells(campaign, idx, runtime, file, engine, argv, module, updated)"
-                            " VALUES(?,?,?,?,?,?,?,?)", rows)
-        self.o._create_many(mods, where)
-        log.info("campaign %s: %d cells on %d runtimes", cid, len(cells), len(uuids))
-
-    @staticmethod
-    def _module(cid: str, idx: int, parent: str, file: str, engine: str, argv: list[str], args: dict[str, Any],
-                uuid: str) -> dict[str, Any]:
-        return {"type": "module", "uuid": uuid, "name": module_name(file, engine), "parent": parent, "file": file,
-                "args": {**args, "engine": engine, "argv": argv, "campaign": cid, "cell": idx}}
-
-    def resume(self, data: dict[str, Any], where: str) -> None:
-        cid = require(data, "campaign", str, where=where)
-        row = self.db.execute("SELECT spec FROM campaigns WHERE id=?", (cid,)).fetchone()
-        if row is None:
-            raise CampaignError(f"{where}: no campaign {cid} (see `manage.py benchmark --status`)")
-        args = orjson.loads(row[0]).get("args", {})
-        todo = self.db.execute(
-            "SELECT c.idx, c.runtime, c.file, c.engine, c.argv, c.module, m.status FROM cells c"
-            " LEFT JOIN modules m ON m.uuid = c.module WHERE c.campaign=? AND (c.outcome IS NULL OR c.outcome != 'done')"
-            " ORDER BY m.seq", (cid,)).fetchall()
-        todo = [t for t in todo if t[6] not in (QUEUED, ALIVE, EXITING)]  # still on its way: leave it
-        uuids = {name: self._runtime(name, where).uuid for name in dict.fromkeys(t[1] for t in todo)}
-        now = self.o.wallclock()
-        mods, updates = [], []
-        for idx, rt, f, e, argv, old, status in todo:
-            if status == KILLED:  # would be resurrected with its runtime: retire it, the new module replaces it
-                m = self.o.mods.get(old)
-                if m is not None:
-                    node = self.o.nodes.get(m.parent) if m.parent else None
-                    if node is not None:
-                        node.killed.discard(old)
-                    self.o._module_dead(m, {"reason": "deleted", "code": None, "error": f"superseded by a resume of {cid}"})
-            uuid = new_uuid()
-            updates.append((uuid, now, cid, idx))
-            mods.append(self._module(cid, idx, uuids[rt], f, e, orjson.loads(argv), args, uuid))
-        self.db.executemany("UPDATE cells SET module=?, attempts=attempts+1, outcome=NULL, record=NULL, updated=?"
-                            " WHERE campaign=? AND idx=?", updates)
-        self.db.execute("UPDATE campaigns SET resumes=resumes+1, updated=? WHERE id=?", (now, cid))
-        self.o._create_many(mods, where)
-        log.info("campaign %s resumed: %d cells again", cid, len(mods))
-
-    # -- hook: a module's exit ----------------------------------------------------------------
-    def on_exited(self, module_uuid: str, data: dict[str, Any]) -> None:
-        """Record the outcome of the cell whose current module this is (no-op for other modules)."""
-        outcome, record = outcome_of(data)
-        self.db.execute("UPDATE cells SET outcome=?, record=?, updated=? WHERE module=?",
-                        (outcome, orjson.dumps(record), self.o.wallclock(), module_uuid))
-
-    # -- reads (REST) -------------------------------------------------------------------------
     _STATE_SQL = (
         "CASE WHEN c.outcome IS NOT NULL THEN c.outcome"
         f" WHEN m.status = '{QUEUED}' THEN 'queued'"
@@ -287,9 +202,132 @@ class Campaigns:
                              "record": orjson.loads(r[8]) if r[8] else None} for r in rows]
 
 
-def route(o: "Orchestrator", rest: list[str], q: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+
+
+class Campaigns(CampaignReads):
+    """The campaign tables beside the orchestrator's own, and its requests; runs inside the
+    orchestrator's decision (its lock and transaction)."""
+
+    def __init__(self, o: "Orchestrator") -> None:
+        self.o = o
+        self.o.store.conn.executescript(SCHEMA)
+
+    @property
+    def db(self) -> Any:
+        return self.o.store.conn
+
+    # -- requests (MQTT, inside Orchestrator.handle's transaction) ---------------------------
+    def handle(self, action: str, data: dict[str, Any], where: str) -> None:
+        try:
+            if action == "create_campaign":
+                self.create(data, where)
+            else:
+                self.resume(data, where)
+        except CampaignError as e:
+            from orchestrator.core import Refused
+            raise Refused(str(e)) from None
+
+    def _runtime(self, name: str, where: str) -> Any:
+        rt = self.o.resolve_runtime(name)
+        if rt is None or not rt.alive:
+            raise CampaignError(f"{where}: runtime {name!r} is not alive (see `manage.py list`); start its node, "
+                                "or leave it out of the plan")
+        return rt
+
+    def create(self, data: dict[str, Any], where: str) -> None:
+        cid = require(data, "campaign", str, where=where)
+        spec = require(data, "plan", dict, where=where)
+        if self.db.execute("SELECT 1 FROM campaigns WHERE id=?", (cid,)).fetchone():
+            raise CampaignError(f"{where}: campaign {cid} exists already (resume it with `manage.py benchmark --resume {cid}`)")
+        args = spec.get("args", {})
+        if not isinstance(args, dict):
+            raise ProtocolError(f"{where}: plan.args must be an object (the create args of every cell)")
+        cells = expand(spec, where)
+        uuids = {name: self._runtime(name, where).uuid for name in dict.fromkeys(c[1] for c in cells)}
+        now = self.o.wallclock()
+        rows, mods = [], []
+        names: dict[tuple[str, str], str] = {}  # 100k cells share a few hundred names and argv lists
+        argvs: dict[tuple[str, ...], bytes] = {}
+        for idx, rt, f, e, argv in cells:
+            uuid = new_uuid()
+            key = tuple(argv)
+            blob = argvs.get(key)
+            if blob is None:
+                blob = argvs[key] = orjson.dumps(argv)
+            name = names.get((f, e))
+            if name is None:
+                name = names[(f, e)] = module_name(f, e)
+            rows.append((cid, idx, rt, f, e, blob, uuid, now))
+            mods.append(self._module(cid, idx, uuids[rt], f, e, argv, args, uuid, name))
+        self.db.execute("INSERT INTO campaigns(id, created, updated, spec, ncells) VALUES(?,?,?,?,?)",
+                        (cid, now, now, orjson.dumps(spec), len(cells)))
+        self.db.executemany("INSERT INTO cells(campaign, idx, runtime, file, engine, argv, module, updated)"
+                            " VALUES(?,?,?,?,?,?,?,?)", rows)
+        self.o._create_many(mods, where)
+        log.info("campaign %s: %d cells on %d runtimes", cid, len(cells), len(uuids))
+
+    @staticmethod
+    def _module(cid: str, idx: int, parent: str, file: str, engine: str, argv: list[str], args: dict[str, Any],
+                uuid: str, name: str | None = None) -> dict[str, Any]:
+        return {"type": "module", "uuid": uuid, "name": name or module_name(file, engine), "parent": parent, "file": file,
+                "args": {**args, "engine": engine, "argv": argv, "campaign": cid, "cell": idx}}
+
+    def resume(self, data: dict[str, Any], where: str) -> None:
+        cid = require(data, "campaign", str, where=where)
+        row = self.db.execute("SELECT spec FROM campaigns WHERE id=?", (cid,)).fetchone()
+        if row is None:
+            raise CampaignError(f"{where}: no campaign {cid} (see `manage.py benchmark --status`)")
+        args = orjson.loads(row[0]).get("args", {})
+        todo = self.db.execute(
+            "SELECT c.idx, c.runtime, c.file, c.engine, c.argv, c.module, m.status FROM cells c"
+            " LEFT JOIN modules m ON m.uuid = c.module WHERE c.campaign=? AND (c.outcome IS NULL OR c.outcome != 'done')"
+            " ORDER BY m.seq", (cid,)).fetchall()
+        todo = [t for t in todo if t[6] not in (QUEUED, ALIVE, EXITING)]  # still on its way: leave it
+        uuids = {name: self._runtime(name, where).uuid for name in dict.fromkeys(t[1] for t in todo)}
+        now = self.o.wallclock()
+        mods, updates = [], []
+        for idx, rt, f, e, argv, old, status in todo:
+            if status == KILLED:  # would be resurrected with its runtime: retire it, the new module replaces it
+                m = self.o.mods.get(old)
+                if m is not None:
+                    node = self.o.nodes.get(m.parent) if m.parent else None
+                    if node is not None:
+                        node.killed.discard(old)
+                    self.o._module_dead(m, {"reason": "deleted", "code": None, "error": f"superseded by a resume of {cid}"})
+            uuid = new_uuid()
+            updates.append((uuid, now, cid, idx))
+            mods.append(self._module(cid, idx, uuids[rt], f, e, orjson.loads(argv), args, uuid))
+        self.db.executemany("UPDATE cells SET module=?, attempts=attempts+1, outcome=NULL, record=NULL, updated=?"
+                            " WHERE campaign=? AND idx=?", updates)
+        self.db.execute("UPDATE campaigns SET resumes=resumes+1, updated=? WHERE id=?", (now, cid))
+        self.o._create_many(mods, where)
+        log.info("campaign %s resumed: %d cells again", cid, len(mods))
+
+    # -- hook: a module's exit ----------------------------------------------------------------
+    def on_exited(self, module_uuid: str, data: dict[str, Any]) -> None:
+        """Record the outcome of the cell whose current module this is (no-op for other modules)."""
+        outcome, record = outcome_of(data)
+        self.db.execute("UPDATE cells SET outcome=?, record=?, updated=? WHERE module=?",
+                        (outcome, orjson.dumps(record), self.o.wallclock(), module_uuid))
+
+@dataclass(frozen=True)
+class CampaignRead:
+    """A `GET /api/campaigns/...` to answer from the store: `run(conn)` (views.plan returns it; the
+    service runs it on a read-only connection outside the lock, tests on the store's own)."""
+
+    rest: tuple[str, ...]
+    query: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def run(self, conn: Any) -> tuple[int, dict[str, Any]]:
+        return answer(CampaignReads(conn), list(self.rest), {k: list(v) for k, v in self.query})
+
+
+def route(rest: list[str], q: dict[str, list[str]]) -> CampaignRead:
     """`GET /api/campaigns/...` (views.plan hands `rest` = the path after `campaigns`)."""
-    c: Campaigns = o.campaigns
+    return CampaignRead(tuple(rest), tuple((k, tuple(v)) for k, v in q.items()))
+
+
+def answer(c: CampaignReads, rest: list[str], q: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
     if not rest:
         found = c.all()
         return 200, {"count": len(found), "start": 0, "results": found}

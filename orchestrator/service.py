@@ -28,7 +28,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
 from common.wire import new_uuid
-from orchestrator import dashboard, views
+from orchestrator import campaigns, dashboard, views
 from orchestrator.core import DELETE_TIMEOUT, Orchestrator
 from orchestrator.presence import Presence, presence_topic
 from orchestrator.store import Store
@@ -207,6 +207,9 @@ class Service:
             if self.orch is None or self.store is None or self.stopping.is_set():
                 return 503, {"error": "orchestrator is stopping"}
             got = views.plan(self.orch, path, query)
+        if isinstance(got, campaigns.CampaignRead):  # campaign states: a join over their cells, outside the lock
+            with self.store.reader() as r:
+                return got.run(r.conn)
         if not isinstance(got, views.ModuleQuery):
             return got
         # module lists can be long (100k queued): read them without holding up decisions

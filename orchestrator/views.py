@@ -151,10 +151,12 @@ def get_module(o: Orchestrator, key: str, q: dict[str, list[str]] | None = None)
 def route(o: Orchestrator, path: str, query: str) -> Answer:
     """Answer a GET of `path?query` entirely from `o` (tests; the service uses `plan`)."""
     got = plan(o, path, query)
+    if isinstance(got, campaigns.CampaignRead):
+        return got.run(o.store.conn)
     return run_module_query(o.store, got) if isinstance(got, ModuleQuery) else got
 
 
-def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery:
+def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery | campaigns.CampaignRead:
     """Answer a GET of `path?query`, or say which module list to fetch (needs the lock)."""
     try:
         q = parse_qs(query, keep_blank_values=True)
@@ -171,7 +173,7 @@ def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery:
         if what == "modules" and len(rest) == 1:
             return get_module(o, rest[0], q)
         if what == "campaigns":
-            return campaigns.route(o, rest, q)
+            return campaigns.route(rest, q)
         if what == "dashboard" and not rest:
             return 200, dashboard.snapshot(o, dead="all" in q)
         if what == "queued" and not rest:
