@@ -19,7 +19,7 @@
 
 Medians with spread: the plan submission is repeated (3 times, 1 with --quick).
 Usage: bench/campaign.py [--quick] [--json] [--cells N]
-  --quick  300 cells per campaign (~60 s here); full: 2,100
+  --quick  150 cells per campaign (~60 s here); full: 2,100
   --json   one JSON object on the last line
 """
 from __future__ import annotations
@@ -261,7 +261,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--cells", type=int, default=None)
     a = ap.parse_args()
-    n = a.cells or (300 if a.quick else 2100)
+    n = a.cells or (150 if a.quick else 2100)
     n -= n % len(ENGINES)
     reps = 1 if a.quick else 3
     tmp = tempfile.mkdtemp(prefix="sl-bench-campaign-")
