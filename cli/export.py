@@ -39,6 +39,7 @@ from collections import defaultdict
 from typing import Any
 
 from cli._api import CliError, guard, parse, setup
+from cli.report import data_dirs
 
 SUMMARY = "Export collected data in Pitot's layout (runtimes.json, one file per module, opcodes tree)."
 
@@ -248,10 +249,7 @@ def pitot_problems(out: str, opcodes_dir: str | None = None) -> list[str]:
 def main(argv: list[str]) -> int:
     opts = parse(__doc__ or "", "export", argv)
     setup(opts)
-    dirs = opts["DIR"] or ["data"]
-    for d in dirs:
-        if not os.path.isdir(d):
-            raise CliError(f"{d!r} is not a directory (the collector writes into `data/` by default: `make profile`)")
+    dirs = data_dirs(opts)
     out = opts["--pitot"]
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise CliError(f"--pitot {out!r} exists and is not an empty directory (Pitot reads every file in it)")

@@ -530,14 +530,20 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
+def data_dirs(opts: dict[str, Any]) -> list[str]:
+    """The collector directories named on the command line (default `data`), each checked."""
+    dirs: list[str] = opts["DIR"] or ["data"]
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise CliError(f"{d!r} is not a directory (the collector writes into `data/` by default: `make profile`)")
+    return dirs
+
+
 @guard("report")
 def main(argv: list[str]) -> int:
     opts = parse(__doc__ or "", "report", argv)
     setup(opts)
-    dirs = opts["DIR"] or ["data"]
-    for d in dirs:
-        if not os.path.isdir(d):
-            raise CliError(f"{d!r} is not a directory (the collector writes into `data/` by default: `make profile`)")
+    dirs = data_dirs(opts)
     cfg = config(opts)
     try:
         cv_max = float(opts["--cv-max"])
