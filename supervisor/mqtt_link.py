@@ -306,25 +306,7 @@ class MqttLink:
         del self._inbuf[:used]
 
     def _read_paho(self) -> None:
-        # paho reads one packet per loop_read() when nothing is in flight; drain what the kernel
-        # holds so one wake-up handles a burst (peek is a cheap syscall; TLS uses pending()).
-        for _ in range(256):
-            if self._sock is None or self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
-                return
-            sock = self._sock
-            if sock is None:
-                return
-            if isinstance(sock, ssl.SSLSocket):
-                if not sock.pending():
-                    return
-                continue
-            try:
-                if not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                    return
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
+        self.paho.read_burst(lambda: self._sock)
 
     def flush(self) -> None:
         """Write what is queued now (called once per loop iteration: batches a burst of publishes)."""

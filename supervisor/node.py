@@ -20,8 +20,6 @@ import selectors
 import signal
 import sys
 import time
-from types import FrameType
-from typing import Any, Callable
 
 import ipc
 from common.wire import Topics
@@ -35,13 +33,12 @@ from supervisor.process import OsProcessOps, ProcessOps
 from supervisor.registration import NodeRegistration
 from supervisor.router import Router
 from supervisor.settings import Settings
+from supervisor.signals import SignalPipe
 from supervisor.status import NodeStatus
 
 log = logging.getLogger("mgr")
 
 TIMER_GRAIN = 0.02  # seconds between looks at the timers while messages flow
-
-SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
 
 class Supervisor:
@@ -72,9 +69,7 @@ class Supervisor:
         self.control_topics = {self.topics.control(w.uuid): w for w in self.workers}
         self.node_ipc: ipc.NodeIPC | None = None
         self.link: MqttLink | None = None
-        self._wake_r = self._wake_w = -1
-        self._old_wakeup = -1
-        self._old_handlers: dict[int, SignalHandler] = {}
+        self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1))
         self._stop_deadline = 0.0
 
     # ------------------------------------------------------------------ start / stop
@@ -100,7 +95,7 @@ class Supervisor:
         self.node_ipc = ipc.NodeIPC(backend=self.settings.backend, ring_capacity=self.settings.ring_capacity, spin=self.settings.spin)
         self.pool.node_ipc = self.node_ipc
         try:
-            self._setup_signals()
+            self.selector.register(self.signals.open(), selectors.EVENT_READ, "signal")
             if self.settings.stdin_commands and sys.stdin is not None and sys.stdin.isatty():
                 self.selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
                 log.info("type q or quit (then Enter) to stop")
@@ -162,39 +157,15 @@ class Supervisor:
                 self.link.close()
             if self.node_ipc is not None:
                 self.node_ipc.close()
-            self._restore_signals()
+            self.signals.close()
             self.status.close()
             self.selector.close()
             log.info("stopped")
 
     # ------------------------------------------------------------------ signals
 
-    def _setup_signals(self) -> None:
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1):
-            # the C-level handler writes the number into the pipe; the Python one has nothing to do
-            self._old_handlers[sig] = signal.signal(sig, lambda s, f: None)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, "signal")
-
-    def _restore_signals(self) -> None:
-        if self._wake_r < 0:
-            return
-        signal.set_wakeup_fd(self._old_wakeup)
-        for sig, handler in self._old_handlers.items():
-            signal.signal(sig, handler)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-        self._wake_r = self._wake_w = -1
-
     def _handle_signals(self) -> None:
-        try:
-            data = os.read(self._wake_r, 512)
-        except BlockingIOError:
-            return
-        for signum in set(data):
+        for signum in self.signals.take():
             if signum == signal.SIGCHLD:
                 self.pool.reap()
             elif signum in (signal.SIGTERM, signal.SIGINT):
@@ -214,7 +185,7 @@ class Supervisor:
 
     def _child_fds(self) -> list[int]:
         """The supervisor's own descriptors, closed in a forked worker."""
-        fds = [self._wake_r, self._wake_w, self.lock.fileno() if self.lock is not None else -1]
+        fds = [*self.signals.fds(), self.lock.fileno() if self.lock is not None else -1]
         try:
             fds.append(self.selector.fileno())
         except (AttributeError, ValueError):

@@ -3,16 +3,19 @@
 The link's fast paths (mqtt_link.py) need four internals of paho's `Client`: `_packet_queue` and
 `_out_packet` (hand a buffer of ready QoS 0 PUBLISH packets to paho's writer, and see how far it is
 behind), `_sock_recv` and `_in_packet` (paho reads the packets the link did not decode from what the
-link feeds it). Two more keep paho's own API honest: `_host` (did `connect()` get as far as the
-address) and `_sock_close`, and `_out_messages` tells a clean stop which QoS 1/2 publishes the broker
-has not acknowledged yet (without it the stop waits only for the writes). When one is missing (another paho than those tested), the link falls
-back to paho's public API for that direction and says so once in the log.
+link feeds it; without them paho reads its socket itself: `read_burst`). Two more keep paho's own
+API honest: `_host` (did `connect()` get as far as the address) and `_sock_close`; and
+`_out_messages` tells a clean stop which QoS 1/2 publishes the broker has not acknowledged yet
+(without it the stop waits only for the writes). When one is missing (another paho than those
+tested), the link falls back to paho's public API for that direction and says so once in the log.
 TESTED_PAHO lists the minor versions tested with the fast paths on; pyproject.toml names exactly these.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable
+import socket
+import ssl
+from typing import Any, Callable
 
 import paho.mqtt
 import paho.mqtt.client as mqtt
@@ -58,6 +61,26 @@ class PahoAdapter:
     def read_from(self, recv: Callable[[int], bytes]) -> None:
         """paho reads its socket through `recv` from now on (fast_in only)."""
         self.client._sock_recv = recv  # type: ignore[method-assign, assignment]
+
+    def read_burst(self, sock_of: Callable[[], Any]) -> None:
+        """The inbound path without fast_in: paho reads one packet per loop_read() when nothing is in
+        flight, so read until the kernel holds nothing more and one wake-up handles a burst (a peek
+        is a cheap syscall; TLS uses pending()). `sock_of()` is the socket now (None once closed)."""
+        for _ in range(256):
+            if sock_of() is None or self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                return
+            sock = sock_of()
+            if sock is None:
+                return
+            if isinstance(sock, ssl.SSLSocket):
+                if not sock.pending():
+                    return
+                continue
+            try:
+                if not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                    return
+            except OSError:  # BlockingIOError, InterruptedError or a dead socket: nothing more now
+                return
 
     def has_address(self) -> bool:
         """`connect()` got as far as remembering the broker's address (then `reconnect()` works)."""

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import selectors
+from typing import Any
 
 import paho.mqtt
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from common.config import Config
 from supervisor import paho_adapter
 from supervisor.mqtt_link import MqttLink
+from tests.helpers.wait import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -76,3 +78,35 @@ def test_without_the_internals_the_link_falls_back(monkeypatch: pytest.MonkeyPat
     assert not link.paho.fast_out and link.paho.fast_in and not link.backlog()
     assert any("through paho (lacks _no_such_attribute)" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
     paho_adapter._said.clear()
+
+
+@pytest.mark.parametrize("fast_in", [True, False])
+def test_link_receives_from_a_real_broker_on_either_inbound_path(broker: Any, probe: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                fast_in: bool) -> None:
+    if not fast_in:
+        monkeypatch.setattr(paho_adapter, "IN_NEEDS", ("_no_such_attribute",))  # paho reads: read_burst
+    got: list[tuple[str, bytes]] = []
+    sel = selectors.DefaultSelector()
+    link = MqttLink(Config(mqtt="127.0.0.1", mqtt_port=broker.port), client_id=f"t-{fast_in}", selector=sel,
+                    on_message=lambda t, p: got.append((t, p)), on_connect=lambda: None)
+    assert link.paho.fast_in is fast_in
+    try:
+        link.subscribe("in/#", 1)
+        link.connect()
+
+        def pump() -> None:
+            for key, mask in sel.select(0.05):
+                link.handle(mask)
+            link.tick()
+            link.flush()
+
+        wait_until(lambda: pump() or (link.connected and "in/#" in link.subscriptions), 10, "connected")
+        for _ in range(10):
+            pump()  # the SUBACK
+        for i in range(20):
+            probe.publish(f"in/{i}", b"x" * i, qos=0 if i % 2 else 1)
+        wait_until(lambda: pump() or len(got) == 20, 10, "20 messages")
+        assert sorted(got) == sorted((f"in/{i}", b"x" * i) for i in range(20))
+    finally:
+        link.close()
+        sel.close()
