@@ -7,11 +7,11 @@ import signal
 import struct
 import time
 import zlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
-from ipc import NodeIPC, WorkerEndpoint, cleanup_stale, names
+from ipc import Message, NodeIPC, WorkerEndpoint, cleanup_stale, names
 from ipc.backends import sysv_key
 from ipc.messages import MGR_STOP, ctrl
 
@@ -67,6 +67,20 @@ def fork_child(fn) -> int:  # type: ignore[no-untyped-def]
     return pid
 
 
+def serve_until_stop(w: WorkerEndpoint, each: Callable[[Message], None], timeout: float = 30.0) -> int | None:
+    """A forked test worker's loop: `each(message)` until MGR_STOP; how many it handled, None when
+    nothing came for `timeout` seconds."""
+    n = 0
+    while True:
+        m = w.recv(timeout)
+        if m is None:
+            return None
+        if m.is_control and m.h2 == MGR_STOP:
+            return n
+        each(m)
+        n += 1
+
+
 def wait_child(pid: int, timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,15 +117,15 @@ def test_million_messages_to_forked_child_with_checksum(backend: str) -> None:
         def child() -> int:
             w = WorkerEndpoint.attach(node.sid, 0, backend)
             node.close()  # a forked child lets go of the parent's handles, unlinks nothing
-            crc, n = 0, 0
-            while True:
-                m = w.recv(30)
-                if m is None:
-                    return 3
-                if m.is_control and m.h2 == MGR_STOP:
-                    break
+            crc = 0
+
+            def add(m: Message) -> None:
+                nonlocal crc
                 crc = zlib.crc32(m.payload, crc)
-                n += 1
+
+            n = serve_until_stop(w, add)
+            if n is None:
+                return 3
             w.send(ctrl(0), 0, struct.pack("=QI", n, crc))
             w.close()
             return 0

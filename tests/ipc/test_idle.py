@@ -14,7 +14,7 @@ import pytest
 from ipc import NodeIPC, WorkerEndpoint, names
 from ipc.idle import DEFAULT_MAX_SPIN, ELSEWHERE, HERE, NONE, WINDOW, IdleStrategy
 from ipc.messages import MGR_STOP, ctrl
-from tests.ipc.test_endpoint import fork_child, wait_child
+from tests.ipc.test_endpoint import fork_child, serve_until_stop, wait_child
 
 
 class FakePeers:
@@ -135,15 +135,9 @@ def test_ping_pong_leaves_no_stale_doorbells_and_receives_once_per_wake_up(spin:
             node.close()
             down = CountingQueue(w._down)
             w._down = down  # type: ignore[assignment]
-            served = 0
-            while True:
-                m = w.recv(30)
-                if m is None:
-                    return 3
-                if m.is_control and m.h2 == MGR_STOP:
-                    break
-                w.send(0, 1, m.payload)
-                served += 1
+            served = serve_until_stop(w, lambda m: w.send(0, 1, m.payload))
+            if served is None:
+                return 3
             w.send(ctrl(0), 0, struct.pack("=II", served, down.receives))
             return 0
 
