@@ -23,13 +23,14 @@ control topic. An *escape* is an attempt that got what it should not have:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
 import uuid as _uuid
-from typing import Any
+from typing import Any, Iterator
 
 from chaos.base import REALM, ROOT, Inbox, Outcome, Size, Watch, control, js, module_create, wait_until, workers_by_name
 from tests.helpers.broker import Mosquitto
@@ -211,6 +212,21 @@ class Attempts:
         return text.decode(errors="replace"), dict(data["status"], **{k: v for k, v in data.items() if k in ("limit", "failure")})
 
 
+@contextlib.contextmanager
+def _node_with_broker(name: str, runtimes: list[str], extra_args: list[str]) -> Iterator[tuple[NodeProcess, Attempts]]:
+    """A broker, a watcher of `{realm}/proc/#` and a started node; all stopped at the end."""
+    with Mosquitto() as broker:
+        inbox = Inbox()
+        watch = Watch(broker.port, inbox, [(f"{REALM}/proc/#", 1)])
+        node = NodeProcess(broker.port, name=name, runtimes=runtimes, reg_timeout=0.3, log_level="INF", extra_args=extra_args)
+        try:
+            node.start(timeout=120)
+            yield node, Attempts(watch, inbox)
+        finally:
+            node.stop()
+            watch.close()
+
+
 def _refused(st: dict[str, Any]) -> bool:
     return st.get("reason") == "error" and "outside the module roots" in str(st.get("error"))
 
@@ -237,64 +253,54 @@ def _runtimes(out: Outcome, attempts: dict[str, int], escapes: dict[str, int], f
     escapes.setdefault("engines_off", 0)
     attempts.setdefault("engines_off", 0)
     try:
-        with Mosquitto() as broker:
-            inbox = Inbox()
-            watch = Watch(broker.port, inbox, [(f"{REALM}/proc/#", 1)])
-            node = NodeProcess(broker.port, name="sbk", runtimes=kinds, reg_timeout=0.3, log_level="INF",
-                               extra_args=["--module-root", root])
-            try:
-                node.start(timeout=120)
-                a = Attempts(watch, inbox)
-                short = {k: k.rstrip("/").split("/")[-1] for k in kinds}
-                rts = {k: node.runtime_uuids[f"sbk.{short[k]}"] for k in kinds}
-                per_kind: dict[str, int] = {}
-                for kind, rt in rts.items():
-                    bench = kind.startswith("benchmarking")
-                    extra: dict[str, Any] = {"engine": "wasmtime"} if bench and kind != "benchmarking/opcodes" else {}
-                    # control: the module inside the root runs
-                    text, st = a.run(rt, "hello.wasm" if kind != "benchmarking/interference" else "hello.wasm:hello.wasm", **extra)
-                    out.check(st.get("reason") == "exited", f"control: {kind} cannot run a module inside the roots: {st}")
-                    cases: list[tuple[str, str, dict[str, Any]]] = [
-                        ("file", os.path.join(outside, "hello.wasm"), {}), ("file", "../outside/hello.wasm", {}),
-                        ("file", "sneaky.wasm", {})]
-                    if kind == "linux" or bench:
-                        cases += [("dirs", "hello.wasm", {"dirs": [outside]}), ("dirs", "hello.wasm", {"dirs": ["dirlink"]}),
-                                  ("dirs", "hello.wasm", {"dirs": ["/"]})]
-                    if bench:
-                        cases += [("stdout", "hello.wasm", {"stdout": os.path.join(outside, "out.txt")}),
-                                  ("stdout", "hello.wasm", {"stdout": "dirlink/out2.txt"})]
-                    if kind == "benchmarking/seeded":
-                        cases += [("dirmode", "hello.wasm", {"dirmode": os.path.join(outside, "in")}),
-                                  ("scriptmode", "hello.wasm", {"scriptmode": os.path.join(outside, "args.py")})]
-                    for field, f, args in cases:
-                        attempts["runtime_paths"] += 1
-                        per_kind[kind] = per_kind.get(kind, 0) + 1
-                        if kind == "benchmarking/interference":
-                            f = f"hello.wasm:{f}" if field == "file" else f"{f}:{f}"
-                        text, st = a.run(rt, f, **extra, **args)
-                        if not _refused(st) or "Hello" in text:
-                            escapes["runtime_paths"] += 1
-                            out.fail(f"{kind}: {field} {args or f!r} outside the roots was not refused: {st}")
-                        elif field != "file" and f"args.{field}" not in str(st.get("error")):
-                            out.fail(f"{kind}: the refusal of {field} does not name it: {st}")
-                    # opt-in engines are off here
-                    if bench and kind != "benchmarking/opcodes":
-                        for eng, f in (("native", "/usr/bin/touch"), ("native", "hello.wasm"), ("wasmer", "hello.wasm")):
-                            attempts["engines_off"] += 1
-                            argv = [marker]
-                            text, st = a.run(rt, f if kind != "benchmarking/interference" else f"{f}:{f}", engine=eng, argv=argv)
-                            if st.get("reason") != "error" or "is off on this node" not in str(st.get("error")) or os.path.exists(marker):
-                                escapes["engines_off"] += 1
-                                out.fail(f"{kind}: engine {eng} on {f} was not refused as off: {st}")
-                for p in (os.path.join(outside, "out.txt"), os.path.join(outside, "out2.txt")):
-                    if os.path.exists(p):
+        with _node_with_broker("sbk", kinds, ["--module-root", root]) as (node, a):
+            short = {k: k.rstrip("/").split("/")[-1] for k in kinds}
+            rts = {k: node.runtime_uuids[f"sbk.{short[k]}"] for k in kinds}
+            per_kind: dict[str, int] = {}
+            for kind, rt in rts.items():
+                bench = kind.startswith("benchmarking")
+                extra: dict[str, Any] = {"engine": "wasmtime"} if bench and kind != "benchmarking/opcodes" else {}
+                # control: the module inside the root runs
+                text, st = a.run(rt, "hello.wasm" if kind != "benchmarking/interference" else "hello.wasm:hello.wasm", **extra)
+                out.check(st.get("reason") == "exited", f"control: {kind} cannot run a module inside the roots: {st}")
+                cases: list[tuple[str, str, dict[str, Any]]] = [
+                    ("file", os.path.join(outside, "hello.wasm"), {}), ("file", "../outside/hello.wasm", {}),
+                    ("file", "sneaky.wasm", {})]
+                if kind == "linux" or bench:
+                    cases += [("dirs", "hello.wasm", {"dirs": [outside]}), ("dirs", "hello.wasm", {"dirs": ["dirlink"]}),
+                              ("dirs", "hello.wasm", {"dirs": ["/"]})]
+                if bench:
+                    cases += [("stdout", "hello.wasm", {"stdout": os.path.join(outside, "out.txt")}),
+                              ("stdout", "hello.wasm", {"stdout": "dirlink/out2.txt"})]
+                if kind == "benchmarking/seeded":
+                    cases += [("dirmode", "hello.wasm", {"dirmode": os.path.join(outside, "in")}),
+                              ("scriptmode", "hello.wasm", {"scriptmode": os.path.join(outside, "args.py")})]
+                for field, f, args in cases:
+                    attempts["runtime_paths"] += 1
+                    per_kind[kind] = per_kind.get(kind, 0) + 1
+                    if kind == "benchmarking/interference":
+                        f = f"hello.wasm:{f}" if field == "file" else f"{f}:{f}"
+                    text, st = a.run(rt, f, **extra, **args)
+                    if not _refused(st) or "Hello" in text:
                         escapes["runtime_paths"] += 1
-                        out.fail(f"a benchmark wrote {p} outside the roots")
-                figures["runtime_kinds"] = kinds
-                figures["path_attempts_by_kind"] = per_kind
-            finally:
-                node.stop()
-                watch.close()
+                        out.fail(f"{kind}: {field} {args or f!r} outside the roots was not refused: {st}")
+                    elif field != "file" and f"args.{field}" not in str(st.get("error")):
+                        out.fail(f"{kind}: the refusal of {field} does not name it: {st}")
+                # opt-in engines are off here
+                if bench and kind != "benchmarking/opcodes":
+                    for eng, f in (("native", "/usr/bin/touch"), ("native", "hello.wasm"), ("wasmer", "hello.wasm")):
+                        attempts["engines_off"] += 1
+                        argv = [marker]
+                        text, st = a.run(rt, f if kind != "benchmarking/interference" else f"{f}:{f}", engine=eng, argv=argv)
+                        if st.get("reason") != "error" or "is off on this node" not in str(st.get("error")) or os.path.exists(marker):
+                            escapes["engines_off"] += 1
+                            out.fail(f"{kind}: engine {eng} on {f} was not refused as off: {st}")
+            for p in (os.path.join(outside, "out.txt"), os.path.join(outside, "out2.txt")):
+                if os.path.exists(p):
+                    escapes["runtime_paths"] += 1
+                    out.fail(f"a benchmark wrote {p} outside the roots")
+            figures["runtime_kinds"] = kinds
+            figures["path_attempts_by_kind"] = per_kind
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -328,40 +334,30 @@ def _limits(out: Outcome, attempts: dict[str, int], escapes: dict[str, int], fig
     attempts.setdefault("limits", 0)
     causes: dict[str, Any] = {}
     try:
-        with Mosquitto() as broker:
-            inbox = Inbox()
-            watch = Watch(broker.port, inbox, [(f"{REALM}/proc/#", 1)])
-            node = NodeProcess(broker.port, name="sbl", runtimes=["benchmarking"], reg_timeout=0.3, log_level="INF",
-                               extra_args=["--module-root", root, "-c", cfg])
-            try:
-                node.start(timeout=90)
-                a = Attempts(watch, inbox)
-                rt = node.runtime_uuid()
-                cases = [("fork_bomb", "bomb", {"engine": "native"}, "processes"),
-                         ("memory_hog", "hog", {"engine": "native"}, "memory_bytes"),
-                         ("memory_hog_wasm", "memhog.wasm", {"engine": "wasmtime"}, "memory_bytes"),
-                         ("output_flood", "flood", {"engine": "native", "stdout": "flood.txt"}, "file_bytes")]
-                if child_limits.pids_cgroup_parent() is None and os.geteuid() == 0:
-                    cases = cases[1:]  # root without a writable pids cgroup: RLIMIT_NPROC does not bind root
-                    figures["fork_bomb"] = "skipped: root without a writable pids cgroup"
-                for what, f, args, cause in cases:
-                    attempts["limits"] += 1
-                    t0 = time.monotonic()
-                    text, st = a.run(rt, f, ilimit=60, **args)
-                    causes[what] = {"reason": st.get("reason"), "limit": st.get("limit"), "s": round(time.monotonic() - t0, 2)}
-                    if st.get("reason") != "limit" or st.get("limit") != cause:
-                        escapes["limits"] += 1
-                        out.fail(f"limits: {what} ended {st}, want reason limit with cause {cause}")
-                    text, st = a.run(rt, "helloworld.wasm", engine="wasmtime")
-                    out.check(st.get("reason") == "exited", f"limits: the node is not well after {what}: {st}")
-                flood = os.path.join(root, "flood.txt")
-                if os.path.exists(flood):
-                    figures["output_flood_bytes"] = os.path.getsize(flood)
-                    out.check(os.path.getsize(flood) <= 1 << 20, f"limits: the flood wrote {os.path.getsize(flood)} bytes (limit 1 MiB)")
-                figures["limit_causes"] = causes
-            finally:
-                node.stop()
-                watch.close()
+        with _node_with_broker("sbl", ["benchmarking"], ["--module-root", root, "-c", cfg]) as (node, a):
+            rt = node.runtime_uuid()
+            cases = [("fork_bomb", "bomb", {"engine": "native"}, "processes"),
+                     ("memory_hog", "hog", {"engine": "native"}, "memory_bytes"),
+                     ("memory_hog_wasm", "memhog.wasm", {"engine": "wasmtime"}, "memory_bytes"),
+                     ("output_flood", "flood", {"engine": "native", "stdout": "flood.txt"}, "file_bytes")]
+            if child_limits.pids_cgroup_parent() is None and os.geteuid() == 0:
+                cases = cases[1:]  # root without a writable pids cgroup: RLIMIT_NPROC does not bind root
+                figures["fork_bomb"] = "skipped: root without a writable pids cgroup"
+            for what, f, args, cause in cases:
+                attempts["limits"] += 1
+                t0 = time.monotonic()
+                text, st = a.run(rt, f, ilimit=60, **args)
+                causes[what] = {"reason": st.get("reason"), "limit": st.get("limit"), "s": round(time.monotonic() - t0, 2)}
+                if st.get("reason") != "limit" or st.get("limit") != cause:
+                    escapes["limits"] += 1
+                    out.fail(f"limits: {what} ended {st}, want reason limit with cause {cause}")
+                text, st = a.run(rt, "helloworld.wasm", engine="wasmtime")
+                out.check(st.get("reason") == "exited", f"limits: the node is not well after {what}: {st}")
+            flood = os.path.join(root, "flood.txt")
+            if os.path.exists(flood):
+                figures["output_flood_bytes"] = os.path.getsize(flood)
+                out.check(os.path.getsize(flood) <= 1 << 20, f"limits: the flood wrote {os.path.getsize(flood)} bytes (limit 1 MiB)")
+            figures["limit_causes"] = causes
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
