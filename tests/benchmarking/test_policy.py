@@ -14,6 +14,7 @@ from tests.benchmarking.conftest import node_args
 from tests.benchmarking.test_runtimes import REALM, create, exited, profile
 from tests.helpers.node import running_node
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KINDS = ["benchmarking", "benchmarking/seeded", "benchmarking/interference", "benchmarking/opcodes"]
 
 
@@ -132,3 +133,31 @@ def test_a_bad_enable_engines_setting_stops_the_node_at_start(tmp_path) -> None:
     r = subprocess.run([sys.executable, START, "-n", "x", "-r", "benchmarking/if", "-c", str(cfg), "--mqtt", "127.0.0.1:1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "enable_engines" in r.stderr and "'natvie'" in r.stderr, r.stderr
+
+
+def test_the_original_benchmark_creates_run(broker, probe, layout) -> None:  # type: ignore[no-untyped-def]
+    """ORIGINAL.md section 6 / #13 item 9: `args.dirs: ["."]`, a relative `wasm/...` file, and
+    `dirmode`/`scriptmode` sent as `false`, exactly as the original's benchmark script sends them."""
+    from tests.helpers.original import benchmark_args
+
+    root = layout["root"]
+    probe.subscribe(f"{REALM}/proc/#")
+    with running_node(broker, name="orig", runtimes=["benchmarking", "benchmarking/seeded"],
+                      extra_args=node_args(layout["tmp"], [str(root)])) as node:
+        rts = {n.rsplit(".", 1)[-1]: u for n, u in node.runtime_uuids.items()}
+        for kind, rt in rts.items():
+            args = benchmark_args(engine="wasmtime-j", argv=["1"], repeat=2, limit=60.0)
+            assert args["dirs"] == ["."] and args["dirmode"] is False
+            u = f"orig-{kind}"
+            probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": u, "action": "create", "type": "req", "data": {
+                "type": "module", "uuid": u, "name": "spin.wasmtime-j", "parent": rt, "file": "wasm/suite/spin.wasm",
+                "args": args}})
+            st = exited(probe, rt, u)
+            assert st["status"]["reason"] == "exited" and st["status"]["code"] == 0, (kind, st)
+        # the module sees the root as `.`: a relative path inside it opens
+        from tests.benchmarking.test_runtimes import create
+        shutil.copy(os.path.join(ROOT, "build", "modules", "readfile.wasm"), root / "wasm" / "suite" / "readfile.wasm")
+        create(probe, rts["benchmarking"], "orig-read", "wasm/suite/readfile.wasm", argv=["inputs/a"], dirs=["."],
+               engine="wasmtime-j", stdout="read.txt")
+        assert exited(probe, rts["benchmarking"], "orig-read")["status"]["code"] == 0
+        assert (root / "read.txt").read_text() == "a"
