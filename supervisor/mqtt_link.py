@@ -130,7 +130,8 @@ class MqttLink:
             self._schedule_retry(f"cannot connect to MQTT broker {self.address}: {e}")
 
     def _schedule_retry(self, why: str) -> None:
-        self._outage.failed(why, f"retrying every {RECONNECT_MAX_DELAY:g} s at most")  # not one line per retry
+        self._outage.failed(why, f"retrying every {RECONNECT_MAX_DELAY:g} s at most")  # not one ERR line per retry
+        log.debug("%s; retrying in %.1fs", why, self._delay)
         self._next_attempt = time.monotonic() + self._delay
         self._delay = min(RECONNECT_MAX_DELAY, self._delay * 2)
 
