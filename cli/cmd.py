@@ -15,16 +15,21 @@ Examples:
 """
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, command_action, execute, guard, load_context, parse
+from typing import Any
+
+from cluster.options import COMMON_OPTIONS, ClusterContext, command_action, guard
+from cluster.scripts import Plan, run_script
 
 __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "Execute command on cluster using SSH."
 
 
-@guard
-def main(argv: list[str]) -> int:
-    args = parse(__doc__, "cmd", argv, options_first=True)
-    ctx = load_context(args)
+def plan(args: dict[str, Any], ctx: ClusterContext) -> Plan:
     template = " ".join(args["<command>"])
     ctx.check(template)
-    return execute(ctx, "cmd", command_action(ctx, template), lambda d: ctx.render(template, d))
+    return command_action(ctx, template), lambda d: ctx.render(template, d)
+
+
+@guard
+def main(argv: list[str]) -> int:
+    return run_script(__doc__, "cmd", argv, plan, options_first=True)

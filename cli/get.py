@@ -11,7 +11,10 @@ Options:
 """
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse
+from typing import Any
+
+from cluster.options import COMMON_OPTIONS, ClusterContext, guard
+from cluster.scripts import Plan, run_script
 from cluster.transfer import get_action, local_target, remote_path
 from common.manifest import Device
 
@@ -19,10 +22,7 @@ __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "Copy file from cluster."
 
 
-@guard
-def main(argv: list[str]) -> int:
-    args = parse(__doc__, "get", argv)
-    ctx = load_context(args)
+def plan(args: dict[str, Any], ctx: ClusterContext) -> Plan:
     src, dst = args["<src>"], args["<dst>"] or "."
     ctx.check(src)
     ctx.check(dst)
@@ -31,4 +31,9 @@ def main(argv: list[str]) -> int:
         s = remote_path(ctx.render(src, d))
         return f"get {s} -> {local_target(ctx, dst, s, d)}"
 
-    return execute(ctx, "get", get_action(ctx, src, dst), describe)
+    return get_action(ctx, src, dst), describe
+
+
+@guard
+def main(argv: list[str]) -> int:
+    return run_script(__doc__, "get", argv, plan)

@@ -17,18 +17,18 @@ Options:
 """
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, UsageError, execute, guard, load_context, parse, shell_action
+from typing import Any
+
+from cluster.options import COMMON_OPTIONS, ClusterContext, UsageError, guard
 from cluster.remote import kill_script
+from cluster.scripts import Describe, run_shell_script
 from common.manifest import Device
 
 __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "Stop runtimes on cluster."
 
 
-@guard
-def main(argv: list[str]) -> int:
-    args = parse(__doc__, "kill", argv)
-    ctx = load_context(args)
+def build(args: dict[str, Any], ctx: ClusterContext) -> Describe:
     ctx.check(args["--path"])
     try:
         grace = int(args["--grace"])
@@ -38,4 +38,9 @@ def main(argv: list[str]) -> int:
     def script(d: Device) -> str:
         return kill_script(ctx.render(args["--path"], d), grace, d.name, end_modules=bool(args["--end-modules"]))
 
-    return execute(ctx, "kill", shell_action(ctx, script), script)
+    return script
+
+
+@guard
+def main(argv: list[str]) -> int:
+    return run_shell_script(__doc__, "kill", argv, build)

@@ -11,9 +11,9 @@ Options:
 """
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse, shell_action
+from cluster.options import COMMON_OPTIONS, guard
 from cluster.remote import power_script
-from common.manifest import Device
+from cluster.scripts import run_shell_script, same_script
 
 __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "Reboot nodes."
@@ -21,10 +21,4 @@ SUMMARY = "Reboot nodes."
 
 @guard
 def main(argv: list[str]) -> int:
-    args = parse(__doc__, "reboot", argv)
-    ctx = load_context(args)
-
-    def script(d: Device) -> str:
-        return power_script("reboot")
-
-    return execute(ctx, "reboot", shell_action(ctx, script), script)
+    return run_shell_script(__doc__, "reboot", argv, same_script(power_script("reboot")))

@@ -11,9 +11,9 @@ Options:
 """
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse, shell_action
+from cluster.options import COMMON_OPTIONS, guard
 from cluster.remote import power_script
-from common.manifest import Device
+from cluster.scripts import run_shell_script, same_script
 
 __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "Shut down nodes."
@@ -21,10 +21,4 @@ SUMMARY = "Shut down nodes."
 
 @guard
 def main(argv: list[str]) -> int:
-    args = parse(__doc__, "shutdown", argv)
-    ctx = load_context(args)
-
-    def script(d: Device) -> str:
-        return power_script("shutdown")
-
-    return execute(ctx, "shutdown", shell_action(ctx, script), script)
+    return run_shell_script(__doc__, "shutdown", argv, same_script(power_script("shutdown")))

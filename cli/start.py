@@ -18,18 +18,18 @@ Examples:
 """
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse, shell_action
+from typing import Any
+
+from cluster.options import COMMON_OPTIONS, ClusterContext, guard
 from cluster.remote import start_script
+from cluster.scripts import Describe, run_shell_script
 from common.manifest import Device
 
 __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "Start runtimes on cluster."
 
 
-@guard
-def main(argv: list[str]) -> int:
-    args = parse(__doc__, "start", argv)
-    ctx = load_context(args)
+def build(args: dict[str, Any], ctx: ClusterContext) -> Describe:
     ctx.check(args["--path"])
     templates = list(args["<args>"])
     if "-n" not in templates and "--name" not in templates:
@@ -42,4 +42,9 @@ def main(argv: list[str]) -> int:
         node = next((rendered[i + 1] for i, t in enumerate(rendered[:-1]) if t in ("-n", "--name")), d.name)
         return start_script(ctx.render(args["--path"], d), rendered, node)
 
-    return execute(ctx, "start", shell_action(ctx, script), script)
+    return script
+
+
+@guard
+def main(argv: list[str]) -> int:
+    return run_shell_script(__doc__, "start", argv, build)

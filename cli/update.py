@@ -13,9 +13,9 @@ Options:
 """
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse, shell_action
+from cluster.options import COMMON_OPTIONS, guard
 from cluster.remote import update_script
-from common.manifest import Device
+from cluster.scripts import checkout_script, run_shell_script
 
 __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "Update runtimes."
@@ -23,11 +23,4 @@ SUMMARY = "Update runtimes."
 
 @guard
 def main(argv: list[str]) -> int:
-    args = parse(__doc__, "update", argv)
-    ctx = load_context(args)
-    ctx.check(args["--path"])
-
-    def script(d: Device) -> str:
-        return update_script(ctx.render(args["--path"], d), d.name)
-
-    return execute(ctx, "update", shell_action(ctx, script), script)
+    return run_shell_script(__doc__, "update", argv, checkout_script(update_script))

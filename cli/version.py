@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from cluster.fanout import fan_out
-from cluster.options import COMMON_OPTIONS, execute, guard, load_context, parse, shell_action
+from cluster.fanout import Action, fan_out
+from cluster.options import COMMON_OPTIONS, ClusterContext, execute, guard
 from cluster.remote import version_script
 from cluster.report import Reporter
-from common.manifest import Device
+from cluster.scripts import Describe, checkout_script, run_shell_script
 
 __doc__ = __doc__ % COMMON_OPTIONS
 SUMMARY = "Get runtime version on each cluster node via commit hash."
@@ -28,17 +28,15 @@ SUMMARY = "Get runtime version on each cluster node via commit hash."
 
 @guard
 def main(argv: list[str]) -> int:
-    args = parse(__doc__, "version", argv)
-    ctx = load_context(args)
-    ctx.check(args["--path"])
+    return run_shell_script(__doc__, "version", argv, checkout_script(version_script), run=report_versions)
 
-    def script(d: Device) -> str:
-        return version_script(ctx.render(args["--path"], d), d.name)
 
+def report_versions(ctx: ClusterContext, title: str, action: Action, describe: Describe) -> int:
+    """Each device's version line, then which devices differ from the most common one."""
     if ctx.dry_run:
-        return execute(ctx, "version", shell_action(ctx, script), script)
-    with Reporter("version", len(ctx.devices), show_output=False) as rep:
-        results = asyncio.run(fan_out(ctx.devices, shell_action(ctx, script), ctx.ssh, sync=ctx.sync,
+        return execute(ctx, title, action, describe)
+    with Reporter(title, len(ctx.devices), show_output=False) as rep:
+        results = asyncio.run(fan_out(ctx.devices, action, ctx.ssh, sync=ctx.sync,
                                       ignore_err=ctx.ignore_err, jobs=ctx.jobs, on_done=rep.done))
         versions = {r.device: r.stdout.strip() for r in results if r.ok}
         for r in results:

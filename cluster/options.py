@@ -1,8 +1,8 @@
 """What every cluster script shares: common options, loading config + manifest, running an action.
 
 A script composes its docopt text with `COMMON_OPTIONS`, calls `load_context(args)` and then
-`execute(ctx, title, action, describe)`; bad input (config, manifest, template, device name)
-is one line on stderr and exit status 2 before any connection is made.
+`execute(ctx, title, action, describe)` (cluster/scripts.py: those steps in one call); bad input (config,
+manifest, template, device name) is one line on stderr and exit status 2 before any connection is made.
 """
 from __future__ import annotations
 
