@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# A worker that cannot start (import error, engine missing, setup() raised) exits with this code;
-# the supervisor counts it as a failed start and goes FATAL after its retries instead of looping.
+# A worker that cannot boot (import error, engine missing, the runtime's constructor or setup() raised)
+# exits with this code; the supervisor then goes FATAL at once instead of restarting it.
 EXIT_BOOT_ERROR = 3
 
 REASONS = ("exited", "deleted", "crashed", "killed", "limit", "error")

@@ -3,7 +3,8 @@
 Forked workers call `child_main(config)` right after the fork; exec'd workers (another Python,
 e.g. python3.10 for wasmer) run `python -m runtimes.worker_main '<config json>'` with PYTHONPATH
 set to the project root. Exit codes: 0 clean stop, 1 the loop raised, EXIT_BOOT_ERROR (3) the
-worker could not start (then the supervisor's state machine stops retrying after a few tries).
+worker could not boot: its runtime class did not load, build or set up (the supervisor's state
+machine then goes FATAL at once instead of restarting it).
 """
 from __future__ import annotations
 
@@ -85,7 +86,12 @@ def child_main(config: WorkerConfig) -> int:
         sys.stderr.write(f"worker rt.{config.name}: cannot start:\n{traceback.format_exc()}")
         return EXIT_BOOT_ERROR
     try:
-        rt = cls(ep, config)
+        try:
+            rt = cls(ep, config)
+        except Exception as e:
+            sys.stderr.write(f"worker rt.{config.name}: cannot build the runtime: {type(e).__name__}: {e}\n"
+                             f"{traceback.format_exc()}")
+            return EXIT_BOOT_ERROR
         root = logging.getLogger()
         for h in list(root.handlers):
             root.removeHandler(h)

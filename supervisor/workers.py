@@ -4,10 +4,11 @@ The supervisor's loop drives a `Worker` with a few calls and never changes its s
 `start(launch, now)` (STOPPED|BACKOFF -> STARTING), `tick(now)` (STARTING -> RUNNING after
 `startsecs`, "restart due" in BACKOFF, the heartbeat's SIGABRT -> SIGKILL, SIGKILL at the stop
 deadline), `died(code, now)` (the restart policy) and `request_stop(now)`. A worker that dies before
-it has been up `startsecs` counts as a failed start (a boot error, exit EXIT_BOOT_ERROR, always does:
-RUNNING needs the first keepalive, which a failed setup() never sends); delays double per failed
-start and after `start_retries` of them in a row it goes FATAL instead of looping. A worker that dies
-after having run is restarted after the base delay. Every syscall goes through `ProcessOps`.
+it has been up `startsecs` counts as a failed start; delays double per failed start and after
+`start_retries` of them in a row it goes FATAL instead of looping. A boot error (the worker exits
+EXIT_BOOT_ERROR while STARTING: it could not build or set up its runtime) goes FATAL at once, since a
+restart would fail the same way. A worker that dies after having run is restarted after the base
+delay. Every syscall goes through `ProcessOps`.
 """
 from __future__ import annotations
 
@@ -163,9 +164,18 @@ class Worker:
         if self.state is WorkerState.STOPPING:
             self.change_state(WorkerState.STOPPED, f"exit {code}")  # STOPPING -> STOPPED
             return self.state
+        if self.state is WorkerState.STARTING and code == EXIT_BOOT_ERROR:
+            # STARTING -> FATAL at once (gunicorn's WORKER_BOOT_ERROR): the worker said it cannot boot
+            # (runtime class missing or failing to construct, setup() raised: engine missing, bad
+            # setting). A restart would fail the same way, so no retries and no backoff loop.
+            self.failures += 1
+            self.change_state(WorkerState.FATAL, f"boot error (exit {code})")
+            self.logger.critical("worker failed to boot (exit %d): FATAL at once, not restarting; its error is in the "
+                                 "log above: fix the cause (engine, settings) and restart the node", code)
+            return self.state
         if self.state is WorkerState.STARTING:
             self.failures += 1
-            what = "failed to boot" if code == EXIT_BOOT_ERROR else f"died right after start (exit {code})"
+            what = f"died right after start (exit {code})"
             if self.failures >= self.policy.start_retries:
                 self.change_state(WorkerState.FATAL, what)  # STARTING -> FATAL
                 self.logger.critical("worker %s %d times in a row: FATAL, not restarting", what, self.failures)

@@ -96,12 +96,29 @@ def test_not_running_before_the_first_keepalive() -> None:
     assert w.tick(5.0) is Tick.RUNNING
 
 
-def test_boot_error_counts_as_failed_start_and_goes_fatal() -> None:
-    w = make(FakeOps(), start_retries=2, backoff=0.1)
+def test_boot_error_goes_fatal_at_once() -> None:
+    ops = FakeOps()
+    w = make(ops, start_retries=5, backoff=0.1)
     start(w, 0.0)
-    assert w.died(EXIT_BOOT_ERROR, 0.1) is WorkerState.BACKOFF
+    assert w.died(EXIT_BOOT_ERROR, 0.1) is WorkerState.FATAL  # not BACKOFF: no retries for a boot error
+    assert w.next_deadline() is None
+    assert w.tick(1000.0) is Tick.NOTHING and len(ops.spawned) == 1  # no respawn loop
+    assert w.request_stop(1000.0, "SIGTERM") is False and w.state is WorkerState.STOPPED
+
+
+def test_boot_error_after_failed_starts_is_fatal_too() -> None:
+    w = make(FakeOps(), start_retries=5, backoff=0.1)
+    start(w, 0.0)
+    assert w.died(1, 0.1) is WorkerState.BACKOFF  # an ordinary failed start: retried
     start(w, w.restart_at)
     assert w.died(EXIT_BOOT_ERROR, w.restart_at + 0.1) is WorkerState.FATAL
+
+
+def test_exit_code_of_boot_error_from_a_running_worker_is_a_crash() -> None:
+    w = make(FakeOps(), backoff=0.5)
+    run_up(w, 0.0)
+    assert w.died(EXIT_BOOT_ERROR, 5.0) is WorkerState.BACKOFF  # it had booted: the normal restart
+    assert w.restart_at == 5.5
 
 
 def test_stop_during_backoff_stops_without_restart() -> None:
