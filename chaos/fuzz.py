@@ -115,7 +115,7 @@ def _expect(fn: Callable[[], Any], allowed: tuple[type[BaseException], ...], bad
 def inproc_ipc(n: int, r: random.Random, tmp: str) -> tuple[int, list[str]]:
     """IPC codecs on random payloads, and rings over randomly corrupted buffers."""
     import ipc
-    from ipc import messages as M
+    from ipc import messages
     from ipc.ring import HEADER, Ring
     from common.profile import decode_profile
 
@@ -123,9 +123,9 @@ def inproc_ipc(n: int, r: random.Random, tmp: str) -> tuple[int, list[str]]:
     count = 0
     for i in range(n):
         p = gen.rbytes(r, 80) if r.random() < 0.9 else gen.rbytes(r, 70000)
-        _expect(lambda: M.decode_open(p), (ipc.BadMessage,), bad, f"decode_open({p[:20]!r})")
-        _expect(lambda: M.decode_close(p), (ipc.BadMessage,), bad, f"decode_close({p[:20]!r})")
-        _expect(lambda: M.decode_log(p), (), bad, f"decode_log({p[:20]!r})")
+        _expect(lambda: messages.decode_open(p), (ipc.BadMessage,), bad, f"decode_open({p[:20]!r})")
+        _expect(lambda: messages.decode_close(p), (ipc.BadMessage,), bad, f"decode_close({p[:20]!r})")
+        _expect(lambda: messages.decode_log(p), (), bad, f"decode_log({p[:20]!r})")
         _expect(lambda: decode_profile(p), (ValueError,), bad, f"decode_profile({p[:20]!r})")
         count += 4
     # rings: a consistent ring with records, then one random corruption; read() must return

@@ -24,7 +24,7 @@ import orjson
 from common.exit_status import exit_status
 from common.profile import encode_profile
 from common.topics import ChannelError, Grant, parse_grants, resolve
-from ipc import messages as M
+from ipc import messages
 from ipc.messages import Message
 
 __all__ = [
@@ -189,7 +189,7 @@ class Runtime:
         body: dict[str, Any] = {"status": exit_status(reason, code, error)}
         body.update(extra)
         self.modules.pop(index, None)
-        self._send(M.ctrl(index), M.RT_EXITED, orjson.dumps(body))
+        self._send(messages.ctrl(index), messages.RT_EXITED, orjson.dumps(body))
 
     def resolve_topic(self, index: int, topic: str, flags: int) -> str:
         """The MQTT topic a channel of module `index` would use, or ChannelError (not granted,
@@ -204,32 +204,32 @@ class Runtime:
         granted path) with FLAG_* bits. With `check`, refused channels raise ChannelError here."""
         if check:
             self.resolve_topic(index, topic, flags)
-        self._send(M.ctrl(index), M.RT_OPEN, M.encode_open(fd, flags, topic))
+        self._send(messages.ctrl(index), messages.RT_OPEN, messages.encode_open(fd, flags, topic))
 
     def close_channel(self, index: int, fd: int) -> None:
-        self._send(M.ctrl(index), M.RT_CLOSE, M.encode_close(fd))
+        self._send(messages.ctrl(index), messages.RT_CLOSE, messages.encode_close(fd))
 
     def publish(self, index: int, fd: int, payload: bytes) -> None:
         """Publish on channel `fd` of module `index` (to MQTT and loopback); never waits on the network."""
-        self._send(M.data(index), fd, payload)
+        self._send(messages.data(index), fd, payload)
 
     def log(self, level: int, text: str) -> None:
         """A runtime log line, printed by the supervisor under logger `rt.NAME`."""
-        self._send(M.ctrl(0), M.RT_LOG, M.encode_log(level, text))
+        self._send(messages.ctrl(0), messages.RT_LOG, messages.encode_log(level, text))
 
     def module_log(self, index: int, level: int, text: str) -> None:
         """A log line of module `index` (the supervisor prefixes the module's name)."""
-        self._send(M.ctrl(index), M.RT_MODLOG, M.encode_log(level, text))
+        self._send(messages.ctrl(index), messages.RT_MODLOG, messages.encode_log(level, text))
 
     def send_profile(self, index: int, ptype: str, data: bytes) -> None:
         """Profiling data of module `index` -> `{realm}/proc/profile/{ptype}/{runtime_uuid}/{module_uuid}`."""
-        self._send(M.ctrl(index), M.RT_PROFILE, encode_profile(ptype, data))
+        self._send(messages.ctrl(index), messages.RT_PROFILE, encode_profile(ptype, data))
 
     def send_keepalive(self, **fields: Any) -> None:
         """Report keepalive fields now (merged into the next keepalive the supervisor publishes)."""
         body: dict[str, Any] = {"children": self.children()}
         body.update(fields)
-        self._send(M.ctrl(0), M.RT_KEEPALIVE, orjson.dumps(body))
+        self._send(messages.ctrl(0), messages.RT_KEEPALIVE, orjson.dumps(body))
         self._last_keepalive = time.monotonic()
 
     def stop(self) -> None:
@@ -269,26 +269,26 @@ class Runtime:
     def dispatch(self, msg: Message) -> None:
         """Call the hook for one message from the supervisor; a hook's exception is logged, not fatal."""
         h1, h2, payload = msg.h1, msg.h2, msg.payload
-        index = M.index_of(h1)
+        index = messages.index_of(h1)
         try:
-            if not M.is_control(h1):
+            if not messages.is_control(h1):
                 if index in self.modules:
                     self.on_channel_message(index, h2, payload)
-            elif h2 == M.MGR_CREATE:
+            elif h2 == messages.MGR_CREATE:
                 self._create(index, payload)
-            elif h2 == M.MGR_DELETE:
+            elif h2 == messages.MGR_DELETE:
                 if index in self.modules:
                     self.on_delete(index)
                 else:
                     self.log(logging.WARNING, f"delete of empty module slot {index}")
-            elif h2 == M.MGR_STOP:
+            elif h2 == messages.MGR_STOP:
                 self._stopping = True
                 self.on_stop()
             else:
                 self.log(logging.ERROR, f"unknown control message type {h2} for slot {index}")
         except Exception as e:  # a runtime bug must not take the worker down with it
             self.log_rt.exception("error handling message %02x.%02x", h1, h2)
-            if M.is_control(h1) and h2 == M.MGR_CREATE and index in self.modules:
+            if messages.is_control(h1) and h2 == messages.MGR_CREATE and index in self.modules:
                 self.send_exited(index, "error", None, f"{type(e).__name__}: {e}")
 
     def _create(self, index: int, payload: bytes) -> None:

@@ -20,7 +20,7 @@ import signal
 import sys
 from typing import Any
 
-from ipc import messages as M
+from ipc import messages
 from runtimes.base import ChannelError, Module, Runtime
 
 
@@ -45,13 +45,13 @@ class EchoRuntime(Runtime):
     def on_create(self, index: int, module: Module) -> None:
         args: dict[str, Any] = module.data.get("args") or {}
         qos = int(args.get("qos", 0))
-        qflag = M.FLAG_QOS2 if qos == 2 else M.FLAG_QOS1 if qos == 1 else 0
+        qflag = messages.FLAG_QOS2 if qos == 2 else messages.FLAG_QOS1 if qos == 1 else 0
         self.writers[index] = []
         self.fds[index] = []
         self.prefix[index] = str(args.get("prefix", "")).encode()
         opens: list[tuple[int, int, str]] = []
         for fd, g in enumerate(module.grants):
-            flags = (M.FLAG_READ if "r" in g.mode else 0) | (M.FLAG_WRITE if "w" in g.mode else 0) | qflag
+            flags = (messages.FLAG_READ if "r" in g.mode else 0) | (messages.FLAG_WRITE if "w" in g.mode else 0) | qflag
             opens.append((fd, flags, g.path))
         for item in args.get("open", []):
             opens.append((int(item[0]), int(item[1]), str(item[2])))
@@ -63,7 +63,7 @@ class EchoRuntime(Runtime):
                 self.module_log(index, logging.ERROR, f"channel {fd} refused: {e}")
                 continue
             self.fds[index].append(fd)
-            if flags & M.FLAG_WRITE:
+            if flags & messages.FLAG_WRITE:
                 self.writers[index].append(fd)
         argv = (args.get("argv") or [])
         if argv:
@@ -162,7 +162,7 @@ class BenchRuntime(Runtime):
         self.role[index] = str(args.get("role", "sink"))
         self.lat[index] = []
         for fd, g in enumerate(module.grants):
-            flags = (M.FLAG_READ if "r" in g.mode else 0) | (M.FLAG_WRITE if "w" in g.mode else 0)
+            flags = (messages.FLAG_READ if "r" in g.mode else 0) | (messages.FLAG_WRITE if "w" in g.mode else 0)
             self.open_channel(index, fd, flags, g.path)
 
     def on_channel_message(self, index: int, fd: int, payload: bytes) -> None:

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from ipc import messages as M
-from common import topics as T
+from ipc import messages
+from common import topics
 from common.topics import ChannelError, Grant, resolve
 
-R, W = T.FLAG_READ, T.FLAG_WRITE
+R, W = topics.FLAG_READ, topics.FLAG_WRITE
 
 
 def test_flags_agree_with_ipc_messages() -> None:
-    assert (T.FLAG_READ, T.FLAG_WRITE, T.FLAG_QOS1, T.FLAG_QOS2) == (M.FLAG_READ, M.FLAG_WRITE, M.FLAG_QOS1, M.FLAG_QOS2)
+    assert (topics.FLAG_READ, topics.FLAG_WRITE, topics.FLAG_QOS1, topics.FLAG_QOS2) == (messages.FLAG_READ, messages.FLAG_WRITE, messages.FLAG_QOS1, messages.FLAG_QOS2)
 
 
 def test_sl_prefix_rewritten_with_realm_and_module_uuid() -> None:
@@ -46,11 +46,11 @@ def test_writable_wildcard_refused_readable_allowed() -> None:
 
 def test_neither_read_nor_write_refused() -> None:
     with pytest.raises(ChannelError, match="neither"):
-        resolve("a", T.FLAG_QOS1, realm="r", module_uuid="u", grants=None)
+        resolve("a", topics.FLAG_QOS1, realm="r", module_uuid="u", grants=None)
 
 
 def test_qos_from_flags() -> None:
-    assert T.qos_of(R) == 0 and T.qos_of(R | T.FLAG_QOS1) == 1 and T.qos_of(W | T.FLAG_QOS2 | T.FLAG_QOS1) == 2
+    assert topics.qos_of(R) == 0 and topics.qos_of(R | topics.FLAG_QOS1) == 1 and topics.qos_of(W | topics.FLAG_QOS2 | topics.FLAG_QOS1) == 2
 
 
 @pytest.mark.parametrize("sub,topic,ok", [
@@ -62,13 +62,13 @@ def test_qos_from_flags() -> None:
 def test_matches_like_mqtt(sub: str, topic: str, ok: bool) -> None:
     import paho.mqtt.client as mqtt
 
-    assert T.matches(sub, topic) is ok
+    assert topics.matches(sub, topic) is ok
     assert mqtt.topic_matches_sub(sub, topic) is ok  # the reference implementation agrees
 
 
 def test_parse_grants_errors_name_the_entry() -> None:
     with pytest.raises(ValueError, match=r"channels\[1\]: key 'topic'"):
-        T.parse_grants([{"path": "a", "mode": "r", "topic": "b"}, {"path": "a", "mode": "r"}])
+        topics.parse_grants([{"path": "a", "mode": "r", "topic": "b"}, {"path": "a", "mode": "r"}])
     with pytest.raises(ValueError, match="mode"):
-        T.parse_grants([{"path": "a", "mode": "x", "topic": "b"}])
-    assert T.parse_grants(None) == []
+        topics.parse_grants([{"path": "a", "mode": "x", "topic": "b"}])
+    assert topics.parse_grants(None) == []
