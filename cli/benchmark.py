@@ -8,6 +8,9 @@ run the collector (`make profile`) to keep them, `manage.py report` to summarise
 progress with an ETA and ends with a summary (done, failed by reason: error, trap, limit,
 killed, lost); it exits 1 if any cell did not finish. After a node crash or an orchestrator
 restart, `--resume ID` runs only the cells that are not done; `--status ID` shows where it stands.
+Against an orchestrator that keeps no campaigns (the original SilverLine one) the plan is expanded
+here and sent as one `create_batch` per runtime (`data.parent`), as the original's benchmark does;
+`--wait` follows the modules' `exited` messages; `--resume` and `--status` need this project's.
 
 Usage:
     manage.py benchmark [options] (-f FILE...)... (-r RUNTIME...)... [--engine ENGINE...]... [-d DIR...]...
@@ -60,6 +63,7 @@ import os
 import random
 import shlex
 import sys
+import threading
 import time
 from typing import Any
 
@@ -216,7 +220,8 @@ def follow(api: Api, cid: str, timeout: float, out: Any = None) -> dict[str, Any
 def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, timeout: float = 60.0) -> dict[str, Any]:
     """Send a campaign request; wait until the orchestrator shows it (or reports why not)."""
     before = api.get(f"/api/campaigns/{cid}/") if action == "resume_campaign" else None
-    with Session(cfg) as sess:
+    sess = Session(cfg)
+    with sess:
         sess.watch_log()
         sess.publish([(topics(cfg).control(), envelope(action, data))])
         deadline = time.monotonic() + timeout
@@ -255,12 +260,96 @@ def show_status(api: Api, cid: str | None) -> int:
     return 0
 
 
-def finish(s: dict[str, Any]) -> int:
+def finish(s: dict[str, Any], resumable: bool = True) -> int:
     print(summary_text(s), file=sys.stderr)
     ok = s["finished"] and s["done"] == s["cells"]
-    if not ok:
+    if not ok and resumable:
         print(f"resume with: manage.py benchmark --resume {s['id']} --wait", file=sys.stderr)
     return 0 if ok else 1
+
+
+def keeps_campaigns(api: Api) -> bool:
+    return api.get("/api/campaigns/") is not None
+
+
+BATCH = 2000  # modules per create_batch: a 100k-cell plan is 50 messages of ~1 MB, not one of 50 MB
+
+
+def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str, wait: bool, timeout: float) -> int:
+    """The plan against an orchestrator that keeps no campaigns (the original's): expanded here (same
+    order, seed and warm-up), sent as the original's benchmark sends it, one `create_batch` per
+    runtime with `data.parent` (several for a very large plan); `wait` follows the `exited` messages."""
+    from orchestrator.campaigns import Campaigns, expand, outcome_of
+    from silverline.client import _uuids_in
+
+    uuids: dict[str, str] = {}
+    for name in plan["runtimes"]:
+        rec = api.runtime(name)
+        if rec is None:
+            raise CliError(f"runtime {name!r} is unknown to the orchestrator at {api.url} (see `manage.py list`)")
+        uuids[name] = str(rec["uuid"])
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for idx, rt, f, e, a in expand(plan):
+        mod = Campaigns._module(cid, idx, uuids[rt], f, e, a, plan["args"], new_uuid())
+        groups.setdefault(mod.pop("parent"), []).append(mod)
+    pending = {m["uuid"]: m for mods in groups.values() for m in mods}
+    failed = {k: 0 for k in ("error", "trap", "limit", "killed", "lost")}
+    s: dict[str, Any] = {"id": cid, "cells": len(pending), "done": 0, "failed": failed, "running": 0, "queued": 0,
+                         "finished": False}
+    lock = threading.Lock()
+
+    def on_control(topic: str, payload: bytes) -> None:
+        if b'"exited"' not in payload:
+            return
+        try:
+            msg = json.loads(payload)
+        except ValueError:
+            return
+        data = msg.get("data") if isinstance(msg, dict) and msg.get("action") == "exited" else None
+        with lock:
+            if isinstance(data, dict) and pending.pop(str(data.get("uuid")), None) is not None:
+                outcome = outcome_of(data)[0]  # status "exited" (the original runtimes) or ours
+                if outcome == "done":
+                    s["done"] += 1
+                else:
+                    failed[outcome] += 1
+
+    sess = Session(cfg)
+    with sess:
+        sess.watch_log()
+        if wait:
+            sess.subscribe([topics(cfg).control("+")], on_control)
+        sess.publish([(topics(cfg).control(), envelope("create_batch", {"modules": mods[i:i + BATCH], "parent": parent}))
+                      for parent, mods in groups.items() for i in range(0, len(mods), BATCH)])
+        print(f"benchmark: {s['cells']} modules ({len(plan['runtimes'])} runtimes x {len(plan['files'])} files x "
+              f"{len(plan['engines'])} engines x argument sets), seed {plan['seed']}, sent as create_batch per runtime: the "
+              f"orchestrator at {api.url} keeps no campaigns (--resume, --status, stored outcomes need this project's)",
+              file=sys.stderr)
+        print(cid)
+        if not wait:
+            return 0
+        t0, last = time.monotonic(), 0.0
+        while True:
+            for err in sess.errors():
+                with lock:
+                    for u in _uuids_in(err):
+                        if pending.pop(u, None) is not None:
+                            failed["error"] += 1
+                            print(f"benchmark: refused {u}: {err.get('desc') or err.get('description')}", file=sys.stderr)
+            with lock:
+                left = len(pending)
+                s["running"] = left
+                s["finished"] = not left
+            if not left:
+                break
+            if time.monotonic() - t0 > timeout:
+                print(f"benchmark: {left} modules had not exited after {timeout:g} s", file=sys.stderr)
+                break
+            if time.monotonic() - last >= 10:
+                print(progress_line(s, None)[1], file=sys.stderr, flush=True)
+                last = time.monotonic()
+            time.sleep(0.2)
+    return finish(s, resumable=False)
 
 
 @guard("benchmark")
@@ -277,6 +366,10 @@ def main(argv: list[str]) -> int:
             print(json.dumps(Campaigns._module("dry-run", idx, rt, f, e, a, plan["args"], new_uuid())))
         return 0
     api = Api.from_opts(opts, cfg)
+    if (opts["--status"] or opts["--resume"]) and not keeps_campaigns(api):
+        raise CliError(f"the orchestrator at {api.url} keeps no benchmark campaigns (no /api/campaigns/; the original "
+                       f"SilverLine orchestrator?): --{'status' if opts['--status'] else 'resume'} needs this project's "
+                       "orchestrator")
     if opts["--status"]:
         if opts["--wait"] and opts["ID"]:
             return finish(follow(api, opts["ID"], timeout))
@@ -287,10 +380,9 @@ def main(argv: list[str]) -> int:
         print(f"campaign {cid} resumed: {s['queued'] + s['running']} cells to run", file=sys.stderr)
     else:
         plan = build_plan(opts, resolve_runtimes(api, opts["--runtime"]), random.Random())
-        if api.get("/api/campaigns/") is None:  # e.g. the original SilverLine orchestrator (docs/compatibility.md)
-            raise CliError(f"the orchestrator at {api.url} keeps no benchmark campaigns (no /api/campaigns/; the original "
-                           "SilverLine orchestrator?): run this project's orchestrator, or the original's manage.py benchmark")
         cid = opts["--campaign"] or new_uuid()
+        if not keeps_campaigns(api):  # e.g. the original SilverLine orchestrator (docs/compatibility.md)
+            return run_without_campaigns(cfg, api, plan, cid, bool(opts["--wait"]), timeout)
         t0 = time.perf_counter()
         s = submit(cfg, api, "create_campaign", {"campaign": cid, "plan": plan}, cid)
         print(f"benchmark: campaign {cid}: {s['cells']} cells ({len(plan['runtimes'])} runtimes x {len(plan['files'])} files"

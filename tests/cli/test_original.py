@@ -98,12 +98,63 @@ def original_runtime(probe: MqttProbe, orch: OrchestratorProc, rt: str, name: st
     probe.subscribe(f"{R}/proc/control/{rt}")
 
 
-def test_benchmark_says_the_original_orchestrator_keeps_no_campaigns(orig: tuple[OriginalOrchestrator, str]) -> None:
-    """Item 12: ours is a campaign our orchestrator stores; against the original's it says so at once."""
+def test_benchmark_against_the_original_orchestrator(orig: tuple[OriginalOrchestrator, str], broker: Any) -> None:
+    """Item 12: the plan expanded here, sent as the original's benchmark sends it (one create_batch
+    per runtime naming it as `data.parent`, ORIGINAL.md section 3); `--wait` follows the `exited`
+    messages (the original's string status and our object) and exits 1 when a module failed."""
     o, cfg = orig
-    r = manage(cfg, "benchmark", "-r", "orig.bench", "-f", "wasm/a.wasm", check=False)
-    assert r.returncode == 1 and "keeps no benchmark campaigns" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert not [m for m in o.requests if m["action"] in ("create_campaign", "create", "create_batch")]
+    probe = MqttProbe(broker.port)
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "manage.py"), "benchmark", "-c", cfg, "-r", "orig.bench",
+                          "orig.min", "-f", "wasm/a.wasm", "wasm/b.wasm", "--engine", "wasmtime", "iwasm", "-k", "3",
+                          "--limit", "30", "--seed", "7", "--wait", "--timeout", "60"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len([m for m in o.requests if m["action"] == "create_batch"]) == 2, timeout=30,
+                   what="two create_batch requests")
+        batches = {b["data"]["parent"]: b for b in o.requests}
+        assert set(batches) == {RT_A, RT_B} and [m["action"] for m in o.requests] == ["create_batch"] * 2
+        mods = []
+        for b in batches.values():
+            assert b["type"] == "req" and isinstance(b["object_id"], str) and set(b["data"]) == {"modules", "parent"}
+            assert len(b["data"]["modules"]) == 4
+            for m in b["data"]["modules"]:
+                assert "parent" not in m and m["type"] == "module" and m["file"] in ("wasm/a.wasm", "wasm/b.wasm")
+                assert m["name"] == os.path.basename(m["file"]).split(".")[0] + "." + m["args"]["engine"]
+                a = m["args"]
+                assert (a["repeat"], a["limit"], a["dirs"], a["argv"]) == (3, 30.0, ["."], []) and "cell" in a
+                mods.append(m)
+        # the plan's seeded order, as our orchestrator would expand it (campaigns.expand)
+        dry = [json.loads(ln) for ln in manage(cfg, "benchmark", "-r", "orig.bench", "orig.min", "-f", "wasm/a.wasm",
+                                                "wasm/b.wasm", "--engine", "wasmtime", "iwasm", "--seed", "7",
+                                                "--dry-run").stdout.splitlines()]
+        assert [m["args"]["cell"] for m in batches[RT_B]["data"]["modules"] + batches[RT_A]["data"]["modules"]] == \
+            [d["args"]["cell"] for d in dry]
+        # the modules exit: the original's string status, ours, one failing
+        for i, m in enumerate(mods):
+            rt = RT_B if m in batches[RT_B]["data"]["modules"] else RT_A
+            msg = O.exited(m["uuid"]) if i % 2 else O.req("exited", {"type": "module", "uuid": m["uuid"], "status": {
+                "reason": "exited", "code": 1 if i == 0 else 0, "error": None}})
+            probe.publish(f"{R}/proc/control/{rt}", msg, qos=2)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        probe.close()
+    assert "Traceback" not in err, err
+    assert "keeps no campaigns (--resume, --status, stored outcomes need this project's)" in err, err
+    assert "8 cells: 7 done; failed: error 1" in err and p.returncode == 1, (p.returncode, err)
+    assert "resume with" not in err, err  # nothing to resume there
+    assert len(out.split()) == 1  # the campaign id (in every module's args)
+
+
+def test_benchmark_campaign_features_need_ours(orig: tuple[OriginalOrchestrator, str]) -> None:
+    o, cfg = orig
+    for args in (["--status"], ["--status", "x"], ["--resume", "x"]):
+        r = manage(cfg, "benchmark", *args, check=False)
+        assert r.returncode == 1 and "keeps no benchmark campaigns" in r.stderr, r.stderr
+        assert f"--{args[0][2:]} needs this project's orchestrator" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not o.requests
 
 
 def test_benchmark_wait_reads_the_originals_exited(broker: Any, tmp_path: Any) -> None:
