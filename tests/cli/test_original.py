@@ -90,6 +90,14 @@ def test_run_reports_what_the_original_refuses_on_proc_log_orchestrator(orig: tu
     assert r.returncode == 1 and "refused by the orchestrator: duplicate module UUID; request ignored" in r.stderr, r.stderr
 
 
+def reap(p: subprocess.Popen[str], probe: MqttProbe) -> None:
+    """End the script if a failed assertion left it running; close the probe."""
+    if p.poll() is None:
+        p.kill()
+        p.communicate()
+    probe.close()
+
+
 def original_runtime(probe: MqttProbe, orch: OrchestratorProc, rt: str, name: str, kind: str) -> None:
     """Register a manager and runtime of the original with our orchestrator; follow its control topic."""
     for msg in (O.manager_create(MGR, "orig"), O.runtime_create(rt, name, MGR, kind)):
@@ -137,10 +145,7 @@ def test_benchmark_against_the_original_orchestrator(orig: tuple[OriginalOrchest
             probe.publish(f"{R}/proc/control/{rt}", msg, qos=2)
         out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
-        probe.close()
+        reap(p, probe)
     assert "Traceback" not in err, err
     assert "keeps no campaigns (--resume, --status, stored outcomes need this project's)" in err, err
     assert "8 cells: 7 done; failed: error 1" in err and p.returncode == 1, (p.returncode, err)
@@ -171,10 +176,7 @@ def test_benchmark_wait_reads_the_originals_exited(broker: Any, tmp_path: Any) -
             probe.publish(f"{R}/proc/control/{RT_B}", O.exited(create["data"]["uuid"]), qos=2)
             out, err = p.communicate(timeout=60)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-            probe.close()
+            reap(p, probe)
     assert p.returncode == 0 and "Traceback" not in err, err
     assert "1 cells: 1 done; failed: none" in err, err
 
@@ -210,10 +212,7 @@ def test_run_follow_reads_the_originals_exited(broker: Any, tmp_path: Any) -> No
             reader.join(10)
             out, err = "".join(seen), p.stderr.read() if p.stderr else ""
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-            probe.close()
+            reap(p, probe)
     assert p.returncode == 0 and "Traceback" not in err, (p.returncode, out, err)
     assert "Hello from the original" in out, out
 
