@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 from common.manifest import Device
 
@@ -127,42 +128,40 @@ def _project_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _compile_each(target: str, engine: str, files: list[str], out_dir: str, tool: str,
+                  argv: Callable[[str, str], list[str]]) -> list[Outcome]:
+    """Run `argv(src, out)` for each file into its out_path; an error is the tool's last output line."""
+    outs = []
+    for f in files:
+        o = Outcome(target, engine, f, out_path(out_dir, target, engine, f))
+        os.makedirs(os.path.dirname(o.out or "."), exist_ok=True)
+        rc, text = _run(argv(f, o.out or ""))
+        if rc != 0:
+            o.error, o.out = f"{tool}: {text.splitlines()[-1] if text else f'exit {rc}'}", None
+        else:
+            o.bytes = os.path.getsize(o.out or "")
+        outs.append(o)
+    return outs
+
+
 def compile_wasmer(target: str, triple: str, files: list[str], out_dir: str) -> list[Outcome]:
     cli = shutil.which("wasmer")
     if not cli:
         why = "the wasmer CLI is not on PATH (install it to cross-compile with `wasmer compile --target`)"
         return [Outcome(target, "wasmer", f, cannot=why) for f in files]
-    outs = []
-    for f in files:
-        o = Outcome(target, "wasmer", f, out_path(out_dir, target, "wasmer", f))
-        os.makedirs(os.path.dirname(o.out or "."), exist_ok=True)
-        rc, text = _run([cli, "compile", f, "-o", o.out or ""] + (["--target", triple] if triple else []))
-        if rc != 0:
-            o.error, o.out = f"wasmer compile: {text.splitlines()[-1] if text else f'exit {rc}'}", None
-        else:
-            o.bytes = os.path.getsize(o.out or "")
-        outs.append(o)
-    return outs
+    target_args = ["--target", triple] if triple else []
+    return _compile_each(target, "wasmer", files, out_dir, "wasmer compile",
+                         lambda src, out: [cli, "compile", src, "-o", out] + target_args)
 
 
 def compile_wamr(target: str, device: Device, files: list[str], out_dir: str) -> list[Outcome]:
     cli = shutil.which("wamrc")
     if not cli:
         return [Outcome(target, "wamr", f, cannot="wamrc (the WAMR AOT compiler) is not on PATH") for f in files]
-    outs = []
-    for f in files:
-        o = Outcome(target, "wamr", f, out_path(out_dir, target, "wamr", f))
-        os.makedirs(os.path.dirname(o.out or "."), exist_ok=True)
-        cmd = [cli, f"--target={device.arch or device.triple.split('-')[0]}"]
-        if device.target:
-            cmd.append(f"--cpu={device.target}")
-        rc, text = _run(cmd + ["-o", o.out or "", f])
-        if rc != 0:
-            o.error, o.out = f"wamrc: {text.splitlines()[-1] if text else f'exit {rc}'}", None
-        else:
-            o.bytes = os.path.getsize(o.out or "")
-        outs.append(o)
-    return outs
+    cmd = [cli, f"--target={device.arch or device.triple.split('-')[0]}"]
+    if device.target:
+        cmd.append(f"--cpu={device.target}")
+    return _compile_each(target, "wamr", files, out_dir, "wamrc", lambda src, out: cmd + ["-o", out, src])
 
 
 def precompile(devices: list[Device], files: list[str], out_dir: str, engines: list[str] | None,
