@@ -24,9 +24,9 @@ import argparse
 import gc
 import json
 import os
-import platform
 import shutil
 import socket
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -37,6 +37,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench._common import machine, pct  # noqa: E402
 from common.wire import envelope  # noqa: E402
 from orchestrator.core import Orchestrator  # noqa: E402
 from orchestrator.store import Store  # noqa: E402
@@ -45,21 +46,6 @@ R = "realm"
 RUNTIMES = 4
 MAX_N = 128
 FULL_N = 100_000 + RUNTIMES * MAX_N  # 100,000 queued once every runtime is full
-
-
-def pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(p / 100 * (len(s) - 1)))))] if s else float("nan")
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    except OSError:
-        pass
-    return f"{platform.machine()} {os.cpu_count()} CPUs {cpu}, Linux {platform.release()}, Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}"
 
 
 def module(i: int) -> dict[str, Any]:
@@ -222,7 +208,7 @@ def main() -> int:
     if not a.no_mqtt:
         res.update(run_mqtt(n - RUNTIMES * MAX_N + MAX_N, 200 if a.quick else 1000))
     res["mode"] = "quick" if a.quick else "full"
-    res["machine"] = machine()
+    res["machine"] = f"{machine()}, SQLite {sqlite3.sqlite_version}"
     if res["queued"] < 100_000:
         print(f"NOTE: only {res['queued']} queued (--n {n}); the target is stated at >= 100,000")
     print(f"machine: {res['machine']}")
