@@ -14,15 +14,14 @@ Options:
 """
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
 from docopt import docopt
 
 from collector.store import Collector, ProfileStore, rest_lookup
 from common.config import ConfigError, load_config
 from common.logs import setup_logging
+from common.stop_signals import serve_until, stop_event
 
 
 def main(argv: list[str]) -> int:
@@ -56,20 +55,13 @@ def main(argv: list[str]) -> int:
 
         col.client.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key, cert_reqs=ssl.CERT_REQUIRED)
         col.client.tls_insecure_set(cfg.ssl_insecure)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
+    done = stop_event()
     try:
         col.start()
     except (OSError, TimeoutError) as e:
         print(f"collector: cannot reach the broker at {host}:{port}: {e}", file=sys.stderr)
         return 1
-    try:
-        while not done.wait(1.0):
-            pass
-    finally:
-        col.stop()
-    return 0
+    return serve_until(done, col.stop)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,13 @@ Options:
 """
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
 from docopt import DocoptExit, docopt
 
 from common.config import ConfigError, load_config
 from common.logs import parse_level, setup_logging
+from common.stop_signals import serve_until, stop_event
 
 
 class UsageError(ValueError):
@@ -90,25 +89,14 @@ def main(argv: list[str]) -> int:
     svc = Service(cfg, db_path=str(opts["--db"]), bind=str(bind),
                   http_port=int(http_port) if http_port is not None else cfg.http_port,  # type: ignore[call-overload]
                   ka_interval=ka, delete_timeout=delete_timeout)
-    done = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        done.set()  # no logging in a signal handler
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    done = stop_event()
     try:
         svc.start()
     except OSError as e:
         print(f"orchestrator: cannot listen on {bind}:{svc.http_port} for the REST API: {e.strerror}", file=sys.stderr)
         svc.stop()
         return 1
-    try:
-        while not done.wait(1.0):
-            pass
-    finally:
-        svc.stop()
-    return 0
+    return serve_until(done, svc.stop)
 
 
 if __name__ == "__main__":
