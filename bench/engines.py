@@ -1,4 +1,4 @@
-"""Benchmark of the benchmark engines (issue 15): startup, kernel speed and memory of every engine.
+"""Benchmark of the benchmark engines: startup, kernel speed and memory of every engine.
 
 Usage: bench/engines.py [--quick] [--json] [--plot PNG] [--check]
 

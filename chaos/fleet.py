@@ -1,4 +1,4 @@
-"""Scenario: a fleet that heals itself (issue #12; docs/reliability.md).
+"""Scenario: a fleet that heals itself (docs/reliability.md).
 
 8 nodes of 2 `test/echo` runtimes (3 in the `test` size), one broker with a second broker bridged to
 it (two of the nodes use that one), and the orchestrator, all started in a shuffled order. Then:

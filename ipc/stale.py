@@ -6,7 +6,7 @@ at start. An object `/sl.<sid>...` is stale when the process `<pid>` (the leadin
 of the sid) is gone; objects of this very process count as stale unless a live NodeIPC
 of this process owns them (a pid reused after a crash).
 
-"Gone" includes (regression, issue #12: a restart while the killed supervisor was still a
+"Gone" includes (regression: a restart while the killed supervisor was still a
 zombie kept its objects) a zombie (`kill(pid, 0)` succeeds on one), and a pid that another
 program took since: a process that started after the object was created cannot be its owner.
 """

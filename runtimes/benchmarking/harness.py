@@ -42,9 +42,9 @@ class RunResult:
     killed: bool  # past its limit
     result: bytes  # what the child sent on its result pipe
     start_ns: int = 0  # monotonic clock at the fork/spawn
-    # compile/instantiate/execute times when the engine reports them (#15: set by runtimes/engines)
+    # compile/instantiate/execute times when the engine reports them (set by runtimes/engines)
     phases: dict[str, int] | None = None
-    oom: bool = False  # out of memory, when the resource limits (#16) can tell
+    oom: bool = False  # out of memory, when the resource limits (limits.py) can tell
     limit_hit: str | None = None  # which resource limit ended the run (limits.py): memory_bytes, file_bytes, processes, cpu_seconds
 
     @property

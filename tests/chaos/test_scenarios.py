@@ -75,7 +75,7 @@ def test_json_summary_has_the_issue_keys(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_fleet_heals_itself() -> None:
-    """issue #12: any start order, orchestrator with an empty store, broker restart, graceful and SIGKILL
+    """Any start order, orchestrator with an empty store, broker restart, graceful and SIGKILL
     restarts, duplicate starts, a channel across a mosquitto bridge."""
     f = scenario("fleet").figures
     assert f["register_after_orchestrator_start_s_max"] <= 5 and f["reregister_after_fresh_store_s_max"] <= 5

@@ -1,4 +1,4 @@
-"""`manage.py install`: the systemd unit as deployed (issue #12). `systemd-analyze verify` must find
+"""`manage.py install`: the systemd unit as deployed (deploy/). `systemd-analyze verify` must find
 nothing to say about it; a real install (root) writes the unit, config and env file where the
 unit reads them and creates the dedicated user the unit runs as."""
 from __future__ import annotations

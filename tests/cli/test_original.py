@@ -1,4 +1,4 @@
-"""Our manage.py with the original SilverLine tools (issue 13 items 10-14): the original's config
+"""Our manage.py with the original SilverLine tools (docs/compatibility.md): the original's config
 file, option spellings, REST records, error reports and `exited` messages, field for field as
 ../shared/ORIGINAL.md records them. The original orchestrator (Django) cannot run here: a
 stand-in serves its REST shapes and handles its MQTT requests (original_orchestrator.py); the
@@ -31,7 +31,7 @@ RT_B = "bbbbbbbb-0000-4000-8000-0000000000b2"
 @pytest.fixture
 def orig(broker: Any, tmp_path: Any) -> Iterator[tuple[OriginalOrchestrator, str]]:
     """The stand-in orchestrator with two runtimes, and a config.json as the original's configure
-    writes it: its file_store keys, and a `pwd` file that does not exist (item 10)."""
+    writes it: its file_store keys, and a `pwd` file that does not exist (a warning, not an error)."""
     o = OriginalOrchestrator(broker.port)
     o.add_runtime(O.rest_runtime(RT_A, "orig.min", MGR, "linux/min/wasmer"))
     o.add_runtime(O.rest_runtime(RT_B, "orig.bench", MGR, "benchmarking"))
@@ -107,7 +107,7 @@ def original_runtime(probe: MqttProbe, orch: OrchestratorProc, rt: str, name: st
 
 
 def test_benchmark_against_the_original_orchestrator(orig: tuple[OriginalOrchestrator, str], broker: Any) -> None:
-    """Item 12: the plan expanded here, sent as the original's benchmark sends it (one create_batch
+    """`benchmark`: the plan is expanded here and sent as the original's benchmark sends it (one create_batch
     per runtime naming it as `data.parent`, ORIGINAL.md section 3); `--wait` follows the `exited`
     messages (the original's string status and our object) and exits 1 when a module failed."""
     o, cfg = orig
@@ -163,7 +163,7 @@ def test_benchmark_campaign_features_need_ours(orig: tuple[OriginalOrchestrator,
 
 
 def test_benchmark_wait_reads_the_originals_exited(broker: Any, tmp_path: Any) -> None:
-    """Item 11: `benchmark --wait` with our orchestrator and a runtime of the original, which ends a
+    """`benchmark --wait` with our orchestrator and a runtime of the original, which ends a
     module with `status: "exited"` (a string): the cell is done, nothing crashes."""
     probe = MqttProbe(broker.port)
     with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.5) as orch:
@@ -182,7 +182,7 @@ def test_benchmark_wait_reads_the_originals_exited(broker: Any, tmp_path: Any) -
 
 
 def test_run_follow_reads_the_originals_exited(broker: Any, tmp_path: Any) -> None:
-    """Item 11: `run --follow` with our orchestrator and a runtime of the original: its stdout is
+    """`run --follow` with our orchestrator and a runtime of the original: its stdout is
     shown and its `exited` (status the string "exited") ends the run with exit code 0."""
     probe = MqttProbe(broker.port)
     with OrchestratorProc(broker.port, str(tmp_path), ka_interval=0.5) as orch:
@@ -218,7 +218,7 @@ def test_run_follow_reads_the_originals_exited(broker: Any, tmp_path: Any) -> No
 
 
 def test_status_reads_the_originals_manifest(orig: tuple[OriginalOrchestrator, str], tmp_path: Any) -> None:
-    """Item 14: the original's `Type` column is a known column, not an engine; as the original,
+    """The original's `Type` column is a known column, not an engine; as the original,
     only linux/orchestrator devices are pinged."""
     o, cfg = orig
     manifest = tmp_path / "manifest.tsv"
@@ -240,7 +240,7 @@ def test_status_reads_the_originals_manifest(orig: tuple[OriginalOrchestrator, s
 
 
 def test_configure_accepts_the_originals_options(tmp_path: Any) -> None:
-    """Item 13: `--mqtt_user --mqtt_pwd --file_store --http HOST:PORT -c CPU` as the original's configure."""
+    """`--mqtt_user --mqtt_pwd --file_store --http HOST:PORT -c CPU` as the original's configure."""
     out = tmp_path / "config.json"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "manage.py"), "configure", "-o", str(out), "--mqtt_user", "cli",
                         "--mqtt_pwd", "../mqtt_pwd.txt", "--file_store", "files.local:8001", "--http", "orch.local:8000",
@@ -258,7 +258,7 @@ def test_configure_accepts_the_originals_options(tmp_path: Any) -> None:
 
 
 def test_config_notes_and_missing_password_file(tmp_path: Any, caplog: Any) -> None:
-    """Items 10 and 13: original-only keys are a note; a missing pwd file a warning, no password."""
+    """Original-only keys are a note; a missing pwd file a warning, no password."""
     import logging
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"file_store": "localhost", "file_store_port": 8001, "mqtt_username": "cli",

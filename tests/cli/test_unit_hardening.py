@@ -1,4 +1,4 @@
-"""The node's systemd unit is confined (issue #16): its hardening lines verify clean, and
+"""The node's systemd unit is confined (docs/security.md): its hardening lines verify clean, and
 `systemd-analyze security` rates it as docs/security.md says (exposure <= 2.0, "OK")."""
 from __future__ import annotations
 

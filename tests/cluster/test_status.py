@@ -1,6 +1,6 @@
 """`manage.py status` resolves devices through the same SSH options as the cluster scripts.
 
-Regression (issue #12): status pinged the bare device name, ignoring the SSH config, so devices
+Regression: status pinged the bare device name, ignoring the SSH config, so devices
 defined only there (HostName / Port) showed "down" while `manage.py cmd` reached them.
 """
 from __future__ import annotations

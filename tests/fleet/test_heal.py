@@ -1,4 +1,4 @@
-"""A fleet that heals itself (issue #12): real mosquitto, the real orchestrator, real `start.py` nodes.
+"""A fleet that heals itself: real mosquitto, the real orchestrator, real `start.py` nodes.
 
 Each test is named after what broke before:
 - a node started before the orchestrator never registered (one 5 s wait, then silence);

@@ -1,5 +1,5 @@
 """systemd's notify protocol against a real notify socket (an AF_UNIX datagram socket bound here,
-as systemd binds one), with a real node (issue #12).
+as systemd binds one), with a real node.
 
 Regression: READY=1 came only after the broker connected, so with the broker down at boot
 `TimeoutStartSec` killed and restarted the node every minute, and the watchdog was not fed meanwhile.

@@ -1,4 +1,4 @@
-"""Stale-IPC cleanup treats a zombie and a reused pid as dead (issue #12).
+"""Stale-IPC cleanup treats a zombie and a reused pid as dead.
 
 Regression: a node restarted while its SIGKILLed supervisor was still a zombie (its parent had not
 reaped it yet) saw `kill(pid, 0)` succeed, took the zombie for a live node and left its objects.

@@ -1,4 +1,4 @@
-"""Past one broker (issue #12, docs/cluster.md "Past one broker"): two mosquitto brokers joined by a
+"""Past one broker (docs/cluster.md "Past one broker"): two mosquitto brokers joined by a
 mosquitto bridge, a node on each, the orchestrator on one. Registration, keepalives, module runs and a
 channel between modules on nodes of different brokers work; no message arrives twice, none loops."""
 from __future__ import annotations

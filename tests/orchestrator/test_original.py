@@ -1,6 +1,6 @@
 """Our orchestrator (the real process, real mosquitto) with the original SilverLine tools: every
 message here is the original's, field for field as ../shared/ORIGINAL.md records it
-(tests/helpers/original.py); issue 13 items 1-5, docs/compatibility.md."""
+(tests/helpers/original.py); docs/compatibility.md."""
 from __future__ import annotations
 
 import subprocess
@@ -46,7 +46,7 @@ def creates_on(probe: MqttProbe, rt: str) -> list[dict[str, Any]]:
 
 
 def test_create_batch_parent_is_honoured(orch: OrchestratorProc, probe: MqttProbe) -> None:
-    """Item 1: `run --copy` / `run -f a b` / `benchmark` name the runtime once as data.parent."""
+    """`run --copy` / `run -f a b` / `benchmark` name the runtime once as data.parent."""
     original_node(probe, "linux")  # 128 slots each: the scheduler alone would spread the batch
     probe.subscribe(f"{R}/proc/control/#")
     batch = O.run_batch(RT_B, ["wasm/apps/helloworld.wasm"] * 4, name="hello")
@@ -74,7 +74,7 @@ def test_create_batch_parent_is_honoured(orch: OrchestratorProc, probe: MqttProb
 
 def test_runtimes_without_keepalives_live_until_their_managers_last_will(broker: Any, orch: OrchestratorProc,
                                                                          probe: MqttProbe) -> None:
-    """Item 2: the original's runtimes never send keepalives; only the last will (or a delete) kills them.
+    """The original's runtimes never send keepalives; only the last will (or a delete) kills them.
     The manager is a real MQTT client with the original's last will, SIGKILLed."""
     script = textwrap.dedent(f"""
         import json, sys, time, paho.mqtt.client as mqtt
@@ -113,7 +113,7 @@ def test_runtimes_without_keepalives_live_until_their_managers_last_will(broker:
 
 
 def test_a_runtime_that_sent_a_keepalive_is_expired(orch: OrchestratorProc, probe: MqttProbe) -> None:
-    """Item 2, the other side: ours send keepalives, and silence after one means death."""
+    """The other side of the keepalive rule: ours send keepalives, and silence after one means death."""
     original_node(probe)
     probe.publish(f"{R}/proc/keepalive/{RT_B}", O.req("update", {"type": "runtime", "uuid": RT_B, "name": "orig.b",
                                                                   "apis": [], "children": []}))
@@ -122,7 +122,7 @@ def test_a_runtime_that_sent_a_keepalive_is_expired(orch: OrchestratorProc, prob
 
 
 def test_a_delete_the_runtime_ignores_ends_dead_with_a_reason(orch: OrchestratorProc, probe: MqttProbe) -> None:
-    """Item 3: the original minimal runtime ignores deletes; after --delete-timeout the module is
+    """The original minimal runtime ignores deletes; after --delete-timeout the module is
     dead (reason says so), its slot is freed and the queued module starts."""
     original_node(probe)
     probe.subscribe(f"{R}/proc/control/#")
@@ -149,7 +149,7 @@ def test_a_delete_the_runtime_ignores_ends_dead_with_a_reason(orch: Orchestrator
 
 
 def test_reports_go_to_proc_log_orchestrator_too(orch: OrchestratorProc, probe: MqttProbe) -> None:
-    """Item 4: what the original publishes on proc/log/orchestrator, ours publishes there as well
+    """What the original publishes on proc/log/orchestrator, ours publishes there as well
     (the same report, also on proc/log)."""
     probe.subscribe(f"{R}/proc/log/#")
     probe.subscribe(f"{R}/proc/log")
@@ -163,7 +163,7 @@ def test_reports_go_to_proc_log_orchestrator_too(orch: OrchestratorProc, probe: 
 @pytest.mark.parametrize("asks,kind", [(["stdio:out"], "ours"), (["wasm", "wasi", "stdout"], "linux/min/wamr"),
                                        (["profile:benchmarking"], "ours-bench"), (["wasm:wasmer", "stdio:in"], "linux/min/wasmer")])
 def test_placement_by_the_originals_api_names(orch: OrchestratorProc, probe: MqttProbe, asks: list[str], kind: str) -> None:
-    """Item 5: a module asking for an api by the original's name (or ours) is placed on a runtime
+    """A module asking for an api by the original's name (or ours) is placed on a runtime
     that registered the other name for it, not refused."""
     reg(probe, O.manager_create(MGR, "mixed"))
     if kind.startswith("ours"):  # a runtime registered with our first names only

@@ -34,7 +34,7 @@ def register_requests(h: Harness, rt: str) -> list[dict[str, Any]]:
 
 
 def test_a_keepalive_from_an_unknown_runtime_asks_its_node_to_register(h: Harness) -> None:
-    """Regression (issue #12): after an orchestrator restart with a new store, nodes' keepalives were only
+    """Regression: after an orchestrator restart with a new store, nodes' keepalives were only
     logged ("never registered"); every node had to be restarted by hand."""
     keepalive(h, "rt-x")
     asks = register_requests(h, "rt-x")
@@ -50,7 +50,7 @@ def test_a_keepalive_from_an_unknown_runtime_asks_its_node_to_register(h: Harnes
 def test_a_keepalive_from_a_dead_runtime_asks_its_node_to_register(h: Harness) -> None:
     h.manager()
     h.runtime("rt-1", "one", pid=100)
-    keepalive(h, "rt-1")  # one keepalive: from then on silence means death (issue 13: not before)
+    keepalive(h, "rt-1")  # one keepalive: silence means death from then on, never before
     h.now += 3.5
     h.o.tick()
     h.take()

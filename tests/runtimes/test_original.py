@@ -1,5 +1,5 @@
 """`linux/min/wasmer` as the original's: it registers `stdio:in` and takes its stdin from
-`{realm}/proc/stdio/{uuid}` (issue 13 item 6). A real node with the wasmer worker (Python 3.10),
+`{realm}/proc/stdio/{uuid}`. A real node with the wasmer worker (Python 3.10),
 a real broker, the create as the original orchestrator forwards it (with its `index` and `status`)."""
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def test_registration_payloads_follow_protocol(broker: Any, probe: MqttProbe) ->
         m = man.json()
         assert set(m) == {"object_id", "action", "type", "data"}
         assert m["action"] == "create" and m["type"] == "req"
-        # ours: the sender's process (the orchestrator refuses an identity alive under two; issue #12)
+        # ours: the sender's process (the orchestrator refuses an identity alive under two)
         assert m["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "regnode",
                              "metadata": {"host": socket.gethostname(), "pid": n.pid}}
         assert set(n.runtime_uuids) == {"regnode.echo", "regnode.reg"}

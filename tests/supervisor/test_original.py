@@ -1,5 +1,5 @@
 """Our node registers what the original SilverLine node registers for the same runtimes, and
-reads the original's config.json (issue 13 items 6, 7, 10): a real node (`start.py`), a real
+reads the original's config.json (docs/compatibility.md): a real node (`start.py`), a real
 broker; the expected values are ORIGINAL.md section 4, field for field (tests/helpers/original.py)."""
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_registrations_carry_the_originals_type_apis_and_fields(broker: Any, pro
 
 
 def test_a_missing_password_file_is_a_warning_and_the_node_connects(broker: Any, tmp_path: Any) -> None:
-    """Item 10: the original's config names `../mqtt_pwd.txt`; where it does not exist the node
+    """The original's config names `../mqtt_pwd.txt`; where it does not exist the node
     warns and connects without a password (as the original), instead of failing."""
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"mqtt_username": "cli", "pwd": str(tmp_path / "mqtt_pwd.txt"), "realm": REALM,
