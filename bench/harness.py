@@ -29,7 +29,7 @@ from runtimes.benchmarking import engines, harness  # noqa: E402
 from runtimes.benchmarking.instrument import instrument  # noqa: E402
 from runtimes.benchmarking.opcodes import child_target, parse_child_result  # noqa: E402
 from runtimes.benchmarking.reference import reference_counts  # noqa: E402
-from tests.benchmarking.conftest import build_modules  # noqa: E402
+from tests.helpers.bench_modules import build_modules  # noqa: E402
 
 
 def bare_loop(argv: list[str], n: int) -> float:

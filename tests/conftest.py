@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.helpers.bench_modules import build_modules
 from tests.helpers.broker import Mosquitto
 from tests.helpers.mqtt import MqttProbe
 from tests.helpers.orchestrator import OrchestratorProc
@@ -94,3 +95,16 @@ def orch(broker: Mosquitto, tmp_path: Any, request: pytest.FixtureRequest) -> It
     kw: dict[str, Any] = {"ka_interval": 1.0, **(marker.kwargs if marker else {})}
     with OrchestratorProc(broker.port, str(tmp_path), **kw) as o:
         yield o
+
+
+@pytest.fixture(scope="session")
+def wasm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The benchmarking test modules (tests/helpers/bench_modules.py), built once per session."""
+    out = tmp_path_factory.mktemp("bench-modules")
+    yield build_modules(str(out))
+
+
+@pytest.fixture(scope="session")
+def wasm_root(wasm: dict[str, str]) -> str:
+    """The directory of the built test modules: the module root of the test nodes (runtimes/files.py)."""
+    return os.path.dirname(next(iter(wasm.values())))

@@ -5,7 +5,7 @@ preview1 layer, written here.
 read/write/seek/tell/close/sync/fdstat/filestat/prestat/readdir, path_open and the path calls
 (create/remove directory, unlink, rename, filestat, readlink), poll_oneoff on clocks (sleep),
 sched_yield and proc_exit. It works on a memory *getter* (wasm3's memory moves when it grows), so
-its logic is tested without wasm3 (tests/benchmarking/test_wasm3_wasi.py) and then on real modules.
+its logic is tested without wasm3 (tests/runtimes/benchmarking/test_wasm3_wasi.py) and then on real modules.
 
 Confinement: a module sees only its preopened dirs (fds 3, 4, ...). Paths are walked one
 component at a time from the directory fd with O_NOFOLLOW: `..` may not climb above the preopen

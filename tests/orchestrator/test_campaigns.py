@@ -1,6 +1,6 @@
 """Campaigns in the orchestrator's state machine (real SQLite store, messages fed as the CLI and
 a node send them): plan expansion, outcomes by reason, lost cells after a runtime death and an
-orchestrator restart, resume runs only what is not done. End to end: tests/benchmarking/test_campaign.py."""
+orchestrator restart, resume runs only what is not done. End to end: tests/cli/test_campaign.py."""
 from __future__ import annotations
 
 from typing import Any

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from runtimes.benchmarking import engines, payloads
-from tests.benchmarking.conftest import node_args
+from tests.helpers.bench_modules import node_args
 from tests.helpers import control
 from tests.helpers.mqtt import MqttProbe
 from tests.helpers.node import running_node

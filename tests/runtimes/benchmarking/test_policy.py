@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from runtimes.benchmarking import engines, payloads
-from tests.benchmarking.conftest import node_args
-from tests.benchmarking.test_runtimes import REALM, create, exited, profile
+from tests.helpers.bench_modules import node_args
+from tests.runtimes.benchmarking.test_runtimes import REALM, create, exited, profile
 from tests.helpers.node import running_node
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 KINDS = ["benchmarking", "benchmarking/seeded", "benchmarking/interference", "benchmarking/opcodes"]
 
 
@@ -155,7 +155,7 @@ def test_the_original_benchmark_creates_run(broker, probe, layout) -> None:  # t
             st = exited(probe, rt, u)
             assert st["status"]["reason"] == "exited" and st["status"]["code"] == 0, (kind, st)
         # the module sees the root as `.`: a relative path inside it opens
-        from tests.benchmarking.test_runtimes import create
+        from tests.runtimes.benchmarking.test_runtimes import create
         shutil.copy(os.path.join(ROOT, "build", "modules", "readfile.wasm"), root / "wasm" / "suite" / "readfile.wasm")
         create(probe, rts["benchmarking"], "orig-read", "wasm/suite/readfile.wasm", argv=["inputs/a"], dirs=["."],
                engine="wasmtime-j", stdout="read.txt")

@@ -1,13 +1,11 @@
-"""Test modules for the benchmarking tests, built from runtimes/benchmarking/testdata (WAT through
-wasmtime's text parser, C through clang --target=wasm32-wasi) once per session."""
+"""The benchmarking test modules, built from runtimes/benchmarking/testdata (WAT through wasmtime's
+text parser, C through clang --target=wasm32-wasi), and the start.py arguments of a benchmarking
+test node. The session fixtures `wasm` and `wasm_root` (tests/conftest.py) build them once."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from typing import Iterator
-
-import pytest
 
 TESTDATA = os.path.join(os.path.dirname(__file__), "..", "..", "runtimes", "benchmarking", "testdata")
 
@@ -36,17 +34,6 @@ def build_modules(out: str) -> dict[str, str]:
         paths[stem] = dst
     return paths
 
-
-@pytest.fixture(scope="session")
-def wasm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    out = tmp_path_factory.mktemp("bench-modules")
-    yield build_modules(str(out))
-
-
-@pytest.fixture(scope="session")
-def wasm_root(wasm: dict[str, str]) -> str:
-    """The directory of the built test modules: the module root of the test nodes (runtimes/files.py)."""
-    return os.path.dirname(next(iter(wasm.values())))
 
 
 def node_args(tmp_path: object, roots: list[str], enable_engines: list[str] | str | None = None) -> list[str]:

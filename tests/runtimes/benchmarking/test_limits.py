@@ -86,7 +86,7 @@ def test_a_wasm_memory_hog_ends_at_the_store_limit(wasm: dict[str, str]) -> None
     not see that, so the wasmtime-py child bounds it with a store limit and reports the cause."""
     from runtimes.benchmarking import engines
 
-    hog = os.path.join(os.path.dirname(__file__), "..", "..", "build", "modules", "memhog.wasm")
+    hog = os.path.join(os.path.dirname(__file__), "..", "..", "..", "build", "modules", "memhog.wasm")
     if not os.path.exists(hog):
         pytest.fail("build/modules/memhog.wasm is missing: run `make modules`")
     prep = engines.prepare("wasmtime-j", engines.Invocation(hog, ["memhog"]))
