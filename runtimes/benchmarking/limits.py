@@ -39,15 +39,21 @@ GiB = 1 << 30
 PIDS_V1 = "/sys/fs/cgroup/pids"
 
 
-def _mem_total() -> int:
+def _proc_kb(path: str, key: str) -> int | None:
+    """The `key: N kB` line of a /proc file (meminfo, self/status) in bytes; None if absent or unreadable."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemTotal:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
-    return 8 * GiB
+    return None
+
+
+def _mem_total() -> int:
+    total = _proc_kb("/proc/meminfo", "MemTotal:")
+    return 8 * GiB if total is None else total
 
 
 @dataclass(frozen=True)
@@ -224,14 +230,7 @@ _spawn_lock = threading.Lock()
 
 def _vm_data() -> int:
     """This process's data size now (VmData of /proc/self/status, what RLIMIT_DATA counts)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmData:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return _proc_kb("/proc/self/status", "VmData:") or 0
 
 
 class RunLimits:
