@@ -89,3 +89,36 @@ def setup_logging(level: int | str = logging.INFO, logdir: str | None = None, *,
         fh.setFormatter(SeedFormatter())
         root.addHandler(fh)
     root.setLevel(lv)
+
+
+class EarlyRecords(logging.Handler):
+    """Holds the records logged before `setup_logging()` (config warnings while the settings are
+    read), so they come out in the seed's format and reach the log file, instead of as Python's
+    bare last-resort lines. `EarlyRecords.hold()` before, `.replay()` after the set-up."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    @classmethod
+    def hold(cls) -> "EarlyRecords":
+        held = cls()
+        logging.getLogger().addHandler(held)
+        return held
+
+    def replay(self) -> None:
+        """Hand the held records to the root logger's handlers as they are now (set up or not:
+        with none, Python's last resort prints them), then stop holding."""
+        root = logging.getLogger()
+        root.removeHandler(self)
+        for record in self.records:
+            if record.levelno < root.getEffectiveLevel():
+                continue
+            if root.handlers:
+                root.handle(record)
+            elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+                logging.lastResort.handle(record)
+        self.records = []

@@ -58,7 +58,7 @@ from typing import Any
 
 import runtimes
 from common.config import ConfigError, load_config
-from common.logs import parse_level, setup_logging
+from common.logs import EarlyRecords, parse_level, setup_logging
 from common.usage import UsageError, number, parse
 from supervisor.settings import RuntimeChoice, Settings
 
@@ -197,14 +197,19 @@ def build_settings(argv: list[str]) -> Settings | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    held = EarlyRecords.hold()  # config warnings come before the logging set-up: keep them for it
     try:
         settings = build_settings(argv)
     except (UsageError, ConfigError, runtimes.UnknownRuntime, runtimes.RuntimeUnavailable) as e:
+        setup_logging(logging.WARNING)
+        held.replay()
         print(f"start.py: error: {e}", file=sys.stderr)
         return 2
     if settings is None:
+        held.replay()
         return 0
     setup_logging(settings.log_level, settings.logdir, logfile_name=f"{settings.name}.log")
+    held.replay()
     from supervisor.node import Supervisor
 
     try:
