@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """IPC benchmark: our ring + doorbell (adaptive idle strategy, and with idle = sleep) against
 the floor (the same rings with both sides spinning, no doorbells), a bare POSIX queue, the
-original design's framing over an AF_UNIX stream socket, and multiprocessing.Queue. Measured
+original design's framing over an AF_UNIX stream socket, and multiprocessing.Queue. "Ours" and
+the floor use the ring implementation a node uses (the C core of ipc/_ringc.c when it is built);
+the same two with the pure-Python ring are measured too, for the C-vs-Python speedup, and the
+CPU cost of one ring write + read in one process for each implementation. Measured
 in one run: ping-pong latency p50/p99 and one-way throughput (consumer drains in batches), 64 B
 and 4 KiB payloads, parent <-> forked child. Every transport is measured once per repetition,
 the repetitions interleaved (load moves all of them alike); each ratio is computed inside a
@@ -27,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import posix_ipc  # noqa: E402
 
 from bench._common import loadavg, machine, median_spread, pct, table  # noqa: E402
-from ipc import NodeIPC, WorkerEndpoint  # noqa: E402
+from ipc import NodeIPC, WorkerEndpoint, ring  # noqa: E402
 from ipc.idle import DEFAULT_MAX_SPIN, IdleStrategy  # noqa: E402
 
 STOP = b"\xff"
@@ -49,22 +52,43 @@ class Transport:
     def close(self) -> None: ...
 
 
-class RingTransport(Transport):
+class RingImpl:
+    """Rings made by setup() and in_child() use `impl` ("c", "python"; None: the node's default)."""
+
+    impl: str | None = None
+
+    def _with_impl(self, fn: Callable[[], None]) -> None:
+        before = ring.default_impl()
+        ring.set_default_impl(self.impl or before)
+        try:
+            fn()
+        finally:
+            ring.set_default_impl(before)
+
+    @staticmethod
+    def label(impl: str | None) -> str:
+        return "pure-Python ring" if (impl or ring.default_impl()) == "python" else "C ring"
+
+
+class RingTransport(RingImpl, Transport):
     """Ours: ring + doorbell with an idle strategy (default: the adaptive one of ipc/idle.py)."""
 
-    name = "ring+doorbell, adaptive idle (ours)"
-
-    def __init__(self, spin: float = DEFAULT_MAX_SPIN, fixed: bool = False) -> None:
-        self.spin, self.fixed = spin, fixed
+    def __init__(self, spin: float = DEFAULT_MAX_SPIN, fixed: bool = False, impl: str | None = None) -> None:
+        self.spin, self.fixed, self.impl = spin, fixed, impl
+        what = "adaptive idle"
         if spin == 0:
-            self.name = "ring+doorbell, idle = sleep (ours)"
+            what = "idle = sleep"
         elif fixed:
-            self.name = f"ring+doorbell, fixed spin {spin * 1e6:.0f} us (ours)"
+            what = f"fixed spin {spin * 1e6:.0f} us"
+        self.name = f"ring+doorbell, {what}, {self.label(impl)}" + ("" if impl else " (ours)")
 
     def _idle(self) -> IdleStrategy:
         return IdleStrategy(self.spin, fixed=self.fixed)
 
     def setup(self) -> None:
+        self._with_impl(self._setup)
+
+    def _setup(self) -> None:
         self.node = NodeIPC(ring_capacity=1 << 22, idle=self._idle())
         self.ep = self.node.add_worker(0)
         import selectors
@@ -74,6 +98,9 @@ class RingTransport(Transport):
         self.pending: list[bytes] = []
 
     def in_child(self) -> None:
+        self._with_impl(self._in_child)
+
+    def _in_child(self) -> None:
         self.w = WorkerEndpoint.attach(self.node.sid, 0, idle=self._idle())
         self.node.close()
 
@@ -104,17 +131,25 @@ class RingTransport(Transport):
         self.node.close()
 
 
-class FloorTransport(Transport):
+class FloorTransport(RingImpl, Transport):
     """The floor: the same rings, both sides spinning on them, no doorbells, no idle logic."""
 
-    name = "floor: ring, both sides spin"
+    def __init__(self, impl: str | None = None) -> None:
+        self.impl = impl
+        self.name = f"floor: {self.label(impl)}, both sides spin"
 
     def setup(self) -> None:
+        self._with_impl(self._setup)
+
+    def _setup(self) -> None:
         self.node = NodeIPC(ring_capacity=1 << 22, spin=0)
         self.ep = self.node.add_worker(0)
         self.tx, self.rx = self.ep.tx, self.ep.rx
 
     def in_child(self) -> None:
+        self._with_impl(self._in_child)
+
+    def _in_child(self) -> None:
         self.w = WorkerEndpoint.attach(self.node.sid, 0, spin=0)
         self.node.close()
         self.inbox, self.outbox = self.w.inbox, self.w.outbox
@@ -342,6 +377,8 @@ TRANSPORTS: dict[str, Callable[[int], Transport]] = {
     "ring": lambda size: RingTransport(),
     "ringsleep": lambda size: RingTransport(spin=0),
     "floor": lambda size: FloorTransport(),
+    "ringpy": lambda size: RingTransport(impl="python"),
+    "floorpy": lambda size: FloorTransport(impl="python"),
     "mq": lambda size: MqTransport(size),
     "socket": lambda size: SocketTransport(),
     "mpqueue": lambda size: MpQueueTransport(),
@@ -357,9 +394,37 @@ RATIOS = [
     ("ringsleep_vs_mq_p50", "ringsleep", "mq", "p50_us"),
     ("ringsleep_vs_socket_throughput", "ringsleep", "socket", "msgs_per_s"),
     ("floor_vs_socket_throughput", "floor", "socket", "msgs_per_s"),
+    ("ring_c_vs_python_throughput", "ring", "ringpy", "msgs_per_s"),
+    ("floor_c_vs_python_throughput", "floor", "floorpy", "msgs_per_s"),
+    ("ring_c_vs_python_p50", "ring", "ringpy", "p50_us"),
+    ("ringpy_vs_socket_throughput", "ringpy", "socket", "msgs_per_s"),
+    ("ringpy_vs_floorpy_throughput", "ringpy", "floorpy", "msgs_per_s"),
 ]
 TARGETS = {"ring_vs_floor_throughput_64": ">= 0.8", "ring_vs_socket_throughput_64": ">= 2",
            "ring_vs_mq_p50_64": "<= 1.0"}
+
+
+def write_cost(impl: str, size: int, n: int) -> float:
+    """CPU microseconds of one ring write + its share of a batch read, one process, no peer."""
+    import mmap
+
+    from ipc.ring import HEADER, Ring
+
+    cap = 1 << 20
+    mm = mmap.mmap(-1, HEADER + cap)
+    prod = Ring(memoryview(mm), "bench", init=True, capacity=cap, impl=impl)
+    cons = Ring(memoryview(mm), "bench", raw=mm, impl=impl)
+    write, read, payload = prod.write, cons.read, b"w" * size
+    batch = 100
+    t0 = time.process_time()
+    for _ in range(n // batch):
+        for _ in range(batch):
+            write(0, 1, payload)
+        read()
+    dt = time.process_time() - t0
+    prod.close()
+    cons.close()
+    return dt / (n // batch * batch) * 1e6
 
 
 def main() -> int:
@@ -372,11 +437,14 @@ def main() -> int:
     if reps < 1:
         ap.error(f"--reps must be >= 1, got {reps}")
     n_lat = 2000 if args.quick else 20000
-    n_tp = 50000 if args.quick else 500000
+    n_tp = 200000 if args.quick else 1000000
+    impls = ["c", "python"] if ring.c_available() else ["python"]
     load_before = loadavg()
     runs: list[dict[str, dict[str, float]]] = []
+    costs: list[dict[str, float]] = []
     for rep in range(reps):
         r: dict[str, dict[str, float]] = {}
+        costs.append({f"{impl}_{size}": write_cost(impl, size, n_tp) for size in (64, 4096) for impl in impls})
         for size in (64, 4096):
             for key, make in TRANSPORTS.items():
                 nt = n_tp if size == 64 else n_tp // 5
@@ -394,7 +462,7 @@ def main() -> int:
             med, lo, hi = median_spread([r[name][fig] for r in runs])
             raw[name][fig] = med
             spread[f"{name}.{fig}"] = [lo, hi]
-    out: dict[str, Any] = {"machine": machine(), "quick": args.quick, "reps": reps,
+    out: dict[str, Any] = {"machine": machine(), "quick": args.quick, "reps": reps, "ring_impl": ring.default_impl(),
                            "loadavg_before": load_before, "loadavg_after": load_after, "raw": raw}
     for key, num, den, fig in RATIOS:
         for size in (64, 4096):
@@ -402,8 +470,21 @@ def main() -> int:
             med, lo, hi = median_spread(vals)
             out[f"{key}_{size}"] = med
             spread[f"{key}_{size}"] = [lo, hi]
+    for size in (64, 4096):
+        for impl in impls:
+            med, lo, hi = median_spread([c[f"{impl}_{size}"] for c in costs])
+            out[f"ring_write_cpu_us_{impl}_{size}"] = med
+            spread[f"ring_write_cpu_us_{impl}_{size}"] = [lo, hi]
+        if "c" in impls:
+            med, lo, hi = median_spread([c[f"python_{size}"] / c[f"c_{size}"] for c in costs])
+            out[f"ring_write_c_vs_python_speedup_{size}"] = med
+            spread[f"ring_write_c_vs_python_speedup_{size}"] = [lo, hi]
     out["spread"] = spread
     print(f"machine: {out['machine']}")
+    if "c" in impls:
+        print("ours and the floor: the C ring (ipc/_ringc); the pure-Python ring measured beside them")
+    else:
+        print(f"ours and the floor: the pure-Python ring ({ring.C_UNAVAILABLE}): the C-vs-Python figures are absent")
     print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}; {reps} repetitions, medians")
     rows = []
     for size in (64, 4096):
@@ -419,6 +500,16 @@ def main() -> int:
         lo, hi = spread[k64]
         rrows.append([key, out[k64], f"{lo:.3g}-{hi:.3g}", out[k4], TARGETS.get(k64, "")])
     print(table(["ratio (median of repetitions)", "64 B", "64 B min-max", "4 KiB", "target (64 B)"], rrows))
+    print()
+    crows = []
+    for impl in impls:
+        k = f"ring_write_cpu_us_{impl}_64"
+        crows.append([k[:-3], out[k], "{:.3g}-{:.3g}".format(*spread[k]), out[k[:-3] + "_4096"]])
+    if "c" in impls:
+        k = "ring_write_c_vs_python_speedup_64"
+        crows.append([k[:-3], out[k], "{:.3g}-{:.3g}".format(*spread[k]), out[k[:-3] + "_4096"]])
+    print(table(["one write + read, one process (CPU us)", "64 B", "64 B min-max", "4 KiB"], crows))
+    print("targets (issue 18): " + ", ".join(f"{k} {v}: {out[k]:.3g}" for k, v in TARGETS.items()))
     if args.json:
         print(json.dumps(out))
     return 0
