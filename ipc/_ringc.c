@@ -327,7 +327,7 @@ static PyObject *Core_read(Core *self, PyObject *const *args, Py_ssize_t nargs, 
     if (lim != NULL && lim != Py_None) {
         left = PyLong_AsLongLong(lim);
         if (left == -1 && PyErr_Occurred()) return NULL;
-        if (left < 0) left = 0;
+        if (left < 0) left = -1; /* as in Python: a negative limit never reaches 0 */
     }
     uint64_t tail = load_acquire(self, OFF_TAIL);
     uint64_t head = self->head;

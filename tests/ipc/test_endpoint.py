@@ -303,3 +303,48 @@ def test_cleanup_stale_leaves_live_nodes_alone(node: NodeIPC) -> None:
     with WorkerEndpoint.attach(node.sid, 0, node.backend_name) as w:
         node.workers[0].send(0, 0, b"still here")
         assert w.recv(5).payload == b"still here"
+
+
+@pytest.mark.parametrize("sup_impl, worker_impl", [("c", "python"), ("python", "c"), ("python", "python")])
+def test_echo_between_endpoints_of_different_ring_implementations(sup_impl: str, worker_impl: str) -> None:
+    """Supervisor and worker on different ring implementations (e.g. a Python-3.10 worker without
+    the C core): every message there and back, through doorbells and the idle strategy."""
+    from ipc import ring
+    from tests.ipc.conftest import need_impl
+
+    need_impl(sup_impl)
+    need_impl(worker_impl)
+    before = ring.default_impl()
+    count = 30_000
+    ring.set_default_impl(sup_impl)
+    try:
+        with NodeIPC(backend="posix", ring_capacity=1 << 16) as node:  # > 97 records of <= 208 B each way
+            ep = node.add_worker(0)
+            assert ep.tx.impl == ep.rx.impl == sup_impl
+
+            def child() -> int:
+                ring.set_default_impl(worker_impl)
+                w = WorkerEndpoint.attach(node.sid, 0, "posix")
+                node.close()
+                assert w.inbox.impl == w.outbox.impl == worker_impl
+                n = serve_until_stop(w, lambda m: w.send(m.h1, m.h2, m.payload, timeout=30))
+                w.close()
+                return 0 if n == count else 3
+
+            pid = fork_child(child)
+            sel = selectors.DefaultSelector()
+            sel.register(node.fileno(), selectors.EVENT_READ)
+            sent, got = [], []
+            for i in range(count):
+                payload = struct.pack("=I", i) * (i % 50)
+                sent.append((i & 0x7F, i & 0xFF, payload))
+                ep.send(i & 0x7F, i & 0xFF, payload, timeout=30)
+                if i % 97 == 0:  # let the echoes come back now and then (the rings are small)
+                    got.extend((m.h1, m.h2, m.payload) for _, m in supervisor_recv(node, sel, 30))
+            while len(got) < count:
+                got.extend((m.h1, m.h2, m.payload) for _, m in supervisor_recv(node, sel, 30))
+            ep.send(ctrl(0), MGR_STOP)
+            assert got == sent
+            assert wait_child(pid) == 0
+    finally:
+        ring.set_default_impl(before)
