@@ -150,8 +150,10 @@ def inproc_ipc(n: int, r: random.Random, tmp: str) -> tuple[int, list[str]]:
             raw[off:off + 4] = r.getrandbits(32).to_bytes(4, "little")
         elif kind == "tail":
             raw[128:136] = r.getrandbits(64).to_bytes(8, "little")
-        elif kind == "head":
-            cons._head = r.getrandbits(64)
+        elif kind == "head":  # the consumer's head at attach (a C-core ring keeps its own copy)
+            raw[64:72] = r.getrandbits(64).to_bytes(8, "little")
+            cons.close()
+            cons = Ring(buf, "fuzz")
         else:
             raw[0:8] = gen.rbytes(r, 8).ljust(8, b"\0")[:8]
             _expect(lambda: Ring(buf, "fuzz2"), (ipc.BadMessage,), bad, "attach to a ring with a bad header")
