@@ -12,6 +12,9 @@ repetition, and the figure is the median over the repetitions with its min/max a
 The load average is printed with the figures: on a loaded machine they move.
 
 Usage: bench/ipc.py [--quick] [--json] [--reps N]
+(SILVERLINE_RING=python: ours and the floor on the pure-Python ring too.) The issue's figures:
+ring_vs_floor_throughput_64, ring_vs_socket_throughput_64, ring_vs_mq_p50_64 (the last line of
+the table output; JSON keys of the same names, with their min-max under "spread").
 """
 from __future__ import annotations
 
@@ -481,10 +484,11 @@ def main() -> int:
             spread[f"ring_write_c_vs_python_speedup_{size}"] = [lo, hi]
     out["spread"] = spread
     print(f"machine: {out['machine']}")
-    if "c" in impls:
+    if ring.default_impl() == "c":
         print("ours and the floor: the C ring (ipc/_ringc); the pure-Python ring measured beside them")
     else:
-        print(f"ours and the floor: the pure-Python ring ({ring.C_UNAVAILABLE}): the C-vs-Python figures are absent")
+        why = ring.C_UNAVAILABLE or f"{ring.ENV_IMPL}=python"
+        print(f"ours and the floor: the pure-Python ring ({why}); the C-vs-Python ratios are then ~1")
     print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}; {reps} repetitions, medians")
     rows = []
     for size in (64, 4096):
