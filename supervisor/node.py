@@ -2,9 +2,9 @@
 
 The loop waits on the MQTT socket, the workers' shared up-queue, a signal wakeup pipe (and a
 terminal's stdin), then per wake-up: handle signals and stdin, read MQTT, drain the workers' rings
-(unless the MQTT socket is behind), drain the doorbells, flush MQTT; at most every TIMER_GRAIN it
-also looks at the timers (reconnect, registration, keepalives, worker restarts and heartbeats,
-watchdog). Signal handlers do nothing but let CPython's C handler write the signal number into the
+(unless the MQTT socket is behind), drain the doorbells; it looks at the timers (reconnect,
+registration, keepalives, worker restarts and heartbeats, watchdog) when the earliest deadline is
+due and TIMER_GRAIN after an event, and flushes MQTT right before it sleeps. Signal handlers do nothing but let CPython's C handler write the signal number into the
 wakeup pipe. The supervisor itself starts no thread and forks its workers from this one thread,
 before any socket exists. One exception: the sysv backend (the fallback where POSIX queues do not
 exist) runs a helper thread, started by the first `fileno()` after those forks, so a worker restarted
@@ -38,7 +38,7 @@ from supervisor.status import NodeStatus
 
 log = logging.getLogger("mgr")
 
-TIMER_GRAIN = 0.02  # seconds between looks at the timers while messages flow
+TIMER_GRAIN = 0.02  # seconds between looks at the timers while messages flow (and after an event)
 
 
 class Supervisor:
@@ -198,8 +198,12 @@ class Supervisor:
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
-        # Timers (registration, keepalive, restarts, watchdog, reconnect) are looked at most every
-        # TIMER_GRAIN seconds: on the message path the loop does only select, drain and flush.
+        # Timers (registration, keepalives, restarts, heartbeats, watchdog, reconnect) are looked at
+        # when the earliest deadline is due, and after a wake-up by an event at most TIMER_GRAIN
+        # later (what the event started has its deadline by then); on the message path the loop does
+        # only select, drain and flush. An idle node sleeps until its next deadline (1 s at most).
+        # The flush comes right before the select: what the timers (or anything else) queued for the
+        # broker goes out before the loop sleeps, or the socket waits for EVENT_WRITE.
         assert self.node_ipc is not None and self.link is not None
         node_ipc, link = self.node_ipc, self.link
         timer_due = 0.0
@@ -210,10 +214,11 @@ class Supervisor:
                 if self.stopping and (self.pool.all_stopped or now >= self._stop_deadline):
                     return  # _shutdown kills the stragglers
                 self._timers(now)
-                timeout = min(self._timeout(now), TIMER_GRAIN)
-                timer_due = now + timeout
+                timeout = self._timeout(time.monotonic())
+                timer_due = now + min(timeout, TIMER_GRAIN)
             else:
                 timeout = timer_due - now
+            link.flush()
             pending = node_ipc.before_sleep() and not link.backlog()  # backpressure: wait for the socket
             events = self.selector.select(0 if pending else timeout)
             node_ipc.after_wake()
@@ -233,12 +238,15 @@ class Supervisor:
             if drain_ipc:  # after the rings: the message that rang is handled first
                 node_ipc.drain_doorbells()
                 drain_ipc = False
-            link.flush()
 
     def _timeout(self, now: float) -> float:
+        """Seconds to the earliest deadline (1 s at most: paho's keepalive, STATUS). A deadline the
+        timers left in the past (nothing they can do yet) is looked at again after TIMER_GRAIN, not
+        in a busy loop."""
         deadlines = [now + 1.0, self.registration.next_deadline(), self.link.next_deadline() if self.link else None,
                      self.pool.next_deadline(), self.status.next_deadline(), self._stop_deadline if self.stopping else None]
-        return max(0.0, min(d for d in deadlines if d is not None) - now)
+        left = min(d for d in deadlines if d is not None) - now
+        return left if left > 0 else TIMER_GRAIN
 
     def _timers(self, now: float) -> None:
         if self.link is not None:

@@ -338,7 +338,8 @@ class NodeRegistration:
         w.next_keepalive = time.monotonic() + w.ka_interval
 
     def next_deadline(self) -> float | None:
-        times = [w.next_keepalive for w in self.workers if w.ka_interval > 0 and w.next_keepalive]
+        times = [w.next_keepalive for w in self.workers if w.ka_interval > 0 and w.next_keepalive
+                 and w.state in (WorkerState.RUNNING, WorkerState.STARTING)]  # what tick() sends
         d = self.registrar.next_deadline()
         return min([*times, d] if d is not None else times, default=None)
 

@@ -194,9 +194,13 @@ class Worker:
     def next_deadline(self) -> float | None:
         """When `tick` has something to do for this worker next (None: nothing timed)."""
         if self.state is WorkerState.BACKOFF:
-            return self.restart_at
-        if self.state is WorkerState.STARTING:
-            return self.started_at + self.policy.startsecs
+            return None if self.stopping else self.restart_at
+        if self.state is WorkerState.STARTING:  # not booted yet: its first keepalive is an event, the loop ticks after it
+            return self.started_at + self.policy.startsecs if self.booted else None
         if self.state is WorkerState.STOPPING:
-            return self.stop_deadline
+            return None if self.kill_sent else self.stop_deadline  # killed: its SIGCHLD is next
+        if self.state is WorkerState.RUNNING and self.policy.worker_timeout and self.pid is not None and not self.kill_sent:
+            if self.abort_sent is not None:
+                return self.abort_sent + self.policy.abort_grace
+            return self.last_heard + self.policy.worker_timeout
         return None

@@ -70,6 +70,24 @@ def test_fatal_deletes_the_runtime_at_the_orchestrator(rig: Rig) -> None:
     assert any("is FATAL; deleted at the orchestrator" in e for e in rig.errors())
 
 
+def test_no_deadline_left_in_the_past_for_a_runtime_that_sends_no_keepalive(rig: Rig) -> None:
+    """The loop sleeps until the earliest deadline: a keepalive due for a runtime that is down (BACKOFF,
+    FATAL: tick() sends it none) would be a deadline in the past for as long as it is down."""
+    pool, reaper = make_pool(rig)
+    w = rig.workers[0]
+    for x in rig.workers:
+        x.next_keepalive = 5.0  # due long ago (monotonic seconds)
+    reg = pool.registration
+    assert reg.next_deadline() == 5.0
+    assert w.pid is not None
+    reaper.ended = [(w.pid, -9)]
+    pool.reap()
+    assert w.state is WorkerState.BACKOFF
+    reg.tick(10.0)
+    assert rig.workers[1].next_keepalive > 10.0  # the live one was sent and moved on
+    assert w.next_keepalive == 5.0 and (reg.next_deadline() or 0.0) > 10.0
+
+
 def test_stop_sends_mgr_stop_then_kill_all_sigkills_the_rest(rig: Rig) -> None:
     pool, reaper = make_pool(rig)
     pool.request_stop("SIGTERM")

@@ -196,9 +196,31 @@ def test_next_deadline_follows_the_state() -> None:
     w = make(FakeOps(), startsecs=1.0, backoff=0.5, stop_timeout=5.0)
     assert w.next_deadline() is None
     start(w, 10.0)
+    assert w.next_deadline() is None  # not booted: its first keepalive (an event) comes first, nothing is timed
+    w.booted = True
     assert w.next_deadline() == 11.0
     w.died(1, 10.2)
     assert w.next_deadline() == 10.7
     start(w, 10.7)
     w.request_stop(11.0, "stop")
     assert w.next_deadline() == 16.0
+    w.kill()
+    assert w.next_deadline() is None  # SIGKILLed: its SIGCHLD is next, not a busy loop on a past deadline
+
+
+def test_next_deadline_of_the_heartbeat_and_of_a_stopped_backoff() -> None:
+    w = make(FakeOps(), worker_timeout=3.0, abort_grace=2.0, backoff=0.5)
+    run_up(w, 10.0)
+    w.last_heard = 12.0
+    assert w.next_deadline() == 15.0  # silent for worker_timeout: SIGABRT
+    w.tick(15.0)
+    assert w.abort_sent == 15.0 and w.next_deadline() == 17.0  # then SIGKILL after the grace
+    w.tick(17.0)
+    assert w.kill_sent and w.next_deadline() is None
+    w.died(-9, 17.1)
+    assert w.state is WorkerState.BACKOFF and w.next_deadline() == 17.6
+    w.request_stop(17.2, "stop")  # BACKOFF -> STOPPED: no restart is due any more
+    assert w.next_deadline() is None
+    w2 = make(FakeOps(), backoff=0.5)
+    run_up(w2, 0.0)
+    assert w2.next_deadline() is None  # RUNNING without --worker-timeout: nothing timed
