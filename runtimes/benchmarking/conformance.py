@@ -218,13 +218,28 @@ def check(names: list[str] | None = None, *, store: bool = True,
     return verdicts
 
 
+_LOADED: tuple[tuple[str, int, int, int], dict[str, dict[str, Any]]] | None = None
+
+
 def load() -> dict[str, dict[str, Any]]:
+    """The stored verdicts (a copy); the file is read again only when it changed (path, inode, size,
+    mtime): every cell's engine check asks, a campaign must not reread the file 100k times."""
+    global _LOADED
+    try:
+        st = os.stat(VERDICTS)
+    except OSError:
+        return {}
+    ident = (VERDICTS, st.st_ino, st.st_size, st.st_mtime_ns)
+    if _LOADED is not None and _LOADED[0] == ident:
+        return dict(_LOADED[1])
     try:
         with open(VERDICTS) as f:
             data = json.load(f)
-        return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+    data = data if isinstance(data, dict) else {}
+    _LOADED = (ident, data)
+    return dict(data)
 
 
 def save(verdicts: dict[str, dict[str, Any]]) -> None:
