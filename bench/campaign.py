@@ -3,10 +3,13 @@
 
 1. A campaign of short kernels (the spin kernel at sizes 0-2, repeat 1) on 3 engines (wasmtime-j,
    wasmtime-a, native) through `manage.py benchmark --wait`: `overhead_ms_per_cell` = (campaign
-   wall time, submit to last cell - the runs' own wall time from the profiles) / cells.
-   Same-run baseline: the same runs back to back in one process through the harness alone
-   (`runtimes/benchmarking/harness.py`, no orchestrator, MQTT or node), whose own overhead per
-   run is printed too.
+   wall time - the runs' own wall time from the profiles) / cells, with the default window (cells
+   in flight per runtime, `--window`). The wall time runs from the submit to the collector's
+   receipt of the last cell's profile (the CLI's own end, which polls once a second, is printed
+   too as `campaign_cli_wall_s`). Same-run baselines: the same campaign with `--window 1` (the
+   serial dispatch: next cell created when the last exited), interleaved with the default one;
+   and the same runs back to back in one process through the harness alone
+   (`runtimes/benchmarking/harness.py`, no orchestrator, MQTT or node).
 2. `plan_100k_submit_s`: `manage.py benchmark` of a 100,000-cell plan (1 runtime x 100 files x 10
    engines x 100 argument sets) until the orchestrator shows the campaign. Same-run baseline:
    the same 100,000 modules as one `create_batch` (what `benchmark` sent before campaigns),
@@ -17,7 +20,8 @@
    profile) and `cells_lost` (no complete profile, or not done in the campaign).
 4. `pitot_layout_ok`: `manage.py export --pitot` of campaign 1's data, checked as Pitot reads it.
 
-Medians with spread: the plan submission is repeated (3 times, 1 with --quick).
+Medians with spread: the clean campaign per window (2 times, 1 with --quick) and the plan
+submission (3 times, 1 with --quick) are repeated.
 Usage: bench/campaign.py [--quick] [--json] [--cells N]
   --quick  150 cells per campaign (~60 s here); full: 2,100
   --json   one JSON object on the last line
@@ -42,7 +46,7 @@ import orjson
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench._common import machine  # noqa: E402
+from bench._common import loadavg, machine  # noqa: E402
 from cli import benchmark as bench_cli  # noqa: E402
 from cli import export  # noqa: E402
 from cli._api import Api, Session  # noqa: E402
@@ -75,9 +79,10 @@ class Rig:
         self.tmp = tmp
         self.broker = Mosquitto()
         self.broker.start()
-        # keepalive interval long enough for the stand-in runtime of part 2 (it sends none); a SIGKILLed node is
-        # noticed through its last will
-        self.orch = OrchestratorProc(self.broker.port, tmp, ka_interval=60.0)
+        # the stand-in runtime of part 2 sends no keepalive (never expired for it); a SIGKILLed node is noticed
+        # through its last will; after the orchestrator's SIGKILL, the node's keepalives (every 5 s) tell which
+        # creates were lost with it (orchestrator/core.py `_reconcile`)
+        self.orch = OrchestratorProc(self.broker.port, tmp, ka_interval=5.0)
         self.orch.start()
         self.cfg_path = os.path.join(tmp, "config.json")
         with open(self.cfg_path, "w") as f:
@@ -115,23 +120,38 @@ def argfile(tmp: str, spin: str, sizes: int) -> str:
     return path
 
 
-def campaign_args(rig: Rig, spin: str, n: int, cid: str) -> list[str]:
+def campaign_args(rig: Rig, spin: str, n: int, cid: str, window: int | None = None) -> list[str]:
     sizes = max(1, n // len(ENGINES))
     return ["-c", rig.cfg_path, "-f", spin, "-r", "bn", "--engine", *ENGINES, "--norepeat",
-            "--argfile", argfile(rig.tmp, spin, sizes), "--campaign", cid, "--seed", "1", "--no-dir", "--profile", "ours"]
+            "--argfile", argfile(rig.tmp, spin, sizes), "--campaign", cid, "--seed", "1", "--no-dir", "--profile", "ours",
+            *(["--window", str(window)] if window else [])]
 
 
-def run_campaign(rig: Rig, spin: str, n: int, cid: str) -> tuple[int, float]:
-    """`manage.py benchmark ... --wait`: (rc, wall s)."""
+def run_campaign(rig: Rig, spin: str, n: int, cid: str, window: int | None = None) -> tuple[int, float, float]:
+    """`manage.py benchmark ... --wait`: (rc, CLI wall s, wall clock at the submit)."""
+    t_submit = time.time()
     t0 = time.perf_counter()
-    rc = bench_cli.main(campaign_args(rig, spin, n, cid) + ["--wait", "--timeout", "3600"])
-    return rc, time.perf_counter() - t0
+    rc = bench_cli.main(campaign_args(rig, spin, n, cid, window) + ["--wait", "--timeout", "3600"])
+    return rc, time.perf_counter() - t0, t_submit
 
 
-def profiles(data: str, cid: str) -> tuple[Counter[int], int]:
-    """cell -> complete benchmarking-v3 profiles of campaign `cid`; total ns of their runs."""
+def clean_campaign(rig: Rig, spin: str, n: int, cid: str, window: int | None) -> dict[str, Any]:
+    """One clean campaign: rc, cells with a profile, wall (submit -> last profile), runs' own time, overhead."""
+    rc, cli_wall, t_submit = run_campaign(rig, spin, n, cid, window)
+    got, own_ns, last = wait_profiles(rig.data, cid, n)
+    wall = last - t_submit
+    out = {"rc": rc, "cells_with_profile": len(got), "wall_s": round(wall, 3), "cli_wall_s": round(cli_wall, 2),
+           "runs_own_s": round(own_ns / 1e9, 3), "overhead_ms_per_cell": round((wall - own_ns / 1e9) / n * 1e3, 3)}
+    log(f"bench/campaign: clean campaign {cid} of {n} cells, window {window or 'default'}: {out}")
+    return out
+
+
+def profiles(data: str, cid: str) -> tuple[Counter[int], int, float]:
+    """cell -> complete benchmarking-v3 profiles of campaign `cid`; total ns of their runs; the
+    collector's receipt time of the last one (wall clock)."""
     got: Counter[int] = Counter()
     total_ns = 0
+    last = 0.0
     for p in glob.glob(os.path.join(data, "**", "*.benchmarking-v3.json"), recursive=True):
         with open(p, "rb") as f:
             rec = orjson.loads(f.read())
@@ -142,15 +162,16 @@ def profiles(data: str, cid: str) -> tuple[Counter[int], int]:
         if set(runs["outcome"]) == {"ok"}:
             got[int(args["cell"])] += 1
             total_ns += sum(runs["wall_ns"])
-    return got, total_ns
+            last = max(last, float(rec["received"]))
+    return got, total_ns, last
 
 
-def wait_profiles(data: str, cid: str, n: int, timeout: float = 60) -> tuple[Counter[int], int]:
+def wait_profiles(data: str, cid: str, n: int, timeout: float = 60) -> tuple[Counter[int], int, float]:
     end = time.monotonic() + timeout
     while True:
-        got, ns = profiles(data, cid)
+        got, ns, last = profiles(data, cid)
         if len(got) >= n or time.monotonic() > end:
-            return got, ns
+            return got, ns, last
         time.sleep(0.2)
 
 
@@ -165,6 +186,13 @@ def baseline_harness(spin: str, n: int) -> tuple[float, float]:
             r = engines.run_once(prep, limit=60)
             own += r.wall_ns
     return time.perf_counter() - t0, own / 1e9
+
+
+def bench_cli_window() -> int:
+    """The default `--window` of `manage.py benchmark` (its usage text)."""
+    import re
+    m = re.search(r"--window N.*?\[default: (\d+)\]", bench_cli.__doc__ or "", re.S)
+    return int(m.group(1)) if m else 0
 
 
 def fake_runtime(rig: Rig, name: str) -> str:
@@ -264,8 +292,9 @@ def main() -> int:
     n = a.cells or (150 if a.quick else 2100)
     n -= n % len(ENGINES)
     reps = 1 if a.quick else 3
+    reps_clean = 1 if a.quick else 2
     tmp = tempfile.mkdtemp(prefix="sl-bench-campaign-")
-    res: dict[str, Any] = {"machine": machine(), "cells": n, "engines": ENGINES}
+    res: dict[str, Any] = {"machine": machine(), "loadavg_start": loadavg(), "cells": n, "engines": ENGINES}
     try:
         os.makedirs(os.path.join(tmp, "wasm"))
         spin = build_modules(os.path.join(tmp, "wasm"))["spin"]  # .../wasm/spin.wasm: Pitot's names need wasm/
@@ -273,15 +302,22 @@ def main() -> int:
         res["baseline_harness_overhead_ms_per_run"] = round((base_wall - base_own) / n * 1e3, 3)
         rig = Rig(tmp)
         try:
-            # 1. a clean campaign
-            rc, wall = run_campaign(rig, spin, n, "c-clean")
-            got, own_ns = wait_profiles(rig.data, "c-clean", n)
-            res["clean_rc"] = rc
-            res["clean_cells_with_profile"] = len(got)
-            res["campaign_wall_s"] = round(wall, 2)
-            res["runs_own_s"] = round(own_ns / 1e9, 2)
-            res["overhead_ms_per_cell"] = round((wall - own_ns / 1e9) / n * 1e3, 3)
-            log(f"bench/campaign: clean campaign of {n} cells: rc {rc}, {wall:.1f} s, runs {own_ns / 1e9:.1f} s")
+            # 1. clean campaigns: the default window and window 1 (serial), interleaved
+            runs: dict[str, list[dict[str, Any]]] = {"default": [], "serial": []}
+            for i in range(reps_clean):
+                runs["default"].append(clean_campaign(rig, spin, n, f"c-clean-{i}" if i else "c-clean", None))
+                runs["serial"].append(clean_campaign(rig, spin, n, f"c-serial-{i}", 1))
+            last = runs["default"][0]
+            res["clean_rc"] = max(r["rc"] for r in runs["default"] + runs["serial"])
+            res["clean_cells_with_profile"] = min(r["cells_with_profile"] for r in runs["default"] + runs["serial"])
+            res["campaign_wall_s"] = last["wall_s"]
+            res["campaign_cli_wall_s"] = last["cli_wall_s"]
+            res["runs_own_s"] = last["runs_own_s"]
+            res["window"] = bench_cli_window()
+            for key, rs in (("overhead_ms_per_cell", runs["default"]), ("overhead_ms_per_cell_window1", runs["serial"])):
+                vals = [r["overhead_ms_per_cell"] for r in rs]
+                res[key] = round(statistics.median(vals), 3)
+                res[key + "_range"] = [min(vals), max(vals)]
             # 4. Pitot layout of that data
             out = os.path.join(tmp, "pitot", "session")
             rc_e = export.main(["--pitot", out, "--opcodes", os.path.join(tmp, "pitot", "opcodes"), rig.data, "--check"])
@@ -305,7 +341,7 @@ def main() -> int:
             # 3. the campaign again, SIGKILLs in the middle, --resume
             k = kill_campaign(rig, spin, n, "c-kill")
             s = k["final"] or {}
-            got, _ = wait_profiles(rig.data, "c-kill", n)
+            got, _, _ = wait_profiles(rig.data, "c-kill", n)
             res["kill_run"] = {key: k[key] for key in ("resume_1_rc", "follow_rc", "resume_2_rc", "wall_s")}
             res["kill_run"]["lost_after_node_kill"] = ((k["after_node_kill"] or {}).get("failed") or {}).get("lost")
             res["cells_done_twice"] = sum(1 for v in got.values() if v > 1)
@@ -314,10 +350,14 @@ def main() -> int:
             rig.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"machine: {res['machine']}")
+    res["loadavg_end"] = loadavg()
+    print(f"machine: {res['machine']}; load average {res['loadavg_start']} at the start, {res['loadavg_end']} at the end")
     print(f"campaign of {n} cells (spin kernel, wasmtime-j/-a and native, 1 run each) through broker + orchestrator + node + collector:")
-    print(f"  wall {res['campaign_wall_s']} s, the runs' own time {res['runs_own_s']} s -> overhead "
-          f"{res['overhead_ms_per_cell']} ms per cell (target <= 2; ratio {res['overhead_ms_per_cell'] / 2:.2f})")
+    print(f"  window {res['window']}: wall {res['campaign_wall_s']} s (the CLI's, polling: {res['campaign_cli_wall_s']} s), the runs' own"
+          f" time {res['runs_own_s']} s -> overhead_ms_per_cell {res['overhead_ms_per_cell']} (median of {reps_clean}, range"
+          f" {res['overhead_ms_per_cell_range']}; target <= 2; ratio {res['overhead_ms_per_cell'] / 2:.2f})")
+    print(f"  baseline, window 1 (serial dispatch), same run: {res['overhead_ms_per_cell_window1']} ms per cell (range "
+          f"{res['overhead_ms_per_cell_window1_range']})")
     print(f"  baseline, same runs back to back through the harness alone: {res['baseline_harness_overhead_ms_per_run']} ms per run")
     print(f"100k-cell plan submitted in {res['plan_100k_submit_s']} s (median of {reps}, range {res['plan_100k_submit_s_range']};"
           f" target <= 10, ratio {res['plan_100k_submit_s'] / 10:.2f}); baseline one create_batch of the same 100k modules: "

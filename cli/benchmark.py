@@ -38,6 +38,9 @@ Options:
     --norepeat             One run per argument list of --argfile instead of --repeat runs.
     --seed N               Seed of the run order (default: drawn and printed; recorded with the campaign).
     --plan-order           Run in plan order (runtime, file, engine, argument set) instead of shuffled.
+    --window N             Cells in flight per runtime: one runs, N-1 wait on the node, created ahead so
+                           that dispatch overlaps with the run before them (still one run at a time);
+                           1: the next cell is created when the last one exited [default: 3].
     --shuffle              The seed's flag: the order is shuffled by default (kept for old scripts).
     --eshuffle             The seed's flag: engines are interleaved by default (kept for old scripts).
     --max_seed N           Seeded runtimes: seeds are drawn from 0..N-1.
@@ -135,9 +138,10 @@ def build_plan(opts: dict[str, Any], runtimes: list[str], rng: random.Random) ->
     if not opts["--no-dir"]:
         args["dirs"] = list(opts["--dir"]) or ["."]
     seed = number(opts, "--seed", int) if opts["--seed"] is not None else rng.randrange(2**31)
+    window = number(opts, "--window", int, 1, 64)
     return {"runtimes": runtimes, "files": files, "engines": list(dict.fromkeys(opts["--engine"] or ["wasmtime"])),
             "argsets": [base_argv], "argsets_by_file": by_file, "seed": seed,
-            "order": "plan" if opts["--plan-order"] else "shuffle", "args": args}
+            "order": "plan" if opts["--plan-order"] else "shuffle", "args": args, "window": window}
 
 
 def resolve_runtimes(api: Api, queries: list[str]) -> list[str]:

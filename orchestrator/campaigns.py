@@ -15,6 +15,19 @@ when its module sent `exited`; otherwise that of its current module: `queued`, `
 `lost` (killed with its runtime, or dead without an exit: node crash, orchestrator restart).
 `resume_campaign` gives every cell that is neither done, queued nor running a new module (a
 killed one that would be resurrected is retired first): a done cell never runs again.
+
+A cell whose profile arrived but whose `exited` did not (its node died between the two) is not
+run again: the orchestrator hears the cells' `benchmarking-v3` / `interference-v2` profiles
+(`on_profile`: parts seen and run outcomes, kept in `cells.profile`), and when the runtime dies
+with such a module running, the cell's outcome is taken from its complete profile (`settle`)
+and the module ends dead, not killed (so it is neither resurrected nor resumed). The seed's
+layouts alone (`--profile seed`) do not say when a profile is complete: such cells keep the
+old behaviour (run again after the node's death).
+Window: a runtime that registers `metadata.queue_ahead` N (the benchmarking runtimes: they accept
+N creates beyond the module running and run them back to back, one at a time) gets up to
+min(plan.window, 1 + N) of a campaign's cells at once, so that the orchestrator's bookkeeping,
+MQTT and the node's dispatch of the next cell overlap with the run before it; `window` 1 is the
+serial behaviour (the next cell is created when the last one exited). Default `WINDOW`.
 REST: `GET /api/campaigns/` (list), `GET /api/campaigns/ID/` (counts by state),
 `GET /api/campaigns/ID/cells/?state=S&start=N&count=M` (the cells with their records).
 """
@@ -62,11 +75,22 @@ CREATE TABLE IF NOT EXISTS cells(
 );
 CREATE INDEX IF NOT EXISTS cells_module ON cells(module);
 """
+PROFILE_TYPES = ("benchmarking-v3", "interference-v2")  # ours: they say which part of how many a message is
 
 ACTIONS = ("create_campaign", "resume_campaign")
 FAILED = ("error", "trap", "limit", "killed", "lost")
 STATES = ("done",) + FAILED + ("queued", "running")
 MAX_CELLS = 2_000_000
+WINDOW = 3  # cells of a campaign in flight per runtime (one running, the others created ahead)
+MAX_WINDOW = 64
+
+
+def queue_ahead(rt: Any) -> int:
+    """How many creates a runtime accepts beyond its max_nmodules (its registration's
+    `metadata.queue_ahead`; 0 for every other runtime, the original's too)."""
+    md = rt.info.get("metadata") if isinstance(rt.info, dict) else None
+    n = md.get("queue_ahead") if isinstance(md, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_WINDOW else 0
 
 
 class CampaignError(Exception):
@@ -112,6 +136,9 @@ def expand(spec: dict[str, Any], where: str = "plan") -> list[tuple[int, str, st
     seed = spec.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ProtocolError(f"{where}: plan.seed must be an integer, got {seed!r}")
+    window = spec.get("window", WINDOW)
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_WINDOW:
+        raise ProtocolError(f"{where}: plan.window must be an integer in 1..{MAX_WINDOW} (cells in flight per runtime), got {window!r}")
     order = spec.get("order", "shuffle")
     if order not in ("shuffle", "plan"):
         raise ProtocolError(f"{where}: plan.order must be 'shuffle' or 'plan', got {order!r}")
@@ -180,7 +207,7 @@ class CampaignReads:
         return {"id": row[0], "created": row[1], "updated": row[2], "cells": row[3], "resumes": row[4],
                 "done": counts["done"], "failed": failed, "queued": counts["queued"], "running": counts["running"],
                 "finished": pending == 0, "seed": spec.get("seed"), "plan": {k: spec.get(k) for k in
-                ("runtimes", "files", "engines", "argsets", "order", "args")} if len(orjson.dumps(spec)) < 65536 else None}
+                ("runtimes", "files", "engines", "argsets", "order", "args", "window")} if len(orjson.dumps(spec)) < 65536 else None}
 
     def all(self) -> list[dict[str, Any]]:
         return [{"id": r[0], "created": r[1], "updated": r[2], "cells": r[3], "resumes": r[4]}
@@ -211,6 +238,30 @@ class Campaigns(CampaignReads):
     def __init__(self, o: "Orchestrator") -> None:
         self.o = o
         self.o.store.conn.executescript(SCHEMA)
+        if "profile" not in {r[1] for r in self.db.execute("PRAGMA table_info(cells)")}:  # a store of an older version
+            self.db.execute("ALTER TABLE cells ADD COLUMN profile BLOB")
+        self._windows: dict[str, int] = {}  # campaign id -> plan.window (plans do not change)
+
+    def ahead(self, rt: Any, m: Any) -> int:
+        """How many modules beyond `rt.max_nmodules` may run on `rt` when module `m` starts: for a
+        campaign's cell, its window - 1 within the runtime's queue_ahead; else 0. `m.window` is set
+        when a campaign creates its cells, looked up once for modules loaded after a restart."""
+        qa = queue_ahead(rt)
+        if qa == 0 or rt.max_nmodules <= 0:
+            return 0
+        if m.window == 0:
+            row = self.db.execute("SELECT campaign FROM cells WHERE module=?", (m.uuid,)).fetchone()
+            m.window = self._window(row[0]) if row is not None else 1
+        return int(min(qa, m.window - 1))
+
+    def _window(self, cid: str) -> int:
+        w = self._windows.get(cid)
+        if w is None:
+            row = self.db.execute("SELECT spec FROM campaigns WHERE id=?", (cid,)).fetchone()
+            spec = orjson.loads(row[0]) if row else {}
+            w = spec.get("window", WINDOW) if isinstance(spec.get("window", WINDOW), int) else WINDOW
+            self._windows[cid] = w
+        return w
 
     @property
     def db(self) -> Any:
@@ -263,7 +314,7 @@ class Campaigns(CampaignReads):
                         (cid, now, now, orjson.dumps(spec), len(cells)))
         self.db.executemany("INSERT INTO cells(campaign, idx, runtime, file, engine, argv, module, updated)"
                             " VALUES(?,?,?,?,?,?,?,?)", rows)
-        self.o._create_many(mods, where)
+        self.o._create_many(mods, where, self._window(cid))
         log.info("campaign %s: %d cells on %d runtimes", cid, len(cells), len(uuids))
 
     @staticmethod
@@ -300,15 +351,89 @@ class Campaigns(CampaignReads):
         self.db.executemany("UPDATE cells SET module=?, attempts=attempts+1, outcome=NULL, record=NULL, updated=?"
                             " WHERE campaign=? AND idx=?", updates)
         self.db.execute("UPDATE campaigns SET resumes=resumes+1, updated=? WHERE id=?", (now, cid))
-        self.o._create_many(mods, where)
+        self.o._create_many(mods, where, self._window(cid))
         log.info("campaign %s resumed: %d cells again", cid, len(mods))
 
     # -- hook: a module's exit ----------------------------------------------------------------
     def on_exited(self, module_uuid: str, data: dict[str, Any]) -> None:
         """Record the outcome of the cell whose current module this is (no-op for other modules)."""
         outcome, record = outcome_of(data)
+        if outcome != "done" and "samples" not in data:
+            # not the runtime's own end (the benchmarking runtimes always count their samples): its
+            # worker died, the supervisor reports it; a profile that was complete by then stands
+            got = self._profiled([module_uuid]).get(module_uuid)
+            if got is not None:
+                outcome, record = got[0], {**got[1], "exited": record}
         self.db.execute("UPDATE cells SET outcome=?, record=?, updated=? WHERE module=?",
                         (outcome, orjson.dumps(record), self.o.wallclock(), module_uuid))
+
+    # -- hook: a profile message of a cell (`{realm}/proc/profile/TYPE/RUNTIME/MODULE`) --------
+    def on_profile(self, ptype: str, module_uuid: str, payload: bytes) -> None:
+        """Count a part of a cell's profile: which parts of how many arrived, and the runs' outcomes."""
+        if ptype not in PROFILE_TYPES or module_uuid not in self.o.mods:
+            return  # another layout, or a module that is not running (the exited came first: nothing to keep)
+        row = self.db.execute("SELECT campaign, idx, profile FROM cells WHERE module=? AND outcome IS NULL",
+                              (module_uuid,)).fetchone()
+        if row is None:
+            return
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return  # the collector keeps it raw; it proves nothing here
+        if not isinstance(body, dict):
+            return
+        part = body.get("part", [0, 1])
+        if not (isinstance(part, list) and len(part) == 2 and all(isinstance(x, int) for x in part) and 0 <= part[0] < part[1]):
+            part = [0, 1]
+        def column(runs: Any) -> list[str]:
+            got = runs.get("outcome") if isinstance(runs, dict) else None
+            return [o for o in got if isinstance(o, str)] if isinstance(got, list) else []
+
+        if ptype == "benchmarking-v3":
+            outcomes = column(body.get("runs"))
+        else:  # interference-v2: one message; the loops' runs
+            loops = body.get("loops")
+            outcomes = [o for lp in loops if isinstance(lp, dict) for o in column(lp.get("runs"))] if isinstance(loops, list) else []
+        prof = orjson.loads(row[2]) if row[2] else {"parts": [], "of": part[1], "outcomes": {}}
+        if part[0] in prof["parts"]:
+            return  # a duplicate delivery (QoS 1)
+        prof["parts"].append(part[0])
+        prof["of"] = part[1]
+        for o in outcomes:
+            prof["outcomes"][o] = prof["outcomes"].get(o, 0) + 1
+        self.db.execute("UPDATE cells SET profile=? WHERE campaign=? AND idx=?", (orjson.dumps(prof), row[0], row[1]))
+
+    _FROM_RUN = {"ok": "done", "trap": "trap", "limit": "limit", "oom": "limit", "signal": "killed"}
+
+    def _profiled(self, uuids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """module uuid -> (cell outcome, record) for the cells among `uuids` whose profile is complete."""
+        out: dict[str, tuple[str, dict[str, Any]]] = {}
+        for u in uuids:
+            row = self.db.execute("SELECT profile FROM cells WHERE module=? AND outcome IS NULL AND profile IS NOT NULL",
+                                  (u,)).fetchone()
+            if row is None:
+                continue
+            prof = orjson.loads(row[0])
+            if len(prof["parts"]) < prof["of"]:
+                continue
+            bad = [o for o in prof["outcomes"] if o != "ok"]
+            outcome = self._FROM_RUN.get(bad[0], "error") if bad else "done"
+            out[u] = (outcome, {"status": {"reason": "exited", "code": None,
+                                           "error": "no exited message: its node went away after the profile was delivered"},
+                                "from_profile": True, "runs": sum(prof["outcomes"].values()), "outcomes": prof["outcomes"]})
+        return out
+
+    def settle(self, uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Of the modules `uuids` (running on a runtime that died), those whose cell's profile is
+        complete: their cells get the profile's outcome; returns module uuid -> exit status for them."""
+        done = self._profiled(uuids)
+        now = self.o.wallclock()
+        for u, (outcome, record) in done.items():
+            self.db.execute("UPDATE cells SET outcome=?, record=?, updated=? WHERE module=?",
+                            (outcome, orjson.dumps(record), now, u))
+        if done:
+            log.info("%d cells of a dead runtime had their profile delivered: complete, not run again", len(done))
+        return {u: rec["status"] for u, (_o, rec) in done.items()}
 
 @dataclass(frozen=True)
 class CampaignRead:

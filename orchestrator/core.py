@@ -16,7 +16,8 @@ Rules (PROTOCOL.md, with ours marked):
   own `parent` wins); without `parent` the scheduler picks (see scheduler.py), matching
   apis by our names and the original's alike (common/apis.py);
 - a runtime with `max_nmodules` modules running queues new ones (FIFO) and starts the
-  oldest when one exits;
+  oldest when one exits; **ours**: a benchmark campaign's cells go out up to the campaign's
+  window ahead to a runtime that registered `metadata.queue_ahead` (campaigns.py `ahead`);
 - a runtime that is deleted or misses 3 keepalive intervals is dead: running modules
   become killed (K), queued and exiting ones dead; re-registering the same uuid
   resurrects it and re-creates its killed modules in their original order. Only a runtime
@@ -24,7 +25,12 @@ Rules (PROTOCOL.md, with ours marked):
   they stay alive until their delete or their manager's last will;
 - a module deleted but never reported `exited` (the original's minimal runtime ignores
   deletes) is marked dead after `delete_timeout` seconds, with a reason saying so;
-- a deleted manager deletes its runtimes.
+- a deleted manager deletes its runtimes;
+- **ours**: a restarted orchestrator does not know which of the creates it committed last were
+  published before it died: a module it has running that a runtime's keepalive (received
+  `RECONCILE_AFTER` s or more after the restart: fresh, QoS 0, with children no older than the
+  worker's report) does not list is created again on that runtime (a node refuses a create of a
+  module it has, so a second copy of a create that did arrive changes nothing).
 Every refused request is reported on `{realm}/proc/log` and on `{realm}/proc/log/orchestrator`
 (where the original orchestrator reports) with a description and the data.
 """
@@ -52,6 +58,7 @@ Publish = Callable[[str, bytes], None]
 MISSED_KEEPALIVES = 3  # ours: a runtime is dead after this many silent intervals
 DELETE_TIMEOUT = 30.0  # seconds a deleted module may stay exiting (E) before it is marked dead
 STALL_CREDIT = 0.5  # seconds: a message that took longer than this is credited to every runtime's keepalive clock
+RECONCILE_AFTER = 5.0  # seconds after a restart before a keepalive's children are trusted to be complete
 
 
 class Refused(Exception):
@@ -113,12 +120,16 @@ class Orchestrator:
             n.provides = with_aliases(n.apis)
             self.nodes[n.uuid] = n
         self.seq = self.store.max_seq()
+        self._loaded_at = now
+        self._unconfirmed: dict[str, set[str]] = {}  # runtime uuid -> its running modules no keepalive listed yet
         for seq, uuid, name, parent, status, file in self.store.load_live_modules():
             m = Mod(uuid, seq, name, parent, status, file)
             self.mods[uuid] = m
             rt = self.nodes.get(parent) if parent else None
             if rt is None:
                 continue
+            if status == ALIVE and rt.alive:
+                self._unconfirmed.setdefault(rt.uuid, set()).add(uuid)
             if status in (ALIVE, EXITING):
                 rt.children.add(uuid)
                 if status == EXITING:
@@ -205,6 +216,9 @@ class Orchestrator:
         parts = topic[len(self._prefix):].split("/")
         kind = parts[0]
         if kind == "log":
+            return
+        if kind == "profile" and len(parts) == 4:  # ours: a campaign cell's profile (campaigns.py on_profile)
+            self.campaigns.on_profile(parts[1], parts[3], payload)
             return
         msg = decode(payload, where=f"message on {topic}")
         if msg.get("type") == "resp":
@@ -334,11 +348,16 @@ class Orchestrator:
         now = self.wallclock()
         rt.status = DEAD
         self.presence.heard.discard(rt.uuid)
+        self._unconfirmed.pop(rt.uuid, None)  # what it ran is killed: resurrection sends new creates
         self.store.set_node_status(rt.uuid, DEAD, now)
         killed, dead = [], []
+        # ours: a campaign cell whose profile was delivered before its node went is complete (campaigns.py)
+        settled = self.campaigns.settle([u for u in rt.children if self.mods[u].status == ALIVE])
         for u in rt.children:
             m = self.mods[u]
-            if m.status == ALIVE:
+            if u in settled:
+                self._module_dead(m, settled[u])
+            elif m.status == ALIVE:
                 m.status = KILLED
                 rt.killed.add(u)
                 killed.append(u)
@@ -388,6 +407,23 @@ class Orchestrator:
         children = data.get("children")
         if isinstance(children, list):
             rt.stats = {c["uuid"]: c for c in children if isinstance(c, dict) and isinstance(c.get("uuid"), str)}
+            if uuid in self._unconfirmed:
+                self._reconcile(rt)
+
+    def _reconcile(self, rt: Node) -> None:
+        """After a restart: the running modules of `rt` its keepalive lists are confirmed; once the
+        keepalives can be trusted, the others get their create again (it may not have been sent)."""
+        todo = self._unconfirmed[rt.uuid]
+        todo -= rt.stats.keys()
+        if todo and self.clock() - self._loaded_at < RECONCILE_AFTER:
+            return
+        del self._unconfirmed[rt.uuid]
+        for u in sorted(todo, key=lambda u: self.mods[u].seq if u in self.mods else 0):
+            m = self.mods.get(u)
+            if m is not None and m.status == ALIVE and m.parent == rt.uuid:
+                log.warning("module %s (%s) runs on %s in the store, but the runtime does not have it: its create was"
+                            " lost (the orchestrator stopped before publishing it?): sent again", m.name, u, rt.name)
+                self._send_create(m, rt)
 
     # -- module control -----------------------------------------------------------------
     def _on_control(self, action: str, data: dict[str, Any]) -> None:
@@ -474,8 +510,9 @@ class Orchestrator:
                 return m
         return None
 
-    def _create_many(self, items: list[dict[str, Any]], where: str) -> None:
-        """Validate and place modules; the valid ones of a batch go in, each bad one is reported."""
+    def _create_many(self, items: list[dict[str, Any]], where: str, window: int = 1) -> None:
+        """Validate and place modules; the valid ones of a batch go in, each bad one is reported.
+        `window`: the campaign's (campaigns.py), when these are its cells."""
         now = self.wallclock()
         rows: list[tuple[int, str, str, str | None, str, str, bytes, float, float]] = []
         errors: list[str] = []
@@ -483,7 +520,7 @@ class Orchestrator:
         for i, data in enumerate(items):
             w = where if len(items) == 1 else f"{where}, module #{i}"
             try:
-                rows.append(self._new_module(data, w, seen, now))
+                rows.append(self._new_module(data, w, seen, now, window))
             except (Refused, ProtocolError) as e:
                 if len(items) == 1:
                     raise
@@ -493,7 +530,8 @@ class Orchestrator:
         if errors:
             log.warning("%s: %d of %d modules refused", where, len(errors), len(items))
 
-    def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
+    def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float,
+                    window: int = 1) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
         t = data.get("type", "module")
         if t != "module":
             raise ProtocolError(f"{where}: type must be 'module', got {t!r}")
@@ -541,7 +579,7 @@ class Orchestrator:
         body = {k: v for k, v in data.items() if k not in ("index", "status", "filename")}
         body.update(type="module", uuid=uuid, name=name, file=file, apis=sorted(apis), args=args, channels=channels)
         body["parent"] = rt.uuid
-        m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file)
+        m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file, window)
         self.mods[uuid] = m
         status = self._place(m, rt, persist=False, body=body)
         return (m.seq, uuid, name, rt.uuid, file, status, orjson.dumps(body), now, now)
@@ -549,7 +587,7 @@ class Orchestrator:
     def _place(self, m: Mod, rt: Node, *, persist: bool = True, body: dict[str, Any] | None = None) -> str:
         """Start `m` on `rt` if it has room, else queue it there; returns the new state."""
         m.parent = rt.uuid
-        if rt.has_room():
+        if self._has_room(rt, m):
             m.status = ALIVE
             rt.children.add(m.uuid)
             if persist:
@@ -562,6 +600,11 @@ class Orchestrator:
                 self.store.set_module(m.uuid, QUEUED, rt.uuid, self.wallclock())
         return m.status
 
+    def _has_room(self, rt: Node, m: Mod) -> bool:
+        """Whether module `m` may start on `rt` now: a free place by max_nmodules, or a place in
+        its campaign's window ahead of the running one (campaigns.py)."""
+        return rt.has_room() or len(rt.children) < rt.max_nmodules + self.campaigns.ahead(rt, m)
+
     def _send_create(self, m: Mod, rt: Node, body: dict[str, Any] | None = None) -> None:
         """Queue the create message for the runtime (sent after the commit)."""
         if body is None:
@@ -572,7 +615,7 @@ class Orchestrator:
     def _fill(self, rt: Node) -> None:
         """Start queued modules (oldest first) while the runtime has room."""
         now = self.wallclock()
-        while rt.alive and rt.queue and rt.has_room():
+        while rt.alive and rt.queue and self._has_room(rt, self.mods[next(iter(rt.queue))]):
             uuid, _ = rt.queue.popitem(last=False)
             m = self.mods[uuid]
             m.status = ALIVE

@@ -164,6 +164,8 @@ class Service:
                 (f"{base}/keepalive/+", SubscribeOptions(qos=1, noLocal=True)),
                 (f"{base}/control", SubscribeOptions(qos=1, noLocal=True)),
                 (f"{base}/control/+", SubscribeOptions(qos=1, noLocal=True))]
+        # ours: the profiles that say when a campaign cell is complete (campaigns.py on_profile)
+        subs += [(f"{base}/profile/{t}/+/+", SubscribeOptions(qos=1, noLocal=True)) for t in campaigns.PROFILE_TYPES]
         _, self._sub_mid = c.subscribe(subs)
         if self.orch is not None:  # after the subscriptions: a node's answer to it finds us listening
             c.publish(presence_topic(self.cfg.realm), self.orch.presence.online(), qos=1, retain=True)

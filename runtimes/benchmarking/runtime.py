@@ -1,10 +1,14 @@
 """The benchmarking runtimes: `benchmarking`, `benchmarking/seeded`, `benchmarking/interference`
 (alias `if`) and `benchmarking/opcodes`.
 
-One module at a time (max_nmodules 1: runs must not disturb each other). A module's runs happen
-on a thread of the worker; each run is a child forked (and exec'd for command-line engines) by
-`harness.run`: the worker never runs wasm, so children inherit its CPU set from `start.py -g`.
-When the runs are over the samples go out as one profiling message, then the module exits.
+One module at a time (registered max_nmodules 1: runs must not disturb each other), and up to
+`queue_ahead` more created ahead (ours, in the registration's metadata; the orchestrator sends a
+campaign's next cells early, so that dispatch and bookkeeping overlap with the run before them):
+they wait here in order and run back to back on one runner thread of the worker, still one
+module, and so one measured run, at a time. Each run is a child forked (and exec'd for
+command-line engines) by `harness.run`: the worker never runs wasm, so children inherit its CPU
+set from `start.py -g`. When the runs are over the samples go out as profiling messages, then
+the module exits. A module's `limit` counts from when its runs start, not from its create.
 Arguments (create `data.args`, PROTOCOL.md section 1) are checked up front; a bad one ends the
 module with reason `error` and a message naming the key. Docs: docs/benchmarking.md.
 """
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -61,8 +66,7 @@ class Job:
     scriptmode: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     pid: int = 0
-    started: float = field(default_factory=time.monotonic)
-    thread: threading.Thread | None = None
+    started: float = field(default_factory=time.monotonic)  # reset when its turn comes (BenchmarkingRuntime._job)
 
     def run_limit(self) -> float | None:
         """Seconds the next run may take: its own `ilimit`, cut to what is left of `limit`."""
@@ -206,14 +210,22 @@ class BenchmarkingRuntime(Runtime):
     """`benchmarking`: `repeat` runs (or one per argv list) per engine; `benchmarking-v2` samples."""
 
     RUNTIME_TYPE = "benchmarking"
-    MAX_NMODULES = 1
+    QUEUE_AHEAD: ClassVar[int] = 3  # creates accepted beyond the one running (they wait here, FIFO)
+    MAX_NMODULES = 1 + QUEUE_AHEAD  # the supervisor's slots; registered as max_nmodules 1 (registration_fields)
     APIS: ClassVar[list[str]] = ["wasm", "wasi", "profile:benchmarking", "benchmarking"]  # the original's, then ours
     DESCRIPTION = "generic benchmarking runtime"
 
     @classmethod
     def registration(cls, settings: dict[str, Any]) -> dict[str, Any]:
         gate = EngineGate(settings)
-        return {"metadata": {"engines": [n for n in engines.available_names() if gate.enabled(n)]}}
+        return {"metadata": {"engines": [n for n in engines.available_names() if gate.enabled(n)],
+                             "queue_ahead": cls.QUEUE_AHEAD}}
+
+    @classmethod
+    def registration_fields(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """max_nmodules 1: what runs at once, what an orchestrator places by (the original's counts
+        the same); the slots beyond it take the `queue_ahead` creates that wait their turn."""
+        return {**super().registration_fields(settings), "max_nmodules": 1}
 
     @classmethod
     def unavailable(cls, settings: dict[str, Any]) -> str | None:
@@ -225,7 +237,12 @@ class BenchmarkingRuntime(Runtime):
         return None
 
     def setup(self) -> None:
-        self.jobs: dict[int, Job] = {}
+        self.jobs: dict[int, Job] = {}  # by slot: the running job and the ones waiting
+        self._waiting: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._runner = threading.Thread(target=self._run_queue, name="bench-runner", daemon=True)
+        self._runner.start()
         self.cpus = sorted(os.sched_getaffinity(0))
         s = self.config.settings or {}
         self.files = ModuleFiles(s.get("module_root"))
@@ -237,33 +254,40 @@ class BenchmarkingRuntime(Runtime):
     # -- hooks (loop thread)
 
     def on_create(self, index: int, module: Module) -> None:
+        """The arguments are checked now (a bad one ends the module at once); the file policy, the
+        engine gate and the engines' own checks when its turn comes (`_job`): a create that
+        arrives during another module's run costs that run only its receipt and this parse."""
         try:
             job = parse_job(index, module, self.config.settings)
-            self.check(job)
-            for e in job.engines:  # native and command-line engines are opt-in (gate.py)
-                self.gate.check(e)
-            self.confine(job)
-        except (ArgError, engines.EngineNotAvailable, FileNotFoundError, ModuleFileError) as e:
+        except ArgError as e:
             self.module_log(index, logging.ERROR, str(e))
             self.send_exited(index, "error", None, str(e))
             return
-        self.jobs[index] = job
-        job.thread = threading.Thread(target=self._job_thread, args=(job,), name=f"bench-{index}", daemon=True)
-        job.thread.start()
+        with self._cond:
+            self.jobs[index] = job
+            self._waiting.append(job)
+            self._cond.notify()
 
     def on_delete(self, index: int) -> None:
-        job = self.jobs.get(index)
-        if job is None:
+        with self._cond:
+            job = self.jobs.get(index)
+            waiting = job is not None and job in self._waiting
+            if waiting:
+                assert job is not None
+                self._waiting.remove(job)
+                del self.jobs[index]
+        if job is None or waiting:
             self.send_exited(index, "deleted")
             return
-        self._cancel(job)  # the job thread reports `deleted` when its child is gone
+        self._cancel(job)  # the runner reports `deleted` when its child is gone
 
     def on_stop(self) -> None:
-        for job in list(self.jobs.values()):
-            self._cancel(job)
-        for job in list(self.jobs.values()):
-            if job.thread is not None:
-                job.thread.join(10)
+        with self._cond:
+            self._closing = True
+            for job in list(self.jobs.values()):
+                self._cancel(job)
+            self._cond.notify()
+        self._runner.join(10)
 
     def _cancel(self, job: Job) -> None:
         job.stop.set()
@@ -300,15 +324,41 @@ class BenchmarkingRuntime(Runtime):
             if not ok:
                 raise engines.EngineNotAvailable(f"engine {e!r} is not available on this node: {why}")
 
-    def _job_thread(self, job: Job) -> None:
-        try:
-            reason, code, error, extra = self.execute(job)
-        except Exception as e:  # a bug or an engine that fails to prepare: the module ends, the worker stays
-            log.exception("benchmark of %s failed", job.file)
-            reason, code, error, extra = "error", None, f"{type(e).__name__}: {e}", {}
+    def _run_queue(self) -> None:
+        """The runner thread: the waiting modules in order, one at a time, back to back."""
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closing:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                job = self._waiting.popleft()
+            self._job(job)
+
+    def _job(self, job: Job) -> None:
+        """One module's turn: its checks, its runs, its profiles, then its `exited`."""
+        reason: str = "deleted"
+        code: int | None = None
+        error: str | None = None
+        extra: dict[str, Any] = {}
+        if not job.stop.is_set():
+            job.started = time.monotonic()
+            try:
+                self.check(job)
+                for e in job.engines:  # native and command-line engines are opt-in (gate.py)
+                    self.gate.check(e)
+                self.confine(job)
+                reason, code, error, extra = self.execute(job)
+            except (ArgError, engines.EngineNotAvailable, FileNotFoundError, ModuleFileError) as e:
+                self.module_log(job.index, logging.ERROR, str(e))
+                reason, error = "error", str(e)
+            except Exception as e:  # a bug or an engine that fails to prepare: the module ends, the worker stays
+                log.exception("benchmark of %s failed", job.file)
+                reason, code, error, extra = "error", None, f"{type(e).__name__}: {e}", {}
         if job.stop.is_set():
             reason = "deleted"
-        self.jobs.pop(job.index, None)
+        with self._cond:
+            self.jobs.pop(job.index, None)
         self.send_exited(job.index, reason, code, error, **extra)
 
     def _on_start(self, job: Job):  # type: ignore[no-untyped-def]

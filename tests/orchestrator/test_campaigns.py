@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 import pytest
 
 from common.wire import envelope
@@ -108,3 +110,132 @@ def test_resume_retires_killed_modules_so_they_are_not_resurrected(tmp_path) -> 
     h.take()
     h.runtime("rt-1", "node1.bench", max_n=1)  # the old uuid re-registers: nothing of c2 comes back
     assert h.creates("rt-1") == []
+
+
+def bench_runtime(h: Harness, uuid: str, name: str, queue_ahead: int | None) -> None:
+    """A runtime registered as the benchmarking runtimes register: max_nmodules 1 and queue_ahead."""
+    md: dict[str, Any] = {} if queue_ahead is None else {"queue_ahead": queue_ahead}
+    h.send(f"{R}/proc/reg/{uuid}", envelope("create", {
+        "type": "runtime", "uuid": uuid, "name": name, "runtime_type": "benchmarking", "max_nmodules": 1,
+        "apis": ["wasm", "wasi", "benchmarking"], "platform": {}, "metadata": md, "parent": "m-0001"}))
+    h.take(f"{R}/proc/reg/{uuid}")
+
+
+@pytest.mark.parametrize("window,queue_ahead,in_flight", [(3, 3, 3), (1, 3, 1), (8, 3, 4), (3, None, 1)])
+def test_window_sends_cells_ahead_within_the_runtimes_queue_ahead(tmp_path, window, queue_ahead, in_flight) -> None:  # type: ignore[no-untyped-def]
+    h = Harness(str(tmp_path / "o.db"))
+    h.manager()
+    bench_runtime(h, "rt-1", "node1.bench", queue_ahead)
+    h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cw", "plan": plan(window=window)}))
+    sent = h.creates("rt-1")
+    assert len(sent) == in_flight
+    s = status(h, "cw")
+    assert s["running"] == in_flight and s["queued"] == 8 - in_flight and s["plan"]["window"] == window
+    # each exit lets exactly one more go, oldest first, until the queue is empty
+    order = list(sent)
+    while order:
+        h.exited("rt-1", order.pop(0))
+        more = h.creates("rt-1")
+        assert len(more) <= 1
+        order += more
+        assert len(h.o.nodes["rt-1"].children) <= in_flight
+    assert status(h, "cw")["done"] == 8
+    # a module that is no campaign's cell waits for max_nmodules (1), also behind a campaign's window
+    h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cw2", "plan": plan(window=window)}))
+    first = h.creates("rt-1")
+    h.create("plain", parent="node1.bench")
+    assert "plain" not in h.creates("rt-1") and h.status("plain") == "Q"
+    h.restart()  # the window is the plan's: a restarted orchestrator keeps it
+    for u in first:
+        h.exited("rt-1", u)
+    assert len(h.creates("rt-1")) == in_flight
+
+
+def test_window_must_be_a_small_positive_integer() -> None:
+    for bad in (0, 65, "3", True):
+        with pytest.raises(Exception, match="plan.window must be an integer"):
+            campaigns.expand(plan(window=bad))
+
+
+def v3(outcomes: list[str], part: tuple[int, int] = (0, 1)) -> bytes:
+    n = len(outcomes)
+    return orjson.dumps({"v": 3, "runs": {"wall_ns": [1000] * n, "outcome": outcomes}, "errors": {}, "env": {},
+                         "warmup": 0, "part": list(part), "first_run": 0})
+
+
+def test_node_dying_between_profile_and_exited_does_not_run_the_cell_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Regression (the known window of #14): the profile was forwarded, the node died before the
+    module's exited: the cell was killed, resurrected and run a second time (two profiles)."""
+    h = Harness(str(tmp_path / "o.db"))
+    h.manager()
+    bench_runtime(h, "rt-1", "node1.bench", 3)
+    h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cp", "plan": plan(window=3)}))
+    a, b, c = h.creates("rt-1")
+    prof = f"{R}/proc/profile/benchmarking-v3/rt-1"
+    h.send(f"{prof}/{a}", v3(["ok", "ok", "ok"]))                      # a: complete, then the node dies
+    h.send(f"{prof}/{b}", v3(["ok", "ok"], part=(0, 2)))                # b: half of its profile only
+    h.o.handle(f"{R}/proc/profile/benchmarking/rt-1/{c}", b"\0" * 12)   # c: the seed's layout says nothing
+    h.send(f"{prof}/{a}", v3(["ok", "ok", "ok"]))                      # a QoS 1 duplicate changes nothing
+    h.send(f"{R}/proc/reg/rt-1", envelope("delete", {"type": "runtime", "uuid": "rt-1"}))
+    assert h.errors() == []
+    s = status(h, "cp")
+    assert s["done"] == 1 and s["failed"]["killed"] == 0 and s["failed"]["lost"] == 7
+    code, cells = views.route(h.o, "/api/campaigns/cp/cells/", "state=done")
+    rec = cells["results"][0]["record"]
+    assert cells["results"][0]["module"] == a and rec["from_profile"] and rec["outcomes"] == {"ok": 3}
+    assert h.status(a) == "D" and h.status(b) == "K" and h.status(c) == "K"
+    bench_runtime(h, "rt-1", "node1.bench", 3)                          # back: b and c again, never a
+    assert h.creates("rt-1") == [b, c]
+    h.restart()
+    h.send(f"{R}/proc/control", envelope("resume_campaign", {"campaign": "cp"}))
+    again = [m[1]["data"]["args"]["cell"] for m in h.take(f"{R}/proc/control/rt-1") if m[1]["action"] == "create"]
+    assert cells["results"][0]["cell"] not in again
+
+
+def test_failed_runs_in_a_complete_profile_give_the_cells_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    h = Harness(str(tmp_path / "o.db"))
+    h.manager()
+    bench_runtime(h, "rt-1", "node1.bench", 3)
+    h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cf", "plan": plan(window=2)}))
+    a, b = h.creates("rt-1")
+    h.send(f"{R}/proc/profile/benchmarking-v3/rt-1/{a}", v3(["ok", "trap"]))
+    h.send(f"{R}/proc/profile/benchmarking-v3/rt-1/{b}", v3(["ok"]))
+    # the worker died (the supervisor reports it: no samples counted): b's complete profile stands
+    h.send(f"{R}/proc/control/rt-1", envelope("exited", {"type": "module", "uuid": b,
+                                                          "status": {"reason": "error", "code": None, "error": "worker died"}}))
+    h.send(f"{R}/proc/reg/rt-1", envelope("delete", {"type": "runtime", "uuid": "rt-1"}))
+    s = status(h, "cf")
+    assert s["done"] == 1 and s["failed"]["trap"] == 1
+
+
+def keepalive(h: Harness, rt: str, children: list[str]) -> None:
+    h.send(f"{R}/proc/keepalive/{rt}", envelope("update", {"type": "runtime", "uuid": rt, "name": "node1.bench",
+                                                          "children": [{"uuid": u} for u in children]}))
+
+
+def test_create_lost_by_an_orchestrator_that_died_before_publishing_it_is_sent_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Regression (the known window of #14): the orchestrator committed a dequeue (module running
+    in its store) and died before publishing the create: the cell stalled forever."""
+    from orchestrator.core import RECONCILE_AFTER
+
+    h = Harness(str(tmp_path / "o.db"))
+    h.manager()
+    bench_runtime(h, "rt-1", "node1.bench", 3)
+    h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cr", "plan": plan(window=3)}))
+    a, b, c = h.creates("rt-1")
+    keepalive(h, "rt-1", [a, b, c])
+    h.exited("rt-1", a)
+    h.out.clear()  # the dequeue of the next cell committed, its create never published: the process died
+    h.restart()
+    d = [u for u in h.o.nodes["rt-1"].children if u not in (b, c)]
+    assert len(d) == 1
+    keepalive(h, "rt-1", [b])             # too early to trust a missing entry (c and d may be on their way)
+    assert h.creates("rt-1") == []
+    h.now += RECONCILE_AFTER
+    keepalive(h, "rt-1", [b])             # c and d missing from a fresh keepalive: sent again, oldest first
+    assert h.creates("rt-1") == [c, d[0]]
+    keepalive(h, "rt-1", [b])             # once
+    assert h.creates("rt-1") == []
+    for u in (b, c, d[0]):
+        h.exited("rt-1", u)
+    assert status(h, "cr")["done"] == 4 and status(h, "cr")["running"] == 3
