@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import orjson
 import pytest
 
 from cli import benchmark, report
@@ -105,3 +106,46 @@ def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, wasm_root, tmp_pa
     assert benchmark.main(["-c", str(cfg), "--status"]) == 0
     out = capsys.readouterr().out
     assert "campaign c-trap" in out and "campaign c-lost" in out
+
+
+def test_a_cell_whose_profile_arrived_before_its_node_died_is_not_run_again(broker, orch, probe, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The orchestrator process hears the cells' benchmarking-v3 profiles: a stand-in runtime takes
+    the cells' creates, publishes the first one's profile and dies (registration delete) before its
+    `exited`; when it registers again only the other cells come back, and that cell is done."""
+    from common.wire import envelope
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"mqtt": "127.0.0.1", "mqtt_port": broker.port, "http": "127.0.0.1",
+                               "http_port": orch.http_port}))
+    api = Api(orch.url)
+    rt = "rt-standin-0001"
+    reg = envelope("create", {"type": "runtime", "uuid": rt, "name": "sn.benchmarking", "runtime_type": "benchmarking",
+                              "max_nmodules": 1, "apis": ["wasm", "wasi", "benchmarking"], "platform": {},
+                              "metadata": {"queue_ahead": 3}})
+    probe.subscribe(f"realm/proc/control/{rt}")
+    probe.publish(f"realm/proc/reg/{rt}", reg)
+    wait = time.monotonic() + 10
+    while api.runtime(rt) is None and time.monotonic() < wait:
+        time.sleep(0.05)
+    assert benchmark.main(["-c", str(cfg), "-f", "wasm/a.wasm", "wasm/b.wasm", "-r", "sn.benchmarking", "--engine", "e1", "e2",
+                           "--campaign", "c-prof", "--window", "3", "--no-dir"]) == 0
+    creates = probe.wait_for(f"realm/proc/control/{rt}", count=3, timeout=10)
+    first = orjson.loads(creates[0].payload)["data"]
+    body = {"v": 3, "runs": {"wall_ns": [1000], "utime_us": [1], "stime_us": [0], "maxrss_kb": [1000], "outcome": ["ok"],
+                             "exit_code": [0], "signal": [None], "engine": [first["args"]["engine"]]},
+            "errors": {}, "env": {}, "warmup": 0, "part": [0, 1], "first_run": 0}
+    probe.publish(f"realm/proc/profile/benchmarking-v3/{rt}/{first['uuid']}", orjson.dumps(body))
+    time.sleep(0.5)  # the profile reaches the orchestrator before the node's death (one broker, in order)
+    probe.publish(f"realm/proc/reg/{rt}", envelope("delete", {"type": "runtime", "uuid": rt}))
+    wait = time.monotonic() + 10
+    while (api.get("/api/campaigns/c-prof/") or {}).get("done") != 1 and time.monotonic() < wait:
+        time.sleep(0.05)
+    s = api.get("/api/campaigns/c-prof/")
+    assert s is not None and s["done"] == 1 and s["failed"]["lost"] == 3, s
+    probe.clear()
+    probe.publish(f"realm/proc/reg/{rt}", reg)  # back: its killed modules are created again, not the done one
+    probe.wait_for(f"realm/proc/control/{rt}", count=2, timeout=10)
+    time.sleep(0.5)  # nothing more comes
+    again = [orjson.loads(m.payload)["data"]["uuid"] for m in probe.messages(f"realm/proc/control/{rt}")
+             if orjson.loads(m.payload).get("action") == "create"]
+    assert first["uuid"] not in again and len(again) == 2, again  # the 2 killed ones; the queued one died with the runtime

@@ -203,3 +203,44 @@ def test_wasmer_engine_or_a_clear_refusal(broker, probe, wasm, wasm_root, tmp_pa
             assert len(payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "wm"))["runs"]["wall_ns"]) == 2
         else:
             assert st["status"]["reason"] == "error" and "'wasmer' is not available" in st["status"]["error"]
+
+
+def test_modules_created_ahead_wait_and_run_one_at_a_time_in_order(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """queue_ahead: creates beyond the running module wait in the worker and run back to back,
+    never two at once; a waiting one can be deleted; its `limit` counts from its own start."""
+    probe.subscribe(f"{REALM}/proc/#")
+    with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root])) as node:
+        rt = node.runtime_uuid()
+        reg = [r for r in node.registrations if r["data"].get("type") == "runtime"][0]["data"]
+        assert reg["max_nmodules"] == 1 and reg["metadata"]["queue_ahead"] == 3
+        create(probe, rt, "q-1", wasm["spin"], argv=["300"], repeat=3, profile="ours")  # the longest: run first, alone
+        create(probe, rt, "q-2", wasm["spin"], argv=["0"], repeat=3, profile="ours", limit=1.5)
+        create(probe, rt, "q-3", wasm["spin"], argv=["0"], repeat=3, profile="ours")
+        create(probe, rt, "q-4", wasm["spin"], argv=["0"], repeat=3, profile="ours")
+        probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": "d3", "action": "delete", "type": "req",
+                                                      "data": {"type": "module", "uuid": "q-3"}})
+        ends = {"q-3": exited(probe, rt, "q-3")}
+        assert ends["q-3"]["status"]["reason"] == "deleted" and "samples" not in ends["q-3"]
+        create(probe, rt, "q-5", wasm["spin"], argv=["0"], repeat=3, profile="ours")  # q-3's slot is free again
+        ends.update({u: exited(probe, rt, u) for u in ("q-1", "q-2", "q-4", "q-5")})
+        spans = []
+        for u in ("q-1", "q-2", "q-4", "q-5"):
+            assert ends[u]["status"] == {"reason": "exited", "code": 0, "error": None} and ends[u]["outcomes"] == {"ok": 3}, ends[u]
+            v3 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", u))
+            spans.append((u, v3["runs"]["wall_ns"]))
+        assert sum(spans[0][1]) > 3 * max(sum(w) for _u, w in spans[1:])
+        assert sum(spans[0][1]) > 1.5e9  # q-2 waited longer than its limit: its limit counted from its own start
+        msgs = [orjson.loads(m.payload) for m in probe.messages(f"{REALM}/proc/control/{rt}")]
+        order = [m["data"]["uuid"] for m in msgs if m.get("action") == "exited"]
+        # in the order of their creates: had q-2 run beside the much longer q-1, it would have ended first
+        assert [u for u in order if u != "q-3"] == ["q-1", "q-2", "q-4", "q-5"]
+        # one running and three waiting fill the slots: a fifth create is refused by the supervisor
+        for u in ("f-1", "f-2", "f-3", "f-4", "f-5"):
+            create(probe, rt, u, wasm["spin"], argv=["100000"], repeat=1, profile="ours", ilimit=30)
+        full = probe.wait_for(f"{REALM}/proc/log", timeout=30, pred=lambda m: b"f-5" in m.payload and b"is full" in m.payload)
+        assert full
+        for u in ("f-1", "f-2", "f-3", "f-4"):
+            probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": f"d-{u}", "action": "delete", "type": "req",
+                                                          "data": {"type": "module", "uuid": u}})
+        for u in ("f-1", "f-2", "f-3", "f-4"):
+            assert exited(probe, rt, u, timeout=30)["status"]["reason"] == "deleted"
