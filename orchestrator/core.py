@@ -530,6 +530,19 @@ class Orchestrator:
         if errors:
             log.warning("%s: %d of %d modules refused", where, len(errors), len(items))
 
+    def _create_cells(self, items: list[tuple[str, str, str, Node, dict[str, Any]]], window: int) -> None:
+        """A campaign's cells as modules (uuid, name, file, runtime, create body): campaigns.py built
+        them, valid by construction, so they skip `_new_module`'s checks; placed and stored alike."""
+        now = self.wallclock()
+        rows: list[tuple[int, str, str, str | None, str, str, bytes, float, float]] = []
+        for uuid, name, file, rt, body in items:
+            self.seq += 1
+            m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file, window)
+            self.mods[uuid] = m
+            status = self._place(m, rt, persist=False, body=body)
+            rows.append((m.seq, uuid, name, rt.uuid, file, status, orjson.dumps(body), now, now))
+        self.store.insert_modules(rows)
+
     def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float,
                     window: int = 1) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
         t = data.get("type", "module")

@@ -127,6 +127,10 @@ class Store(Reader):
         self.db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # a 64 MiB page cache (default 2 MiB): inserting 100k modules (a campaign) updates four indexes keyed by
+        # random uuids and names; with the default cache most of those inserts missed it (measured in process:
+        # a 100k-cell campaign 7.5 s -> 3.9 s)
+        self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(SCHEMA)
         if not autocheckpoint:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
