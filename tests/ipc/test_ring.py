@@ -116,3 +116,28 @@ def test_attach_to_non_ring_refused(impl: str) -> None:
     buf = memoryview(mmap.mmap(-1, HEADER + 64))
     with pytest.raises(BadMessage, match="not a ring"):
         Ring(buf, "x", impl=impl)
+
+
+def test_a_producer_waiting_for_room_lets_other_threads_run(pair: tuple[str, str]) -> None:
+    """The room wait sleeps without the GIL (C: nanosleep outside it): a consumer thread of the
+    same process frees the space and the blocked write goes through."""
+    import threading
+    import time
+
+    prod, cons = make(256, pair)
+    while prod.capacity - prod.used() >= 64:
+        prod.write(0, 1, b"y" * 50, timeout=0)
+    got: list[bytes] = []
+
+    def drain_later() -> None:
+        time.sleep(0.05)
+        got.extend(m.payload for m in cons.read())
+
+    t = threading.Thread(target=drain_later)
+    t.start()
+    t0 = time.monotonic()
+    prod.write(0, 1, b"z" * 50, timeout=5)  # waits for drain_later
+    waited = time.monotonic() - t0
+    t.join()
+    assert got and waited >= 0.03
+    assert [m.payload for m in cons.read()] == [b"z" * 50]

@@ -9,7 +9,6 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -20,6 +19,8 @@ from ipc import BadMessage, ClosedError, ring
 from ipc.backends import get_backend
 from ipc.ring import HEADER, PAD, Ring, ring_size
 from tests.ipc.conftest import need_impl
+from tests.ipc.test_endpoint import fork_child as fork
+from tests.ipc.test_endpoint import wait_child as reap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 W_HEAD, W_TAIL, W_RUNG, W_SLEEP = 8, 16, 20, 24
@@ -51,32 +52,6 @@ def shm() -> Iterator[Callable[[int], Any]]:
         for name, block in made:
             block.close()
             backend.unlink_shm(name)
-
-
-def fork(fn: Callable[[], None]) -> int:
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            fn()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return pid
-
-
-def reap(pid: int, timeout: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.002)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise TimeoutError(f"peer {pid} did not finish in {timeout}s")
 
 
 def wait_for(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
