@@ -62,11 +62,16 @@ def _unescape_mount(path: str) -> str:
     return "".join(out)
 
 
+def parse_mountinfo(text: str) -> List[str]:
+    """The mount points (field 5) of a /proc/PID/mountinfo text."""
+    return [_unescape_mount(f[4]) for f in (line.split() for line in text.splitlines()) if len(f) > 4]
+
+
 def mount_points() -> List[str]:
     """Every mount point of this process's mount namespace (empty where /proc is missing)."""
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            return [_unescape_mount(line.split()[4]) for line in f if len(line.split()) > 4]
+            return parse_mountinfo(f.read())
     except OSError:
         return []
 

@@ -34,6 +34,7 @@ from runtimes.benchmarking import engines, harness, payloads
 from runtimes.benchmarking.hostenv import measurement_env
 from runtimes.benchmarking import limits as child_limits
 from runtimes.benchmarking.gate import EngineGate
+from runtimes.benchmarking.mounttable import MountTable
 from runtimes.files import ModuleFileError, ModuleFiles
 
 log = logging.getLogger("rt.benchmarking")
@@ -245,7 +246,7 @@ class BenchmarkingRuntime(Runtime):
         self._runner.start()
         self.cpus = sorted(os.sched_getaffinity(0))
         s = self.config.settings or {}
-        self.files = ModuleFiles(s.get("module_root"))
+        self.files = ModuleFiles(s.get("module_root"), mounts=MountTable().points)  # cached until the table changes
         self.gate = EngineGate(s, self.config.runtime)
         self.limits = child_limits.from_settings(s)
         log.info("%s: module roots %s; %s; child limits %s", self.config.name, self.files.roots, self.gate.describe(),
