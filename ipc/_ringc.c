@@ -47,6 +47,7 @@ typedef struct {
     uint64_t last_rung;  /* producer: the sleep_seq it last asked a doorbell for (0: none; seqs are odd) */
     uint64_t sleep_seq;  /* consumer: the odd sleep_seq of the current episode (0: awake) */
     PyObject *name;
+    PyObject *bell_fn, *bell_arg, *closed_msg; /* send(): the doorbell call and the endpoint's closed message */
 } Core;
 
 static inline uint64_t *word(Core *c, size_t off) { return (uint64_t *)(c->base + off); }
@@ -121,6 +122,9 @@ static void release_view(Core *self) {
 static void Core_dealloc(Core *self) {
     release_view(self);
     Py_XDECREF(self->name);
+    Py_XDECREF(self->bell_fn);
+    Py_XDECREF(self->bell_arg);
+    Py_XDECREF(self->closed_msg);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -181,14 +185,14 @@ static int byte_arg(PyObject *o, const char *what, unsigned char *out) {
     return 0;
 }
 
-/* write(h1, h2, payload=b"", timeout=5.0) -> bool: True when the consumer sleeps and must get
- * a doorbell (once per sleep episode). */
-static PyObject *Core_write(Core *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+/* One write(h1, h2, payload=b"", timeout=5.0): 1 when the consumer sleeps and must get a
+ * doorbell (once per sleep episode), 0 when not, -1 with an exception set. */
+static int do_write(Core *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     PyObject *a[4] = {NULL, NULL, NULL, NULL};
     static const char *names[4] = {"h1", "h2", "payload", "timeout"};
     if (nargs > 4) {
         PyErr_Format(PyExc_TypeError, "write() takes at most 4 arguments (%zd given)", nargs);
-        return NULL;
+        return -1;
     }
     for (Py_ssize_t i = 0; i < nargs; i++) a[i] = args[i];
     if (kwnames != NULL) {
@@ -200,7 +204,7 @@ static PyObject *Core_write(Core *self, PyObject *const *args, Py_ssize_t nargs,
                 if (PyUnicode_CompareWithASCIIString(kw, names[i]) == 0) {
                     if (a[i] != NULL) {
                         PyErr_Format(PyExc_TypeError, "write() got multiple values for argument '%s'", names[i]);
-                        return NULL;
+                        return -1;
                     }
                     a[i] = args[nargs + k];
                     found = 1;
@@ -209,21 +213,21 @@ static PyObject *Core_write(Core *self, PyObject *const *args, Py_ssize_t nargs,
             }
             if (!found) {
                 PyErr_Format(PyExc_TypeError, "write() got an unexpected keyword argument '%U'", kw);
-                return NULL;
+                return -1;
             }
         }
     }
     if (a[0] == NULL || a[1] == NULL) {
         PyErr_SetString(PyExc_TypeError, "write() needs h1 and h2");
-        return NULL;
+        return -1;
     }
-    if (check_open(self) < 0) return NULL;
+    if (check_open(self) < 0) return -1;
     unsigned char h1, h2;
-    if (byte_arg(a[0], "h1", &h1) < 0 || byte_arg(a[1], "h2", &h2) < 0) return NULL;
+    if (byte_arg(a[0], "h1", &h1) < 0 || byte_arg(a[1], "h2", &h2) < 0) return -1;
     double timeout = 5.0;
     if (a[3] != NULL) {
         timeout = PyFloat_AsDouble(a[3]);
-        if (timeout == -1.0 && PyErr_Occurred()) return NULL;
+        if (timeout == -1.0 && PyErr_Occurred()) return -1;
     }
     const char *src = "";
     Py_ssize_t n = 0;
@@ -234,13 +238,13 @@ static PyObject *Core_write(Core *self, PyObject *const *args, Py_ssize_t nargs,
             src = PyBytes_AS_STRING(a[2]);
             n = PyBytes_GET_SIZE(a[2]);
         } else {
-            if (PyObject_GetBuffer(a[2], &pv, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+            if (PyObject_GetBuffer(a[2], &pv, PyBUF_C_CONTIGUOUS) < 0) return -1;
             has_pv = 1;
             src = (const char *)pv.buf;
             n = pv.len;
         }
     }
-    PyObject *result = NULL;
+    int result = -1;
     if ((uint64_t)n > self->max_payload) {
         PyErr_Format(MessageTooLarge, "%U: message of %zd bytes is larger than half the ring (%llu bytes max)",
                      self->name, n, (unsigned long long)self->max_payload);
@@ -275,14 +279,53 @@ static PyObject *Core_write(Core *self, PyObject *const *args, Py_ssize_t nargs,
     uint64_t s = load_relaxed(self, OFF_SLEEP);
     if ((s & 1) && s != self->last_rung) {
         self->last_rung = s;
-        result = Py_True;
+        result = 1;
     } else {
-        result = Py_False;
+        result = 0;
     }
-    Py_INCREF(result);
 done:
     if (has_pv) PyBuffer_Release(&pv);
     return result;
+}
+
+static PyObject *Core_write(Core *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    int r = do_write(self, args, nargs, kwnames);
+    if (r < 0) return NULL;
+    return PyBool_FromLong(r);
+}
+
+/* send(h1, h2, payload=b"", timeout=5.0) -> None: an endpoint's send in one call (strong
+ * order only): write; when the consumer sleeps, doorbell(bell), and when that returned true
+ * (queued), rung(). Set up by set_doorbell(); once closed: ClosedError(closed_message). */
+static PyObject *Core_send(Core *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    if (self->bell_fn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "send() before set_doorbell()");
+        return NULL;
+    }
+    if (self->base == NULL) {
+        PyErr_SetObject(ClosedError, self->closed_msg);
+        return NULL;
+    }
+    int r = do_write(self, args, nargs, kwnames);
+    if (r < 0) return NULL;
+    if (r) {
+        PyObject *sent = PyObject_CallOneArg(self->bell_fn, self->bell_arg);
+        if (sent == NULL) return NULL;
+        int ok = PyObject_IsTrue(sent);
+        Py_DECREF(sent);
+        if (ok < 0) return NULL;
+        if (ok && self->base != NULL) store_release(self, OFF_RUNG, self->last_rung);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Core_set_doorbell(Core *self, PyObject *args) {
+    PyObject *fn, *bell, *msg;
+    if (!PyArg_ParseTuple(args, "OOU", &fn, &bell, &msg)) return NULL;
+    Py_INCREF(fn); Py_XSETREF(self->bell_fn, fn);
+    Py_INCREF(bell); Py_XSETREF(self->bell_arg, bell);
+    Py_INCREF(msg); Py_XSETREF(self->closed_msg, msg);
+    Py_RETURN_NONE;
 }
 
 static PyObject *Core_rung(Core *self, PyObject *unused) {
@@ -408,6 +451,10 @@ static PyObject *Core_get_head(Core *self, void *closure) { return PyLong_FromUn
 static PyMethodDef Core_methods[] = {
     {"write", (PyCFunction)(void (*)(void))Core_write, METH_FASTCALL | METH_KEYWORDS,
      "write(h1, h2, payload=b'', timeout=5.0) -> bool: commit one record; True when the consumer must get a doorbell"},
+    {"send", (PyCFunction)(void (*)(void))Core_send, METH_FASTCALL | METH_KEYWORDS,
+     "send(h1, h2, payload=b'', timeout=5.0): write, and the doorbell when the consumer sleeps (see set_doorbell)"},
+    {"set_doorbell", (PyCFunction)Core_set_doorbell, METH_VARARGS,
+     "set_doorbell(fn, bell, closed_message): send() calls fn(bell) for a doorbell; True from it = queued"},
     {"rung", (PyCFunction)Core_rung, METH_NOARGS, "after the doorbell write() asked for was sent: say so to the consumer"},
     {"read", (PyCFunction)(void (*)(void))Core_read, METH_FASTCALL | METH_KEYWORDS,
      "read(limit=None) -> list[Message]: every committed record (at most limit), in order; frees their space"},

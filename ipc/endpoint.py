@@ -55,6 +55,8 @@ class SupervisorEndpoint:
         self.rx = Ring(rx.buf, f"ring {rx.name}", init=True, capacity=capacity, raw=rx.raw)
         self.credits = 0  # doorbell mode only: records announced but not read yet
         self.closed = False
+        if STRONG_ORDER:  # send() as one C call when the ring has its C core (ipc/ring.py Ring.sender)
+            self.send = self.tx.sender(self._down.send, b"\x01", f"endpoint of worker {slot} is closed")  # type: ignore[method-assign]
 
     def send(self, h1: int, h2: int, payload: bytes = b"", timeout: float = 5.0) -> None:
         if self.closed:
@@ -290,6 +292,8 @@ class WorkerEndpoint:
         self._credits = 0
         self._pending: deque[Message] = deque()
         self.closed = False
+        if STRONG_ORDER:  # send() as one C call when the ring has its C core (ipc/ring.py Ring.sender)
+            self.send = self.outbox.sender(self._up.send, self._bell, f"worker endpoint {sid}.{slot} is closed")  # type: ignore[method-assign]
 
     @classmethod
     def attach(cls, sid: str, slot: int, backend: str = "posix", spin: float = DEFAULT_MAX_SPIN,

@@ -62,7 +62,7 @@ import platform
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .errors import BadMessage, ClosedError, MessageTooLarge, RingFullError
 from .messages import Message
@@ -297,6 +297,24 @@ class Ring:
     def rung(self) -> None:
         """After the doorbell that `write()` asked for was sent: say so to the consumer."""
         self._q[_W_RUNG] = self._last_rung
+
+    def sender(self, doorbell: Callable[[bytes], bool], bell: bytes, closed_message: str) -> Callable[..., None]:
+        """An endpoint's `send(h1, h2, payload=b"", timeout=5.0)` over this ring (strong order):
+        `write()`, then, when the consumer sleeps, `doorbell(bell)` and, when that queued it,
+        `rung()`; ClosedError(closed_message) once the ring is closed. With the C core it is one
+        C call (no Python frame per message)."""
+        core = self._core
+        if core is not None:
+            core.set_doorbell(doorbell, bell, closed_message)
+            return core.send  # type: ignore[no-any-return]
+        write, rung = self.write, self.rung
+
+        def send(h1: int, h2: int, payload: bytes | bytearray | memoryview = b"", timeout: float = 5.0) -> None:
+            if self._q is None:
+                raise ClosedError(closed_message)
+            if write(h1, h2, payload, timeout) and doorbell(bell):
+                rung()
+        return send
 
     def consumer_busy(self) -> bool:
         """The consumer has unread records or is awake (may answer soon); producer side."""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipc import BadMessage, MessageTooLarge, RingFullError
+from ipc import BadMessage, ClosedError, MessageTooLarge, RingFullError
 from ipc.ring import HEADER, Ring
 
 
@@ -141,3 +141,25 @@ def test_a_producer_waiting_for_room_lets_other_threads_run(pair: tuple[str, str
     t.join()
     assert got and waited >= 0.03
     assert [m.payload for m in cons.read()] == [b"z" * 50]
+
+
+def test_sender_writes_rings_once_per_sleep_and_says_rung_only_when_queued(impl: str) -> None:
+    prod, cons = make(256, (impl, "python"))
+    bells: list[bytes] = []
+    queued = [True]
+    send = prod.sender(lambda b: bells.append(b) or queued[0], b"\x07", "endpoint X is closed")
+    send(0, 1, b"a")  # consumer awake: no doorbell
+    assert bells == [] and [m.payload for m in cons.read()] == [b"a"]
+    assert cons.mark_sleeping() is False
+    send(0, 2, b"b", 1.0)
+    send(h1=0, h2=3, payload=b"c", timeout=1.0)  # same episode: no second doorbell
+    assert bells == [b"\x07"]
+    assert cons.mark_awake() is True  # rung() was stored: the doorbell is in the queue
+    assert [(m.h2, m.payload) for m in cons.read()] == [(2, b"b"), (3, b"c")]
+    queued[0] = False  # a full doorbell queue: not rung (doorbells already pending)
+    assert cons.mark_sleeping() is False
+    send(0, 4, b"d")
+    assert bells == [b"\x07"] * 2 and cons.mark_awake() is False
+    prod.close()
+    with pytest.raises(ClosedError, match="endpoint X is closed"):
+        send(0, 5, b"e")
