@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from .backends import Backend, Queue, SharedBlock, get_backend
 from .errors import ClosedError, IPCError
@@ -37,6 +37,10 @@ def names(sid: str, slot: int | None = None) -> dict[str, str]:
     return {"down": f"/sl.{sid}.{slot}.down", "tx": f"/sl.{sid}.{slot}.tx", "rx": f"/sl.{sid}.{slot}.rx"}
 
 
+def _nothing() -> bool:
+    return False
+
+
 def _new_sid() -> str:
     n = next(_sid_counter)
     pid = os.getpid()
@@ -57,6 +61,11 @@ class SupervisorEndpoint:
         self.closed = False
         if STRONG_ORDER:  # send() as one C call when the ring has its C core (ipc/ring.py Ring.sender)
             self.send = self.tx.sender(self._down.send, b"\x01", f"endpoint of worker {slot} is closed")  # type: ignore[method-assign]
+        # has_input(): is there something to drain (the C ring's pending() itself: no Python frame)
+        self.has_input: Callable[[], bool] = self.rx.pending if STRONG_ORDER else self._has_credits
+
+    def _has_credits(self) -> bool:
+        return self.credits > 0
 
     def send(self, h1: int, h2: int, payload: bytes = b"", timeout: float = 5.0) -> None:
         if self.closed:
@@ -83,6 +92,7 @@ class SupervisorEndpoint:
         if self.closed:
             return
         self.closed = True
+        self.has_input = _nothing
         self.tx.close()
         self.rx.close()
         self._down.close()
@@ -105,7 +115,7 @@ class NodeIPC:
         self.idle = idle if idle is not None else IdleStrategy(spin)
         self._rx_rings: tuple[Ring, ...] = ()
         self._tx_rings: tuple[Ring, ...] = ()
-        self._bells_taken = 0
+        self._bells_due = 0  # doorbells counted by after_wake(), not received yet
         self._owner = os.getpid()
         self.workers: dict[int, SupervisorEndpoint] = {}
         # The marker block is made first and unlinked last: /dev/mqueue is not always
@@ -172,14 +182,25 @@ class NodeIPC:
     def fileno(self) -> int:
         return self._up.fileno()
 
+    @property
+    def bells_due(self) -> int:
+        """Doorbells of the last sleep episode still in the queue (`after_wake()` counted them)."""
+        return self._bells_due
+
     def drain_doorbells(self) -> int:
-        """Call when the queue was readable: consume its doorbells without blocking; returns how
-        many. On x86-64 `after_wake()` has taken this episode's doorbells already (then no
-        syscall here); otherwise one is left over (a stale one) and one receive takes it."""
+        """Call after draining the rings, when the queue was readable or `bells_due`: consume its
+        doorbells without blocking; returns how many. On x86-64 these are exactly the doorbells
+        `after_wake()` counted (one receive each, none that finds the queue empty); with none
+        counted, a readable queue holds one left over (a stale one) and one receive takes it.
+        Taking them here rather than in `after_wake()` keeps that syscall off the message's path."""
         if STRONG_ORDER:
-            if self._bells_taken:
-                n, self._bells_taken = self._bells_taken, 0
-                return n
+            due = self._bells_due
+            if due:
+                self._bells_due = 0
+                got = 0
+                while got < due and self._up.receive(0) is not None:
+                    got += 1
+                return got
             return 1 if self._up.receive(0) is not None else 0
         n = 0
         while True:
@@ -225,18 +246,15 @@ class NodeIPC:
         return pending
 
     def after_wake(self) -> None:
-        """Mark every rx ring awake and take the doorbells that were rung meanwhile (exactly
-        those: one receive each, none that would find the queue empty)."""
+        """Mark every rx ring awake and count the doorbells that were rung meanwhile (no syscall:
+        `drain_doorbells()` takes exactly those after the rings are drained)."""
         n = 0
         for r in self._rx_rings:
             if r.mark_awake():
                 n += 1
         self.idle.woke()
         if n and STRONG_ORDER:
-            got = 0
-            while got < n and self._up.receive(0) is not None:
-                got += 1
-            self._bells_taken += got
+            self._bells_due += n
 
     # ---------------------------------------------------------- lifetime
 

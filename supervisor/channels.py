@@ -5,10 +5,10 @@ slot, module index), a channel is `(slot, index, fd)`. The table answers the thr
 - a broker message on topic T: which reading channels match (`readers(T)`);
 - a publish from channel C: its topic/QoS (`writer(C)`) and the loopback targets: every matching
   reading channel except those of C's own module (`loopback(C, T)`; the seed wrongly also spared
-  other modules of the same runtime);
+  other modules of the same runtime); `route(C)` is both in one answer, cached per writer;
 - subscriptions: a filter is subscribed once however many channels read it (`open` returns the
   filter to subscribe, `close` the one to unsubscribe when its last reader goes).
-Matching results are cached per topic and the cache is dropped on every open/close.
+Matching results and routes are cached (per topic, per writer) and dropped on every open/close.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from common.topics import FLAG_READ, FLAG_WRITE, ChannelError, has_wildcard, mat
 
 ModuleKey = tuple[int, int]
 ChannelKey = tuple[int, int, int]
+Route = tuple[str, int, tuple[ChannelKey, ...]]  # a writer's topic, QoS and loopback receivers
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class ChannelTable:
         self._readers_by_filter: dict[str, dict[ChannelKey, Channel]] = {}
         self._sub_qos: dict[str, int] = {}
         self._cache: dict[str, list[Channel]] = {}
+        self._routes: dict[ChannelKey, Route] = {}
 
     def __len__(self) -> int:
         return len(self.channels)
@@ -86,6 +88,7 @@ class ChannelTable:
             elif change.unsubscribe == topic:
                 change.unsubscribe = None
         self._cache.clear()
+        self._routes.clear()
         return change
 
     def close(self, slot: int, index: int, fd: int) -> SubscriptionChange:
@@ -107,6 +110,7 @@ class ChannelTable:
                 del self._sub_qos[ch.topic]
                 change.unsubscribe = ch.topic
         self._cache.clear()
+        self._routes.clear()
         return change
 
     def close_module(self, slot: int, index: int) -> list[SubscriptionChange]:
@@ -139,6 +143,16 @@ class ChannelTable:
             if len(self._cache) > 4096:
                 self._cache.clear()
             self._cache[topic] = hit
+        return hit
+
+    def route(self, slot: int, index: int, fd: int) -> Route:
+        """The hot question of a publish from channel (slot, index, fd): `writer()` and `loopback()` in
+        one cached answer (topic, QoS, receiver keys). ChannelError as `writer()`."""
+        hit = self._routes.get((slot, index, fd))
+        if hit is None:
+            ch = self.writer(slot, index, fd)
+            hit = (ch.topic, ch.qos, tuple(c.key for c in self.loopback(ch)))
+            self._routes[ch.key] = hit
         return hit
 
     def loopback(self, publisher: Channel, topic: str | None = None) -> list[Channel]:

@@ -322,7 +322,7 @@ class MqttLink:
         if not self._fast_buf:
             return
         if self._sock is not None and self.connected:
-            self.paho.queue_publishes(bytes(self._fast_buf))
+            self.paho.queue_publishes(bytes(self._fast_buf), self._sock)
         self._fast_buf = bytearray()
 
     def backlog(self) -> bool:

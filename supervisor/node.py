@@ -235,7 +235,7 @@ class Supervisor:
                     link.handle(mask)
             if not link.backlog():
                 self.router.drain_all()
-            if drain_ipc:  # after the rings: the message that rang is handled first
+            if drain_ipc or node_ipc.bells_due:  # after the rings: the message that rang is handled first
                 node_ipc.drain_doorbells()
                 drain_ipc = False
 

@@ -14,6 +14,7 @@ import pytest
 from ipc import Message, NodeIPC, WorkerEndpoint, cleanup_stale, names
 from ipc.backends import sysv_key
 from ipc.messages import MGR_STOP, ctrl
+from ipc.ring import STRONG_ORDER
 
 BACKENDS = ["posix", "sysv"]
 
@@ -348,3 +349,30 @@ def test_echo_between_endpoints_of_different_ring_implementations(sup_impl: str,
             assert wait_child(pid) == 0
     finally:
         ring.set_default_impl(before)
+
+
+@pytest.mark.skipif(not STRONG_ORDER, reason="counted doorbells are the x86-64 (strong order) mode; elsewhere one per record")
+def test_supervisor_takes_the_doorbells_after_the_drain_and_exactly_those(node: NodeIPC) -> None:
+    """after_wake() only counts the doorbells of the sleep episode (no syscall on the message's way);
+    drain_doorbells() after the drain receives exactly those, and has_input() says which ring to read."""
+    a, b = node.add_worker(0), node.add_worker(1)
+    with WorkerEndpoint.attach(node.sid, 0, node.backend_name) as wa, WorkerEndpoint.attach(node.sid, 1, node.backend_name) as wb:
+        sel = selectors.DefaultSelector()
+        sel.register(node.fileno(), selectors.EVENT_READ)
+        assert not a.has_input() and not b.has_input()
+        node.idle.max_spin = 0.0  # sleep at once: the doorbells are what is tested
+        assert node.before_sleep() is False
+        wa.send(1, 2, b"one")
+        wb.send(3, 4, b"two")  # both rings rang in this episode
+        assert sel.select(5)
+        node.after_wake()
+        assert node.bells_due == 2 and a.has_input() and b.has_input()
+        assert a.drain() == [(1, 2, b"one")] and b.drain() == [(3, 4, b"two")]
+        assert not a.has_input()
+        assert node.drain_doorbells() == 2 and node.bells_due == 0
+        assert sel.select(0) == []  # none left over: the next sleep is not cut short
+        wa.send(5, 6, b"awake")  # the supervisor is awake: no doorbell, nothing due
+        node.after_wake()
+        assert node.bells_due == 0 and a.drain() == [(5, 6, b"awake")]
+    node.remove_worker(1)
+    assert b.has_input() is False  # a closed endpoint has nothing to read

@@ -143,3 +143,20 @@ def test_table_matches_a_brute_force_model(ops: list[tuple[str, int, int, int, s
             pub = t.writer(*key)
             lb = sorted(c.key for c in t.loopback(pub))
             assert lb == sorted(k for k, (f, tp) in model.items() if f & R and matches(tp, topic) and k[:2] != key[:2])
+
+
+def test_route_is_writer_and_loopback_in_one_cached_answer() -> None:
+    t = ChannelTable()
+    t.open(0, 0, 0, W | FLAG_QOS1, "t/x")
+    t.open(0, 0, 1, R, "t/#")  # the publisher's own module: spared
+    t.open(1, 0, 0, R, "t/+")
+    assert t.route(0, 0, 0) == ("t/x", 1, ((1, 0, 0),))
+    assert t.route(0, 0, 0) is t.route(0, 0, 0)  # cached
+    t.open(1, 1, 2, R, "t/x")  # a new reader: the cached route is dropped
+    assert sorted(t.route(0, 0, 0)[2]) == [(1, 0, 0), (1, 1, 2)]
+    t.close_module(1, 0)
+    assert t.route(0, 0, 0)[2] == ((1, 1, 2),)
+    with pytest.raises(ChannelError, match="read-only"):
+        t.route(0, 0, 1)
+    with pytest.raises(ChannelError, match="no such channel"):
+        t.route(0, 0, 9)

@@ -110,3 +110,42 @@ def test_link_receives_from_a_real_broker_on_either_inbound_path(broker: Any, pr
     finally:
         link.close()
         sel.close()
+
+
+def test_qos0_goes_straight_to_the_socket_and_behind_what_paho_has_queued(broker: Any, probe: Any) -> None:
+    """With paho's queue empty a flush writes the QoS 0 buffer itself (paho's writer is ~3 us a call);
+    with something queued in paho (a QoS 1 publish not written yet) it goes behind it: order kept."""
+    sel = selectors.DefaultSelector()
+    link = MqttLink(Config(mqtt="127.0.0.1", mqtt_port=broker.port), client_id="t-direct", selector=sel,
+                    on_message=lambda t, p: None, on_connect=lambda: None)
+    queued: list[int] = []
+    real_queue = link.client._packet_queue
+
+    def spy(command: int, packet: Any, *a: Any, **kw: Any) -> Any:
+        queued.append(command & 0xF0)
+        return real_queue(command, packet, *a, **kw)
+
+    link.client._packet_queue = spy  # type: ignore[method-assign]
+    probe.subscribe("o/#", 1)
+    try:
+        link.connect()
+
+        def pump() -> None:
+            link.flush()
+            for key, mask in sel.select(0.05):
+                link.handle(mask)
+
+        wait_until(lambda: pump() or link.connected, 10, "connected")
+        queued.clear()
+        link.publish("o/direct", b"d", 0)
+        link.flush()
+        assert queued == []  # not through paho
+        link.publish("o/q1", b"a", 1)  # paho queues it (written by its writer on the next flush)
+        link.publish("o/q0", b"b", 0)
+        pump()
+        wait_until(lambda: pump() or len(probe.messages("o/#")) == 3, 10, "three messages")
+        assert [m.topic for m in probe.messages("o/#")] == ["o/direct", "o/q1", "o/q0"]
+        assert queued == [0x30, 0x30]  # the QoS 1 publish and the QoS 0 buffer behind it
+    finally:
+        link.close()
+        sel.close()

@@ -233,7 +233,7 @@ def test_boot_error_is_fatal_at_once(broker: Any, probe: MqttProbe) -> None:
         create(probe, bf, "z1")
         errors(probe, "is FATAL")
         # the other runtime is unaffected
-        reg = n.runtime_uuid("testnode.reg")
+        reg = str(_uuid.uuid5(NAMESPACE, f"{mgr}/testnode.reg"))  # start() may have returned on the other one's create
         create(probe, reg, "ok1")
         delete(probe, reg, "ok1")
         assert exited(probe, reg, "ok1")["status"]["reason"] == "deleted"
