@@ -380,9 +380,15 @@ class WorkerEndpoint:
                 bell = down.receive(left)
                 if inbox.mark_awake() and bell is None:
                     down.receive(0)  # rung just as the wait timed out
-                idle.woke()
                 # Exactly this episode's doorbell was taken (one producer, one doorbell per
-                # episode, see ipc/ring.py): no receive until EAGAIN on the way out.
+                # episode, see ipc/ring.py): no receive until EAGAIN on the way out. What woke
+                # us is returned at once (the loop's first steps again, minus their frames).
+                msgs = inbox.read()
+                idle.woke()
+                if msgs:
+                    if len(msgs) > 1:
+                        self._pending.extend(msgs[1:])
+                    return msgs[0]
             else:
                 bell = self._down.receive(left)
                 if bell is not None:
