@@ -9,7 +9,10 @@
 3. sustained worker -> MQTT publish rate at QoS 0, counted by a raw-socket subscriber, with the
    rate of a bare paho publisher process as the baseline; lost = sent - received.
 4. supervisor RSS with 8 runtimes, and the CPU a node of 8 runtimes uses without traffic
-   (supervisor + workers, over 30 s; 10 s in --quick).
+   (supervisor + workers, over 30 s; 10 s in --quick) with the supervisor's wake-ups a second.
+
+Diagnostics beside the ratios: the supervisor's on-CPU time and scheduler slices per paced
+loopback message (`/proc/PID/schedstat`, exact), which say how much of the loopback is its work.
 
 The loopback latency and its two-hop baseline are measured in `--reps` interleaved
 repetitions (default 3); `loopback_vs_twohop_p50` is the median of the per-repetition ratios,
@@ -297,6 +300,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def schedstat(pid: int) -> tuple[float, int]:
+    """(seconds on a CPU, scheduler slices) of a process so far: exact, unlike the tick-sampled stat."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        run_ns, _wait_ns, slices = f.read().split()
+    return int(run_ns) / 1e9, int(slices)
+
+
+def wakeups(pid: int) -> int:
+    """Voluntary context switches so far (one per sleep that ended)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -334,16 +350,23 @@ def main() -> int:
             time.sleep(1.0)
             # 1. worker -> supervisor -> worker, interleaved with its baseline
             reps: list[tuple[float, float, float, float]] = []
+            sup_cpu: list[tuple[float, float]] = []  # per paced message: supervisor on-CPU us, slices
             for _ in range(a.reps):
                 hop_lat = two_hops(n_lat, gap)
+                (c0, s0) = schedstat(node.pid)
                 cl.c.publish("bench/ctl", f"go {n_lat} {int(gap * 1e6)} {SIZE}".encode())
                 lat = wait_res(cl, results, 120)
+                (c1, s1) = schedstat(node.pid)
+                sup_cpu.append(((c1 - c0) / n_lat * 1e6, (s1 - s0) / n_lat))
                 reps.append((lat["p50_us"], lat["p99_us"], pct(hop_lat["lat_us"], 50), pct(hop_lat["lat_us"], 99)))
             cl.c.publish("bench/ctl", f"go {n_burst} 0 {SIZE}".encode())
             burst = wait_res(cl, results, 120)
             for i, key in enumerate(["loopback_p50_us", "loopback_p99_us", "twohop_p50_us", "twohop_p99_us"]):
                 res[key], lo, hi = median_spread([r[i] for r in reps])
                 spread[key] = [lo, hi]
+            res["loopback_supervisor_cpu_us_per_msg"], lo, hi = median_spread([c for c, _ in sup_cpu])
+            spread["loopback_supervisor_cpu_us_per_msg"] = [lo, hi]
+            res["loopback_supervisor_slices_per_msg"] = median_spread([n for _, n in sup_cpu])[0]
             ratios = [r[0] / r[2] for r in reps]
             res["loopback_vs_twohop_p50"], lo, hi = median_spread(ratios)
             spread["loopback_vs_twohop_p50"] = [lo, hi]
@@ -412,10 +435,11 @@ def main() -> int:
             res["worker_rss_mb"] = rss_mb(n8.worker_pids()[0])
             pids = [n8.pid] + n8.worker_pids()
             window = 10.0 if a.quick else 30.0
-            c0, t0 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+            c0, t0, w0 = sum(cpu_seconds(p) for p in pids), time.monotonic(), wakeups(n8.pid)
             time.sleep(window)
-            c1, t1 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+            c1, t1, w1 = sum(cpu_seconds(p) for p in pids), time.monotonic(), wakeups(n8.pid)
             res["idle_cpu_percent_8rt"] = 100.0 * (c1 - c0) / (t1 - t0)
+            res["idle_supervisor_wakeups_per_s"] = (w1 - w0) / (t1 - t0)
             res["idle_window_s"] = window
         finally:
             n8.stop()
@@ -438,7 +462,10 @@ def main() -> int:
         print(f"publish: {res['publish_received']}/{res['publish_sent']} received, lost {res['publish_lost']}")
         print(f"supervisor RSS: {res['supervisor_rss_mb_8rt']:.1f} MB with 8 runtimes (target <= 60), "
               f"{res['supervisor_rss_mb']:.1f} MB after the run with 3; a worker: {res['worker_rss_mb']:.1f} MB")
-        print(f"idle node of 8 runtimes: {res['idle_cpu_percent_8rt']:.2f} % of a CPU over {res['idle_window_s']:g} s (target <= 1)")
+        print(f"loopback: the supervisor is on a CPU {res['loopback_supervisor_cpu_us_per_msg']:.1f} us per paced message "
+              f"({res['loopback_supervisor_slices_per_msg']:.2f} scheduler slices; /proc/PID/schedstat)")
+        print(f"idle node of 8 runtimes: {res['idle_cpu_percent_8rt']:.2f} % of a CPU over {res['idle_window_s']:g} s (target <= 1); "
+              f"the supervisor wakes {res['idle_supervisor_wakeups_per_s']:.1f} times a second")
     print(json.dumps(res))
     return 0
 
