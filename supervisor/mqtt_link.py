@@ -13,7 +13,7 @@ registers again). Reconnects back off from 0.5 s to 2 s (RECONNECT_MAX_DELAY).
 
 QoS 0 fast path: paho's `publish()` costs ~15 us per message in Python and its writer does one
 `send()` per packet, which caps a node below 30k msg/s. QoS 0 PUBLISH packets are therefore encoded
-here into one buffer per loop iteration and handed to paho's output queue as a single write.
+here into one buffer per loop iteration, written in one send() (through paho's queue when it holds something).
 Anything else (QoS 1/2, subscribe) goes through paho's API after the buffer is flushed, so the
 order of packets on the wire is kept.
 `backlog()` lets the supervisor stop draining workers while the socket is behind (backpressure:
