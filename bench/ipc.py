@@ -108,7 +108,7 @@ class RingTransport(RingImpl, Transport):
         self.node.close()
 
     def parent_send(self, payload: bytes) -> None:
-        self.ep.send(0, 1, payload, timeout=30)
+        self.ep.send(0, 1, payload, 30)  # positional, as the floor calls write()
 
     def parent_recv(self) -> bytes:
         # the supervisor's loop, reduced: drain, idle (spin or sleep in the selector), wake
@@ -123,7 +123,7 @@ class RingTransport(RingImpl, Transport):
         return self.pending.pop(0)
 
     def child_send(self, payload: bytes) -> None:
-        self.w.send(0, 1, payload, timeout=30)
+        self.w.send(0, 1, payload, 30)
 
     def child_recv_batch(self) -> list[bytes]:
         first = self.w.recv(30)
