@@ -510,9 +510,8 @@ class Orchestrator:
                 return m
         return None
 
-    def _create_many(self, items: list[dict[str, Any]], where: str, window: int = 1) -> None:
-        """Validate and place modules; the valid ones of a batch go in, each bad one is reported.
-        `window`: the campaign's (campaigns.py), when these are its cells."""
+    def _create_many(self, items: list[dict[str, Any]], where: str) -> None:
+        """Validate and place modules; the valid ones of a batch go in, each bad one is reported."""
         now = self.wallclock()
         rows: list[tuple[int, str, str, str | None, str, str, bytes, float, float]] = []
         errors: list[str] = []
@@ -520,7 +519,7 @@ class Orchestrator:
         for i, data in enumerate(items):
             w = where if len(items) == 1 else f"{where}, module #{i}"
             try:
-                rows.append(self._new_module(data, w, seen, now, window))
+                rows.append(self._new_module(data, w, seen, now))
             except (Refused, ProtocolError) as e:
                 if len(items) == 1:
                     raise
@@ -543,8 +542,7 @@ class Orchestrator:
             rows.append((m.seq, uuid, name, rt.uuid, file, status, orjson.dumps(body), now, now))
         self.store.insert_modules(rows)
 
-    def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float,
-                    window: int = 1) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
+    def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
         t = data.get("type", "module")
         if t != "module":
             raise ProtocolError(f"{where}: type must be 'module', got {t!r}")
@@ -592,7 +590,7 @@ class Orchestrator:
         body = {k: v for k, v in data.items() if k not in ("index", "status", "filename")}
         body.update(type="module", uuid=uuid, name=name, file=file, apis=sorted(apis), args=args, channels=channels)
         body["parent"] = rt.uuid
-        m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file, window)
+        m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file, 1)  # window 1: no campaign's cell (those: _create_cells)
         self.mods[uuid] = m
         status = self._place(m, rt, persist=False, body=body)
         return (m.seq, uuid, name, rt.uuid, file, status, orjson.dumps(body), now, now)
