@@ -41,6 +41,10 @@ def _nothing() -> bool:
     return False
 
 
+def _no_messages() -> list[Message]:
+    return []
+
+
 def _new_sid() -> str:
     n = next(_sid_counter)
     pid = os.getpid()
@@ -63,6 +67,8 @@ class SupervisorEndpoint:
             self.send = self.tx.sender(self._down.send, b"\x01", f"endpoint of worker {slot} is closed")  # type: ignore[method-assign]
         # has_input(): is there something to drain (the C ring's pending() itself: no Python frame)
         self.has_input: Callable[[], bool] = self.rx.pending if STRONG_ORDER else self._has_credits
+        if STRONG_ORDER:  # drain() is the ring's read() itself (no Python frame per worker and wake-up)
+            self.drain = self.rx.read  # type: ignore[method-assign]
 
     def _has_credits(self) -> bool:
         return self.credits > 0
@@ -93,6 +99,7 @@ class SupervisorEndpoint:
             return
         self.closed = True
         self.has_input = _nothing
+        self.drain = _no_messages  # type: ignore[method-assign]
         self.tx.close()
         self.rx.close()
         self._down.close()
