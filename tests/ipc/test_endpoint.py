@@ -369,7 +369,13 @@ def test_supervisor_takes_the_doorbells_after_the_drain_and_exactly_those(node: 
         assert node.bells_due == 2 and a.has_input() and b.has_input()
         assert a.drain() == [(1, 2, b"one")] and b.drain() == [(3, 4, b"two")]
         assert not a.has_input()
-        assert node.drain_doorbells() == 2 and node.bells_due == 0
+        got = node.drain_doorbells()
+        if got < 2 and node.backend_name == "sysv":
+            # sysv doorbells reach the selector through a relay thread (ipc/backends.py): the second
+            # may still be on its way; it is taken when it arrives, not lost
+            assert sel.select(5)
+            got += node.drain_doorbells()
+        assert got == 2 and node.bells_due == 0
         assert sel.select(0) == []  # none left over: the next sleep is not cut short
         wa.send(5, 6, b"awake")  # the supervisor is awake: no doorbell, nothing due
         node.after_wake()
