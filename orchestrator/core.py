@@ -282,7 +282,7 @@ class Orchestrator:
             if old.kind != kind or old.name != name or old.parent != parent:
                 raise Refused(f"{where}: uuid {uuid} is already alive as {old.kind} {old.name!r}"
                               f" (parent {old.parent}); refusing {kind} {name!r} (parent {parent})")
-            dup = self.presence.duplicate(old, node.info, self.nodes.values())
+            dup = self.presence.duplicate(old, node.info, self.nodes.values(), missed=MISSED_KEEPALIVES)
             if dup is not None:
                 raise Refused(dup[0], dup[1])
             if kind == RUNTIME and process_of(old.info) != process_of(node.info) and old.uuid not in self.presence.heard:

@@ -14,6 +14,9 @@ identity is alive twice.
   registration of a runtime uuid that is alive under another process, heard from by this orchestrator
   (a registration or keepalive since it started, and not dead by missed keepalives or a delete), is
   refused with `details.reason: "duplicate"`; so is a manager's while such a runtime of it is alive.
+  The refusal says in `details.retry_after` when the holder would be dead by missed keepalives if it
+  is silent from now on: a node back after a power cut (its old registration still alive here, no
+  last will) asks once more after that and is accepted; a live twin is refused again.
   A delete (or last will) naming another process than the registered one is refused, so a refused
   duplicate cannot take the real node down. The original SilverLine orchestrator ignores all of this
   (extra keys are dropped by its models) and the node copes (docs/supervisor.md, "Registration").
@@ -82,8 +85,11 @@ class Presence:
         return (self.topics.reg(uuid), orjson.dumps(msg))
 
     # -- duplicates -------------------------------------------------------------------
-    def duplicate(self, old: Node, new_info: dict[str, Any], nodes: Iterable[Node]) -> tuple[str, dict[str, Any]] | None:
-        """(description, details) when a registration that matches alive `old` comes from another live process."""
+    def duplicate(self, old: Node, new_info: dict[str, Any], nodes: Iterable[Node], *,
+                  missed: int = 3) -> tuple[str, dict[str, Any]] | None:
+        """(description, details) when a registration that matches alive `old` comes from another live process.
+        `details.retry_after`: seconds until the holder is dead by `missed` silent keepalive intervals if
+        it is silent from now on (a node back after a power cut waits that long and asks once more)."""
         mine, theirs = process_of(old.info), process_of(new_info)
         if mine is None or theirs is None or mine == theirs:
             return None
@@ -98,7 +104,11 @@ class Presence:
             return None  # none of its runtimes is alive: the old process is gone
         text = (f"{old.kind} {old.name!r} ({old.uuid}) is alive under another connection ({_who(mine)}, runtime "
                 f"{holder.name!r} keeps sending keepalives); refusing it from {_who(theirs)} until that one is dead")
-        return text, {"reason": "duplicate", "holder": {"host": mine[0], "pid": mine[1]}}
+        details: dict[str, Any] = {"reason": "duplicate", "holder": {"host": mine[0], "pid": mine[1]}}
+        if holder.ka_interval > 0 and holder.sends_keepalives:
+            left = missed * holder.ka_interval - (self.clock() - holder.last_seen)
+            details["retry_after"] = round(max(0.0, left), 2)
+        return text, details
 
     def foreign_delete(self, node: Node, data: dict[str, Any]) -> str | None:
         """Why a delete of alive `node` must be refused: it names another process than the registered one."""

@@ -13,7 +13,9 @@ waiting -> unanswered (after `timeout`) -> registered / refused; retries are deb
 The orchestrator's presence messages (docs/orchestrator.md, "Presence") make the node register again
 at once: `online` from an instance other than the one that answered, and a register request (an
 error reply with `details.register`) for one of our uuids. A refusal with `details.reason:
-"duplicate"` (our identity is alive under another process) ends the node (exit status 4). Nothing
+"duplicate"` (our identity is alive under another process) ends the node (exit status 4), unless
+the holder is on this host and will expire (`details.retry_after`): then the node asks once more
+after that (its own earlier run, gone without a stop) and ends only if refused again. Nothing
 here blocks: the supervisor's loop feeds messages in and calls `tick()`.
 """
 from __future__ import annotations
@@ -35,6 +37,8 @@ from supervisor.workers import Worker
 log = logging.getLogger("mgr")
 
 BACKOFF_FIRST = 0.5  # seconds before the first repeat of an unanswered registration
+DUPLICATE_WAIT_MAX = 300.0  # seconds: a duplicate refusal with a longer retry_after is final at once
+DUPLICATE_WAIT_MARGIN = 1.0  # seconds after the holder's expiry before asking again
 BACKOFF_MAX = 3.0  # ... doubling up to this ("a few seconds": a node is registered within ~3 s of its orchestrator)
 
 
@@ -77,6 +81,7 @@ class Pending:
     attempts: int = 0
     sent: float = 0.0  # last send
     ids: set[str] = field(default_factory=set)  # object_ids sent (an answer to any of them counts)
+    waited_out: bool = False  # a duplicate refusal was waited out once (a second one is final)
 
 
 class Registrar:
@@ -146,6 +151,8 @@ class Registrar:
             log.info("registered %s%s", p.what, late)
             self.on_reply(p.uuid, details)
         elif details.get("reason") == "duplicate":
+            if self._wait_out(p, details, now):
+                return True
             p.state = "refused"
             why = str(details.get("description") or details)
             log.critical("the orchestrator refused %s: %s", p.what, why)
@@ -155,6 +162,22 @@ class Registrar:
             p.state = "refused"
             log.error("orchestrator refused the registration of %s: %s", p.what, details or data)
         self._advance(now)
+        return True
+
+    def _wait_out(self, p: Pending, details: dict[str, Any], now: float) -> bool:
+        """A duplicate refusal whose holder is on this host with a known expiry: most likely this
+        node's own earlier run, ended without a stop (power cut, SIGKILL: no delete, no last will
+        yet). Ask once more when that registration would have expired (`details.retry_after`); a
+        live twin keeps sending keepalives and is refused again. True while waiting."""
+        holder, left = details.get("holder"), details.get("retry_after")
+        if (p.waited_out or not isinstance(holder, dict) or holder.get("host") != socket.gethostname()
+                or not isinstance(left, (int, float)) or isinstance(left, bool) or not 0 <= left <= DUPLICATE_WAIT_MAX):
+            return False
+        p.waited_out = True
+        p.state, p.next_try = "unanswered", now + float(left) + DUPLICATE_WAIT_MARGIN
+        log.warning("the orchestrator refused %s: it is registered by pid %s on this host, not heard from by us "
+                    "(an earlier run that did not stop?); asking again in %.1fs, when that registration expires",
+                    p.what, holder.get("pid"), float(left) + DUPLICATE_WAIT_MARGIN)
         return True
 
     def again(self, why: str) -> None:

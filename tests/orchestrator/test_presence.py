@@ -158,3 +158,17 @@ def test_a_keepalive_of_a_stranger_gets_a_register_request_over_mqtt(orch: Orche
     probe.publish(f"{R}/proc/keepalive/{rt}", envelope("update", {"type": "runtime", "uuid": rt, "name": "lost"}))
     ask = probe.wait_for(f"{R}/proc/reg/{rt}", lambda m: m.json().get("type") == "resp", timeout=10)[0].json()
     assert ask["data"]["details"]["register"] is True
+
+
+def test_a_refusal_says_when_a_silent_holder_would_expire(h: Harness) -> None:
+    """`details.retry_after`: what is left of 3 keepalive intervals since the holder was last heard
+    from; asked again after that, with the holder silent, the newcomer is accepted."""
+    h.manager()
+    h.runtime("rt-1", "one", pid=100)
+    keepalive(h, "rt-1")
+    h.now += 0.4
+    d = h.runtime("rt-1", "one", pid=200)["data"]["details"]
+    assert d["reason"] == "duplicate" and d["retry_after"] == pytest.approx(3 * 1.0 - 0.4, abs=0.01)  # the harness: 1 s keepalives
+    h.now += d["retry_after"] + 0.1
+    h.o.tick()
+    assert h.runtime("rt-1", "one", pid=200)["data"]["result"] == "ok"
