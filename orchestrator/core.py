@@ -46,7 +46,7 @@ from common.apis import with_aliases
 from common.exit_status import exit_status_of
 from common.wire import ProtocolError, Topics, decode, envelope, new_uuid, require
 from orchestrator.campaigns import ACTIONS as CAMPAIGN_ACTIONS, Campaigns
-from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, NOT_DEAD, QUEUED, RUNTIME, Mod, Node
+from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, MISSED_KEEPALIVES, NOT_DEAD, QUEUED, RUNTIME, Mod, Node
 from orchestrator.presence import Presence, process_of
 from orchestrator.scheduler import PLAIN, Scheduler, module_kind
 from orchestrator.store import Store
@@ -55,7 +55,6 @@ log = logging.getLogger("orch")
 
 Publish = Callable[[str, bytes], None]
 
-MISSED_KEEPALIVES = 3  # ours: a runtime is dead after this many silent intervals
 DELETE_TIMEOUT = 30.0  # seconds a deleted module may stay exiting (E) before it is marked dead
 STALL_CREDIT = 0.5  # seconds: a message that took longer than this is credited to every runtime's keepalive clock
 RECONCILE_AFTER = 5.0  # seconds after a restart before a keepalive's children are trusted to be complete
@@ -167,8 +166,7 @@ class Orchestrator:
         """Mark runtimes dead whose keepalives stopped, and deleted modules whose exited is overdue."""
         now = self.clock() if now is None else now
         late = [n for n in self.nodes.values()
-                if n.kind == RUNTIME and n.alive and n.ka_interval > 0 and n.sends_keepalives
-                and now - n.last_seen > MISSED_KEEPALIVES * n.ka_interval]
+                if n.kind == RUNTIME and n.alive and (e := n.expires_at()) is not None and now > e]
         overdue = [u for u, t in self._deleting.items() if now >= t]
         if not late and not overdue:
             return
@@ -282,7 +280,7 @@ class Orchestrator:
             if old.kind != kind or old.name != name or old.parent != parent:
                 raise Refused(f"{where}: uuid {uuid} is already alive as {old.kind} {old.name!r}"
                               f" (parent {old.parent}); refusing {kind} {name!r} (parent {parent})")
-            dup = self.presence.duplicate(old, node.info, self.nodes.values(), missed=MISSED_KEEPALIVES)
+            dup = self.presence.duplicate(old, node.info, self.nodes.values())
             if dup is not None:
                 raise Refused(dup[0], dup[1])
             if kind == RUNTIME and process_of(old.info) != process_of(node.info) and old.uuid not in self.presence.heard:

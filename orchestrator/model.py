@@ -22,6 +22,8 @@ NOT_DEAD = (ALIVE, EXITING, KILLED, QUEUED)
 MANAGER = "manager"
 RUNTIME = "runtime"
 
+MISSED_KEEPALIVES = 3  # ours: a runtime is dead after this many silent intervals
+
 
 @dataclass
 class Node:
@@ -55,6 +57,13 @@ class Node:
         """Whether this runtime ever sent a keepalive (the original's runtimes never do: they are
         not expired by missed keepalives). Kept in `info` so that it survives a restart."""
         return bool(self.info.get("keepalives"))
+
+    def expires_at(self) -> float | None:
+        """When this runtime is dead by missed keepalives if it stays silent (clock of `last_seen`);
+        None for one that is never expired so (no interval, or it never sent a keepalive)."""
+        if self.ka_interval > 0 and self.sends_keepalives:
+            return self.last_seen + MISSED_KEEPALIVES * self.ka_interval
+        return None
 
     def has_room(self) -> bool:
         return self.max_nmodules <= 0 or len(self.children) < self.max_nmodules

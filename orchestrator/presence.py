@@ -85,11 +85,10 @@ class Presence:
         return (self.topics.reg(uuid), orjson.dumps(msg))
 
     # -- duplicates -------------------------------------------------------------------
-    def duplicate(self, old: Node, new_info: dict[str, Any], nodes: Iterable[Node], *,
-                  missed: int = 3) -> tuple[str, dict[str, Any]] | None:
+    def duplicate(self, old: Node, new_info: dict[str, Any], nodes: Iterable[Node]) -> tuple[str, dict[str, Any]] | None:
         """(description, details) when a registration that matches alive `old` comes from another live process.
-        `details.retry_after`: seconds until the holder is dead by `missed` silent keepalive intervals if
-        it is silent from now on (a node back after a power cut waits that long and asks once more)."""
+        `details.retry_after`: seconds until the holder is dead by missed keepalives if it is silent
+        from now on (`Node.expires_at`; a node back after a power cut waits that long and asks once more)."""
         mine, theirs = process_of(old.info), process_of(new_info)
         if mine is None or theirs is None or mine == theirs:
             return None
@@ -105,9 +104,9 @@ class Presence:
         text = (f"{old.kind} {old.name!r} ({old.uuid}) is alive under another connection ({_who(mine)}, runtime "
                 f"{holder.name!r} keeps sending keepalives); refusing it from {_who(theirs)} until that one is dead")
         details: dict[str, Any] = {"reason": "duplicate", "holder": {"host": mine[0], "pid": mine[1]}}
-        if holder.ka_interval > 0 and holder.sends_keepalives:
-            left = missed * holder.ka_interval - (self.clock() - holder.last_seen)
-            details["retry_after"] = round(max(0.0, left), 2)
+        expires = holder.expires_at()
+        if expires is not None:
+            details["retry_after"] = round(max(0.0, expires - self.clock()), 2)
         return text, details
 
     def foreign_delete(self, node: Node, data: dict[str, Any]) -> str | None:
