@@ -58,22 +58,19 @@ class Router:
         worker blocked on its full rx ring, each waiting for the other: progress only by timeouts,
         and the messages that timed out were lost. A worker never waits for us while we wait for it now.
         """
-        ep = w.ep
-        if ep is not None:  # the message path: room in the ring (no clock read, no loop)
+        deadline: float | None = None  # read the clock only once the ring is full (not on the message path)
+        while True:
+            ep = w.ep
+            if ep is None:
+                raise ipc.ClosedError(f"worker {w.name} is gone")
             try:
                 ep.send(h1, h2, payload, 0)
                 return
             except ipc.RingFullError:
-                pass
-        deadline = time.monotonic() + timeout
-        while True:
-            if w.ep is None:
-                raise ipc.ClosedError(f"worker {w.name} is gone")
-            try:
-                w.ep.send(h1, h2, payload, 0)
-                return
-            except ipc.RingFullError:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + timeout
+                if now >= deadline:
                     raise
             if w.slot not in self._draining:  # not from inside a drain of this worker (loopback)
                 self._draining.add(w.slot)
@@ -190,17 +187,8 @@ class Router:
         except ChannelError as e:
             chlog.error("%s: %s (message of %d bytes dropped)", w.name, e, len(payload))
             return
-        workers = self.workers
         for slot, rindex, rfd in local:  # local receivers first: they are the cheaper, faster hop
-            ep = workers[slot].ep
-            if ep is None:
-                continue
-            try:  # a ring with room: one call (the C core's send); else _deliver waits, drains, logs
-                ep.send(rindex, rfd, payload, 0)
-            except ipc.RingFullError:
-                self._deliver(slot, rindex, rfd, payload)
-            except ipc.IPCError as e:
-                chlog.error("%s: message for module %d channel %d lost: %s", workers[slot].name, rindex, rfd, e)
+            self._deliver(slot, rindex, rfd, payload)
         self.outbox.publish(topic, payload, qos)
 
     # ------------------------------------------------------------------ channels
