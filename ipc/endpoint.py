@@ -63,11 +63,12 @@ class SupervisorEndpoint:
         self.rx = Ring(rx.buf, f"ring {rx.name}", init=True, capacity=capacity, raw=rx.raw)
         self.credits = 0  # doorbell mode only: records announced but not read yet
         self.closed = False
-        if STRONG_ORDER:  # send() as one C call when the ring has its C core (ipc/ring.py Ring.sender)
+        # has_input(): is there something to drain
+        self.has_input: Callable[[], bool] = self._has_credits
+        if STRONG_ORDER:  # the ring's own calls (one C call each with its C core, no Python frame):
+            # send() is Ring.sender, has_input() the ring's pending(), drain() its read()
             self.send = self.tx.sender(self._down.send, b"\x01", f"endpoint of worker {slot} is closed")  # type: ignore[method-assign]
-        # has_input(): is there something to drain (the C ring's pending() itself: no Python frame)
-        self.has_input: Callable[[], bool] = self.rx.pending if STRONG_ORDER else self._has_credits
-        if STRONG_ORDER:  # drain() is the ring's read() itself (no Python frame per worker and wake-up)
+            self.has_input = self.rx.pending
             self.drain = self.rx.read  # type: ignore[method-assign]
 
     def _has_credits(self) -> bool:
