@@ -244,8 +244,6 @@ class CampaignReads:
                              "record": orjson.loads(r[8]) if r[8] else None} for r in rows]
 
 
-
-
 class Campaigns(CampaignReads):
     """The campaign tables beside the orchestrator's own, and its requests; runs inside the
     orchestrator's decision (its lock and transaction)."""
@@ -274,7 +272,9 @@ class Campaigns(CampaignReads):
         if w is None:
             row = self.db.execute("SELECT spec FROM campaigns WHERE id=?", (cid,)).fetchone()
             spec = orjson.loads(row[0]) if row else {}
-            w = spec.get("window", WINDOW) if isinstance(spec.get("window", WINDOW), int) else WINDOW
+            w = spec.get("window", WINDOW)
+            if not isinstance(w, int):
+                w = WINDOW
             self._windows[cid] = w
         return w
 
@@ -334,6 +334,7 @@ class Campaigns(CampaignReads):
     @staticmethod
     def _module(cid: str, idx: int, parent: str, file: str, engine: str, argv: list[str], args: dict[str, Any],
                 uuid: str, name: str | None = None) -> dict[str, Any]:
+        """A cell's module as a create names it (also the CLI's, against an orchestrator without campaigns)."""
         return {"type": "module", "uuid": uuid, "name": name or module_name(file, engine), "parent": parent, "file": file,
                 "args": {**args, "engine": engine, "argv": argv, "campaign": cid, "cell": idx}}
 
@@ -454,6 +455,7 @@ class Campaigns(CampaignReads):
         if done:
             log.info("%d cells of a dead runtime had their profile delivered: complete, not run again", len(done))
         return {u: rec["status"] for u, (_o, rec) in done.items()}
+
 
 @dataclass(frozen=True)
 class CampaignRead:
