@@ -224,8 +224,7 @@ def follow(api: Api, cid: str, timeout: float, out: Any = None) -> dict[str, Any
 def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, timeout: float = 60.0) -> dict[str, Any]:
     """Send a campaign request; wait until the orchestrator shows it (or reports why not)."""
     before = api.get(f"/api/campaigns/{cid}/") if action == "resume_campaign" else None
-    sess = Session(cfg)
-    with sess:
+    with Session(cfg) as sess:
         sess.watch_log()
         sess.publish([(topics(cfg).control(), envelope(action, data))])
         deadline = time.monotonic() + timeout
@@ -318,8 +317,7 @@ def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str,
                 else:
                     failed[outcome] += 1
 
-    sess = Session(cfg)
-    with sess:
+    with Session(cfg) as sess:
         sess.watch_log()
         if wait:
             sess.subscribe([topics(cfg).control("+")], on_control)

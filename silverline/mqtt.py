@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ssl
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -19,6 +19,8 @@ from silverline.errors import ClientError
 
 Handler = Callable[[str, bytes], None]
 
+
+C = TypeVar("C", bound="Connection")  # open() and `with` give back the subclass (cli/_api.py Session)
 
 class Connection:
     """`with Connection(cfg) as c:` connects (ClientError naming the broker when it cannot)."""
@@ -57,7 +59,7 @@ class Connection:
             h(msg.topic, bytes(msg.payload))
 
     # -- lifecycle ----------------------------------------------------------------------
-    def open(self) -> "Connection":
+    def open(self: C) -> C:
         if self._open:
             return self
         c, cfg = self.client, self.cfg
@@ -93,7 +95,7 @@ class Connection:
             self.client.disconnect()
             self.client.loop_stop()
 
-    def __enter__(self) -> "Connection":
+    def __enter__(self: C) -> C:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
