@@ -31,19 +31,25 @@ def runtime_pid(orch: OrchestratorProc, rt: str) -> Any:
     return r.get("metadata", {}).get("pid") if code == 200 and r.get("status") == "A" else None
 
 
+def registered(node: NodeProcess, orch: OrchestratorProc, probe: MqttProbe) -> str:
+    """Start `node`; its runtime uuid once the orchestrator has the runtime and its first keepalive.
+    A runtime that never sent a keepalive does not expire by keepalives (the original's runtimes
+    send none): the cut or the twin comes after the first one, as after any real uptime."""
+    probe.subscribe("realm/proc/keepalive/#")
+    node.start()
+    rt = node.runtime_uuid()
+    wait_until(lambda: runtime_pid(orch, rt) == node.pid, 20, "the first run registered")
+    probe.wait_for(f"realm/proc/keepalive/{rt}", timeout=20)
+    time.sleep(0.3)  # the orchestrator has it too
+    return rt
+
+
 def test_a_node_back_after_a_power_cut_is_accepted_once_the_old_run_expired(broker: Any, orch: OrchestratorProc,
                                                                             probe: MqttProbe) -> None:
     manager = str(uuidlib.uuid4())
     old, new = twin(broker, manager), twin(broker, manager)
-    probe.subscribe("realm/proc/keepalive/#")
     try:
-        old.start()
-        rt = old.runtime_uuid()
-        wait_until(lambda: runtime_pid(orch, rt) == old.pid, 20, "the first run registered")
-        # a runtime that never sent a keepalive does not expire by keepalives (the original's
-        # runtimes send none): the cut comes after the first one, as it does after any real uptime
-        probe.wait_for(f"realm/proc/keepalive/{rt}", timeout=20)
-        time.sleep(0.3)  # the orchestrator has it too
+        rt = registered(old, orch, probe)
         os.kill(old.pid, signal.SIGSTOP)  # the power cut: silent, its MQTT session still open
         new.start(wait=False)
         wait_until(lambda: "asking again in" in new.output(), 20, "the comeback waits for the old registration")
@@ -66,13 +72,8 @@ def test_a_live_twin_on_the_same_host_is_refused_after_one_wait(broker: Any, orc
                                                                 probe: MqttProbe) -> None:
     manager = str(uuidlib.uuid4())
     real, dup = twin(broker, manager), twin(broker, manager)
-    probe.subscribe("realm/proc/keepalive/#")
     try:
-        real.start()
-        rt = real.runtime_uuid()
-        wait_until(lambda: runtime_pid(orch, rt) == real.pid, 20, "the real node registered")
-        probe.wait_for(f"realm/proc/keepalive/{rt}", timeout=20)
-        time.sleep(0.3)
+        rt = registered(real, orch, probe)
         dup.start(wait=False)
         assert dup.wait_exit(30) == EXIT_DUPLICATE, dup.output()[-2000:]
         out = dup.output()
