@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
-import asyncssh
-
-from cluster.ssh import SshOptions, connect, describe_error
+from cluster.ssh import SshOptions, connect, describe_error, load_asyncssh
 from common.manifest import Device
+
+if TYPE_CHECKING:
+    from asyncssh import SSHClientConnection
 
 
 @dataclass
@@ -35,11 +36,12 @@ class Result:
 
 
 # An action gets the device and an open connection and returns its Result.
-Action = Callable[[Device, asyncssh.SSHClientConnection], Awaitable[Result]]
+Action = Callable[[Device, "SSHClientConnection"], Awaitable[Result]]
 
 
 async def run_on(device: Device, action: Action, opts: SshOptions) -> Result:
     """Connect, run `action`, close; every failure becomes a Result."""
+    asyncssh = load_asyncssh()
     t0 = time.monotonic()
     host = device.fullname(opts.domain)
     try:

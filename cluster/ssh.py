@@ -13,12 +13,40 @@ import getpass
 import os
 import shlex
 import socket
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
-
-import asyncssh
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from common.manifest import Device
+
+if TYPE_CHECKING:
+    from asyncssh import SSHClientConnection
+
+_asyncssh: ModuleType | None = None
+
+
+def load_asyncssh() -> ModuleType:
+    """asyncssh, imported on first use: the only place that imports it.
+
+    Only the code that connects calls this, so `manage.py -h`, every script's `-h` and the scripts
+    that never connect do not pay for the import. asyncssh's own modules `asyncssh.crypto.misc`
+    and `asyncssh.crypto.dsa` name cryptography's DSA classes at import time, and cryptography
+    (>= 51) warns about DSA on each such name: five CryptographyDeprecationWarnings, 10 lines on the
+    user's terminal before any output of ours. We never use DSA (asyncssh leaves ssh-dss off), so
+    these warnings, from those modules during this import, are ignored; any other warning, and a
+    DSA key actually used later, still shows.
+    """
+    global _asyncssh
+    if _asyncssh is None:
+        from cryptography.utils import CryptographyDeprecationWarning
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning,
+                                    module=r"asyncssh\.crypto\.(misc|dsa)\Z")
+            import asyncssh
+        _asyncssh = asyncssh
+    return _asyncssh
 
 
 @dataclass
@@ -54,6 +82,7 @@ class Endpoint:
 def resolve(device: Device, opts: SshOptions) -> Endpoint:
     """HostName, Port and User of `device` as `connect()` sees them (SSH config file, then the
     config's `username`), so every tool that looks at a device looks at the same address."""
+    load_asyncssh()
     from asyncssh.config import SSHClientConfig
 
     name = device.fullname(opts.domain)
@@ -67,13 +96,15 @@ def resolve(device: Device, opts: SshOptions) -> Endpoint:
                     str(user) if user else opts.username or getpass.getuser())
 
 
-async def connect(device: Device, opts: SshOptions) -> asyncssh.SSHClientConnection:
+async def connect(device: Device, opts: SshOptions) -> SSHClientConnection:
     """Open a connection to `device` (its full name; the SSH config may map it further)."""
-    return await asyncssh.connect(device.fullname(opts.domain), **opts.connect_kwargs())
+    conn: SSHClientConnection = await load_asyncssh().connect(device.fullname(opts.domain), **opts.connect_kwargs())
+    return conn
 
 
 def describe_error(e: BaseException, host: str, timeout: float) -> str:
     """One line that says why `host` could not be reached or the session failed."""
+    asyncssh = load_asyncssh()
     if isinstance(e, asyncio.TimeoutError):
         return f"no answer from {host} within {timeout:g}s"
     if isinstance(e, socket.gaierror):
@@ -101,7 +132,7 @@ def sudo_wrap(command: str) -> str:
     return f"sudo -S -p '' -- sh -c {shlex.quote('exec </dev/null; ' + command)}"
 
 
-async def run_command(conn: asyncssh.SSHClientConnection, command: str, *, sudo_password: str | None = None,
+async def run_command(conn: SSHClientConnection, command: str, *, sudo_password: str | None = None,
                       timeout: float | None = None) -> tuple[int | None, str, str]:
     """Run `command` with the remote user's shell; (exit status or None if killed, stdout, stderr)."""
     stdin = None

@@ -10,10 +10,9 @@ import os
 import posixpath
 from typing import Any
 
-import asyncssh
-
 from cluster.fanout import Action, Result
 from cluster.options import ClusterContext
+from cluster.ssh import load_asyncssh
 from common.manifest import Device
 
 
@@ -38,7 +37,7 @@ def put_action(ctx: ClusterContext, sources: list[str], dst_template: str) -> Ac
         try:
             async with conn.start_sftp_client() as sftp:
                 await sftp.put(sources, dst, recurse=True, preserve=True)
-        except (asyncssh.SFTPError, OSError) as e:
+        except (load_asyncssh().SFTPError, OSError) as e:
             return Result(device.name, error=f"put to {dst!r} failed: {getattr(e, 'reason', None) or e}")
         n = sum(_size(s) for s in sources)
         return Result(device.name, status=0, stdout=f"{', '.join(sources)} -> {dst} ({n} bytes)")
@@ -63,7 +62,7 @@ def get_action(ctx: ClusterContext, src_template: str, dst_template: str) -> Act
                 os.makedirs(parent, exist_ok=True)
             async with conn.start_sftp_client() as sftp:
                 await sftp.get(src, dst, recurse=True, preserve=True)
-        except (asyncssh.SFTPError, OSError) as e:
+        except (load_asyncssh().SFTPError, OSError) as e:
             return Result(device.name, error=f"get {src!r} failed: {getattr(e, 'reason', None) or e}")
         return Result(device.name, status=0, stdout=f"{src} -> {dst} ({_size(dst)} bytes)")
 
