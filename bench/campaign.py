@@ -54,10 +54,10 @@ from collector import Collector, ProfileStore  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.wire import envelope, new_uuid  # noqa: E402
 from runtimes.benchmarking import engines  # noqa: E402
-from tests.helpers.bench_modules import build_modules  # noqa: E402
-from tests.helpers.broker import Mosquitto  # noqa: E402
-from tests.helpers.node import NodeProcess  # noqa: E402
-from tests.helpers.orchestrator import OrchestratorProc  # noqa: E402
+from testbed.bench_modules import build_modules  # noqa: E402
+from testbed.broker import Mosquitto  # noqa: E402
+from testbed.node import NodeProcess  # noqa: E402
+from testbed.orchestrator import OrchestratorProc  # noqa: E402
 
 ENGINES = ["wasmtime-j", "wasmtime-a", "native"]
 PLATFORM = {"cpu": {"cpu": "bench-vm", "cpufreq": 2_000_000_000, "cores": os.cpu_count()},

@@ -43,8 +43,8 @@ import posix_ipc  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from bench._common import loadavg, machine, median_spread, pct, table  # noqa: E402
-from tests.helpers.broker import Mosquitto  # noqa: E402
-from tests.helpers.node import NodeProcess  # noqa: E402
+from testbed.broker import Mosquitto  # noqa: E402
+from testbed.node import NodeProcess  # noqa: E402
 
 HDR = struct.Struct("<IQ")
 SIZE = 64

@@ -29,7 +29,7 @@ from runtimes.benchmarking import engines, harness  # noqa: E402
 from runtimes.benchmarking.instrument import instrument  # noqa: E402
 from runtimes.benchmarking.opcodes import child_target, parse_child_result  # noqa: E402
 from runtimes.benchmarking.reference import reference_counts  # noqa: E402
-from tests.helpers.bench_modules import build_modules  # noqa: E402
+from testbed.bench_modules import build_modules  # noqa: E402
 
 
 def bare_loop(argv: list[str], n: int) -> float:
@@ -72,9 +72,9 @@ def harness_loop(argv: list[str], n: int) -> float:
 def node_loop(exe: str, n: int) -> float | None:
     """Seconds from create to exited of one `benchmarking` module with repeat=n (native engine)."""
     try:
-        from tests.helpers.broker import Mosquitto
-        from tests.helpers.mqtt import MqttProbe
-        from tests.helpers.node import NodeProcess
+        from testbed.broker import Mosquitto
+        from testbed.mqtt import MqttProbe
+        from testbed.node import NodeProcess
     except ImportError:
         return None
     with Mosquitto() as broker:

@@ -38,8 +38,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from bench._common import machine, pct, table  # noqa: E402
-from tests.helpers.broker import Mosquitto  # noqa: E402
-from tests.helpers.node import NodeProcess  # noqa: E402
+from testbed.broker import Mosquitto  # noqa: E402
+from testbed.node import NodeProcess  # noqa: E402
 
 REALM = "realm"
 MODULES = os.path.join(ROOT, "build", "modules")

@@ -147,10 +147,10 @@ def run_mqtt(n: int, samples: int) -> dict[str, Any]:
     """The dequeue decision seen from a runtime, through mosquitto and the orchestrator process:
     publish `exited`, wait for the `create` of the queue head. Baseline in the same run: a
     bare MQTT round trip (publish, receive it back) on the same broker."""
-    from tests.helpers.broker import Mosquitto
-    from tests.helpers.mqtt import MqttProbe
-    from tests.helpers.orchestrator import OrchestratorProc
-    from tests.helpers.wait import wait_until
+    from testbed.broker import Mosquitto
+    from testbed.mqtt import MqttProbe
+    from testbed.orchestrator import OrchestratorProc
+    from testbed.wait import wait_until
 
     tmp = tempfile.mkdtemp(prefix="sl-bench-orch-mqtt-")
     try:

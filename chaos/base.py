@@ -16,10 +16,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `python chaos/...` as well as `python -m chaos`
     sys.path.insert(0, ROOT)
 
-from tests.helpers.control import control_message, js as js  # noqa: E402  (js: for the scenarios; after the path: also `python chaos/x.py`)
-from tests.helpers.control import module_create as _module_create  # noqa: E402
-from tests.helpers.control import module_delete as _module_delete  # noqa: E402
-from tests.helpers.wait import wait_until as _wait_until  # noqa: E402
+from testbed.control import control_message, js as js  # noqa: E402  (js: for the scenarios; after the path: also `python chaos/x.py`)
+from testbed.control import module_create as _module_create  # noqa: E402
+from testbed.control import module_delete as _module_delete  # noqa: E402
+from testbed.wait import wait_until as _wait_until  # noqa: E402
 
 REALM = "realm"
 IPC_DIRS = ("/dev/mqueue", "/dev/shm")
@@ -61,7 +61,7 @@ class Outcome:
 
 
 def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """tests.helpers.wait.wait_until polling more often: the scenarios time recoveries with it."""
+    """testbed.wait.wait_until polling more often: the scenarios time recoveries with it."""
     return _wait_until(pred, timeout, what, interval)
 
 

@@ -19,9 +19,9 @@ import time
 import uuid as _uuid
 
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, js, module_create, module_delete, wait_until, workers_by_name
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
 
 LOSE_MODULES = 5
 OUTAGES_S = [1.5, 9.0, 20.0]  # broker down this long; the later ones outlast several reconnect attempts

@@ -32,9 +32,9 @@ import time
 from collections import Counter
 
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, js, module_create, wait_until
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
 
 DUPLICATE_EXIT = 4  # start.py's exit status for a refused duplicate identity
 

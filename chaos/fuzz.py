@@ -32,9 +32,9 @@ import orjson
 
 from chaos import gen
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, alive, js, module_create, module_delete, wait_until, workers_by_name
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
 
 SEED = 8
 

@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 from chaos.base import REALM, Outcome, Size, Watch, control, wait_until
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
 
 
 def snapshot(orch: OrchestratorProc, rt: str) -> dict[str, Any]:

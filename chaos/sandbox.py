@@ -33,8 +33,8 @@ import uuid as _uuid
 from typing import Any, Iterator
 
 from chaos.base import REALM, ROOT, Inbox, Outcome, Size, Watch, control, js, module_create, wait_until, workers_by_name
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
 
 MODULES = os.path.join(ROOT, "build", "modules")
 MEM_LIMIT = 32 << 20
@@ -368,7 +368,7 @@ def _acl(out: Outcome, figures: dict[str, Any]) -> None:
     """Part 4: a realm under `manage.py acl`: creates that are not the orchestrator's are refused by the
     broker (and reach nobody), anonymous and wrong-password clients get nothing; the orchestrator's
     account still creates and the node runs it."""
-    from tests.helpers.acl import NOT_AUTHORIZED, AclRealm, AuthClient
+    from testbed.acl import NOT_AUTHORIZED, AclRealm, AuthClient
 
     tmp = tempfile.mkdtemp(prefix="sl-chaos-sba-")
     expected = seen = 0

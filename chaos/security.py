@@ -19,8 +19,8 @@ import tempfile
 import time
 
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, js, wait_until
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
 
 USER, PASSWORD = "node1", "s3cret-pass"
 

@@ -15,9 +15,9 @@ import tempfile
 import time
 
 from chaos.base import REALM, Inbox, Outcome, Size, Watch, alive, ipc_objects, js, module_create, wait_until
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
 
 NMOD = 3
 

@@ -21,8 +21,8 @@ import uuid as _uuid
 
 from chaos.base import (REALM, Inbox, Outcome, Size, Watch, alive, ipc_objects, js, module_create, rss_kb,
                         wait_until, workers_by_name)
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
 
 STARTSECS = 1.0  # the supervisor's; a worker killed before is a failed start (and 3 of them are FATAL)
 READY_MARGIN = 0.6

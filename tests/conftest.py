@@ -9,10 +9,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.helpers.bench_modules import build_modules
-from tests.helpers.broker import Mosquitto
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.bench_modules import build_modules
+from testbed.broker import Mosquitto
+from testbed.mqtt import MqttProbe
+from testbed.orchestrator import OrchestratorProc
 
 IPC_DIRS = ("/dev/mqueue", "/dev/shm")
 
@@ -99,7 +99,7 @@ def orch(broker: Mosquitto, tmp_path: Any, request: pytest.FixtureRequest) -> It
 
 @pytest.fixture(scope="session")
 def wasm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The benchmarking test modules (tests/helpers/bench_modules.py), built once per session."""
+    """The benchmarking test modules (testbed/bench_modules.py), built once per session."""
     out = tmp_path_factory.mktemp("bench-modules")
     yield build_modules(str(out))
 

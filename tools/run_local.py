@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             print("== orchestrator: not part of this checkout yet; the node registers and times out waiting for answers")
         # 3. node
         rt = a.runtime or pick_runtime()
-        from tests.helpers.node import NodeProcess
+        from testbed.node import NodeProcess
 
         node = NodeProcess(a.port, name=a.name, runtimes=[rt], reg_timeout=5.0 if has_orch else 1.0, log_level="INF",
                            state_dir=os.path.join(tmp, "state"), backoff=1.0)

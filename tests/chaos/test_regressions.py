@@ -11,7 +11,7 @@ import pytest
 from chaos import fuzz
 from chaos.base import REALM, Inbox, Watch, js, module_create, module_delete, wait_until
 from common.topics import ChannelError, resolve
-from tests.helpers.node import NodeProcess
+from testbed.node import NodeProcess
 from ipc.messages import FLAG_READ, FLAG_WRITE
 from common.topics import Grant
 
@@ -127,7 +127,7 @@ def test_profile_with_a_very_long_module_name_is_stored(tmp_path: Any) -> None:
 def test_deeply_nested_control_message_does_not_deafen_the_orchestrator(broker: Any, tmp_path: Any) -> None:
     """Its error report could not be encoded; the TypeError killed the orchestrator's MQTT thread."""
     from chaos.fuzz import ErrLog
-    from tests.helpers.orchestrator import OrchestratorProc
+    from testbed.orchestrator import OrchestratorProc
     errlog = ErrLog()
     with OrchestratorProc(broker.port, str(tmp_path)) as orch:
         watch = Watch(broker.port, lambda t, p: errlog.add(p), [(f"{REALM}/proc/log", 1)])

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from cli import acl
-from tests.helpers.acl import NOT_AUTHORIZED, AclRealm, AuthClient
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.acl import NOT_AUTHORIZED, AclRealm, AuthClient
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
 
 R = "realm"
 

@@ -10,7 +10,7 @@ import pytest
 
 from cli import benchmark, cpufreq, engines as engines_cli, report
 from collector import Collector, ProfileStore
-from tests.helpers.node import running_node
+from testbed.node import running_node
 
 
 pytestmark = pytest.mark.orchestrator(ka_interval=0.5)

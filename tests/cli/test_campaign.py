@@ -17,7 +17,7 @@ import pytest
 from cli import benchmark, report
 from cli._api import Api
 from collector import Collector, ProfileStore
-from tests.helpers.node import NodeProcess, running_node
+from testbed.node import NodeProcess, running_node
 
 
 pytestmark = pytest.mark.orchestrator(ka_interval=0.5)

@@ -22,9 +22,9 @@ from cluster.options import load_context, parse
 from common.manifest import COLUMNS
 from tests.cluster.conftest import ROWS
 from tests.cluster.sshd import Sshd
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
 
 MODULE_SCRIPTS = ("run", "stop")
 

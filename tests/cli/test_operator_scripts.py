@@ -15,10 +15,10 @@ import pytest
 from cli import run as run_script
 from cli._api import CliError, expand_multi
 from common.config import load_config
-from tests.helpers.broker import free_port
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import ROOT, OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.broker import free_port
+from testbed.node import NodeProcess
+from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.wait import wait_until
 
 
 def manage(*args: str, cwd: str = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

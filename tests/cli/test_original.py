@@ -18,9 +18,9 @@ import pytest
 from common.config import load_config
 from tests.cli.original_orchestrator import OriginalOrchestrator
 from tests.helpers import original as O
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.orchestrator import ROOT, OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.mqtt import MqttProbe
+from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.wait import wait_until
 
 R = "realm"
 MGR = "bbbbbbbb-0000-4000-8000-000000000001"

@@ -15,10 +15,10 @@ from typing import Iterator
 import pytest
 
 from silverline import Client, ClientError, ExitStatus
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import ROOT, OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
+from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.wait import wait_until
 
 
 class Setup:

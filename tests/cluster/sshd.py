@@ -13,8 +13,8 @@ import shutil
 import subprocess
 import tempfile
 
-from tests.helpers.broker import free_port, wait_port
-from tests.helpers.procs import stop_process
+from testbed.broker import free_port, wait_port
+from testbed.procs import stop_process
 
 SSHD = "/usr/sbin/sshd"
 

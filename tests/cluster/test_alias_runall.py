@@ -8,8 +8,8 @@ import pytest
 
 from common.wire import envelope
 from tests.cluster.conftest import Cluster
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.mqtt import MqttProbe
+from testbed.orchestrator import OrchestratorProc
 
 pytestmark = pytest.mark.orchestrator(ka_interval=5)
 
@@ -75,7 +75,7 @@ def test_runall_creates_a_module_on_every_device_through_the_orchestrator(cluste
 
 
 def test_runall_with_the_broker_down_says_where_it_tried(cluster: Cluster) -> None:
-    from tests.helpers.broker import free_port
+    from testbed.broker import free_port
     port = free_port()
     rc, _, err = cluster.run("runall", "--mqtt", f"127.0.0.1:{port}", "-f", "x.wasm")
     assert rc == 2 and f"127.0.0.1:{port}" in err

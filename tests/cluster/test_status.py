@@ -13,9 +13,9 @@ from typing import Any
 from cluster.ssh import SshOptions, resolve
 from common.manifest import Device
 from tests.cluster.conftest import Cluster
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import ROOT, OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.node import NodeProcess
+from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.wait import wait_until
 
 
 def test_resolve_reads_hostname_port_and_user_of_the_ssh_config(cluster: Cluster) -> None:

@@ -14,8 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.helpers.broker import Mosquitto, free_port
-from tests.helpers.node import NodeProcess
+from testbed.broker import Mosquitto, free_port
+from testbed.node import NodeProcess
 
 
 @pytest.fixture

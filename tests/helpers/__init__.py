@@ -1,1 +1,2 @@
-"""Test helpers: a real mosquitto broker on a free port, an MQTT probe client."""
+"""Test-only helpers (the original tools' messages, original.py). The process harness (broker, node,
+orchestrator, MQTT probe, ...) is the top-level package testbed/, shared with chaos/ and bench/."""

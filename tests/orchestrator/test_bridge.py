@@ -9,11 +9,11 @@ from typing import Any, Iterator
 import pytest
 
 from common.wire import envelope, new_uuid
-from tests.helpers.broker import Mosquitto
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.broker import Mosquitto
+from testbed.mqtt import MqttProbe
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
+from testbed.wait import wait_until
 
 R = "realm"
 

@@ -11,10 +11,10 @@ import time
 import uuid as uuidlib
 from typing import Any
 
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.mqtt import MqttProbe
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
+from testbed.wait import wait_until
 
 EXIT_DUPLICATE = 4
 

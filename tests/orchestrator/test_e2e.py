@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 from common.wire import envelope
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import ROOT, OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.mqtt import MqttProbe
+from testbed.node import NodeProcess
+from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.wait import wait_until
 
 R = "realm"
 WAIT = 30.0

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import original as O
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.orchestrator import ROOT, OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.mqtt import MqttProbe
+from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.wait import wait_until
 
 pytestmark = pytest.mark.orchestrator(ka_interval=0.3, extra_args=["--delete-timeout", "1.5"])
 

@@ -9,8 +9,8 @@ from typing import Any, Iterator
 import pytest
 
 from common.wire import envelope
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.orchestrator import OrchestratorProc
+from testbed.mqtt import MqttProbe
+from testbed.orchestrator import OrchestratorProc
 from tests.orchestrator.test_core import Harness
 
 pytestmark = pytest.mark.orchestrator(ka_interval=0.5)

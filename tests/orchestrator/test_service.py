@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from common.wire import envelope
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.orchestrator import ROOT, OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.mqtt import MqttProbe
+from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.wait import wait_until
 
 pytestmark = pytest.mark.orchestrator(ka_interval=0.5)
 

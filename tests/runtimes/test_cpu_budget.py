@@ -213,7 +213,7 @@ def test_pin_falls_back_to_sched_setaffinity() -> None:
 
 
 def test_a_pinned_worker_logs_how(broker: Any) -> None:
-    from tests.helpers.node import NodeProcess
+    from testbed.node import NodeProcess
 
     cpu = min(os.sched_getaffinity(0))
     with NodeProcess(broker.port, name="pinnode", runtimes=["test/echo"], extra_args=["-g", str(cpu)]) as n:

@@ -16,10 +16,10 @@ from typing import Any, Iterator
 import pytest
 
 from runtimes.engines.python310 import find_wasmer_python
-from tests.helpers.broker import Mosquitto
-from tests.helpers.control import create, delete, exited, js
-from tests.helpers.mqtt import MqttProbe, Received
-from tests.helpers.node import NodeProcess
+from testbed.broker import Mosquitto
+from testbed.control import create, delete, exited, js
+from testbed.mqtt import MqttProbe, Received
+from testbed.node import NodeProcess
 from tests.runtimes.conftest import MODULES, ROOT
 
 REALM = "realm"

@@ -10,8 +10,8 @@ import orjson
 
 from runtimes.engines.python310 import find_wasmer_python
 from tests.helpers import original as O
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.node import NodeProcess
+from testbed.mqtt import MqttProbe
+from testbed.node import NodeProcess
 
 REALM = "realm"
 

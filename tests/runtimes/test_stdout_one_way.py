@@ -12,10 +12,10 @@ import pytest
 from common.wire import new_uuid
 from runtimes.wasm.stdio import LineBuffer
 from silverline import Client
-from tests.helpers.broker import Mosquitto
-from tests.helpers.node import NodeProcess
-from tests.helpers.orchestrator import OrchestratorProc
-from tests.helpers.wait import wait_until
+from testbed.broker import Mosquitto
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
+from testbed.wait import wait_until
 
 
 def collect() -> tuple[LineBuffer, list[bytes]]:

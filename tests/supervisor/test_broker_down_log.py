@@ -8,9 +8,9 @@ import time
 import pytest
 
 from common.outage import OutageLog
-from tests.helpers.broker import Mosquitto, free_port
-from tests.helpers.node import NodeProcess
-from tests.helpers.wait import wait_until
+from testbed.broker import Mosquitto, free_port
+from testbed.node import NodeProcess
+from testbed.wait import wait_until
 
 
 def test_outage_log_unit(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from supervisor import cli
-from tests.helpers.node import NodeProcess
-from tests.helpers.wait import wait_until
+from testbed.node import NodeProcess
+from testbed.wait import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

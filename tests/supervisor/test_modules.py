@@ -6,7 +6,7 @@ import orjson
 
 from ipc import messages
 from supervisor.states import WorkerState
-from tests.helpers.control import module_create, module_delete
+from testbed.control import module_create, module_delete
 from tests.supervisor.fakes import REALM, Rig
 
 

@@ -14,7 +14,7 @@ import pytest
 from common.config import Config
 from supervisor import paho_adapter
 from supervisor.mqtt_link import MqttLink
-from tests.helpers.wait import wait_until
+from testbed.wait import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from tests.helpers.control import create, delete, exited, js
-from tests.helpers.mqtt import MqttProbe, Received
-from tests.helpers.node import NodeProcess
-from tests.helpers.wait import wait_until
+from testbed.control import create, delete, exited, js
+from testbed.mqtt import MqttProbe, Received
+from testbed.node import NodeProcess
+from testbed.wait import wait_until
 
 REALM = "realm"
 FAST = 0.3  # registration timeout: no orchestrator in these tests
@@ -406,7 +406,7 @@ def test_quit_on_terminal_stdin_journal_lines_and_log_file(broker: Any) -> None:
     import subprocess
     import sys
 
-    from tests.helpers.node import START
+    from testbed.node import START
 
     logdir = tempfile.mkdtemp(prefix="sl-logs-")
     master, slave = pty.openpty()
@@ -439,7 +439,7 @@ def test_username_and_password_file_from_config() -> None:
     import shutil
     import subprocess
 
-    from tests.helpers.broker import Mosquitto
+    from testbed.broker import Mosquitto
 
     d = tempfile.mkdtemp(prefix="sl-auth-")
     try:
@@ -473,7 +473,7 @@ def test_tls_broker(tmp_path: Any) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from tests.helpers.broker import Mosquitto
+    from testbed.broker import Mosquitto
 
     d = str(tmp_path)
     cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")

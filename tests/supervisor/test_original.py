@@ -9,8 +9,8 @@ from typing import Any
 
 from runtimes import get as runtime_spec
 from tests.helpers import original as O
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.node import NodeProcess
+from testbed.mqtt import MqttProbe
+from testbed.node import NodeProcess
 
 REALM = "realm"
 # our start.py name -> the original's (same name, aliases resolved)

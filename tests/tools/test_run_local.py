@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.helpers.broker import free_port
-from tests.helpers.node import ROOT
+from testbed.broker import free_port
+from testbed.node import ROOT
 
 
 def test_make_run_check_brings_everything_up_and_down() -> None:

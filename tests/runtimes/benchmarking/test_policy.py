@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from runtimes.benchmarking import engines, payloads
-from tests.helpers.bench_modules import node_args
+from testbed.bench_modules import node_args
 from tests.runtimes.benchmarking.test_runtimes import REALM, create, exited, profile
-from tests.helpers.node import running_node
+from testbed.node import running_node
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 KINDS = ["benchmarking", "benchmarking/seeded", "benchmarking/interference", "benchmarking/opcodes"]
@@ -126,7 +126,7 @@ def test_a_bad_enable_engines_setting_stops_the_node_at_start(tmp_path) -> None:
     import subprocess
     import sys
 
-    from tests.helpers.node import START
+    from testbed.node import START
 
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"runtimes": {"benchmarking": {"enable_engines": ["natvie"]}}}))

@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 
 from runtimes.benchmarking import engines, payloads
-from tests.helpers.bench_modules import node_args
-from tests.helpers import control
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.node import running_node
+from testbed.bench_modules import node_args
+from testbed import control
+from testbed.mqtt import MqttProbe
+from testbed.node import running_node
 
 REALM = "realm"
 

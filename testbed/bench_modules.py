@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 
-TESTDATA = os.path.join(os.path.dirname(__file__), "..", "..", "runtimes", "benchmarking", "testdata")
+TESTDATA = os.path.join(os.path.dirname(__file__), "..", "runtimes", "benchmarking", "testdata")
 
 
 def build_modules(out: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from tests.helpers.procs import stop_process
+from testbed.procs import stop_process
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.helpers.broker import Mosquitto
+from testbed.broker import Mosquitto
 
 NOT_AUTHORIZED = 0x87
 

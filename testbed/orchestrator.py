@@ -15,10 +15,10 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tests.helpers.broker import free_port
-from tests.helpers.procs import stop_process
+from testbed.broker import free_port
+from testbed.procs import stop_process
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class OrchestratorProc:

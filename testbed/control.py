@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from tests.helpers.mqtt import MqttProbe, Received
+from testbed.mqtt import MqttProbe, Received
 
 REALM = "realm"
 
