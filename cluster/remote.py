@@ -99,11 +99,11 @@ def kill_script(path: str, grace_s: int = 10, node: str = "", end_modules: bool 
 
 
 def update_script(path: str, node: str = "") -> str:
-    """Pull the checkout (the unit's when installed) fast-forward only and reinstall into its venv."""
+    """Pull the checkout (the unit's when installed) fast-forward only and install its lock into its venv."""
     return (
         _cd_node(path, unit_of(node))
         + "git pull --ff-only || exit $?\n"
-        + 'if [ -x .venv/bin/pip ]; then .venv/bin/pip install -q -e . || exit $?; else make env || exit $?; fi\n'
+        + "make -s env || exit $?\n"  # installs exactly the checkout's lock (requirements/venv.lock)
         + 'echo "now at $(git rev-parse --short HEAD)"\n'
     )
 
