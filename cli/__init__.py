@@ -41,13 +41,20 @@ def usage() -> str:
 
 def main(argv: list[str]) -> int:
     _register()
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if argv and argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
+    if not argv:  # a usage mistake: one line, as for every script
+        print("manage.py: name a script to run, e.g. `python manage.py list`; "
+              "`python manage.py -h` lists them", file=sys.stderr)
+        return 2
     name = argv[0]
     if name not in SCRIPTS:
-        print(f"manage.py: unknown script {name!r}\n", file=sys.stderr)
-        print(usage(), file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(name, SCRIPTS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        print(f"manage.py: unknown script {name!r}; {hint}`python manage.py -h` lists them", file=sys.stderr)
         return 2
     mod = importlib.import_module(f"cli.{SCRIPTS[name]}")
     return int(mod.main(argv[1:]) or 0)
