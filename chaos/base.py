@@ -213,7 +213,7 @@ class Inbox:
 
 
 def control(action: str, data: dict[str, Any], object_id: str | None = None) -> bytes:
-    """A control envelope (PROTOCOL.md section 1)."""
+    """A control envelope (docs/protocol.md, "Envelope")."""
     return orjson.dumps(control_message(action, data, object_id))
 
 

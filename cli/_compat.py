@@ -1,5 +1,5 @@
 """What the operator scripts need to work with the original SilverLine tools as well as ours
-(../shared/ORIGINAL.md, docs/compatibility.md).
+(docs/compatibility.md, "Facts about the original tools").
 
 - The original's option spellings (`run --dirs`, `stop --modules`, `configure --mqtt_pwd`, ...)
   are rewritten to ours before parsing (`spellings`); each script lists them in its `-h`.

@@ -1,4 +1,4 @@
-"""Create the node/cluster configuration file (config.json, PROTOCOL.md section 6), with
+"""Create the node/cluster configuration file (config.json, docs/protocol.md, "Configuration file"), with
 the platform facts of this machine (CPU model, cores, caches, memory, arch).
 
 The original's option spellings are accepted too: `--mqtt_pwd` (= --pwd), `--mqtt_user`

@@ -3,7 +3,7 @@ collector writes): a session directory with `runtimes.json` and one JSON file pe
 the opcode counts in a tree of their own.
 
 Reads our collector's files (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`, default `data`).
-Output (ORIGINAL.md section 2):
+Output (docs/compatibility.md, "Pitot's preprocessing"):
 - `OUT/runtimes.json`: {runtime uuid: {"uuid", "name" (the device), "runtime_type", "platform"}};
   `platform.cpu.cpu` and `platform.cpu.cpufreq` (Hz) and `platform.mem.*` come from the node's
   registration (`manage.py configure` on the node); where our configure wrote `cpu.model` /
@@ -51,7 +51,7 @@ WORKLOAD_PATTERNS = ((".wasm", ""), ("wasm/", ""), ("data/apps/python/", ""), ("
 
 
 def workload_name(module: dict[str, Any]) -> str:
-    """The workload name Pitot derives from a module record (ORIGINAL.md section 2)."""
+    """The workload name Pitot derives from a module record (docs/compatibility.md, "Pitot's preprocessing")."""
     name = ":".join([module["file"]] + list((module.get("args") or {}).get("argv", [])))
     for k, v in WORKLOAD_PATTERNS:
         name = name.replace(k, v)

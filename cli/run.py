@@ -65,7 +65,7 @@ ORIGINAL_SPELLINGS = {"--dirs": "--dir"}  # the original's run.py option names
 
 
 def build_args(opts: dict[str, Any]) -> dict[str, Any]:
-    """The create message's `args` object from the options (PROTOCOL.md section 1)."""
+    """The create message's `args` object from the options (docs/protocol.md, "Creating modules")."""
     argv: list[str] = []
     for a in opts["--argv"]:
         try:

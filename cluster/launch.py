@@ -1,6 +1,6 @@
 """`runall`: create a module on every device's runtime through the orchestrator.
 
-Sends one create per (device, file) on `{realm}/proc/control` (PROTOCOL.md section 1) through the
+Sends one create per (device, file) on `{realm}/proc/control` (docs/protocol.md, "Creating modules") through the
 client library (silverline.Client, the code path of `manage.py run`). `parent` is the runtime's
 name (a template, default `{name}`), which the orchestrator resolves by uuid, name or suffix.
 Afterwards it listens for a while and reports each request the orchestrator refused with its

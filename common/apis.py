@@ -1,7 +1,7 @@
 """API names: ours and the original SilverLine's, for the same capability.
 
 Runtimes register apis and modules ask for them; the original registers and schedules by
-`stdio:out`, `stdio:in`, `profile:benchmarking`, ... (../shared/ORIGINAL.md section 6), where
+`stdio:out`, `stdio:in`, `profile:benchmarking`, ... (docs/compatibility.md, "Seen beside the original tools"), where
 this project's first names were `stdout`, `stdin`, `benchmarking`. Our runtimes register both
 (runtimes/*.py), and placement treats the two names of a pair as one (`with_aliases`), so a
 module asking for either is placed on a runtime that registered either: ours or the original's.
@@ -18,7 +18,7 @@ ORIGINAL_NAME: dict[str, str] = {
 }
 OURS_NAME: dict[str, str] = {v: k for k, v in ORIGINAL_NAME.items()}
 
-# every API name the original registers or schedules by (ORIGINAL.md sections 4 and 6)
+# every API name the original registers or schedules by (docs/compatibility.md, "The original runtimes", "Seen beside the original tools")
 ORIGINAL_APIS: tuple[str, ...] = (
     "wasm", "wasi", "stdio:in", "stdio:out", "channels", "profile:benchmarking", "profile:benchmarking-seeded",
     "profile:interference", "profile:opcodes", "profile:deployed", "wasm:wasmer",

@@ -1,4 +1,4 @@
-"""Node / cluster configuration (`config.json`, PROTOCOL.md section 6).
+"""Node / cluster configuration (`config.json`, docs/protocol.md, "Configuration file").
 
 A missing file means embedded defaults (localhost broker, realm `realm`); a file that
 exists but is wrong raises `ConfigError` naming the file and the key. Keys of the original

@@ -12,14 +12,14 @@ REASONS = ("exited", "deleted", "crashed", "killed", "limit", "error")
 
 
 def exit_status(reason: str = "exited", code: int | None = None, error: str | None = None) -> dict[str, Any]:
-    """The `status` object of an exited message (PROTOCOL.md section 1, ours)."""
+    """The `status` object of an exited message (ours: docs/protocol.md, "Delete and exited")."""
     return {"reason": reason, "code": code, "error": error}
 
 
 def exit_status_of(status: Any) -> dict[str, Any]:
-    """The `status` of an exited message as our object (PROTOCOL.md section 1).
+    """The `status` of an exited message as our object (docs/protocol.md, "Delete and exited").
 
-    The original's runtimes send the string `"exited"` (ORIGINAL.md section 4); ours send
+    The original's runtimes send the string `"exited"` (docs/compatibility.md, "The original runtimes"); ours send
     `{"reason", "code", "error"}`. A string becomes the reason; anything else that is not an
     object becomes `{"reason": None, ...}` with the raw value kept under `raw`."""
     if isinstance(status, dict):

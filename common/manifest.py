@@ -1,4 +1,4 @@
-"""The cluster manifest: a TSV of devices (PROTOCOL.md section 6).
+"""The cluster manifest: a TSV of devices (docs/protocol.md, "Configuration file").
 
 The first non-comment line is the header. It must name the columns `Device, Model, CPU,
 Target, Triple, Arch, SMT, Cgroup, Memory, Network, Storage` (any order, case-insensitive);

@@ -1,4 +1,4 @@
-"""Channel topic rules of PROTOCOL.md section 2: `$SL/` rewriting, grants, wildcard matching.
+"""Channel topic rules (docs/protocol.md, "Channels"): `$SL/` rewriting, grants, wildcard matching.
 
 Pure functions, no dependencies: imported by the supervisor and by workers (which may run
 under Python 3.10), so a runtime can refuse a channel before asking the supervisor.

@@ -1,4 +1,4 @@
-"""The JSON envelope and MQTT topic names of the SilverLine protocol (PROTOCOL.md section 1)."""
+"""The JSON envelope and MQTT topic names of the SilverLine protocol (docs/protocol.md, "Topics", "Envelope")."""
 from __future__ import annotations
 
 import uuid as _uuid

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-/* Channel flags for sl_open (PROTOCOL.md section 2). */
+/* Channel flags for sl_open (docs/protocol.md, "Channels"). */
 #define SL_READ  0x1 /* receive messages published on the topic */
 #define SL_WRITE 0x2 /* publish on the topic (no '+' or '#' allowed) */
 #define SL_QOS1  0x4

@@ -1,4 +1,4 @@
-"""Messages between the manager and a runtime: `(h1, h2, payload)` (PROTOCOL.md section 2).
+"""Messages between the manager and a runtime: `(h1, h2, payload)` (docs/protocol.md, "Inside a node").
 
 `h1` bit 7 set = control message, low 7 bits = module index (128 modules per runtime).
 `h2` = message type for control messages, channel fd (0-255) for data messages.

@@ -1,5 +1,5 @@
 """The SilverLine orchestrator: registration, keepalives, scheduling, queues, resurrection,
-and the REST API of PROTOCOL.md section 1, over an embedded SQLite (WAL) store.
+and the REST API (docs/protocol.md, "REST API"), over an embedded SQLite (WAL) store.
 
 `python -m orchestrator` (or `make orchestrator`) runs it; see docs/orchestrator.md.
 """

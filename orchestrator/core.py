@@ -1,11 +1,11 @@
-"""The orchestrator's state machine: every MQTT message of PROTOCOL.md section 1 goes
+"""The orchestrator's state machine: every MQTT message of docs/protocol.md goes
 through `Orchestrator.handle(topic, payload)`; time goes through `tick(now)`.
 
 It has no I/O of its own besides the store: outgoing messages go to the `publish`
 callback *after* the decision's transaction committed (a crash never announces a state
 the store does not have). Not thread-safe: the service calls it under one lock.
 
-Rules (PROTOCOL.md, with ours marked):
+Rules (docs/protocol.md, "Orchestrator rules"; ours marked):
 - a create whose module uuid is not dead is refused; a registration whose uuid is alive
   under another name (or another manager) is refused; the same name again is a refresh
   (**ours**: a node re-registering after a broker reconnect keeps its modules);

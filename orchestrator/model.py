@@ -1,4 +1,4 @@
-"""The orchestrator's objects: states (PROTOCOL.md section 1) and the in-memory records.
+"""The orchestrator's objects: states (docs/protocol.md, "Orchestrator rules") and the in-memory records.
 
 Memory holds every manager/runtime (few) and every module that is not dead (the
 scheduling working set: alive, exiting, queued, killed). Dead modules live only in

@@ -20,7 +20,7 @@ from orchestrator.model import RUNTIME, Node
 
 PLAIN = "plain"
 BENCHMARK = "benchmark"
-# args that only benchmarking runtimes read (PROTOCOL.md section 1)
+# args that only benchmarking runtimes read (docs/protocol.md, "Creating modules")
 BENCHMARK_ARGS = ("repeat", "engine", "ilimit", "max_seed", "dirmode", "scriptmode")
 NOT_BENCHMARKING_PROFILES = frozenset({"profile:deployed"})  # the linux runtime's own profile
 

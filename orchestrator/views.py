@@ -1,4 +1,4 @@
-"""The REST API's answers (PROTOCOL.md section 1), computed from the orchestrator's state.
+"""The REST API's answers (docs/protocol.md, "REST API"), computed from the orchestrator's state.
 
 `plan(o, path, query)` runs under the service lock and answers (status, JSON object), or
 returns a `ModuleQuery` that the service then runs on a read-only connection outside the

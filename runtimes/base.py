@@ -85,10 +85,10 @@ class Module:
 class Runtime:
     """Base class of every runtime (worker side). Subclass, set the class attributes, override hooks.
 
-    Class attributes go into the runtime's registration (`PROTOCOL.md` section 1).
+    Class attributes go into the runtime's registration (docs/protocol.md, "Registration").
     """
 
-    # What the original SilverLine registers for the same runtime (../shared/ORIGINAL.md section 4):
+    # What the original SilverLine registers for the same runtime (docs/compatibility.md, "The original runtimes"):
     # its `runtime_type`, its API names (`stdio:out`, `profile:benchmarking`, ...; ours may stand
     # beside them, common/apis.py), and `page_size` where it means something (a wasm page).
     RUNTIME_TYPE: ClassVar[str] = "linux"
@@ -185,7 +185,7 @@ class Runtime:
             self.ep.send(h1, h2, payload)
 
     def send_exited(self, index: int, reason: str = "exited", code: int | None = None, error: str | None = None, **extra: Any) -> None:
-        """Module `index` is gone: report it (status object of PROTOCOL.md) and free the slot here."""
+        """Module `index` is gone: report it (status object: docs/protocol.md, "Delete and exited") and free the slot here."""
         body: dict[str, Any] = {"status": exit_status(reason, code, error)}
         body.update(extra)
         self.modules.pop(index, None)

@@ -127,7 +127,7 @@ class LinuxRuntime(WasmRuntime):
 
     RUNTIME_TYPE = "linux"
     MAX_NMODULES = 128
-    # the original's names first (ORIGINAL.md section 4), then ours for what it adds
+    # the original's names first (docs/compatibility.md, "The original runtimes"), then ours for what it adds
     APIS = ["wasm", "wasi", "channels", "stdio:out", "profile:deployed", "stdio:in", "dirs", "stdin", "stdout",
             "loopback", "get_uuid", "resources", "fault_crash"]
     DESCRIPTION = "WebAssembly modules on wasmtime: channels, dirs, stdin/stdout, resources, fault_crash"

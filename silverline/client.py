@@ -28,7 +28,7 @@ STDOUT_GRACE = 0.3  # s: stdout may still arrive this long after the exit (anoth
 
 @dataclass(frozen=True)
 class ExitStatus:
-    """How a module ended (PROTOCOL.md: `exited` status): reason exited|deleted|crashed|killed|limit|error."""
+    """How a module ended (docs/protocol.md, "Delete and exited"): reason exited|deleted|crashed|killed|limit|error."""
 
     reason: str
     code: int | None = None
@@ -334,14 +334,14 @@ class Client:
         rt = self.rest.runtime(q)
         if rt is None:
             raise ClientError(f"unknown runtime {q!r}: no runtime has that name, uuid or uuid suffix at {self.rest.url}")
-        # the original orchestrator's records have no `type` (ORIGINAL.md section 6)
+        # the original orchestrator's records have no `type` (docs/compatibility.md, "Seen beside the original tools")
         if rt.get("type", "runtime") != "runtime" or rt.get("status") != "A":
             raise ClientError(f"runtime {q!r} ({rt['uuid']}) is not an alive runtime (state {rt.get('status')})")
         return rt
 
     def create(self, datas: list[dict[str, Any]], *, wait: bool = True, timeout: float = 10.0, settle: float = 1.0,
                stdout: bool = False, listen: float = 0.0) -> list[Module]:
-        """Send module create messages (PROTOCOL.md `data` objects; one `create`, or a `create_batch`).
+        """Send module create messages (docs/protocol.md, "Creating modules"; one `create`, or a `create_batch`).
 
         `wait`: return once the orchestrator took or refused each module (`Module.refused`), and
         then up to `settle` seconds more for a started module to fail at once (`Module.exit`: a

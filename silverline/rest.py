@@ -1,4 +1,4 @@
-"""The orchestrator's REST API (PROTOCOL.md section 1): reads only, JSON over HTTP, stdlib."""
+"""The orchestrator's REST API (docs/protocol.md, "REST API"): reads only, JSON over HTTP, stdlib."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Everything the node says to the orchestrator about itself and its runtimes (PROTOCOL.md
+"""Everything the node says to the orchestrator about itself and its runtimes (docs/protocol.md,
 section 1): registration and re-registration after every reconnect, keepalives, deletes.
 
 Registration until answered: the manager registers first; each registration is sent

@@ -1,5 +1,5 @@
 """Module control over MQTT for tests (and the chaos scenarios): create/delete requests as the
-orchestrator sends them (PROTOCOL.md section 1), and waiting for a module's `exited` report."""
+orchestrator sends them (docs/protocol.md, "Creating modules", "Delete and exited"), and waiting for a module's `exited` report."""
 from __future__ import annotations
 
 import uuid as uuidlib

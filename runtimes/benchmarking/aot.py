@@ -1,7 +1,7 @@
 """AOT artifacts of the benchmark engines: built once per (module hash, engine version, target).
 
 Where a run looks (first match wins):
-1. the original's layout beside the module (ORIGINAL.md section 5): for `.../wasm/dir/m.wasm`,
+1. the original's layout beside the module (docs/compatibility.md, "The original engines"): for `.../wasm/dir/m.wasm`,
    `.../aot/<LAYOUT_DIR[engine]>/dir/m.wasm` (name and suffix kept), made by `manage.py aot`, with a sidecar
    `<artifact>.key` (JSON: module sha256, engine version, target) that must match; a stale
    artifact (module rebuilt, engine upgraded) is ignored and said so in the log;
@@ -24,7 +24,7 @@ log = logging.getLogger("rt.benchmarking")
 
 EXT = {"wasmtime-a": "cwasm", "wasmtime-a-b": "cwasm", "wasmtime-cli-a": "cwasm", "wasmer-a-cl": "wasmu",
        "wasmer-a-sp": "wasmu", "wasmer-a-ll": "wasmu", "wasm2c-a": "exe"}
-# the directory under aot/ per engine: the original's names where they correspond (ORIGINAL.md section 5)
+# the directory under aot/ per engine: the original's names where they correspond (docs/compatibility.md, "The original engines")
 LAYOUT_DIR = {"wasmtime-a": "wasmtime", "wasmtime-a-b": "wasmtime-winch", "wasmtime-cli-a": "wasmtime-cli",
               "wasmer-a-cl": "wasmer-cranelift", "wasmer-a-sp": "wasmer-singlepass", "wasmer-a-ll": "wasmer-llvm",
               "wasm2c-a": "wasm2c"}

@@ -1,7 +1,7 @@
 """One benchmark run: fork (embedded engines) or spawn (command-line engines), wait, measure.
 
 Why a fork per run: a process that has run a WASI program cannot fork a child whose WASI I/O
-works (DESIGN.md), and a run must not disturb the next one (JIT caches, heap growth). So the
+works (docs/design.md, "Runtimes and engines"), and a run must not disturb the next one (JIT caches, heap growth). So the
 benchmarking worker never runs wasm itself: every run is a child that inherits the worker's CPU
 affinity, runs one module and exits. Command-line engines are started with posix_spawn (glibc:
 vfork + exec), which costs a fraction of a fork of the Python worker. The parent measures wall time on the monotonic clock

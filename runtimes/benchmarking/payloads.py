@@ -1,4 +1,4 @@
-"""Profiling payload codecs (PROTOCOL.md section 5), shared by the runtimes and the collector.
+"""Profiling payload codecs (docs/protocol.md, "Profiles"), shared by the runtimes and the collector.
 
 Binary formats are little-endian; the topic's `{type}` names the format:
 

@@ -9,7 +9,7 @@ module, and so one measured run, at a time. Each run is a child forked (and exec
 command-line engines) by `harness.run`: the worker never runs wasm, so children inherit its CPU
 set from `start.py -g`. When the runs are over the samples go out as profiling messages, then
 the module exits. A module's `limit` counts from when its runs start, not from its create.
-Arguments (create `data.args`, PROTOCOL.md section 1) are checked up front; a bad one ends the
+Arguments (create `data.args`, docs/protocol.md, "Creating modules") are checked up front; a bad one ends the
 module with reason `error` and a message naming the key. Docs: docs/benchmarking.md.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The engine's host functions (see `hostcalls.py`) only move bytes between linear memory and a
 Bridge; what a channel is (IPC to the supervisor, loopback, grants) is the runtime's business.
-Codes and flags match `include/silverline.h` and PROTOCOL.md section 2.
+Codes and flags match `include/silverline.h` and docs/protocol.md, "Channels".
 
 Python 3.10 compatible.
 """

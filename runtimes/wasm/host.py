@@ -111,7 +111,7 @@ def parse_args(data: Dict[str, Any], features: Features) -> ModuleArgs:
 
 
 def deployed_payload(result: RunResult, msgs_in: int, msgs_out: int) -> bytes:
-    """PROTOCOL.md section 5 `deployed`: [start:u64 us since epoch][wall:u32 us][utime:u32 us]
+    """docs/protocol.md, "Profiles", `deployed`: [start:u64 us since epoch][wall:u32 us][utime:u32 us]
     [stime:u32 us][maxrss:u32 KiB][ch_in:u32][ch_out:u32], little-endian."""
     def u32(x: float) -> int:
         return max(0, min(int(x), 0xFFFFFFFF))

@@ -1,5 +1,5 @@
 """A stand-in for the original SilverLine orchestrator (Django, which cannot run here) for the CLI
-compatibility tests: its REST answers and its MQTT handling, as ../shared/ORIGINAL.md section 6
+compatibility tests: its REST answers and its MQTT handling, as docs/compatibility.md, "Seen beside the original tools",
 records them. REST records are `model_to_dict` rows (tests/helpers/original.py: no `type`,
 one-letter states); a `create_batch` reads `data.parent`; errors go to `{realm}/proc/log/orchestrator`
 as `{"desc", "data"}`. Only what the CLI tests need; the real broker carries the messages.

@@ -1,4 +1,4 @@
-"""`manage.py export --pitot`: the layout Pitot's preprocessing reads (ORIGINAL.md section 2), checked
+"""`manage.py export --pitot`: the layout Pitot's preprocessing reads (docs/compatibility.md, "Pitot's preprocessing"), checked
 field by field the way the preprocessing reads it. The records come through the real collector
 store from real payload encodings (the broker path is covered by test_cli/test_campaign)."""
 from __future__ import annotations

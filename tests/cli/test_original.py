@@ -1,6 +1,6 @@
 """Our manage.py with the original SilverLine tools (docs/compatibility.md): the original's config
 file, option spellings, REST records, error reports and `exited` messages, field for field as
-../shared/ORIGINAL.md records them. The original orchestrator (Django) cannot run here: a
+docs/compatibility.md, "Facts about the original tools", records them. The original orchestrator (Django) cannot run here: a
 stand-in serves its REST shapes and handles its MQTT requests (original_orchestrator.py); the
 broker, the scripts and every message are real."""
 from __future__ import annotations
@@ -108,7 +108,7 @@ def original_runtime(probe: MqttProbe, orch: OrchestratorProc, rt: str, name: st
 
 def test_benchmark_against_the_original_orchestrator(orig: tuple[OriginalOrchestrator, str], broker: Any) -> None:
     """`benchmark`: the plan is expanded here and sent as the original's benchmark sends it (one create_batch
-    per runtime naming it as `data.parent`, ORIGINAL.md section 3); `--wait` follows the `exited`
+    per runtime naming it as `data.parent`, docs/compatibility.md, "The original CLI scripts"); `--wait` follows the `exited`
     messages (the original's string status and our object) and exits 1 when a module failed."""
     o, cfg = orig
     probe = MqttProbe(broker.port)

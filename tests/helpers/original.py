@@ -1,5 +1,5 @@
-"""The original SilverLine tools' messages, field for field as ../shared/ORIGINAL.md records them
-(sections 3, 4 and 6), for the compatibility tests (docs/compatibility.md).
+"""The original SilverLine tools' messages, field for field as docs/compatibility.md records them
+("The original CLI scripts", "The original runtimes", "Seen beside the original tools"), for the compatibility tests.
 
 Each function returns the JSON envelope the original would publish; nothing here is ours.
 """
@@ -15,11 +15,11 @@ def oid() -> str:
 
 
 def req(action: str, data: dict[str, Any]) -> dict[str, Any]:
-    """`{"object_id": uuid4, "action": A, "type": "req", "data": {...}}` (ORIGINAL.md section 3)."""
+    """`{"object_id": uuid4, "action": A, "type": "req", "data": {...}}` (docs/compatibility.md, "The original CLI scripts")."""
     return {"object_id": oid(), "action": action, "type": "req", "data": data}
 
 
-# start.py name -> (runtime_type, apis, max_nmodules), ORIGINAL.md section 4
+# start.py name -> (runtime_type, apis, max_nmodules), docs/compatibility.md, "The original runtimes"
 RUNTIMES: dict[str, tuple[str, list[str], int]] = {
     "benchmarking": ("benchmarking", ["wasm", "wasi", "profile:benchmarking"], 1),
     "benchmarking/seeded": ("benchmarking/seeded", ["wasm", "wasi", "profile:benchmarking-seeded"], 1),

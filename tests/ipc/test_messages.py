@@ -1,4 +1,4 @@
-"""Header helpers and payload codecs of PROTOCOL.md section 2."""
+"""Header helpers and payload codecs (docs/protocol.md, "Inside a node")."""
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,5 @@
 """Our orchestrator (the real process, real mosquitto) with the original SilverLine tools: every
-message here is the original's, field for field as ../shared/ORIGINAL.md records it
+message here is the original's, field for field as docs/compatibility.md records it
 (tests/helpers/original.py); docs/compatibility.md."""
 from __future__ import annotations
 

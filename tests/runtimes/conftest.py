@@ -2,7 +2,7 @@
 session) and `isolated`, which runs wasm outside the pytest process.
 
 Why isolate: once a process has run a WASI program, WASI I/O in children it forks hangs
-(DESIGN.md). Other tests fork workers from the pytest process, so wasm never runs in it: engine
+(docs/design.md, "Runtimes and engines"). Other tests fork workers from the pytest process, so wasm never runs in it: engine
 cases (functions of tests/runtimes/engine_cases.py) run in a fresh interpreter each.
 """
 from __future__ import annotations

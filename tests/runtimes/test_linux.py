@@ -123,7 +123,7 @@ def test_dirs_preopened(node: Node, tmp_path: Any) -> None:
 
 
 def test_relative_dir_resolves_in_the_roots_and_is_preopened_as_dot(node: Node) -> None:
-    """The original's benchmark creates: `dirs: ["."]`-style relative dirs (ORIGINAL.md section 6)."""
+    """The original's benchmark creates: `dirs: ["."]`-style relative dirs (docs/compatibility.md, "Seen beside the original tools")."""
     d = os.path.join(DATA_ROOT[0], "suite-input")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "input.dat"), "w") as f:

@@ -1,6 +1,6 @@
 """Our node registers what the original SilverLine node registers for the same runtimes, and
 reads the original's config.json (docs/compatibility.md): a real node (`start.py`), a real
-broker; the expected values are ORIGINAL.md section 4, field for field (tests/helpers/original.py)."""
+broker; the expected values are docs/compatibility.md, "The original runtimes", field for field (tests/helpers/original.py)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Profile payload codecs: every format of PROTOCOL.md section 5 round-trips; bad payloads say why."""
+"""Profile payload codecs: every format (docs/protocol.md, "Profiles") round-trips; bad payloads say why."""
 from __future__ import annotations
 
 import pytest

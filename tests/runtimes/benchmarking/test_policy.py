@@ -136,7 +136,7 @@ def test_a_bad_enable_engines_setting_stops_the_node_at_start(tmp_path) -> None:
 
 
 def test_the_original_benchmark_creates_run(broker, probe, layout) -> None:  # type: ignore[no-untyped-def]
-    """ORIGINAL.md section 6: `args.dirs: ["."]`, a relative `wasm/...` file, and
+    """docs/compatibility.md, "Seen beside the original tools": `args.dirs: ["."]`, a relative `wasm/...` file, and
     `dirmode`/`scriptmode` sent as `false`, exactly as the original's benchmark script sends them."""
     from tests.helpers.original import benchmark_args
 
