@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: env lock venv310 engines ringc test bench run orchestrator modules clean typecheck profile chaos
+.PHONY: env lock venv310 engines ringc test bench run orchestrator modules clean typecheck lint profile chaos
 
 env: $(STAMP) venv310 engines ringc
 
@@ -83,7 +83,8 @@ ringc: $(STAMP) venv310
 modules:
 	$(MAKE) -s -C modules
 
-test: env modules
+# the type check and the import contracts run first, so a red one fails CI within seconds
+test: env modules typecheck lint
 	$(PY) -m pytest -q
 
 bench: env modules
@@ -93,8 +94,14 @@ bench: env modules
 chaos: env modules
 	$(PY) -m chaos $(ARGS)
 
+# mypy (pinned by the lock's dev extra) over every package and script directory, configured in pyproject.toml
 typecheck: env
 	$(PY) -m mypy --strict ipc common supervisor runtimes orchestrator silverline
+
+# the layering (pyproject.toml [tool.importlinter]: layers, what a worker loads, the client side):
+# import-linter, pinned by the lock's dev extra
+lint: env
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
