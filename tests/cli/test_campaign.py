@@ -18,6 +18,7 @@ from cli import benchmark, report
 from cli._api import Api
 from collector import Collector, ProfileStore
 from testbed.node import NodeProcess, running_node
+from testbed.wait import wait_until
 
 
 pytestmark = pytest.mark.orchestrator(ka_interval=0.5)
@@ -77,8 +78,11 @@ def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, wasm_root, tmp_pa
         finally:
             node.stop()
         with running_node(broker, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5,
-                          extra_args=["--module-root", wasm_root]):
-            time.sleep(0.5)  # the runtime's killed module may be resurrected by its re-registration
+                          extra_args=["--module-root", wasm_root]) as back:
+            # the orchestrator has taken the re-registration (and resurrected the killed module) in one
+            # transaction: wait for it to show the runtime alive, not for a while
+            rt_back = back.runtime_uuid()
+            wait_until(lambda: (api.runtime(rt_back) or {}).get("status") == "A", 30, "the runtime alive again")
             assert benchmark.main(["-c", str(cfg), "--resume", "c-lost", "--wait", "--timeout", "300"]) == 0
             assert "4 cells: 4 done; failed: none" in capsys.readouterr().err
             assert benchmark.main(["-c", str(cfg), "--resume", "c-lost", "--wait", "--timeout", "30"]) == 0
@@ -135,17 +139,24 @@ def test_a_cell_whose_profile_arrived_before_its_node_died_is_not_run_again(brok
                              "exit_code": [0], "signal": [None], "engine": [first["args"]["engine"]]},
             "errors": {}, "env": {}, "warmup": 0, "part": [0, 1], "first_run": 0}
     probe.publish(f"realm/proc/profile/benchmarking-v3/{rt}/{first['uuid']}", orjson.dumps(body))
-    time.sleep(0.5)  # the profile reaches the orchestrator before the node's death (one broker, in order)
+    # fence: the orchestrator handles its messages one at a time, in the order they come; once it has
+    # registered a runtime announced after the profile, it has taken the profile too
+    fence = envelope("create", {"type": "runtime", "uuid": "rt-fence-0001", "name": "fence.test",
+                                "runtime_type": "test", "max_nmodules": 1, "apis": [], "platform": {}})
+    probe.publish("realm/proc/reg/rt-fence-0001", fence)
+    wait_until(lambda: api.runtime("rt-fence-0001") is not None, 10, "the fence runtime registered")
     probe.publish(f"realm/proc/reg/{rt}", envelope("delete", {"type": "runtime", "uuid": rt}))
     wait = time.monotonic() + 10
     while (api.get("/api/campaigns/c-prof/") or {}).get("done") != 1 and time.monotonic() < wait:
         time.sleep(0.05)
     s = api.get("/api/campaigns/c-prof/")
     assert s is not None and s["done"] == 1 and s["failed"]["lost"] == 3, s
+    probe.subscribe(f"realm/proc/reg/{rt}")
     probe.clear()
     probe.publish(f"realm/proc/reg/{rt}", reg)  # back: its killed modules are created again, not the done one
-    probe.wait_for(f"realm/proc/control/{rt}", count=2, timeout=10)
-    time.sleep(0.5)  # nothing more comes
+    # fence: the orchestrator sends the creates of a registration before its answer to it, so every
+    # create this registration caused has come once the answer has
+    probe.wait_for(f"realm/proc/reg/{rt}", lambda m: orjson.loads(m.payload).get("type") == "resp", timeout=10)
     again = [orjson.loads(m.payload)["data"]["uuid"] for m in probe.messages(f"realm/proc/control/{rt}")
              if orjson.loads(m.payload).get("action") == "create"]
     assert first["uuid"] not in again and len(again) == 2, again  # the 2 killed ones; the queued one died with the runtime
