@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import sys
 
-from docopt import docopt
+from common.venv import ensure_module
 
-from collector.store import Collector, ProfileStore, rest_lookup
-from common.config import ConfigError, load_config
-from common.logs import setup_logging
-from common.stop_signals import serve_until, stop_event
+ensure_module("collector")  # a new shell's `python` lacks the packages of .venv: re-exec under it
+
+from docopt import docopt  # noqa: E402
+
+from collector.store import Collector, ProfileStore, rest_lookup  # noqa: E402
+from common.config import ConfigError, load_config  # noqa: E402
+from common.logs import setup_logging  # noqa: E402
+from common.stop_signals import serve_until, stop_event  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import sys
 
-from docopt import DocoptExit, docopt
+from common.venv import ensure_module
 
-from common.config import ConfigError, load_config
-from common.logs import parse_level, setup_logging
-from common.stop_signals import serve_until, stop_event
+ensure_module("orchestrator")  # a new shell's `python` lacks the packages of .venv: re-exec under it
+
+from docopt import DocoptExit, docopt  # noqa: E402
+
+from common.config import ConfigError, load_config  # noqa: E402
+from common.logs import parse_level, setup_logging  # noqa: E402
+from common.stop_signals import serve_until, stop_event  # noqa: E402
 
 
 class UsageError(ValueError):

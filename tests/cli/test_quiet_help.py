@@ -89,3 +89,38 @@ def test_no_script_or_an_unknown_one_is_one_line(argv: list[str], needle: str) -
     lines = r.stderr.splitlines()
     assert r.returncode == 2 and r.stdout == "" and len(lines) == 1, r.stderr
     assert lines[0].startswith("manage.py: ") and needle in lines[0] and "`python manage.py -h`" in lines[0], lines[0]
+
+
+def new_shell_python() -> tuple[list[str], dict[str, str]]:
+    """A `python` as a new shell finds it: the interpreter .venv was made from (sys.base_prefix),
+    which lacks the project's packages; if that one has them, .venv's own without site-packages."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SL_REEXEC", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONWARNINGS")}
+    probe = "import importlib.util as u; print(u.find_spec('docopt') is None and u.find_spec('rich') is None)"
+    for cmd in ([os.path.join(sys.base_prefix, "bin", "python3")], [os.path.join(ROOT, ".venv", "bin", "python"), "-S"]):
+        if os.path.exists(cmd[0]):
+            p = subprocess.run([*cmd, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+            if p.stdout.strip() == "True":
+                return cmd, env
+    pytest.fail("no Python without the project's packages to play the new shell's `python`")
+
+
+@pytest.mark.parametrize("package", ["orchestrator", "collector"])
+def test_python_m_works_in_a_new_shell(package: str) -> None:
+    """The README's `python -m orchestrator` / `python -m collector`, typed from the checkout in a
+    new shell: the package's `__main__` re-executes under .venv before anything third-party is
+    imported (the package `__init__` imports none), so `-h` shows the help, quietly."""
+    cmd, env = new_shell_python()
+    p = subprocess.run([*cmd, "-m", package, "-h"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert "Usage:" in p.stdout and f"python -m {package}" in p.stdout, p.stdout
+
+
+@pytest.mark.parametrize("package", ["orchestrator", "collector"])
+def test_python_m_without_a_usable_venv_is_one_line(package: str) -> None:
+    """When the re-exec cannot help (SL_REEXEC: it already happened once), one line says what to do."""
+    cmd, env = new_shell_python()
+    p = subprocess.run([*cmd, "-m", package, "-h"], capture_output=True, text=True, env={**env, "SL_REEXEC": "1"},
+                       cwd=ROOT, timeout=120)
+    lines = p.stderr.splitlines()
+    assert p.returncode == 2 and p.stdout == "" and len(lines) == 1, p.stdout + p.stderr
+    assert lines[0].startswith(f"{package}: this Python") and "make env" in lines[0] and f"`python -m {package}`" in lines[0]
