@@ -70,8 +70,7 @@ def test_orchestrator_reply_sets_keepalive_interval(broker: Any, probe: MqttProb
     """An orchestrator answer with ka_interval_sec=1 makes keepalives flow every second."""
     replier = MqttProbe(broker.port)
     replier.client.on_message = lambda c, u, msg: _answer(replier, msg)
-    replier.client.subscribe(f"{REALM}/proc/reg/#", 1)
-    time.sleep(0.2)
+    replier.subscribe(f"{REALM}/proc/reg/#")  # returns on the broker's SUBACK
     probe.subscribe(f"{REALM}/proc/keepalive/#")
     try:
         with node(broker, name="kanode", runtimes=["test/echo"], reg_timeout=5.0) as n:
@@ -226,12 +225,14 @@ def test_boot_error_is_fatal_at_once(broker: Any, probe: MqttProbe) -> None:
         # the log line comes through the node's stdout pipe, which may lag the MQTT report
         out = wait_until(lambda: "FATAL at once, not restarting" in n.output() and n.output(), 10, "the FATAL log line")
         assert "setup() on purpose" in out  # the worker's own message reached the log
-        time.sleep(1.0)  # 10 x --backoff: a respawn loop would have started it again by now
-        out = n.output()
-        assert out.count("worker failed to boot") == 1  # a boot error: FATAL at once, despite --start-retries 3
-        assert out.count("worker started") == 2  # one attempt + the healthy test/reg
+        # FATAL, not BACKOFF: only BACKOFF has a restart timer, and FATAL is left only for STOPPED (states.py)
+        assert "STARTING -> FATAL (boot error" in out and "-> BACKOFF" not in out
+        # fence: a later create finds it still FATAL, and its refusal is logged after anything a respawn logged
         create(probe, bf, "z1")
         errors(probe, "is FATAL")
+        out = wait_until(lambda: "create of module z1" in n.output() and n.output(), 10, "the refusal of z1 in the log")
+        assert out.count("worker failed to boot") == 1  # a boot error: FATAL at once, despite --start-retries 3
+        assert out.count("worker started") == 2  # one attempt + the healthy test/reg
         # the other runtime is unaffected
         reg = str(_uuid.uuid5(NAMESPACE, f"{mgr}/testnode.reg"))  # start() may have returned on the other one's create
         create(probe, reg, "ok1")
@@ -285,18 +286,25 @@ def test_loopback_reaches_every_other_module_but_not_the_publisher(broker: Any, 
         assert probe.wait_for("out/B")[0].payload == b"B:ping"
         assert probe.wait_for("out/C")[0].payload == b"C:ping"
         assert probe.wait_for("t/x")[0].payload == b"ping"
-        time.sleep(0.5)
-        # A reads t/x too: had it got its own publish back it would have echoed it again
-        assert len(probe.messages("t/x")) == 1
-        assert len(probe.messages("out/B")) == 1 and len(probe.messages("out/C")) == 1
+        # fence: a second message through A. Had A got its own publish back (it reads t/x too) it would
+        # have echoed "ping" again before it read "pong"; a second copy to B or C would come before theirs
+        probe.publish("in/A", b"pong", qos=0)
+        probe.wait_for("out/B", lambda m: m.payload == b"B:pong")
+        probe.wait_for("out/C", lambda m: m.payload == b"C:pong")
+        probe.wait_for("t/x", lambda m: m.payload == b"pong")
+        assert [m.payload for m in probe.messages("t/x")] == [b"ping", b"pong"]
+        assert len(probe.messages("out/B")) == 2 and len(probe.messages("out/C")) == 2
         # a broker message on t/y reaches B and C (no loopback involved), and nobody else
         probe.publish("t/y", b"ext", qos=0)
         assert probe.wait_for("out/B", lambda m: m.payload == b"B:ext")
         assert probe.wait_for("out/C", lambda m: m.payload == b"C:ext")
-        # a message no channel matches is not an error
-        probe.publish("nobody/listens", b"x")
-        time.sleep(0.2)
-        assert "ERR" not in "".join(line for line in n.output().splitlines() if "nobody/listens" in line)
+        # two levels: C's t/# matches, B's t/+ does not; fence: a later t/y reaches both
+        probe.publish("t/y/z", b"deep", qos=0)
+        probe.publish("t/y", b"after", qos=0)
+        probe.wait_for("out/B", lambda m: m.payload == b"B:after")
+        probe.wait_for("out/C", lambda m: m.payload == b"C:after")
+        assert b"B:deep" not in [m.payload for m in probe.messages("out/B")]
+        assert b"C:deep" in [m.payload for m in probe.messages("out/C")]
 
 
 def test_channel_refusals_and_sl_rewriting(broker: Any, probe: MqttProbe) -> None:
@@ -487,6 +495,8 @@ def test_tls_broker(tmp_path: Any) -> None:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         c.tls_set(ca_certs=cert, cert_reqs=ssl.CERT_REQUIRED)
         c.on_message = lambda cl, u, m: got.append((m.topic, bytes(m.payload)))
+        subacks: list[int] = []
+        c.on_subscribe = lambda cl, u, mid, rc, props: subacks.append(mid)
         try:
             n.start(wait=False)
             wait_until(lambda: "registration done" in n.output(), 20, "registration over TLS")
@@ -496,9 +506,8 @@ def test_tls_broker(tmp_path: Any) -> None:
             rt = str(_uuid.uuid5(NAMESPACE, "00000000-0000-4000-8000-000000000001/tlsnode"))
             c.connect("127.0.0.1", tls.port)
             c.loop_start()
-            c.subscribe("tls/out", 0)
-            c.subscribe(f"{REALM}/proc/control/{rt}", 1)
-            time.sleep(0.3)
+            mids = [c.subscribe("tls/out", 0)[1], c.subscribe(f"{REALM}/proc/control/{rt}", 1)[1]]
+            wait_until(lambda: set(mids) <= set(subacks), 10, "SUBACKs over TLS")
             c.publish(f"{REALM}/proc/control/{rt}", orjson.dumps({"action": "create", "data": {"uuid": "t1", "channels": [
                 {"path": "in", "mode": "r", "topic": "tls/in"}, {"path": "out", "mode": "w", "topic": "tls/out"}]}}), qos=1)
             wait_until(lambda: "opened channel 1 on tls/out" in n.output(), 10, "channels open")
@@ -575,8 +584,10 @@ def _wakeups(pid: int) -> int:
 def test_idle_loop_sleeps_until_its_next_deadline(broker: Any) -> None:
     """No traffic: the supervisor wakes for its deadlines (keepalives, the once-a-second look), not
     every TIMER_GRAIN (20 ms: 50 wake-ups a second before)."""
-    with node(broker, runtimes=["test/reg", "test/reg"], log_level="INF") as n:
-        time.sleep(1.5)  # registration settled (no orchestrator: FAST timeout), workers RUNNING
+    with node(broker, runtimes=["test/reg", "test/reg"]) as n:
+        # settled: every runtime's registration waited FAST (no orchestrator) and both workers run
+        wait_until(lambda: "registration done" in n.output(), 20, "the registration round settled")
+        wait_until(lambda: n.output().count("STARTING -> RUNNING") == 2, 20, "both workers RUNNING")
         w0, t0 = _wakeups(n.pid), time.monotonic()
         time.sleep(3.0)
         rate = (_wakeups(n.pid) - w0) / (time.monotonic() - t0)
