@@ -27,6 +27,7 @@ RT_OPEN = 0x03  # 1{m}.03 [fd:u8][flags:u8][topic utf-8]
 RT_CLOSE = 0x04  # 1{m}.04 [fd:u8]
 RT_MODLOG = 0x05  # 1{m}.05 as RT_LOG
 RT_PROFILE = 0x06  # 1{m}.06 bytes, forwarded to proc/profile/...
+RT_REGISTER = 0x07  # 1-.07 JSON {platform, metadata}: registration extras, once after setup (ours)
 
 MGR_NAMES = {MGR_CREATE: "create", MGR_DELETE: "delete", MGR_STOP: "stop"}
 RT_NAMES = {
@@ -37,6 +38,7 @@ RT_NAMES = {
     RT_CLOSE: "close",
     RT_MODLOG: "modlog",
     RT_PROFILE: "profile",
+    RT_REGISTER: "register",
 }
 
 # channel flags

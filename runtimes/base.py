@@ -7,7 +7,8 @@ supervisor's messages and calls the hooks (`on_create`, `on_delete`, `on_channel
 producer side of the ring), so modules running in threads may publish directly.
 
 Must import under Python 3.10 and must not import an engine at module level: the supervisor imports
-runtime classes (for their registration metadata) and must stay small; import engines in `setup()`.
+runtime classes (for their class attributes) and never loads an engine (tests/supervisor/
+test_no_engines.py); import engines in `setup()`, report what they found in `registration_report()`.
 Docs: docs/runtimes.md.
 """
 from __future__ import annotations
@@ -115,9 +116,14 @@ class Runtime:
         """Why this runtime cannot start on this machine (e.g. 'install python3.10'), or None."""
         return None
 
+    # True: the supervisor registers this runtime only once its worker has reported
+    # `registration_report()` (or after --reg-timeout without it: docs/supervisor.md, "Registration")
+    REPORTS_REGISTRATION: ClassVar[bool] = False
+
     @classmethod
     def registration(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        """Extra registration fields: `platform` and `metadata` merged by the supervisor."""
+        """Extra registration fields known without a worker: `platform` and `metadata`, merged by the
+        supervisor. Runs in the supervisor: no engine import, no probe (that is registration_report)."""
         return {}
 
     @classmethod
@@ -152,6 +158,13 @@ class Runtime:
     def setup(self) -> None:
         """Called once in the worker before the loop (import and create engines here). Raising
         makes the worker exit with EXIT_BOOT_ERROR."""
+
+    def registration_report(self) -> dict[str, Any]:
+        """Registration extras only the worker knows, after setup() (e.g. the engines that run here):
+        `{"platform": {...}, "metadata": {...}}`, merged over the class's `registration(settings)`.
+        Sent once (RT_REGISTER) before the first keepalive; a different report from a restarted
+        worker makes the node register the runtime again."""
+        return {}
 
     def on_create(self, index: int, module: Module) -> None:
         """A module was created in slot `index`. Default: nothing runs (like `test/reg`)."""
@@ -239,7 +252,14 @@ class Runtime:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> None:
-        """Receive and dispatch until stopped; keepalive and ticks between messages."""
+        """Receive and dispatch until stopped; keepalive and ticks between messages. The first two
+        messages: the registration report, then the first keepalive (the worker runs)."""
+        try:
+            report = self.registration_report()
+        except Exception:  # the runtime registers without its extras rather than not at all
+            self.log_rt.exception("registration_report failed; the runtime registers without it")
+            report = {}
+        self._send(messages.ctrl(0), messages.RT_REGISTER, orjson.dumps(report))
         self.send_keepalive()
         next_tick = time.monotonic() + self.tick_interval
         while not self._stopping:

@@ -54,13 +54,14 @@ class Supervisor:
         self.workers = make_workers(settings, ident, ops)
         self.topics = Topics(settings.config.realm)
         self.outbox = Outbox(self.topics, node_name=settings.name, manager_uuid=self.uuid)
-        self.router = Router(self.workers, self.outbox, realm=settings.config.realm,
-                             access_control=settings.access_control, heartbeat=bool(settings.worker_timeout))
-        self.modules = ModuleControl(self.outbox, self.router)
-        self.router.modules = self.modules
         self.registration = NodeRegistration(self.outbox, self.workers, ops, platform_extra=dict(settings.config.platform or {}),
                                              timeout=settings.reg_timeout, on_registered=lambda: self.status.registered(),
                                              on_refused=self._refused)
+        # the router reports exited modules to module control, which sends through the router: the one late binding
+        self.router = Router(self.workers, self.outbox, realm=settings.config.realm, access_control=settings.access_control,
+                             heartbeat=bool(settings.worker_timeout), on_exited=lambda w, i, p: self.modules.exited(w, i, p),
+                             on_register=self.registration.report)
+        self.modules = ModuleControl(self.outbox, self.router)
         self.lock = StateLock(settings.state_dir, settings.name) if settings.state_dir else None
         self.refused = False
         self.pool = WorkerPool(settings, self.workers, ops, outbox=self.outbox, router=self.router, modules=self.modules,
@@ -153,6 +154,9 @@ class Supervisor:
                 self.registration.goodbye()  # a refused duplicate deletes nothing: the identity is another's
                 self.link.flush()
         finally:
+            if os.environ.get("SILVERLINE_DUMP_MODULES"):  # debug: what this process imported (tests/supervisor/test_no_engines.py)
+                with open(os.environ["SILVERLINE_DUMP_MODULES"], "w", encoding="utf-8") as f:
+                    f.write("\n".join(sorted(sys.modules)) + "\n")
             if self.link is not None:
                 self.link.close()
             if self.node_ipc is not None:
@@ -205,7 +209,7 @@ class Supervisor:
         # The flush comes right before the select: what the timers (or anything else) queued for the
         # broker goes out before the loop sleeps, or the socket waits for EVENT_WRITE.
         assert self.node_ipc is not None and self.link is not None
-        node_ipc, link = self.node_ipc, self.link
+        node_ipc, link, router = self.node_ipc, self.link, self.router
         timer_due = 0.0
         drain_ipc = False
         while True:
@@ -220,6 +224,8 @@ class Supervisor:
                 timeout = timer_due - now
             link.flush()
             pending = node_ipc.before_sleep() and not link.backlog()  # backpressure: wait for the socket
+            if router.waiting:  # a worker's ring is full: try it again soon (backlog.py)
+                timeout = min(timeout, router.retry_in(now))
             events = self.selector.select(0 if pending else timeout)
             node_ipc.after_wake()
             for key, mask in events:
@@ -234,7 +240,9 @@ class Supervisor:
                 elif what is link:
                     link.handle(mask)
             if not link.backlog():
-                self.router.drain_all()
+                router.drain_all()
+            if router.waiting:
+                router.retry(time.monotonic())
             if drain_ipc or node_ipc.bells_due:  # after the rings: the message that rang is handled first
                 node_ipc.drain_doorbells()
                 drain_ipc = False

@@ -60,7 +60,9 @@ class WorkerPool:
         for w in self.workers:
             counts[w.state.value] = counts.get(w.state.value, 0) + 1
         mods = sum(len(w.modules) for w in self.workers)
-        return f"{len(self.workers)} runtimes ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), {mods} modules"
+        full = [f"{w.name} ({len(w.backlog)} waiting)" for w in self.workers if w.backlog]
+        return (f"{len(self.workers)} runtimes ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), {mods} modules"
+                + (f"; input ring full: {', '.join(full)}" if full else ""))
 
     def log_cpus(self) -> None:
         if not any(w.cpus for w in self.workers):

@@ -1,11 +1,13 @@
-"""The data path both ways: worker rings -> MQTT and loopback, MQTT -> worker rings; ring
-backpressure; channel open/close with the access checks; what else a worker says (logs, keepalive
-fields, profile data, exited reports, which go to module control)."""
+"""The data path both ways: worker rings -> MQTT and loopback, MQTT -> worker rings; per-worker
+backpressure (backlog.py: a full ring holds that worker's messages, never the loop); channel
+open/close with the access checks; what else a worker says (logs, keepalive fields, profile data).
+Exited reports and registration reports go to the callbacks given at construction (module control,
+registration): the router imports neither."""
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import orjson
 
@@ -13,79 +15,114 @@ import ipc
 from common.profile import decode_profile
 from common.topics import ChannelError, resolve
 from ipc import messages
+from supervisor.backlog import RETRY_MAX
 from supervisor.channels import ChannelTable, SubscriptionChange
 from supervisor.outbox import Outbox
 from supervisor.workers import Worker
 
-if TYPE_CHECKING:
-    from supervisor.modules import ModuleControl
-
 chlog = logging.getLogger("ch")
+log = logging.getLogger("mgr")
 
-DATA_SEND_TIMEOUT = 1.0  # a worker that does not drain its ring for this long loses the message (logged)
 DRAIN_ROUNDS = 64  # per worker and wake-up: one chatty worker must not starve MQTT and the others
+
+Report = Callable[[Worker, int, bytes], None]  # (worker, module index, payload)
 
 
 class Router:
     def __init__(self, workers: list[Worker], outbox: Outbox, *, realm: str, access_control: bool,
-                 heartbeat: bool) -> None:
+                 heartbeat: bool, on_exited: Report, on_register: Report) -> None:
         self.workers = workers
         self.outbox = outbox
         self.realm = realm
         self.access_control = access_control  # channels: only granted topics plus $SL/
         self.heartbeat = heartbeat  # --worker-timeout is on: note when each worker was last heard
+        self.on_exited = on_exited  # RT_EXITED: module control (modules.py)
+        self.on_register = on_register  # RT_REGISTER: registration.py
         self.table = ChannelTable()
-        self.modules: ModuleControl | None = None  # set by the supervisor (they call each other)
-        self._draining: set[int] = set()  # worker slots being drained from inside write_to
+        self.waiting: set[int] = set()  # slots of the workers with a backlog (the loop retries them)
 
     # ------------------------------------------------------------------ to workers
 
-    def send(self, w: Worker, h1: int, h2: int, payload: bytes = b"", timeout: float = 5.0) -> bool:
-        """A control message to a worker; False (logged) when it could not be delivered."""
+    def send(self, w: Worker, h1: int, h2: int, payload: bytes = b"") -> bool:
+        """A control message to a worker: written now, or held in its backlog when its ring is full
+        (then written in order once there is room). False (logged) when it cannot be delivered:
+        no worker process, or a message larger than its ring takes."""
         if w.ep is None:
             return False
         try:
-            self._write_to(w, h1, h2, payload, timeout)
+            self._write(w, h1, h2, payload, True)
             return True
         except ipc.IPCError as e:
             w.logger.error("cannot send to worker: %s", e)
             return False
 
-    def _write_to(self, w: Worker, h1: int, h2: int, payload: bytes, timeout: float) -> None:
-        """Write into a worker's ring; while it is full, keep draining that worker's own ring.
+    def _write(self, w: Worker, h1: int, h2: int, payload: bytes, control: bool) -> None:
+        """Into the worker's ring, or behind the messages that already wait for it; never waits.
 
         Regression (chaos fuzz, channel_open): the supervisor blocked on a full tx ring while the
-        worker blocked on its full rx ring, each waiting for the other: progress only by timeouts,
-        and the messages that timed out were lost. A worker never waits for us while we wait for it now.
+        worker blocked on its full rx ring, each waiting for the other. And while it blocked (up to
+        5 s) every other worker and MQTT waited too. Now a full ring only holds that worker's messages.
         """
-        deadline: float | None = None  # read the clock only once the ring is full (not on the message path)
-        while True:
-            ep = w.ep
-            if ep is None:
-                raise ipc.ClosedError(f"worker {w.name} is gone")
+        b = w.backlog
+        if not b.held:
             try:
-                ep.send(h1, h2, payload, 0)
+                w.ep.send(h1, h2, payload, 0)  # type: ignore[union-attr]  # callers checked w.ep
                 return
             except ipc.RingFullError:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + timeout
-                if now >= deadline:
-                    raise
-            if w.slot not in self._draining:  # not from inside a drain of this worker (loopback)
-                self._draining.add(w.slot)
-                try:
-                    self.drain(w)
-                finally:
-                    self._draining.discard(w.slot)
-            time.sleep(0.0002)
+                pass
+        if len(payload) > w.ep.tx.max_payload:  # type: ignore[union-attr]
+            raise ipc.MessageTooLarge(f"{len(payload)} bytes is more than the ring of worker {w.name} takes")
+        if not control and not b.room_for(payload):
+            b.dropped += 1
+            if not b.said_dropped:
+                b.said_dropped = True
+                chlog.error("%s: %d bytes wait for this worker, which does not read its input; its channel messages are "
+                            "refused until it catches up (counted in its keepalive's backpressure.dropped)", w.name, b.bytes)
+            return
+        if b.hold(h1, h2, payload, time.monotonic()):
+            self.waiting.add(w.slot)
+            log.warning("runtime %s: its input ring is full; its messages wait in order (the other runtimes go on)", w.name)
+
+    def _flush(self, w: Worker, now: float) -> None:
+        """Write what waits for `w` while its ring takes it."""
+        b, ep = w.backlog, w.ep
+        if ep is None:
+            return
+        n = len(b)
+        while b:
+            h1, h2, payload = b.head()
+            try:
+                ep.send(h1, h2, payload, 0)
+            except ipc.RingFullError:
+                b.retried(now, len(b) < n)
+                return
+            except ipc.IPCError as e:  # closed, or a doorbell failure: the worker is going away
+                w.logger.error("cannot send to worker: %s", e)
+                return
+            b.pop()
+        since, peak = b.end()
+        self.waiting.discard(w.slot)
+        log.info("runtime %s: its ring has room again after %.3fs (%d messages waited, at most %d bytes)",
+                 w.name, now - since, n, peak)
+
+    def retry(self, now: float) -> None:
+        """The loop's call while some worker has a backlog: try those whose retry time has come."""
+        for slot in list(self.waiting):
+            w = self.workers[slot]
+            if now >= w.backlog.retry_at:
+                self._flush(w, now)
+
+    def retry_in(self, now: float) -> float:
+        """Seconds until the next retry is due (the loop's select timeout while something waits)."""
+        due = min((self.workers[s].backlog.retry_at for s in self.waiting), default=now + RETRY_MAX)
+        return max(0.0, due - now)
 
     def _deliver(self, slot: int, index: int, fd: int, payload: bytes) -> None:
         w = self.workers[slot]
         if w.ep is None:
             return
         try:
-            self._write_to(w, index, fd, payload, DATA_SEND_TIMEOUT)
+            self._write(w, index, fd, payload, False)
         except ipc.IPCError as e:
             chlog.error("%s: message for module %d channel %d lost: %s", w.name, index, fd, e)
 
@@ -115,8 +152,11 @@ class Router:
                 self._ring_corrupt(w, e)
                 return
             if not msgs:
-                if n and self.heartbeat:
-                    w.last_heard = time.monotonic()
+                if n and (self.heartbeat or w.backlog):
+                    now = time.monotonic()
+                    w.last_heard = now
+                    if w.backlog:  # it talks, so it runs: maybe it made room
+                        self._flush(w, now)
                 return
             for msg in msgs:
                 try:
@@ -155,8 +195,7 @@ class Router:
             rec = w.modules.get(index)
             logging.getLogger(f"rt.{w.name}").log(level, "[%s] %s", rec.name if rec else f"#{index}", text)
         elif h2 == messages.RT_EXITED:
-            assert self.modules is not None
-            self.modules.exited(w, index, payload)
+            self.on_exited(w, index, payload)
         elif h2 == messages.RT_OPEN:
             self._open_channel(w, index, payload)
         elif h2 == messages.RT_CLOSE:
@@ -166,6 +205,8 @@ class Router:
                 self.outbox.error(f"runtime {w.name}: close channel: {e}", logger=chlog)
         elif h2 == messages.RT_PROFILE:
             self._profile(w, index, payload)
+        elif h2 == messages.RT_REGISTER:
+            self.on_register(w, index, payload)
         else:
             w.logger.error("unknown message type %d from the worker (module %d)", h2, index)
 
@@ -220,5 +261,11 @@ class Router:
             self._apply(change)
 
     def close_worker(self, slot: int) -> None:
+        """The worker's process is gone: its channels close, what waited for it goes with it."""
+        w = self.workers[slot]
+        if w.backlog:
+            n = w.backlog.clear()
+            self.waiting.discard(slot)
+            w.logger.warning("%d messages that waited for the worker are lost with it", n)
         for change in self.table.close_worker(slot):
             self._apply(change)

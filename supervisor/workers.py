@@ -22,10 +22,10 @@ from common.exit_status import EXIT_BOOT_ERROR
 from ipc import SupervisorEndpoint
 from runtimes import RuntimeSpec
 from runtimes.base import Runtime
-from supervisor.modules import ModuleSlots
+from supervisor.backlog import Backlog
 from supervisor.process import Launch, ProcessOps
+from supervisor.slots import ModuleSlots
 from supervisor.states import WorkerState, backoff_delay, check_edge
-
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ class Worker:
     ka_fields: dict[str, Any] = field(default_factory=dict)  # what its last keepalive said
     ka_interval: float = 10.0
     next_keepalive: float = 0.0
+    backlog: Backlog = field(default_factory=Backlog)  # messages waiting for room in its input ring (router.py)
+    reported: dict[str, Any] | None = None  # its registration extras (RT_REGISTER), once a worker sent them
 
     def __post_init__(self) -> None:
         self.modules = ModuleSlots(self.max_nmodules)

@@ -87,9 +87,11 @@ class Rig:
         self.link = FakeLink()
         self.outbox = Outbox(Topics(REALM), node_name="n", manager_uuid="mgr")
         self.outbox.link = self.link  # type: ignore[assignment]
-        self.router = Router(self.workers, self.outbox, realm=REALM, access_control=access_control, heartbeat=False)
+        self.reports: list[tuple[str, bytes]] = []  # RT_REGISTER payloads the router handed over, by worker name
+        self.router = Router(self.workers, self.outbox, realm=REALM, access_control=access_control, heartbeat=False,
+                             on_exited=lambda w, i, p: self.modules.exited(w, i, p),
+                             on_register=lambda w, i, p: self.reports.append((w.name, bytes(p))))
         self.modules = ModuleControl(self.outbox, self.router)
-        self.router.modules = self.modules
         self.ends: list[WorkerEndpoint] = []
         for w in self.workers:
             w.ep = self.node_ipc.add_worker(w.slot)

@@ -7,7 +7,7 @@ import signal
 
 from common.topics import parse_grants
 from ipc import messages
-from supervisor.modules import ModuleRecord
+from supervisor.slots import ModuleRecord
 from supervisor.pool import WorkerPool
 from supervisor.registration import NodeRegistration
 from supervisor.settings import RuntimeChoice, Settings

@@ -62,3 +62,45 @@ def test_a_duplicate_refusal_from_this_host_is_waited_out_once() -> None:
         r = registrar()
         r.reply(_refusal(sent[0][1]["object_id"], host, retry))
         assert len(refused) == 1, (host, retry)
+
+
+def test_a_runtime_that_reports_is_held_until_its_worker_reports_or_timeout() -> None:
+    """REPORTS_REGISTRATION (the benchmarking runtimes' engine list): the orchestrator sees the runtime
+    once, with the report; a worker that does not report in `timeout` is registered without it and
+    again with it when it comes; an unchanged report registers nothing again."""
+    now = [100.0]
+    sent: list[tuple[str, dict]] = []
+    done: list[bool] = []
+
+    def ok(oid: str) -> None:
+        assert r.reply({"object_id": oid, "type": "resp", "data": {"result": "ok", "details": {}}})
+
+    r = Registrar(timeout=5, send=lambda u, m: sent.append((u, m)), on_reply=lambda u, d: None, on_done=lambda: done.append(True),
+                  clock=lambda: now[0], unreported=lambda u: {"object_id": f"{u}-bare", "data": {"engines": None}}, report_wait=5)
+    r.start(("M", "manager", manager_message("M", "n")), [("R1", "rt1", None), ("R2", "rt2", {"object_id": "r2", "data": {}})])
+    ok(sent[0][1]["object_id"])
+    ok("r2")
+    assert [u for u, _ in sent] == ["M", "R2"] and r.waiting_for() == "waiting for 1 worker(s) to report before registering"
+    assert r.next_deadline() == 105.0
+    now[0] += 4.9
+    r.tick()
+    assert not done and len(sent) == 2  # held: not settled, nothing sent
+    r.report("R1", {"object_id": "r1", "data": {"engines": ["wasmtime"]}})
+    assert sent[-1] == ("R1", {"object_id": "r1", "data": {"engines": ["wasmtime"]}})
+    ok("r1")
+    assert done == [True] and len(sent) == 3
+    # a second round (a reconnect) where the worker is slow: registered without, then with the report
+    sent.clear()
+    r.start(("M", "manager", manager_message("M", "n")), [("R1", "rt1", None)])
+    ok(sent[0][1]["object_id"])
+    now[0] += 5.0
+    r.tick()
+    assert sent[-1] == ("R1", {"object_id": "R1-bare", "data": {"engines": None}})
+    ok("R1-bare")
+    r.report("R1", {"object_id": "r1b", "data": {"engines": ["wasmtime"]}})
+    assert sent[-1][1]["object_id"] == "r1b"  # registered again with the report
+    ok("r1b")
+    r.report("R1", {"object_id": "r1c", "data": {"engines": ["wasmtime"]}})  # a restarted worker, same report
+    assert sent[-1][1]["object_id"] == "r1b"
+    r.drop("R1")  # FATAL: it leaves the round
+    assert r.runtimes == []

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from ipc import RingFullError, messages
-from supervisor.modules import ModuleRecord
+from supervisor.slots import ModuleRecord
 from tests.supervisor.fakes import REALM, Rig
 
 RW = messages.FLAG_READ | messages.FLAG_WRITE
@@ -106,23 +106,78 @@ def test_worker_messages_keepalive_log_profile(rig: Rig, caplog: pytest.LogCaptu
     assert (f"{REALM}/proc/profile/deployed/rt-0/p", b"\x01\x02", 1) in rig.link.published
 
 
-def test_a_full_ring_drains_the_worker_while_waiting(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
-    """Regression (chaos fuzz, channel_open): writing into a full ring keeps the worker's own ring
-    drained, so a worker that is itself blocked on us cannot deadlock the supervisor."""
-    add_module(rig, 0, 0, "a", [{"path": "t", "mode": "r", "topic": "t/in"}])
-    open_channel(rig, 0, 0, 1, messages.FLAG_READ, "t")
-    w = rig.workers[0]
-    assert w.ep is not None
+def fill(rig: Rig, slot: int) -> int:
+    """Fill the supervisor -> worker ring of `slot` to the last byte; returns how many records."""
+    ep = rig.workers[slot].ep
+    assert ep is not None
     sent = 0
-    for size in (4000, 100, 1):  # fill the supervisor -> worker ring to the last byte
+    for size in (4000, 100, 1):
         while True:
             try:
-                w.ep.send(0, 1, b"x" * size, 0)
+                ep.send(0, 1, b"x" * size, 0)
                 sent += 1
             except RingFullError:
                 break
-    rig.ends[0].send(messages.ctrl(0), messages.RT_KEEPALIVE, orjson.dumps({"x": 1}))
+    return sent
+
+
+def test_a_full_ring_holds_that_workers_messages_in_order_and_the_others_go_on(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """Backpressure per worker (backlog.py): nothing waits in the loop, nothing is lost, order is kept."""
+    for slot in (0, 1):
+        add_module(rig, slot, 0, f"m{slot}", [{"path": "t", "mode": "r", "topic": "t/in"}])
+        open_channel(rig, slot, 0, 1, messages.FLAG_READ, "t")
+    filled = fill(rig, 0)
+    w = rig.workers[0]
+    with caplog.at_level(logging.INFO, logger="mgr"):
+        for i in range(5):
+            rig.router.from_mqtt("t/in", b"m%d" % i)
+        rig.modules.control(w, f"{REALM}/proc/control/{w.uuid}", orjson.dumps(
+            {"action": "create", "type": "req", "object_id": "c", "data": {"type": "module", "uuid": "late", "name": "late"}}))
+        assert [p for _, _, p in rig.to_worker(1)] == [b"m0", b"m1", b"m2", b"m3", b"m4"]  # the other worker at once
+        assert len(w.backlog) == 6 and rig.router.waiting == {0}
+        assert caplog.text.count("its input ring is full") == 1  # one warning per episode
+        rig.router.retry(1e9)  # the worker has read nothing: still held
+        assert len(w.backlog) == 6
+        got = rig.to_worker(0)  # the worker reads its ring...
+        assert len(got) == filled
+        rig.router.retry(2e9)  # ...and the next retry (when due) writes what waited, in order
+        got = rig.to_worker(0)
+    assert [p for _, h2, p in got if h2 == 1] == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+    assert got[-1][:2] == (messages.ctrl(1), messages.MGR_CREATE)  # the create stayed behind the data before it
+    assert not w.backlog and not rig.router.waiting and "has room again" in caplog.text
+    assert w.backlog.report() == {"episodes": 1, "waiting": 0, "waiting_bytes": 0, "dropped": 0}
+
+
+def test_a_worker_that_talks_is_retried_and_handled_while_its_ring_is_full(rig: Rig) -> None:
+    """Regression (chaos fuzz, channel_open): the supervisor blocked on a full ring while the worker
+    blocked on us. Now what the worker says is handled meanwhile, and its talking triggers a retry."""
+    add_module(rig, 0, 0, "a", [{"path": "t", "mode": "r", "topic": "t/in"}])
+    open_channel(rig, 0, 0, 1, messages.FLAG_READ, "t")
+    fill(rig, 0)
+    rig.router.from_mqtt("t/in", b"late")
+    w = rig.workers[0]
+    assert len(w.backlog) == 1
+    rig.to_worker(0)  # it reads, then says something
+    rig.from_worker(0, messages.ctrl(0), messages.RT_KEEPALIVE, orjson.dumps({"x": 1}))
+    assert w.ka_fields == {"x": 1} and not w.backlog  # handled, and the drain wrote what waited
+    assert [p for _, _, p in rig.to_worker(0)] == [b"late"]
+
+
+def test_past_the_bound_channel_data_is_refused_and_counted_control_still_waits(
+        rig: Rig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from supervisor import backlog
+
+    monkeypatch.setattr(backlog, "LIMIT", 10)
+    add_module(rig, 0, 0, "a", [{"path": "t", "mode": "r", "topic": "t/in"}])
+    open_channel(rig, 0, 0, 1, messages.FLAG_READ, "t")
+    fill(rig, 0)
+    w = rig.workers[0]
     with caplog.at_level(logging.ERROR, logger="ch"):
-        rig.router.from_mqtt("t/in", b"late")  # nobody drains the ring: lost after DATA_SEND_TIMEOUT
-    assert w.ka_fields == {"x": 1}  # but what the worker said meanwhile was handled
-    assert sent > 0 and "message for module 0 channel 1 lost" in caplog.text
+        for _ in range(4):
+            rig.router.from_mqtt("t/in", b"abcd")  # 2 x 4 bytes fit in 10
+    assert len(w.backlog) == 2 and w.backlog.dropped == 2
+    assert caplog.text.count("its channel messages are refused") == 1
+    assert rig.router.send(w, messages.ctrl(0), messages.MGR_STOP, b"0123456789")  # control: held past the bound
+    assert len(w.backlog) == 3
+    rig.router.close_worker(0)  # the worker died: what waited goes with it
+    assert not w.backlog and not rig.router.waiting
