@@ -60,6 +60,7 @@ import runtimes
 from common.config import ConfigError, load_config
 from common.logs import EarlyRecords, parse_level, setup_logging
 from common.usage import UsageError, number, parse
+from supervisor import availability
 from supervisor.settings import RuntimeChoice, Settings
 
 log = logging.getLogger("mgr")
@@ -167,11 +168,10 @@ def build_settings(argv: list[str]) -> Settings | None:
         if isinstance(base, dict) and ch.registry_name.startswith("benchmarking/"):
             own = rs.get(ch.registry_name)
             rs[ch.registry_name] = {**base, **(own if isinstance(own, dict) else {})}
-    for ch in choices:
-        cls = runtimes.get(ch.registry_name).load()
-        why = cls.unavailable(rs.get(ch.registry_name, {}))
-        if why:
-            raise runtimes.RuntimeUnavailable(f"runtime {ch.registry_name!r} cannot start here: {why}")
+    why_not = availability.unavailable([(ch.registry_name, rs.get(ch.registry_name, {})) for ch in choices])
+    for ch in choices:  # (in a forked child: a runtime's check may need its engines, the supervisor loads none)
+        if ch.registry_name in why_not:
+            raise runtimes.RuntimeUnavailable(why_not[ch.registry_name])
     if args["--uuid"]:
         import uuid as _uuid
 

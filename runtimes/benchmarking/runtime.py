@@ -25,17 +25,34 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import orjson
 
 from runtimes.base import Module, Runtime
-from runtimes.benchmarking import engines, harness, payloads
+from runtimes.benchmarking import harness, payloads
 from runtimes.benchmarking.hostenv import measurement_env
 from runtimes.benchmarking import limits as child_limits
-from runtimes.benchmarking.gate import EngineGate
 from runtimes.benchmarking.mounttable import MountTable
 from runtimes.files import ModuleFileError, ModuleFiles
+
+if TYPE_CHECKING:
+    from runtimes.benchmarking import engines
+else:
+    class _Lazy:
+        """A module imported at its first use. The supervisor imports this file for the runtime
+        classes' attributes and loads no engine (tests/supervisor/test_no_engines.py); the worker
+        loads them in setup()."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(self._name), attr)
+
+    engines = _Lazy("runtimes.benchmarking.engines")
 
 log = logging.getLogger("rt.benchmarking")
 
@@ -216,11 +233,16 @@ class BenchmarkingRuntime(Runtime):
     APIS: ClassVar[list[str]] = ["wasm", "wasi", "profile:benchmarking", "benchmarking"]  # the original's, then ours
     DESCRIPTION = "generic benchmarking runtime"
 
+    REPORTS_REGISTRATION = True  # registered once the worker has said which engines it has (below)
+
     @classmethod
     def registration(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        gate = EngineGate(settings)
-        return {"metadata": {"engines": [n for n in engines.available_names() if gate.enabled(n)],
-                             "queue_ahead": cls.QUEUE_AHEAD}}
+        return {"metadata": {"queue_ahead": cls.QUEUE_AHEAD}}
+
+    def registration_report(self) -> dict[str, Any]:
+        """The engines this node runs: installed (their `--version` probes, ~0.25 s, here in the
+        worker and not in the supervisor's loop) and enabled by its configuration."""
+        return {"metadata": {"engines": [n for n in engines.available_names() if self.gate.enabled(n)]}}
 
     @classmethod
     def registration_fields(cls, settings: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +252,8 @@ class BenchmarkingRuntime(Runtime):
 
     @classmethod
     def unavailable(cls, settings: dict[str, Any]) -> str | None:
+        from runtimes.benchmarking.gate import EngineGate  # start.py asks this in a child process (supervisor/availability.py)
+
         try:
             EngineGate(settings)
             child_limits.from_settings(settings, f"runtimes.{cls.RUNTIME_TYPE}.child_limits")
@@ -247,6 +271,8 @@ class BenchmarkingRuntime(Runtime):
         self.cpus = sorted(os.sched_getaffinity(0))
         s = self.config.settings or {}
         self.files = ModuleFiles(s.get("module_root"), mounts=MountTable().points)  # cached until the table changes
+        from runtimes.benchmarking.gate import EngineGate
+
         self.gate = EngineGate(s, self.config.runtime)
         self.limits = child_limits.from_settings(s)
         log.info("%s: module roots %s; %s; child limits %s", self.config.name, self.files.roots, self.gate.describe(),
