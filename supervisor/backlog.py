@@ -27,7 +27,7 @@ RETRY_MAX = 0.05
 
 
 class Backlog:
-    __slots__ = ("held", "bytes", "since", "episodes", "dropped", "peak", "delay", "retry_at", "said_dropped")
+    __slots__ = ("held", "bytes", "since", "episodes", "dropped", "peak", "count", "delay", "retry_at", "said_dropped")
 
     def __init__(self) -> None:
         self.held: deque[tuple[int, int, bytes]] = deque()  # (h1, h2, payload) in arrival order
@@ -36,6 +36,7 @@ class Backlog:
         self.episodes = 0
         self.dropped = 0  # channel messages refused over LIMIT (since the node started)
         self.peak = 0  # most bytes held in the present episode
+        self.count = 0  # messages held in the present episode
         self.delay = RETRY_FIRST
         self.retry_at = 0.0
         self.said_dropped = False  # the error line of this episode's refusals was logged
@@ -52,6 +53,7 @@ class Backlog:
     def hold(self, h1: int, h2: int, payload: bytes, now: float) -> bool:
         """Append one message; True when it starts an episode."""
         self.held.append((h1, h2, payload))
+        self.count += 1
         self.bytes += len(payload)
         self.peak = max(self.peak, self.bytes)
         if self.since is not None:
@@ -72,18 +74,18 @@ class Backlog:
         self.delay = RETRY_FIRST if progress else min(RETRY_MAX, self.delay * 2)
         self.retry_at = now + self.delay
 
-    def end(self) -> tuple[float, int]:
-        """The backlog is empty: the episode is over; returns (its start, its peak bytes)."""
-        since, peak = self.since or 0.0, self.peak
-        self.since, self.peak = None, 0
-        return since, peak
+    def end(self) -> tuple[float, int, int]:
+        """The backlog is empty: the episode is over; returns (its start, messages held, peak bytes)."""
+        out = (self.since or 0.0, self.count, self.peak)
+        self.since, self.count, self.peak = None, 0, 0
+        return out
 
     def clear(self) -> int:
         """The worker is gone (its messages went with it, like those in its ring); returns how many."""
         n = len(self.held)
         self.held.clear()
         self.bytes = 0
-        self.since, self.peak = None, 0
+        self.since, self.count, self.peak = None, 0, 0
         return n
 
     def report(self) -> dict[str, int]:

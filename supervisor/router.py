@@ -98,12 +98,13 @@ class Router:
                 return
             except ipc.IPCError as e:  # closed, or a doorbell failure: the worker is going away
                 w.logger.error("cannot send to worker: %s", e)
+                b.retried(now, False)
                 return
             b.pop()
-        since, peak = b.end()
+        since, count, peak = b.end()
         self.waiting.discard(w.slot)
-        log.info("runtime %s: its ring has room again after %.3fs (%d messages waited, at most %d bytes)",
-                 w.name, now - since, n, peak)
+        log.info("runtime %s: its ring has room again after %.3fs (%d messages waited, at most %d bytes at once)",
+                 w.name, now - since, count, peak)
 
     def retry(self, now: float) -> None:
         """The loop's call while some worker has a backlog: try those whose retry time has come."""
@@ -152,10 +153,10 @@ class Router:
                 self._ring_corrupt(w, e)
                 return
             if not msgs:
-                if n and (self.heartbeat or w.backlog):
+                if n and (self.heartbeat or w.backlog.held):
                     now = time.monotonic()
                     w.last_heard = now
-                    if w.backlog:  # it talks, so it runs: maybe it made room
+                    if w.backlog.held:  # it talks, so it runs: maybe it made room
                         self._flush(w, now)
                 return
             for msg in msgs:

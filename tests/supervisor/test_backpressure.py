@@ -11,10 +11,10 @@ import os
 import signal
 from typing import Any
 
-from tests.helpers.control import create, delete, js
-from tests.helpers.mqtt import MqttProbe
-from tests.helpers.node import NodeProcess
-from tests.helpers.wait import wait_until
+from testbed.control import create, delete, js
+from testbed.mqtt import MqttProbe
+from testbed.node import NodeProcess
+from testbed.wait import wait_until
 
 SIZE = 16 << 10  # 64 of them fill a worker's 1 MiB ring
 FIRST = 100  # the first flood: more than the ring takes

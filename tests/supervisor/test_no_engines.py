@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tests.helpers.node import running_node
+from testbed.node import running_node
 
 # the benchmark engines (before and after their move to benchmarking/engines/) and the engine bindings
 FORBIDDEN = ("runtimes.benchmarking.engines", "runtimes.benchmarking.aot", "runtimes.benchmarking.conformance",
