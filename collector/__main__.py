@@ -9,6 +9,11 @@ Options:
     --mqtt=HOST:PORT         Broker (overrides the config).
     --realm=REALM            Realm (overrides the config).
     --no-rest                Do not ask the orchestrator for names of unknown runtimes/modules.
+    --client-id=ID           MQTT client id, i.e. the broker session that queues profiles while the
+                             collector is away (default sl-collector-REALM-HOST-HASH, HASH of the data dir).
+                             Two collectors with one id take the session from each other: the one
+                             that loses it stops (exit 1).
+    --session-expiry=SECONDS  How long the broker keeps the session of an absent collector [default: 604800].
     -v LEVEL --verbose=LEVEL  Log level [default: INF].
     -h --help                Show this help.
 """
@@ -22,7 +27,7 @@ ensure_module("collector")  # a new shell's `python` lacks the packages of .venv
 
 from docopt import docopt  # noqa: E402
 
-from collector.store import Collector, ProfileStore, rest_lookup  # noqa: E402
+from collector.store import Collector, CollectorBusy, ProfileStore, rest_lookup  # noqa: E402
 from common.config import ConfigError, load_config  # noqa: E402
 from common.logs import setup_logging  # noqa: E402
 from common.stop_signals import serve_until, stop_event  # noqa: E402
@@ -48,9 +53,19 @@ def main(argv: list[str]) -> int:
             return 2
         host, port = h, int(p)
     realm = args["--realm"] or cfg.realm
+    expiry = args["--session-expiry"]
+    if not expiry.isdigit() or int(expiry) > 0xFFFFFFFF:
+        print(f"collector: --session-expiry must be whole seconds (0 .. 4294967295), got {expiry!r}", file=sys.stderr)
+        return 2
+    client_id = args["--client-id"]
+    if client_id is not None and not client_id.strip():
+        print("collector: --client-id must not be empty", file=sys.stderr)
+        return 2
     store = ProfileStore(args["--data"], None if args["--no-rest"] else rest_lookup(cfg.orchestrator_url))
     try:
-        col = Collector(store, host, port, realm, username=cfg.mqtt_username, password=cfg.password())
+        col = Collector(store, host, port, realm, username=cfg.mqtt_username, password=cfg.password(),
+                        client_id=client_id,
+                        session_expiry=int(expiry))
     except ConfigError as e:
         print(f"collector: {e}", file=sys.stderr)
         return 2
@@ -60,12 +75,17 @@ def main(argv: list[str]) -> int:
         col.client.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key, cert_reqs=ssl.CERT_REQUIRED)
         col.client.tls_insecure_set(cfg.ssl_insecure)
     done = stop_event()
+    col.on_fatal = done.set
     try:
         col.start()
+    except CollectorBusy as e:
+        print(f"collector: {e}", file=sys.stderr)
+        return 2
     except (OSError, TimeoutError) as e:
         print(f"collector: cannot reach the broker at {host}:{port}: {e}", file=sys.stderr)
         return 1
-    return serve_until(done, col.stop)
+    serve_until(done, col.stop)
+    return 1 if col.fatal else 0
 
 
 if __name__ == "__main__":

@@ -4,22 +4,36 @@ Names come from what the collector sees on the broker: runtime registrations (`p
 module create messages (`proc/control/#`); for an object it has not seen, it asks the
 orchestrator's REST API when one answers, else the uuid stands in for the name. A payload that
 does not decode is logged and written anyway, base64 in `raw_base64` with the `error`: never lost.
+
+Delivery (docs/benchmarking.md, "Delivery"): a persistent MQTT session (fixed client id, clean
+start off, session expiry), profiles at QoS 1 acknowledged by hand only once their file is durable
+(temp file, fsync, rename, fsync of the directory), stored once per key (`message_key`), and a
+store that cannot write holds the unacknowledged messages, says so once and retries.
 """
 from __future__ import annotations
 
 import base64
+import collections
+import errno
+import fcntl
+import hashlib
 import json
 import logging
 import os
 import re
+import socket
+import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from runtimes.benchmarking import payloads
 
@@ -36,13 +50,79 @@ def safe_name(name: str, limit: int = 64) -> str:
     """
     safe = _UNSAFE.sub("_", name).strip("._") or "unnamed"
     if len(safe) > limit:
-        import hashlib
         safe = safe[: limit - 13] + "-" + hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return safe
 
 
+def message_key(topic: str, payload: bytes) -> str:
+    """The idempotence key of a profile message: stored once per key.
+
+    A JSON payload with a top-level string `"id"` (a run result's id) is keyed by topic and id, so a
+    re-sent result counts once even if its bytes differ; any other message by topic and content
+    (SHA-256): the same bytes on the same topic are the same result delivered again.
+    """
+    if payload[:1] == b"{":
+        try:
+            rid = orjson.loads(payload).get("id")
+        except (orjson.JSONDecodeError, AttributeError):
+            rid = None
+        if isinstance(rid, str) and rid:
+            return hashlib.sha256(b"id\0" + topic.encode("utf-8", "surrogatepass") + b"\0" + rid.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(b"sha\0" + topic.encode("utf-8", "surrogatepass") + b"\0" + payload).hexdigest()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def makedirs_durable(path: str) -> None:
+    """`os.makedirs`, each new directory's entry synced to its parent."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    makedirs_durable(parent)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return
+    _fsync_dir(parent)
+
+
+def durable_write(path: str, data: bytes) -> None:
+    """Write `path` so that it is complete or absent after a crash: `path.tmp`, fsync, rename, fsync
+    of the directory. The temporary file is removed when any step fails (full disk: never left behind)."""
+    tmp = path + ".tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(os.path.dirname(path) or ".")
+
+
 class ProfileStore:
-    """Knows runtimes and modules by uuid; writes one file per profile message."""
+    """Knows runtimes and modules by uuid; writes one file per profile message, once per key.
+
+    The key's marker `DIR/.stored/<key[:2]>/<key>` holds the data file's path (relative to DIR) and
+    is written durably before the data file: a message whose marker names a file that holds its key
+    is a duplicate (`duplicates` counts them); a marker whose file is missing (a crash between the
+    two writes) is completed. Data files also carry their `key`.
+    """
 
     def __init__(self, directory: str, lookup: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
         self.directory = directory
@@ -50,6 +130,7 @@ class ProfileStore:
         self.modules: dict[str, dict[str, Any]] = {}
         self.lookup = lookup  # (kind "runtimes"|"modules", uuid) -> REST object or None
         self.written: list[str] = []
+        self.duplicates = 0
         self._lock = threading.Lock()
 
     # -- what the broker tells us
@@ -81,8 +162,17 @@ class ProfileStore:
 
     # -- profile messages
 
-    def on_profile(self, topic: str, payload: bytes, realm: str) -> str | None:
-        """Store one message of `{realm}/proc/profile/{type}/{runtime_uuid}/{module_uuid}`; return the path."""
+    def on_profile(self, topic: str, payload: bytes, realm: str, key: str | None = None, received: float | None = None) -> str:
+        """Store one message of `{realm}/proc/profile/{type}/{runtime_uuid}/{module_uuid}` durably;
+        return its file's path (the earlier file's for a duplicate). OSError when it cannot write.
+        `received`: when it arrived (time.time(); default now), also the file's date folder."""
+        key = key or message_key(topic, payload)
+        with self._lock:
+            known = self._stored_path(key)
+        if known is not None:
+            self.duplicates += 1
+            log.debug("%s: already stored (key %s), acknowledged again", known, key[:16])
+            return known
         parts = topic.split("/")
         prefix = realm.split("/")
         rest = parts[len(prefix) + 2:]
@@ -101,9 +191,9 @@ class ProfileStore:
                 log.error("cannot decode %s payload of module %s (%d bytes): %s; kept raw", ptype, mod_uuid, len(payload), e)
         rt = self._known("runtimes", self.runtimes, rt_uuid)
         mod = self._known("modules", self.modules, mod_uuid)
-        now = time.time()
+        now = time.time() if received is None else received
         record: dict[str, Any] = {
-            "type": ptype, "topic": topic, "received": now, "runtime": rt, "module": mod,
+            "type": ptype, "topic": topic, "received": now, "key": key, "runtime": rt, "module": mod,
         }
         if error is None:
             record["data"] = data
@@ -113,20 +203,69 @@ class ProfileStore:
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
         folder = os.path.join(self.directory, day, safe_name(rt.get("name") or rt_uuid))
         base = f"{safe_name(mod.get('name') or mod_uuid)}.{safe_name(mod_uuid)}.{safe_name(ptype)}"
+        body = orjson.dumps(record, option=orjson.OPT_INDENT_2)
         with self._lock:
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, base + ".json")
-            n = 1
-            while os.path.exists(path):  # several messages of one type for one module: number them
-                path = os.path.join(folder, f"{base}.{n}.json")
-                n += 1
-            tmp = path + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
-            os.replace(tmp, path)
+            path = self._reserved_free_path(key)  # a marker left by a crash before its data file
+            if path is None:
+                makedirs_durable(folder)
+                path = os.path.join(folder, base + ".json")
+                n = 1
+                while os.path.exists(path):  # several messages of one type for one module: number them
+                    path = os.path.join(folder, f"{base}.{n}.json")
+                    n += 1
+                marker = self._marker(key)
+                makedirs_durable(os.path.dirname(marker))
+                durable_write(marker, os.path.relpath(path, self.directory).encode())
+            else:
+                makedirs_durable(os.path.dirname(path))
+            durable_write(path, body)
             self.written.append(path)
         log.info("%s: %s profile of %s on %s", path, ptype, mod.get("name") or mod_uuid, rt.get("name") or rt_uuid)
         return path
+
+    def _marker(self, key: str) -> str:
+        return os.path.join(self.directory, ".stored", key[:2], key)
+
+    def _marker_target(self, key: str) -> str | None:
+        try:
+            with open(self._marker(key), "rb") as f:
+                rel = f.read().decode("utf-8", "surrogateescape").strip()
+        except FileNotFoundError:
+            return None
+        if not rel or os.path.isabs(rel) or rel.split(os.sep)[0] == "..":
+            return None
+        return os.path.join(self.directory, rel)
+
+    def _stored_path(self, key: str) -> str | None:
+        """The file that already holds `key`, if any."""
+        path = self._marker_target(key)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                held = orjson.loads(f.read()).get("key")
+        except (FileNotFoundError, orjson.JSONDecodeError, AttributeError):
+            return None
+        return path if held == key else None
+
+    def _reserved_free_path(self, key: str) -> str | None:
+        """The path a marker reserved for `key` whose file was never written (else None)."""
+        path = self._marker_target(key)
+        return path if path is not None and not os.path.exists(path) else None
+
+    def sweep_temporaries(self) -> int:
+        """Remove the temporary files (`*.json.tmp`, `.stored/**.tmp`) a killed collector left; return how many."""
+        n = 0
+        markers = os.path.join(self.directory, ".stored")
+        for root, _dirs, files in os.walk(self.directory):
+            for name in files:
+                if name.endswith(".json.tmp") or (name.endswith(".tmp") and root.startswith(markers)):
+                    try:
+                        os.unlink(os.path.join(root, name))
+                        n += 1
+                    except OSError:
+                        pass
+        return n
 
 
 def rest_lookup(base_url: str, timeout: float = 1.0) -> Callable[[str, str], dict[str, Any] | None]:
@@ -141,50 +280,274 @@ def rest_lookup(base_url: str, timeout: float = 1.0) -> Callable[[str, str], dic
     return lookup
 
 
+# what to do about a store that cannot write, by errno
+_ADVICE = {
+    errno.ENOSPC: "free space on its file system (df {dir})",
+    errno.EDQUOT: "raise the quota or free space (quota -v)",
+    errno.EACCES: "let user {uid} write there (ls -ld {dir}) or give -d another directory",
+    errno.EPERM: "let user {uid} write there (ls -ld {dir}) or give -d another directory",
+    errno.EROFS: "remount it read-write or give -d another directory",
+}
+SESSION_EXPIRY = 7 * 24 * 3600  # s the broker keeps the session (and its queue) of an absent collector
+TAKEOVER_WINDOW = 10.0  # s: a connection lost sooner than this after it was made counts as a "quick loss"
+TAKEOVER_LOSSES = 3  # quick losses in a row that mean another client uses our client id
+RECEIVE_MAXIMUM = 20  # unacknowledged QoS 1 messages the broker may have out to us at once (MQTT v5)
+
+
+class CollectorBusy(RuntimeError):
+    """Another collector on this host uses the same data directory or client id."""
+
+
+def default_client_id(realm: str, directory: str) -> str:
+    """`sl-collector-REALM-HOST-HASH`, HASH from the data directory's real path: the same collector
+    (same realm, host and -d) gets the same session after a restart, another -d another session."""
+    digest = hashlib.sha1(os.path.realpath(directory).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"sl-collector-{safe_name(realm, 24)}-{safe_name(socket.gethostname(), 32)}-{digest}"
+
+
+@dataclass
+class _Held:
+    """A profile message received and not yet acknowledged (it waits for a durable write)."""
+    key: str
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    conn: int  # the connection it came on: a message id is acknowledged on that connection only
+    received: float  # time.time() of its arrival
+
+
 class Collector:
-    """The MQTT side: subscribes and feeds a ProfileStore (paho's network thread does the work)."""
+    """The MQTT side: a persistent session whose profiles a writer thread stores and then acknowledges.
+
+    paho's network thread decodes names (registrations, module creates: QoS 0, not queued for an
+    absent collector) and appends profile messages (QoS 1) to `held`; the writer stores the oldest
+    and acknowledges it (`client.ack`) only once its file is durable. While the store cannot write,
+    nothing is acknowledged: the broker sends at most RECEIVE_MAXIMUM unacknowledged messages and
+    queues the rest in the session; the writer retries the oldest every `retry` s. A broker does not
+    send an unacknowledged message again on the same connection (MQTT 4.4), so the held ones are
+    kept here; after a reconnect the broker re-sends them with the same key (stored once), and the
+    copies from the old connection are written but not acknowledged.
+    """
 
     def __init__(self, store: ProfileStore, host: str, port: int, realm: str = "realm", *,
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None, client_id: str | None = None,
+                 session_expiry: int = SESSION_EXPIRY, retry: float = 1.0) -> None:
         self.store = store
         self.realm = realm
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client_id = client_id or default_client_id(realm, store.directory)
+        self.session_expiry = session_expiry
+        self.retry = retry
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
         self.host, self.port = host, port
         self.ready = threading.Event()
+        self.fatal: str | None = None  # why the collector must stop (its session was taken over)
+        self.on_fatal: Callable[[], None] = lambda: None
+        self.held: collections.deque[_Held] = collections.deque()
+        self.acked = 0
+        self.failed_attempts = 0
+        self.failure: tuple[int, float] | None = None  # (errno, since) while the store cannot write
+        self._cv = threading.Condition()
+        self._conn = 0
+        self._connected_once = False
+        self._connected_at = 0.0
+        self._quick_losses = 0
+        self._stopping = False
+        self._writer: threading.Thread | None = None
+        self._locks: list[int] = []
+
+    # -- connection
 
     def _on_connect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if rc.is_failure:
-            log.error("broker %s:%d refused the connection: %s", self.host, self.port, rc)
+            log.error("broker %s:%d refused the connection of %s: %s", self.host, self.port, self.client_id, rc)
             return
+        with self._cv:
+            self._conn += 1
+        self._connected_at = time.monotonic()
         r = self.realm
+        if not flags.session_present:
+            if self._connected_once:
+                log.warning("the broker at %s:%d kept no session for %s: profiles published since the collector "
+                            "lost it are gone (a broker restart with `persistence false`, or a session older than "
+                            "its expiry); a campaign's `--status` shows the cells whose data is missing",
+                            self.host, self.port, self.client_id)
+            else:
+                log.info("new session %s on %s:%d (kept %d s after a disconnect)", self.client_id, self.host, self.port, self.session_expiry)
+        self._connected_once = True
         c.on_subscribe = lambda *a: self.ready.set()
-        c.subscribe([(f"{r}/proc/profile/#", 2), (f"{r}/proc/reg/#", 1), (f"{r}/proc/control/#", 1)])
-        log.info("collecting %s/proc/profile/# from %s:%d into %s", r, self.host, self.port, self.store.directory)
+        c.subscribe([(f"{r}/proc/profile/#", 1), (f"{r}/proc/reg/#", 0), (f"{r}/proc/control/#", 0)])
+        log.info("collecting %s/proc/profile/# from %s:%d into %s (session %s)", r, self.host, self.port,
+                 self.store.directory, self.client_id)
+
+    def _on_disconnect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        with self._cv:
+            self._conn += 1  # acknowledgements of the old connection's message ids are void
+        if self._stopping:
+            return
+        lasted = time.monotonic() - self._connected_at
+        self._quick_losses = self._quick_losses + 1 if lasted < TAKEOVER_WINDOW else 1
+        # A client with our id connecting takes the session: MQTT 5 brokers may say so (reason 142,
+        # Session taken over); mosquitto 2.0 just closes the older connection. Both collectors then
+        # reconnect in turn and take it from each other every second; the older one reaches
+        # TAKEOVER_LOSSES first (its first loss started the count) and stops, the newcomer stays.
+        if rc == 142 or self._quick_losses >= TAKEOVER_LOSSES:
+            self.fatal = (f"the broker {self.host}:{self.port} closed this collector's connection "
+                          f"{self._quick_losses} times in a row right after it connected ({rc}): another client "
+                          f"connected with the client id {self.client_id!r} and took over its session; two "
+                          f"collectors with one id take it from each other in turn. Stop the other one, or give each "
+                          f"its own --client-id (then each stores every profile); this one stops")
+            log.error("%s", self.fatal)
+            c.disconnect()  # no reconnect
+            self.on_fatal()
+        else:
+            log.warning("lost the broker %s:%d (%s); reconnecting, the session keeps what is published meanwhile", self.host, self.port, rc)
 
     def _on_message(self, c: Any, u: Any, msg: mqtt.MQTTMessage) -> None:
+        t = msg.topic
+        if t.startswith(f"{self.realm}/proc/profile/"):
+            payload = bytes(msg.payload)
+            key = message_key(t, payload)
+            with self._cv:
+                for h in self.held:
+                    if h.key == key:  # sent again (after a reconnect): acknowledge the new id
+                        h.mid, h.qos, h.conn = msg.mid, msg.qos, self._conn
+                        break
+                else:
+                    self.held.append(_Held(key, t, payload, msg.mid, msg.qos, self._conn, time.time()))
+                    self._trim_held()
+                self._cv.notify_all()
+            return
         try:
-            t = msg.topic
-            if t.startswith(f"{self.realm}/proc/profile/"):
-                self.store.on_profile(t, bytes(msg.payload), self.realm)
-            elif t.startswith(f"{self.realm}/proc/reg/"):
+            if t.startswith(f"{self.realm}/proc/reg/"):
                 self.store.on_registration(bytes(msg.payload))
             elif t.startswith(f"{self.realm}/proc/control/"):
                 self.store.on_control(bytes(msg.payload))
         except Exception:  # never let one message kill the collector
-            log.exception("error storing message on %s", msg.topic)
+            log.exception("error reading message on %s", msg.topic)
+        finally:
+            if msg.qos:
+                c.ack(msg.mid, msg.qos)
+
+    def _trim_held(self) -> None:
+        """Bound `held`: beyond 4 x RECEIVE_MAXIMUM, drop the oldest from earlier connections (the
+        broker's session still has them and sends them again)."""
+        excess = len(self.held) - 4 * RECEIVE_MAXIMUM
+        if excess > 0:
+            keep = [h for h in self.held if h.conn == self._conn]
+            stale = [h for h in self.held if h.conn != self._conn][excess:]
+            self.held = collections.deque(stale + keep)
+
+    # -- the writer
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self.held and not self._stopping:
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                h = self.held[0]
+            try:
+                self.store.on_profile(h.topic, h.payload, self.realm, h.key, h.received)
+            except OSError as e:
+                self._cannot_write(e)
+                with self._cv:
+                    self._cv.wait_for(lambda: self._stopping, timeout=self.retry)
+                continue
+            except Exception:  # a bug: keep the message (unacknowledged), say so once, retry
+                if self.failure is None or self.failure[0] != -1:
+                    log.exception("error storing the profile on %s; not acknowledged, retrying every %g s", h.topic, self.retry)
+                    self.failure = (-1, time.monotonic())
+                with self._cv:
+                    self._cv.wait_for(lambda: self._stopping, timeout=self.retry)
+                continue
+            with self._cv:
+                if self.held and self.held[0] is h:
+                    self.held.popleft()
+                if h.conn == self._conn and h.qos:
+                    self.client.ack(h.mid, h.qos)
+                    self.acked += 1
+                waiting = len(self.held)
+            if self.failure is not None:
+                log.info("storing profiles in %s again (failing for %.1f s); %d held profiles to catch up",
+                         self.store.directory, time.monotonic() - self.failure[1], waiting)
+                self.failure = None
+
+    def _cannot_write(self, e: OSError) -> None:
+        code = e.errno or 0
+        self.failed_attempts += 1
+        if self.failure is not None and self.failure[0] == code:
+            log.debug("still cannot store profiles in %s (%s, attempt %d, %d held)", self.store.directory,
+                      errno.errorcode.get(code, code), self.failed_attempts, len(self.held))
+            return
+        self.failure = (code, time.monotonic())
+        d = self.store.directory
+        advice = _ADVICE.get(code, "fix the file system or give -d another directory").format(dir=d, uid=os.geteuid())
+        name = errno.errorcode.get(code, str(code))
+        log.error("cannot store profiles in %s: %s %s at %s; nothing is acknowledged, the broker keeps the "
+                  "messages (up to its max_queued_messages) and the collector retries every %g s: %s",
+                  d, name, e.strerror or e, e.filename or d, self.retry, advice)
+
+    # -- life cycle
+
+    def _claim(self) -> None:
+        """One collector per data directory and per client id on this host (lock files in the temp dir)."""
+        for what, value in (("data directory", os.path.realpath(self.store.directory)), ("client id", self.client_id)):
+            name = "sl-collector-" + hashlib.sha1(f"{what}\0{value}".encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".lock"
+            path = os.path.join(tempfile.gettempdir(), name)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                self._release()
+                raise CollectorBusy(f"another collector (pid {other}) already uses the {what} {value!r} on this host; "
+                                    f"stop it, or give this one another -d and --client-id") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self._locks.append(fd)
+
+    def _release(self) -> None:
+        for fd in self._locks:
+            os.close(fd)
+        self._locks = []
 
     def start(self, timeout: float = 10.0) -> "Collector":
-        self.client.connect(self.host, self.port)
-        self.client.loop_start()
-        if not self.ready.wait(timeout):
+        self._claim()
+        try:
+            swept = self.store.sweep_temporaries()
+        except OSError:
+            swept = 0
+        if swept:
+            log.info("removed %d temporary files an interrupted collector left in %s", swept, self.store.directory)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.session_expiry
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        self._writer.start()
+        try:
+            self.client.connect(self.host, self.port, clean_start=False, properties=props)
+            self.client.loop_start()
+            if not self.ready.wait(timeout):
+                raise TimeoutError(f"could not subscribe on {self.host}:{self.port} within {timeout}s")
+        except BaseException:
             self.stop()
-            raise TimeoutError(f"could not subscribe on {self.host}:{self.port} within {timeout}s")
+            raise
         return self
 
     def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._writer is not None:
+            self._writer.join(30)
+        self.client.disconnect()  # the session stays for session_expiry s
         self.client.loop_stop()
-        self.client.disconnect()
+        self._release()
