@@ -294,11 +294,14 @@ def budget_share(period_ns: int, runtime_ns: int, mechanism: str = "auto", windo
     clock = time.pthread_getcpuclockid(run.thread.ident)
     time.sleep(max(0.1, 2 * period_ns / 1e9))
     policy = os.sched_getscheduler(run.control.native_id) & ~os.SCHED_RESET_ON_FORK
-    w0, c0 = time.monotonic(), time.clock_gettime(clock)
+    w0, c0, p0 = time.monotonic(), time.clock_gettime(clock), run.control.throttled_s
     time.sleep(window_s)
-    w1, c1 = time.monotonic(), time.clock_gettime(clock)
+    w1, c1, p1 = time.monotonic(), time.clock_gettime(clock), run.control.throttled_s
     run.stop("deleted")
     r = run.wait(30)
     e.close()
+    # `unpaused_share`: the CPU the machine gave the thread while the budget did not pause it (the
+    # load of the machine decides it); `share` can be at most the smaller of it and the budget
     return {"share": (c1 - c0) / (w1 - w0), "mechanism": run.control.budget_mechanism, "policy": policy,
-            "throttled_s": run.control.throttled_s, "reason": r.reason if r else None}
+            "throttled_s": run.control.throttled_s, "window_throttled_s": p1 - p0,
+            "unpaused_share": (c1 - c0) / max(1e-9, (w1 - w0) - (p1 - p0)), "reason": r.reason if r else None}
