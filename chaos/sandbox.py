@@ -16,8 +16,10 @@ control topic. An *escape* is an attempt that got what it should not have:
   of the dir, and an absolute path next to the dir (a control reads a file inside: it must work);
 - topics: `opener` opens a granted and several non-granted topics (the granted one must work);
 - memory: `memhog` allocates until refused: more than the limit is an escape;
-- CPU: `spin` with `args.resources` of 20% of one CPU: the worker's CPU time over the wall time
-  while it spins must stay near the budget (escape above 1.5x the budget + 5 points);
+- CPU: `spin` with `args.resources` of 20% of one CPU, or a third of what the same module got
+  without a budget just before (the control: on a busy machine a spinning module gets less than
+  20%, and a budget above that would prove nothing): the worker's CPU time over the wall time while
+  it spins must stay near the budget (escape above 1.5x the budget + 5 points);
 - module files: `file` naming something outside the module roots (absolute, `..`, a symlink in a
   root pointing out) must be refused, never run.
 """
@@ -152,18 +154,21 @@ def _linux(size: Size, out: Outcome, attempts: dict[str, int], escapes: dict[str
                     if "allocated" in text or (mib is not None and mib > MEM_LIMIT >> 20):
                         escapes["memory"] += 1
                         out.fail(f"memory: memhog got past the {MEM_LIMIT >> 20} MiB limit: {text[:100]!r}")
-                    # CPU: the same spinning module without a budget is the control
+                    # CPU: the same spinning module without a budget is the control: what this machine
+                    # gives a spinning module now. The budget is well under it, so an escape would show.
                     attempts["cpu"] += 1
                     period = 100_000_000
-                    share = spin_share(r, node, {"period": period, "runtime": int(period * CPU_SHARE)})
                     free = spin_share(r, node, None)
+                    budget = max(0.02, min(CPU_SHARE, round(free / 3, 3)))
+                    share = spin_share(r, node, {"period": period, "runtime": int(period * budget)})
                     figures["cpu_unlimited_control"] = round(free, 3)
-                    figures["cpu_budget"] = CPU_SHARE
+                    figures["cpu_budget"] = budget
                     figures["cpu_used"] = round(share, 3)
-                    out.check(free > 0.5, f"control: an unthrottled spinning module used only {free:.0%} of a CPU")
-                    if share > CPU_SHARE * 1.5 + 0.05:
+                    out.check(free >= 0.1, f"control: an unthrottled spinning module used only {free:.0%} of a CPU"
+                                           " (too busy a machine to tell a budget from the load)")
+                    if share > budget * 1.5 + 0.05:
                         escapes["cpu"] += 1
-                        out.fail(f"cpu: a module with a {CPU_SHARE:.0%} budget used {share:.0%} of a CPU")
+                        out.fail(f"cpu: a module with a {budget:.0%} budget used {share:.0%} of a CPU (without one: {free:.0%})")
                     # module files
                     for f in ("/etc/passwd", outside_wasm, "../../../../etc/passwd", os.path.join(MODULES, "..", "..", "README.md"), "sneaky.wasm"):
                         attempts["module_files"] += 1
