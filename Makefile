@@ -94,9 +94,10 @@ bench: env modules
 chaos: env modules
 	$(PY) -m chaos $(ARGS)
 
-# mypy (pinned by the lock's dev extra) over every package and script directory, configured in pyproject.toml
+# mypy --strict (pinned by the lock's dev extra) over all our code but tests/ (untyped engines: pyproject.toml [[tool.mypy.overrides]])
 typecheck: env
-	$(PY) -m mypy --strict ipc common supervisor runtimes orchestrator silverline
+	$(PY) -m mypy --strict ipc common supervisor runtimes orchestrator silverline cli cluster collector chaos bench \
+		tools testbed manage.py start.py
 
 # the layering (pyproject.toml [tool.importlinter]: layers, what a worker loads, the client side):
 # import-linter, pinned by the lock's dev extra

@@ -47,7 +47,7 @@ def usage(who: int) -> tuple[float, float, int]:
 pin(False)
 lat: list[float] = []
 if a.variant == "mq":
-    import posix_ipc
+    import posix_ipc  # type: ignore[import-not-found]  # PyPI posix-ipc ships no type information
 
     qa = posix_ipc.MessageQueue(f"/slrt.{os.getpid()}.a", posix_ipc.O_CREX, max_messages=10, max_message_size=72)
     qb = posix_ipc.MessageQueue(f"/slrt.{os.getpid()}.b", posix_ipc.O_CREX, max_messages=10, max_message_size=72)

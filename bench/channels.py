@@ -39,7 +39,7 @@ sys.path.insert(0, ROOT)
 
 import orjson  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
-import posix_ipc  # noqa: E402
+import posix_ipc  # type: ignore[import-not-found]  # noqa: E402  (PyPI posix-ipc ships no type information)
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from bench._common import loadavg, machine, median_spread, pct, table  # noqa: E402
@@ -98,7 +98,8 @@ def two_hops(n: int, gap: float) -> dict[str, Any]:
         procs[2].stdin.write("go\n")
         procs[2].stdin.flush()
         out, _ = procs[0].communicate(timeout=120)
-        return json.loads(out)
+        res: dict[str, Any] = json.loads(out)
+        return res
     finally:
         for p in procs:
             if p.poll() is None:
@@ -128,6 +129,8 @@ class SyncClient:
     def _until(self, cond: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         sock = self.c.socket()
+        if not isinstance(sock, socket.socket):
+            raise ConnectionError(f"bench/channels.py: the MQTT client has no TCP socket ({sock!r}): not connected?")
         while not cond():
             if self.c.want_write():
                 self.c.loop_write()
@@ -282,7 +285,8 @@ def control(probe: SyncClient, rt: str, uuid: str, channels: list[dict[str, str]
 
 def wait_res(client: SyncClient, results: list[bytes], timeout: float) -> dict[str, Any]:
     client._until(lambda: bool(results), timeout)
-    return orjson.loads(results.pop(0))
+    res: dict[str, Any] = orjson.loads(results.pop(0))
+    return res
 
 
 def rss_mb(pid: int) -> float:

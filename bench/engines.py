@@ -141,14 +141,16 @@ def main() -> int:
            "engines_available": len(names), "engines_available_target": 15,
            "engines_conformant": len(conformant), "engines_unchecked": unchecked,
            "seconds": round(time.monotonic() - t_start, 1), "engines": results}
+
+    def cell(x: list[float] | None, scale: float = 1.0) -> str:
+        if not x or x[0] != x[0]:
+            return "-"
+        return f"{x[0] * scale:.3g} [{x[1] * scale:.3g}-{x[2] * scale:.3g}]"
+
     rows = []
     for n, res in results.items():
-        def f(x: list[float] | None, scale: float = 1.0) -> str:
-            if not x or x[0] != x[0]:
-                return "-"
-            return f"{x[0] * scale:.3g} [{x[1] * scale:.3g}-{x[2] * scale:.3g}]"
-        rows.append([n, res["kind"], f(res["startup_ms"])] + [f(res["kernel_rel"][k]) for k in sizes]
-                    + [f(res["rss_kb"], 1 / 1024), res.get("failed", res.get("kernels_skipped", ""))[:40]])
+        rows.append([n, res["kind"], cell(res["startup_ms"])] + [cell(res["kernel_rel"][k]) for k in sizes]
+                    + [cell(res["rss_kb"], 1 / 1024), res.get("failed", res.get("kernels_skipped", ""))[:40]])
     print(f"# bench/engines.py on {out['machine']}, load {out['loadavg']}, {reps} repetitions, interleaved")
     print(f"# kernel time (the module's own clock around the kernel) as a ratio to {BASELINE} "
           f"({', '.join(f'{k} {base_kernel[k]:.3g} ms' for k in sizes)}); median [min-max]")

@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -96,7 +97,7 @@ def node_loop(exe: str, n: int) -> float | None:
                         "args": {"repeat": repeat, "engine": "native", "argv": ["0"]}}}
                     t0 = time.perf_counter()
                     probe.publish(f"realm/proc/control/{rt}", msg)
-                    probe.wait_for("realm/proc/control/#", lambda m, u=uuid: b'"exited"' in m.payload and u.encode() in m.payload,
+                    probe.wait_for("realm/proc/control/#", lambda m: b'"exited"' in m.payload and uuid.encode() in m.payload,
                                    timeout=300)
                     dt = time.perf_counter() - t0
                 return dt
@@ -122,7 +123,7 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="sl-bench-harness-")
     mods = build_modules(tmp)
     native_spin = os.path.join(tmp, "spin")
-    res: dict[str, object] = {"machine": machine(), "quick": q}
+    res: dict[str, Any] = {"machine": machine(), "quick": q}
 
     # 1. overhead per run
     n = 100 if q else 400

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import posix_ipc  # noqa: E402
+import posix_ipc  # type: ignore[import-not-found]  # noqa: E402  (PyPI posix-ipc ships no type information)
 
 from bench._common import loadavg, machine, median_spread, pct, table  # noqa: E402
 from ipc import NodeIPC, WorkerEndpoint, ring  # noqa: E402
@@ -48,11 +48,15 @@ class Transport:
     def in_child(self) -> None: ...
     def in_parent(self) -> None: ...
     def parent_send(self, payload: bytes) -> None: ...
-    def parent_recv(self) -> bytes: ...
     def child_send(self, payload: bytes) -> None: ...
-    def child_recv_batch(self) -> list[bytes]: ...
     def child_exit(self) -> None: ...
     def close(self) -> None: ...
+
+    def parent_recv(self) -> bytes:
+        raise NotImplementedError
+
+    def child_recv_batch(self) -> list[bytes]:
+        raise NotImplementedError
 
 
 class RingImpl:
@@ -197,7 +201,8 @@ class MqTransport(Transport):
         self.down.send(payload)
 
     def parent_recv(self) -> bytes:
-        return self.up.receive()[0]
+        msg: bytes = self.up.receive()[0]
+        return msg
 
     def child_send(self, payload: bytes) -> None:
         self.up.send(payload)
@@ -268,8 +273,8 @@ class MpQueueTransport(Transport):
 
     def setup(self) -> None:
         ctx = mp.get_context("fork")
-        self.down = ctx.Queue()
-        self.up = ctx.Queue()
+        self.down: "mp.Queue[bytes]" = ctx.Queue()
+        self.up: "mp.Queue[bytes]" = ctx.Queue()
 
     def parent_send(self, payload: bytes) -> None:
         self.down.put(payload)

@@ -146,12 +146,13 @@ class Watch:
         self.client.on_message = lambda c, u, m: self._on(m.topic, bytes(m.payload))
         self.client.on_connect = self._connected
         self.client.on_subscribe = lambda *a: self.subscribed.set()
-        self.client.reconnect_delay_set(0.05, 0.2)
+        # paho annotates the delays as int, yet sleeps any number: the scenarios time recoveries, so 50-200 ms
+        self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
         props = None
         if persistent:
             from paho.mqtt.packettypes import PacketTypes
             from paho.mqtt.properties import Properties
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: no annotations
             props.SessionExpiryInterval = 3600
         self.client.connect(host, port, clean_start=not persistent, properties=props)
         self.client.loop_start()

@@ -59,7 +59,7 @@ def run(size: Size, outages: list[float] | None = None) -> Outcome:
                 f"bl-keep-{i}", keep, channels=[{"path": "in", "mode": "r", "topic": f"bl/{i}/in"},
                                                 {"path": "out", "mode": "w", "topic": f"bl/{i}/out"}])).wait_for_publish(5)
         for i in range(2):
-            wait_until(lambda i=i: f"opened channel 1 on bl/{i}/out" in node.output(), 20, f"keep module {i} open")
+            wait_until(lambda: f"opened channel 1 on bl/{i}/out" in node.output(), 20, f"keep module {i} open")
         keep_pid = workers_by_name(node.pid)[keep_name]
 
         def echo_round(tag: str) -> bool:

@@ -240,7 +240,7 @@ def node_serves(node: NodeProcess, watch: Watch, inbox: Inbox, rt: str) -> bool:
         return False
 
 
-def live_control_node(n: int, r: random.Random, *, node: NodeProcess, watch: Watch, inbox: Inbox, errlog: ErrLog, **_: Any) -> dict[str, Any]:
+def live_control_node(n: int, r: random.Random, *, node: NodeProcess, watch: Watch, inbox: Inbox, errlog: ErrLog, **_unused: Any) -> dict[str, Any]:
     rt = node.runtime_uuids[sorted(node.runtime_uuids)[0]]
     topic = f"{REALM}/proc/control/{rt}"
     watch.publish(topic, module_create("fz-duplicate", rt)).wait_for_publish(10)
@@ -271,7 +271,7 @@ def live_control_node(n: int, r: random.Random, *, node: NodeProcess, watch: Wat
             "serves_after": serves, "failures": failures}
 
 
-def live_control_orch(n: int, r: random.Random, *, orch: OrchestratorProc, watch: Watch, errlog: ErrLog, **_: Any) -> dict[str, Any]:
+def live_control_orch(n: int, r: random.Random, *, orch: OrchestratorProc, watch: Watch, errlog: ErrLog, **_unused: Any) -> dict[str, Any]:
     """The orchestrator's own control topic: every message answered with an error `description`."""
     mark = len(errlog)
     items = []
@@ -293,7 +293,7 @@ def live_control_orch(n: int, r: random.Random, *, orch: OrchestratorProc, watch
     return {"cases": n, "errors": len(errs), "silent": max(0, n - len(errs)), "failures": failures}
 
 
-def live_channel_open(n: int, r: random.Random, *, node: NodeProcess, watch: Watch, inbox: Inbox, errlog: ErrLog, **_: Any) -> dict[str, Any]:
+def live_channel_open(n: int, r: random.Random, *, node: NodeProcess, watch: Watch, inbox: Inbox, errlog: ErrLog, **_unused: Any) -> dict[str, Any]:
     rt = node.runtime_uuids[sorted(node.runtime_uuids)[0]]
     per = 50
     seen = [len(node._out), 0]  # lines of the node's log looked at, "opened channel" lines among them
@@ -347,7 +347,7 @@ def _stopped_worker(node: NodeProcess, name: str) -> int:
     return int(pid)
 
 
-def live_ipc_records(n: int, r: random.Random, *, node: NodeProcess, watch: Watch, inbox: Inbox, **_: Any) -> dict[str, Any]:
+def live_ipc_records(n: int, r: random.Random, *, node: NodeProcess, watch: Watch, inbox: Inbox, **_unused: Any) -> dict[str, Any]:
     """Write into the receive ring of a live supervisor as its (stopped) `test/reg` worker would."""
     from ipc.backends import get_backend
     from ipc.endpoint import names
@@ -433,7 +433,7 @@ def live_ipc_records(n: int, r: random.Random, *, node: NodeProcess, watch: Watc
             "supervisor_alive": alive_after, "failures": failures}
 
 
-def live_rest(n: int, r: random.Random, *, orch: OrchestratorProc, **_: Any) -> dict[str, Any]:
+def live_rest(n: int, r: random.Random, *, orch: OrchestratorProc, **_unused: Any) -> dict[str, Any]:
     failures: list[str] = []
     statuses: dict[int, int] = {}
     unclear = 0

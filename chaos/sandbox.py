@@ -79,7 +79,10 @@ def spin_share(r: Runner, node: NodeProcess, resources: dict[str, int] | None, w
     wpid = next(iter(workers_by_name(node.pid).values()))
     c0, t0 = _cpu_s(wpid), time.monotonic()
     u, mark = r.start("spin.wasm", ["2000"], **kw)  # 2000 x 10^6 iterations: a C long is 32 bits in wasm32
-    done = lambda: r.inbox.find(lambda t, p: js(p).get("action") == "exited" and js(p)["data"].get("uuid") == u, mark)
+
+    def done() -> bool:
+        return bool(r.inbox.find(lambda t, p: js(p).get("action") == "exited" and js(p)["data"].get("uuid") == u, mark))
+
     while time.monotonic() - t0 < window and not done():
         time.sleep(0.01)
     c1, t1 = _cpu_s(wpid), time.monotonic()
@@ -96,10 +99,10 @@ def _linux(size: Size, out: Outcome, attempts: dict[str, int], escapes: dict[str
     allowed = os.path.join(tmp, "allowed")
     os.makedirs(allowed)
     secret = os.path.join(tmp, "secret.txt")
-    with open(secret, "w") as f:
-        f.write("SECRET-OUTSIDE")
-    with open(os.path.join(allowed, "ok.txt"), "w") as f:
-        f.write("INSIDE-OK")
+    with open(secret, "w") as fh:
+        fh.write("SECRET-OUTSIDE")
+    with open(os.path.join(allowed, "ok.txt"), "w") as fh:
+        fh.write("INSIDE-OK")
     os.symlink(secret, os.path.join(allowed, "link.txt"))
     root2 = os.path.join(tmp, "root2")  # a second module root holding a symlink that points out of the roots
     os.makedirs(root2)
@@ -107,9 +110,9 @@ def _linux(size: Size, out: Outcome, attempts: dict[str, int], escapes: dict[str
     shutil.copy(os.path.join(MODULES, "helloworld.wasm"), outside_wasm)
     os.symlink(outside_wasm, os.path.join(root2, "sneaky.wasm"))
     cfg = os.path.join(tmp, "config.json")
-    with open(cfg, "w") as f:
+    with open(cfg, "w") as fh:
         json.dump({"runtimes": {"linux": {"module_root": [MODULES, root2, allowed], "memory_limit": MEM_LIMIT,
-                                          "cache_dir": os.path.join(tmp, "cache")}}}, f)
+                                          "cache_dir": os.path.join(tmp, "cache")}}}, fh)
     for k in ("files", "topics", "memory", "cpu", "module_files"):
         escapes.setdefault(k, 0)
         attempts.setdefault(k, 0)
@@ -245,10 +248,10 @@ def _runtimes(out: Outcome, attempts: dict[str, int], escapes: dict[str, int], f
         os.makedirs(d, exist_ok=True)
     for d in (root, outside):
         shutil.copy(os.path.join(MODULES, "helloworld.wasm"), os.path.join(d, "hello.wasm"))
-        with open(os.path.join(d, "in", "a"), "w") as f:
-            f.write("a")
-        with open(os.path.join(d, "args.py"), "w") as f:
-            f.write("print(1)\n")
+        with open(os.path.join(d, "in", "a"), "w") as fh:
+            fh.write("a")
+        with open(os.path.join(d, "args.py"), "w") as fh:
+            fh.write("print(1)\n")
     os.symlink(os.path.join(outside, "hello.wasm"), os.path.join(root, "sneaky.wasm"))
     os.symlink(outside, os.path.join(root, "dirlink"))
     marker = os.path.join(tmp, "PWNED")
@@ -326,22 +329,22 @@ def _limits(out: Outcome, attempts: dict[str, int], escapes: dict[str, int], fig
     root = os.path.join(tmp, "root")
     os.makedirs(root)
     for name, text in (("bomb", BOMB), ("flood", FLOOD), ("hog", HOG)):
-        with open(os.path.join(root, name), "w") as f:
-            f.write(text)
+        with open(os.path.join(root, name), "w") as fh:
+            fh.write(text)
         os.chmod(os.path.join(root, name), 0o755)
     for m in ("memhog.wasm", "helloworld.wasm"):
         shutil.copy(os.path.join(MODULES, m), os.path.join(root, m))
     cfg = os.path.join(tmp, "config.json")
-    with open(cfg, "w") as f:
+    with open(cfg, "w") as fh:
         json.dump({"runtimes": {"benchmarking": {"enable_engines": ["native"], "child_limits": {
-            "memory_bytes": 256 << 20, "file_bytes": 1 << 20, "processes": 32}}}}, f)
+            "memory_bytes": 256 << 20, "file_bytes": 1 << 20, "processes": 32}}}}, fh)
     escapes.setdefault("limits", 0)
     attempts.setdefault("limits", 0)
     causes: dict[str, Any] = {}
     try:
         with _node_with_broker("sbl", ["benchmarking"], ["--module-root", root, "-c", cfg]) as (node, a):
             rt = node.runtime_uuid()
-            cases = [("fork_bomb", "bomb", {"engine": "native"}, "processes"),
+            cases: list[tuple[str, str, dict[str, Any], str]] = [("fork_bomb", "bomb", {"engine": "native"}, "processes"),
                      ("memory_hog", "hog", {"engine": "native"}, "memory_bytes"),
                      ("memory_hog_wasm", "memhog.wasm", {"engine": "wasmtime"}, "memory_bytes"),
                      ("output_flood", "flood", {"engine": "native", "stdout": "flood.txt"}, "file_bytes")]

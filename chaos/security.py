@@ -32,7 +32,10 @@ def make_certs(d: str) -> dict[str, str]:
     ext = os.path.join(d, "san.ext")
     with open(ext, "w") as f:
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True, timeout=60)
+
+    def run(*a: str) -> None:
+        subprocess.run(["openssl", *a], check=True, capture_output=True, timeout=60)
+
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_crt, "-days", "2", "-subj", "/CN=chaos-test-ca")
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
     run("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext)

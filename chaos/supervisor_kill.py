@@ -84,7 +84,8 @@ def run(size: Size) -> Outcome:
                         os.kill(p, signal.SIGKILL)
                 node.kill()  # reap
                 try:
-                    hit = inbox.wait(lambda t, p: t == f"{REALM}/proc/reg/{node.manager_uuid}" and js(p).get("action") == "delete", 30, since=mark)
+                    will = f"{REALM}/proc/reg/{node.manager_uuid}"
+                    hit = inbox.wait(lambda t, p: t == will and js(p).get("action") == "delete", 30, since=mark)
                     will_s.append(hit[0][0] - t0)
                 except TimeoutError:
                     out.fail(f"round {r + 1}: the last will did not arrive within 30 s")

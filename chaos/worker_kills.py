@@ -62,7 +62,7 @@ def run(size: Size, seed: int = 8) -> Outcome:
                 victims[n] = str(_uuid.uuid4())
                 watch.publish(f"{REALM}/proc/control/{rt[n]}", module_create(victims[n], rt[n])).wait_for_publish(5)
             for n in names:
-                wait_until(lambda n=n: f"opened channel 1 on wk/{short[n]}/out" in node.output(), 20, f"keeper of {n} open")
+                wait_until(lambda: f"opened channel 1 on wk/{short[n]}/out" in node.output(), 20, f"keeper of {n} open")
 
             def traffic() -> None:
                 while not stop_traffic.is_set():
@@ -115,7 +115,7 @@ def run(size: Size, seed: int = 8) -> Outcome:
             for n in names:
                 want = kills_of[n] + 1
                 try:
-                    wait_until(lambda n=n, want=want: node.output().count(f"opened channel 1 on wk/{short[n]}/out") >= want,
+                    wait_until(lambda: node.output().count(f"opened channel 1 on wk/{short[n]}/out") >= want,
                                20, f"keeper of {n} re-created {kills_of[n]} times")
                 except TimeoutError as e:
                     keeper_missing += 1

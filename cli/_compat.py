@@ -34,7 +34,7 @@ def spellings(argv: list[str], aliases: dict[str, str]) -> list[str]:
 def is_runtime(entry: dict[str, Any]) -> bool:
     """A runtime record of ours (`type: "runtime"`) or of the original (no `type`, has `runtime_type`)."""
     if "type" in entry:
-        return entry["type"] == "runtime"
+        return bool(entry["type"] == "runtime")
     return "runtime_type" in entry or "apis" in entry
 
 

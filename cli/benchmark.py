@@ -230,7 +230,8 @@ def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, t
         deadline = time.monotonic() + timeout
         while True:
             for err in sess.errors():
-                d = err.get("data") if isinstance(err.get("data"), dict) else {}
+                body = err.get("data")
+                d = body if isinstance(body, dict) else {}
                 if (d.get("data") or {}).get("campaign") == cid:
                     raise CliError(f"the orchestrator refused campaign {cid}: {err.get('description')}")
             try:

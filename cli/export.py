@@ -72,8 +72,8 @@ def pitot_file(path: str, root: str | None) -> str:
 
 def _platform(rt: dict[str, Any]) -> dict[str, Any]:
     plat = dict(rt.get("platform") or {})
-    cpu = plat.get("cpu") if isinstance(plat.get("cpu"), dict) else {}
-    cpu = dict(cpu)
+    given = plat.get("cpu")
+    cpu = dict(given) if isinstance(given, dict) else {}
     if not cpu.get("cpu") and cpu.get("model"):
         cpu["cpu"] = cpu["model"]
     if not cpu.get("cpufreq") and cpu.get("mhz"):

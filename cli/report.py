@@ -448,8 +448,8 @@ def heatmap(series: dict[tuple[str, str, str, str], Series], baseline: str | Non
     ax.set_xticklabels(engines_, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(modules)))
     ax.set_yticklabels(modules, fontsize=8)
-    for i, r in enumerate(grid):
-        for j, v in enumerate(r):
+    for i, cells in enumerate(grid):
+        for j, v in enumerate(cells):
             if not math.isnan(v):
                 ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label=f"median time / median on {base} (log scale)")

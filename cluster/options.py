@@ -21,7 +21,7 @@ from cluster.templates import TemplateError, render
 from common import usage
 from common.config import Config, ConfigError, load_config
 from common.manifest import Device, ManifestError, load_manifest, select_devices
-from common.usage import UsageError  # bad input found before connecting
+from common.usage import UsageError as UsageError  # bad input found before connecting (re-exported: cli/ imports it from here)
 
 SUDO_ENV = "SL_SUDO_PASSWORD"
 

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import uuid as _uuid
-from typing import Any
+from typing import Any, TypedDict
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -20,6 +20,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from testbed.broker import Mosquitto
 
 NOT_AUTHORIZED = 0x87
+
+
+class Identity(TypedDict):
+    """A node's state file (supervisor/identity.py): its manager uuid and a uuid per runtime name."""
+    manager: str
+    runtimes: dict[str, str]
 
 
 class AclRealm:
@@ -32,10 +38,10 @@ class AclRealm:
         self.state = os.path.join(tmpdir, "state")
         self.out = os.path.join(tmpdir, "acl")
         os.makedirs(self.state, exist_ok=True)
-        self.identities: dict[str, dict[str, Any]] = {}
+        self.identities: dict[str, Identity] = {}
         paths = []
         for name, rts in nodes.items():
-            ident = {"manager": str(_uuid.uuid4()), "runtimes": {rt: str(_uuid.uuid4()) for rt in rts}}
+            ident: Identity = {"manager": str(_uuid.uuid4()), "runtimes": {rt: str(_uuid.uuid4()) for rt in rts}}
             path = os.path.join(self.state, f"{name}.json")
             with open(path, "w") as f:
                 json.dump(ident, f)
@@ -97,7 +103,7 @@ class AuthClient:
         self.c.on_connect = self._on_connect
         self.c.on_publish = self._on_publish
         self.c.on_subscribe = self._on_subscribe
-        self.c.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self.c.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload)))
 
     def _on_connect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
         self.connect_code = int(rc.value if hasattr(rc, "value") else rc)
@@ -136,7 +142,9 @@ class AuthClient:
 
     def subscribe_rc(self, topic: str, timeout: float = 10.0) -> int:
         """SUBACK reason code: 1 granted (QoS 1), 0x87 not authorized."""
-        _, mid = self.c.subscribe(topic, qos=1)
+        rc, mid = self.c.subscribe(topic, qos=1)
+        if mid is None:
+            raise RuntimeError(f"SUBSCRIBE {topic} not sent: {rc}")
         return self._wait_ack(mid, timeout)
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ class MqttProbe:
         self.client.on_subscribe = lambda c, u, mid, rc, props: self._subacks.put(mid)
         self.client.connect(host, port)
         sock = self.client.socket()
-        if sock is not None:  # small test messages must not wait for Nagle
+        if isinstance(sock, socket.socket):  # small test messages must not wait for Nagle
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
 
