@@ -153,6 +153,8 @@ class NodeProcess:
                 self.proc.wait(10)
         if self._reader is not None:
             self._reader.join(5)
+        if self.proc.stdout is not None and not (self._reader is not None and self._reader.is_alive()):
+            self.proc.stdout.close()  # else a ResourceWarning (an error under pytest's "error" filter) at GC
         return self.proc.returncode
 
     def kill(self) -> None:
