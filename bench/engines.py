@@ -33,7 +33,9 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import loadavg, machine, median_spread, table  # noqa: E402
-from runtimes.benchmarking import conformance, engines  # noqa: E402
+from benchmarking.engines import conformance  # noqa: E402
+from benchmarking.engines import launch as engines  # noqa: E402
+from benchmarking.engines.verdicts import cached_verdict  # noqa: E402
 
 ROOT = engines.PROJECT_ROOT
 KERNELS_WASM = os.path.join(ROOT, "build", "modules", "conformance", "kernels.wasm")
@@ -135,8 +137,8 @@ def main() -> int:
     for n, res in results.items():
         res["kernel_rel"] = {k: [v / base_kernel[k] for v in res["kernel_ms"][k]] if res["kernel_ms"][k][0] == res["kernel_ms"][k][0] else None
                              for k in sizes}
-    conformant = [n for n in names if (conformance.cached_verdict(n, engines.version(n)) or {}).get("ok")]
-    unchecked = [n for n in names if conformance.cached_verdict(n, engines.version(n)) is None]
+    conformant = [n for n in names if (cached_verdict(n, engines.version(n)) or {}).get("ok")]
+    unchecked = [n for n in names if cached_verdict(n, engines.version(n)) is None]
     out = {"machine": machine(), "loadavg": loadavg(), "reps": reps, "sizes": sizes, "baseline": BASELINE,
            "engines_available": len(names), "engines_available_target": 15,
            "engines_conformant": len(conformant), "engines_unchecked": unchecked,

@@ -26,7 +26,8 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import machine, table  # noqa: E402
-from runtimes.benchmarking import engines, harness  # noqa: E402
+from benchmarking import harness  # noqa: E402
+from benchmarking.engines import launch as engines  # noqa: E402
 from runtimes.benchmarking.instrument import instrument  # noqa: E402
 from runtimes.benchmarking.opcodes import child_target, parse_child_result  # noqa: E402
 from runtimes.benchmarking.reference import reference_counts  # noqa: E402
@@ -82,7 +83,7 @@ def node_loop(exe: str, n: int) -> float | None:
         probe = MqttProbe(broker.port)
         try:
             probe.subscribe("realm/proc/control/#")
-            root = os.path.dirname(exe)  # the module root; `native` is opt-in (runtimes/benchmarking/gate.py)
+            root = os.path.dirname(exe)  # the module root; `native` is opt-in (benchmarking/engines/gate.py)
             cfg = os.path.join(root, "node-config.json")
             with open(cfg, "w") as f:
                 f.write('{"runtimes": {"benchmarking": {"enable_engines": ["native"]}}}')

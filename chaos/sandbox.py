@@ -323,7 +323,7 @@ HOG = "#!/bin/sh\nexec python3 -c 'b = []\nfor _ in range(256): b.append(bytearr
 def _limits(out: Outcome, attempts: dict[str, int], escapes: dict[str, int], figures: dict[str, Any]) -> None:
     """Part 3: a fork bomb, a memory hog (native and wasm) and an output flood end as `limit` with
     their cause; the node stays up (a module after them runs)."""
-    from runtimes.benchmarking import limits as child_limits
+    from benchmarking import limits as child_limits
 
     tmp = tempfile.mkdtemp(prefix="sl-chaos-sbl-")
     root = os.path.join(tmp, "root")

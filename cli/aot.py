@@ -35,7 +35,8 @@ SUMMARY = "AOT compile WebAssembly sources for cluster devices."
 
 def local(files: list[str], names: list[str]) -> int:
     """Build the benchmark engines' artifacts of `files` beside them; 1 when one failed."""
-    from runtimes.benchmarking import aot, engines
+    from benchmarking.engines import aot
+    from benchmarking.engines import launch as engines
 
     known = aot.aot_engines()
     bad = [n for n in names if engines.resolve(n) not in known]

@@ -34,7 +34,7 @@ SUMMARY = "List the benchmark engines of this node (kind, package, version, enab
 
 def node_gate(path: str | None) -> Any:
     """The engine gate of the node whose config.json is `path` (its `benchmarking` runtime section)."""
-    from runtimes.benchmarking.gate import EngineGate
+    from benchmarking.engines.gate import EngineGate
 
     path = path or os.environ.get("SL_CONFIG") or ("config.json" if os.path.exists("config.json") else None)
     raw: dict[str, Any] = {}
@@ -52,7 +52,8 @@ def node_gate(path: str | None) -> Any:
 
 
 def engine_table(only_available: bool = False, gate: Any = None) -> dict[str, dict[str, Any]]:
-    from runtimes.benchmarking import conformance, engines
+    from benchmarking.engines import launch as engines
+    from benchmarking.engines.verdicts import cached_verdict
 
     out: dict[str, dict[str, Any]] = {}
     for name, e in engines.ENGINES.items():
@@ -63,9 +64,9 @@ def engine_table(only_available: bool = False, gate: Any = None) -> dict[str, di
         if only_available and not ok:
             continue
         ver = engines.version(name) if installed else None
-        verdict = conformance.cached_verdict(name, ver) if installed else None
+        verdict = cached_verdict(name, ver) if installed else None
         conf = "n/a" if not installed else "unchecked" if verdict is None else "pass" if verdict["ok"] else "fail"
-        out[name] = {"kind": e.kind, "package": e.package, "version": ver, "installed": installed,
+        out[name] = {"kind": e.kind, "family": e.family, "on_by_default": e.on, "package": e.package, "version": ver, "installed": installed,
                      "available": ok, "enabled": ok, "conformance": conf,
                      "conformance_failures": (verdict or {}).get("failures", {}),
                      "aliases": list(e.aliases), "sandboxed": e.sandboxed, "phases": e.phases, "aot": e.aot,
@@ -85,7 +86,8 @@ def _print_table(table: dict[str, dict[str, Any]]) -> None:
 
 
 def _check(names: list[str], as_json: bool) -> int:
-    from runtimes.benchmarking import conformance, engines
+    from benchmarking.engines import conformance
+    from benchmarking.engines import launch as engines
 
     unknown = [n for n in names if engines.resolve(n) not in engines.ENGINES]
     if unknown:

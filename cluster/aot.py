@@ -9,6 +9,9 @@ gets `<out>/<target>/<engine>/<module>.<ext>`. Engines:
 - wasmer: the `wasmer` CLI when on PATH (`wasmer compile --target TRIPLE`).
 - wamr (`iwasm` column): `wamrc` when on PATH (`--target=ARCH --cpu=TARGET`).
 - anything else (wasm3, wasmedge, pywasm, native, ...): cannot cross-compile; said so.
+Engine words (the manifest's columns, --engine) are read as families of the benchmark engine
+catalog (benchmarking/engines/catalog.py): a family (`wasmtime`, `wasmer`, `wamr`), an engine name or
+alias (`wasmtime-a`, `wasmer`, `iwasm-a`) or a tool's name (`iwasm`, `wamrc`).
 """
 from __future__ import annotations
 
@@ -20,10 +23,10 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
+from benchmarking.engines import catalog
 from common.manifest import Device
 
 EXT = {"wasmtime": "cwasm", "wasmer": "wasmu", "wamr": "aot"}
-ALIASES = {"iwasm": "wamr", "wamrc": "wamr", "wasmtime": "wasmtime", "wasmer": "wasmer", "wamr": "wamr"}
 CANNOT = {
     "wasm3": "an interpreter: nothing to precompile",
     "pywasm": "an interpreter: nothing to precompile",
@@ -57,7 +60,8 @@ def group_targets(devices: list[Device]) -> dict[str, list[Device]]:
 
 
 def canonical(engine: str) -> str:
-    return ALIASES.get(engine.lower(), engine.lower())
+    """The catalog family of an engine word (`iwasm` -> `wamr`, `wasmtime-a` -> `wasmtime`)."""
+    return catalog.family(engine)
 
 
 def out_path(out_dir: str, target: str, engine: str, src: str) -> str:

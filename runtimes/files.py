@@ -18,7 +18,7 @@ Preopened dirs (`args.dirs`): an absolute entry is preopened at its own path (as
 one (the original's benchmark creates send `"."`) resolves like a module file and is preopened as
 `.`, as the original's `--dir=.` did; `HOST::GUEST` names the guest path explicitly (wasmtime's CLI
 syntax). Engines get a plain `HOST` when the guest path is the same, else `HOST::GUEST`, and split
-them with `preopen_pair`.
+them with `preopen_pair` (common/preopen.py).
 
 Python 3.10 compatible (the wasmer runtime runs this under 3.10); no third-party imports.
 """
@@ -28,10 +28,11 @@ import os
 import stat
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
+from common.preopen import PREOPEN_SEP, preopen_pair
+
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_ROOTS = (os.path.join(PROJECT_ROOT, "build", "modules"), ".")
 EXTENSIONS = (".wasm", ".wat", ".cwasm")
-PREOPEN_SEP = "::"  # HOST::GUEST, as wasmtime's `--dir`
 
 
 class ModuleFileError(Exception):
@@ -40,12 +41,6 @@ class ModuleFileError(Exception):
 
 def default_roots() -> List[str]:
     return [os.path.realpath(r) for r in DEFAULT_ROOTS]
-
-
-def preopen_pair(entry: str) -> Tuple[str, str]:
-    """(host dir, guest path) of one preopen entry: `HOST::GUEST`, or `HOST` preopened at its own path."""
-    host, sep, guest = entry.partition(PREOPEN_SEP)
-    return (host, guest) if sep else (entry, entry)
 
 
 def _unescape_mount(path: str) -> str:

@@ -38,7 +38,7 @@ def build_modules(out: str) -> dict[str, str]:
 
 def node_args(tmp_path: object, roots: list[str], enable_engines: list[str] | str | None = None) -> list[str]:
     """start.py arguments for a benchmarking test node: its module roots, and (via a config file
-    in `tmp_path`) the native/command-line engines it enables (runtimes/benchmarking/gate.py)."""
+    in `tmp_path`) the native/command-line engines it enables (benchmarking/engines/gate.py)."""
     import json
 
     args = ["--module-root", ":".join(roots)]

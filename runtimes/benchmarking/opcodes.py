@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.preopen import preopen_pair
 from runtimes.benchmarking.instrument import Instrumented, instrument
-from runtimes.files import preopen_pair
 
 
 @dataclass

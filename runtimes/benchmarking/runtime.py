@@ -29,15 +29,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import orjson
 
+from benchmarking import harness
+from benchmarking import limits as child_limits
 from runtimes.base import Module, Runtime
-from runtimes.benchmarking import harness, payloads
+from runtimes.benchmarking import payloads
 from runtimes.benchmarking.hostenv import measurement_env
-from runtimes.benchmarking import limits as child_limits
 from runtimes.benchmarking.mounttable import MountTable
 from runtimes.files import ModuleFileError, ModuleFiles
 
 if TYPE_CHECKING:
-    from runtimes.benchmarking import engines
+    from benchmarking.engines import launch as engines
 else:
     class _Lazy:
         """A module imported at its first use. The supervisor imports this file for the runtime
@@ -52,7 +53,7 @@ else:
 
             return getattr(importlib.import_module(self._name), attr)
 
-    engines = _Lazy("runtimes.benchmarking.engines")
+    engines = _Lazy("benchmarking.engines.launch")
 
 log = logging.getLogger("rt.benchmarking")
 
@@ -252,7 +253,7 @@ class BenchmarkingRuntime(Runtime):
 
     @classmethod
     def unavailable(cls, settings: dict[str, Any]) -> str | None:
-        from runtimes.benchmarking.gate import EngineGate  # start.py asks this in a child process (supervisor/availability.py)
+        from benchmarking.engines.gate import EngineGate  # start.py asks this in a child process (supervisor/availability.py)
 
         try:
             EngineGate(settings)
@@ -271,7 +272,7 @@ class BenchmarkingRuntime(Runtime):
         self.cpus = sorted(os.sched_getaffinity(0))
         s = self.config.settings or {}
         self.files = ModuleFiles(s.get("module_root"), mounts=MountTable().points)  # cached until the table changes
-        from runtimes.benchmarking.gate import EngineGate
+        from benchmarking.engines.gate import EngineGate
 
         self.gate = EngineGate(s, self.config.runtime)
         self.limits = child_limits.from_settings(s)

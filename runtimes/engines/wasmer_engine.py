@@ -25,13 +25,13 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Union
 
+from common.preopen import preopen_pair
 from runtimes.engines import bridge as br
 from runtimes.engines.api import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, CompiledModule, Engine,
                                   EngineUnavailable, LoadError, Run, RunControl, RunResult, RunSpec,
                                   StdinPipe)
 from runtimes.engines.bridge import NullBridge
 from runtimes.engines.cache import CompileCache
-from runtimes.files import preopen_pair
 
 try:
     import wasmer  # type: ignore[import-not-found,unused-ignore]

@@ -41,13 +41,13 @@ from typing import Any, Callable, Dict, Optional, Set
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from common.preopen import preopen_pair
 from runtimes.engines import bridge as br
 from runtimes.engines import cpu_budget
 from runtimes.engines.api import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, CompiledModule, Engine,
                                   LoadError, RunControl, RunResult, RunSpec, StdinPipe)
 from runtimes.engines.bridge import NullBridge
 from runtimes.engines.cache import CompileCache
-from runtimes.files import preopen_pair
 from runtimes.engines.hostcalls import SIGNATURES, HostCalls
 
 log = logging.getLogger("rt.wasmtime")

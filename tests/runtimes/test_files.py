@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from runtimes.files import ModuleFileError, ModuleFiles, preopen_pair
+from common.preopen import preopen_pair
+from runtimes.files import ModuleFileError, ModuleFiles
 
 
 @pytest.fixture

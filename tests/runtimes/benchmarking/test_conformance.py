@@ -1,4 +1,4 @@
-"""The conformance suite (runtimes/benchmarking/conformance.py): every installed engine runs every
+"""The conformance suite (benchmarking/engines/conformance.py): every installed engine runs every
 case and must match wasmtime-j's stdout, files and exit status; the comparison itself is checked
 on outcomes that differ in each way."""
 from __future__ import annotations
@@ -7,7 +7,8 @@ import os
 import subprocess
 import pytest
 
-from runtimes.benchmarking import conformance, engines
+from benchmarking.engines import conformance
+from benchmarking.engines import launch as engines
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,4 +1,4 @@
-"""The benchmark engines (runtimes/benchmarking/engines.py, aot.py): names, kinds, aliases, phase
+"""The benchmark engines (benchmarking/engines/: catalog, launch, adapters, aot): names, kinds, aliases, phase
 timings, AOT artifacts, and the conformance verdict gate. Real engines run real modules
 (build/modules, `make modules`) in children forked or spawned by the harness."""
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from runtimes.benchmarking import aot, conformance, engines
+from benchmarking.engines import aot, conformance, verdicts
+from benchmarking.engines import launch as engines
 
 ROOT = engines.PROJECT_ROOT
 MODULES = os.path.join(ROOT, "build", "modules")
@@ -26,8 +27,8 @@ def built() -> None:
 @pytest.fixture
 def private_caches(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """AOT cache and conformance verdicts in a temporary directory (not the user's)."""
-    monkeypatch.setattr(engines, "AOT_DIR", str(tmp_path / "aot-cache"))
-    monkeypatch.setattr(conformance, "VERDICTS", str(tmp_path / "conformance.json"))
+    monkeypatch.setattr(aot, "AOT_DIR", str(tmp_path / "aot-cache"))
+    monkeypatch.setattr(verdicts, "VERDICTS", str(tmp_path / "conformance.json"))
     return tmp_path
 
 
@@ -111,7 +112,7 @@ def test_aot_artifact_in_the_original_layout_and_stale_ones_ignored(tmp_path: An
     # the module changes: the layout's artifact is stale, a fresh one is built in the cache
     shutil.copy(os.path.join(MODULES, "args.wasm"), mod)
     fresh = aot.artifact("wasmtime-a", str(mod))
-    assert fresh.startswith(engines.AOT_DIR) and fresh != aot.layout_path("wasmtime-a", str(mod))
+    assert fresh.startswith(aot.AOT_DIR) and fresh != aot.layout_path("wasmtime-a", str(mod))
     r, out = _run("wasmtime-a", str(mod), ["args", "3"], tmp_path)
     assert r.exit_code == 3 and "argv[1]=3" in out
     with pytest.raises(aot.AotError, match="has no AOT artifacts"):
@@ -120,14 +121,14 @@ def test_aot_artifact_in_the_original_layout_and_stale_ones_ignored(tmp_path: An
 
 def test_a_failed_conformance_verdict_disables_the_engine(private_caches: Any) -> None:
     assert engines.availability("native")[0]
-    conformance.save({"native": {"ok": False, "why": "kernel-crc: stdout differs", "failures": {},
+    verdicts.save({"native": {"ok": False, "why": "kernel-crc: stdout differs", "failures": {},
                                  "version": engines.version("native")}})
     ok, why = engines.availability("native")
     assert not ok and "failed the conformance suite: kernel-crc: stdout differs" in why
     with pytest.raises(engines.EngineNotAvailable, match="conformance"):
         engines.prepare("native", engines.Invocation(os.path.join(MODULES, "helloworld.wasm"), ["h"]))
     # a verdict of another version does not count: the engine is unchecked again
-    conformance.save({"native": {"ok": False, "why": "old", "failures": {}, "version": "other"}})
+    verdicts.save({"native": {"ok": False, "why": "old", "failures": {}, "version": "other"}})
     assert engines.availability("native")[0]
 
 
@@ -144,7 +145,7 @@ def test_manage_py_aot_local_builds_what_the_runtimes_find(tmp_path: Any, privat
     for name in ("wasmtime-a-b", "wasmer-a-cl"):
         lay = str(tmp_path / "node" / "aot" / aot.LAYOUT_DIR[name] / "k.wasm")
         assert lay in out and aot.artifact(name, str(mod)) == lay
-    assert not os.path.exists(engines.AOT_DIR)  # nothing had to be built in the cache
+    assert not os.path.exists(aot.AOT_DIR)  # nothing had to be built in the cache
     assert aot_cli.main(["--local", "--engine", "wasmtime-j", str(mod)]) == 2
     assert "not an AOT benchmark engine" in capsys.readouterr().err
     (tmp_path / "loose.wasm").write_bytes(mod.read_bytes())

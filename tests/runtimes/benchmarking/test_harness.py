@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from runtimes.benchmarking import engines, harness
+from benchmarking import harness
+from benchmarking.engines import launch as engines
 
 
 def test_wasmtime_runs_measured(wasm: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Resource limits of benchmark children (runtimes/benchmarking/limits.py), on real runs of
+"""Resource limits of benchmark children (benchmarking/limits.py), on real runs of
 harness.run: a memory hog, an output flood, a fork bomb and a spin end as `limit` with the cause,
 forked and spawned alike. Every program here is bounded on its own (the fork bomb forks at most
 400 sleepers), so a limit that failed to apply cannot take the machine down."""
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from runtimes.benchmarking import harness, limits
-from runtimes.benchmarking.limits import ChildLimits
+from benchmarking import harness, limits
+from benchmarking.limits import ChildLimits
 
 MiB = 1 << 20
 HOG = "b = []\nfor _ in range(256):\n    b.append(bytearray(16 << 20))\n"  # up to 4 GiB, 16 MiB at a time
@@ -84,7 +84,7 @@ def test_settings_are_checked_and_named() -> None:
 def test_a_wasm_memory_hog_ends_at_the_store_limit(wasm: dict[str, str]) -> None:
     """wasmtime reserves linear memory (PROT_NONE) and makes it writable as it grows: RLIMIT_DATA does
     not see that, so the wasmtime-py child bounds it with a store limit and reports the cause."""
-    from runtimes.benchmarking import engines
+    from benchmarking.engines import launch as engines
 
     hog = os.path.join(os.path.dirname(__file__), "..", "..", "..", "build", "modules", "memhog.wasm")
     if not os.path.exists(hog):

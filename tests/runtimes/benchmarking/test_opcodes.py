@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtimes.benchmarking import harness
+from benchmarking import harness
 from runtimes.benchmarking.instrument import instrument, static_histogram
 from runtimes.benchmarking.opcodes import child_target, parse_child_result
 from runtimes.benchmarking.reference import reference_counts

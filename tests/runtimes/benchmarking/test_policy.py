@@ -1,6 +1,6 @@
 """Least privilege on the benchmarking runtimes, through the real supervisor, broker and runs:
 the file policy for every path field (runtimes/files.py) and the native/command-line engine gate
-(runtimes/benchmarking/gate.py)."""
+(benchmarking/engines/gate.py)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from runtimes.benchmarking import engines, payloads
+from benchmarking.engines import launch as engines
+from runtimes.benchmarking import payloads
 from testbed.bench_modules import node_args
 from tests.runtimes.benchmarking.test_runtimes import REALM, create, exited, profile
 from testbed.node import running_node

@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from runtimes.benchmarking import engines, payloads
+from benchmarking.engines import launch as engines
+from runtimes.benchmarking import payloads
 from testbed.bench_modules import node_args
 from testbed import control
 from testbed.mqtt import MqttProbe
@@ -196,7 +197,7 @@ def test_children_inherit_the_cpu_set_of_start_py_g(broker, probe, tmp_path) -> 
 
 
 def test_wasmer_engine_or_a_clear_refusal(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from runtimes.benchmarking import engines
+    from benchmarking.engines import launch as engines
 
     probe.subscribe(f"{REALM}/proc/#")
     with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root], ["wasmer"])) as node:

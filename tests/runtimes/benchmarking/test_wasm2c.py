@@ -1,4 +1,4 @@
-"""Our WASI layer in C for wasm2c (runtimes/benchmarking/wasm2c/wasi.c), on real modules built by
+"""Our WASI layer in C for wasm2c (benchmarking/engines/wasi/wasi.c), on real modules built by
 wasm2c + gcc: confinement of preopened dirs, WASI errno values as the module sees them (strerror
 of wasi-libc), argv/env/exit codes, traps, and a clear error for a preopen that does not exist."""
 from __future__ import annotations
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from runtimes.benchmarking import aot, engines
+from benchmarking.engines import aot
+from benchmarking.engines import launch as engines
 
 MODULES = os.path.join(engines.PROJECT_ROOT, "build", "modules")
 

@@ -22,12 +22,12 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-from runtimes.benchmarking.limits import ChildLimits, RunLimits
+from benchmarking.limits import ChildLimits, RunLimits
 
 # exit code of a child whose target raised (the traceback is the result text)
 EXIT_CHILD_ERROR = 125
 # exit status of a run whose module trapped: the wasmtime CLI's (abort: 128 + SIGABRT); every
-# benchmark engine reports a trap with it (runtimes/benchmarking/engines.py)
+# benchmark engine reports a trap with it (benchmarking/engines/invocation.py)
 EXIT_TRAP = 134
 
 

@@ -1,9 +1,9 @@
 """One benchmark run on the wasmer Python package, exec'd under Python 3.10 by the harness.
 
 Usage:
-  python3.10 -m runtimes.benchmarking.wasmer_child COMPILER FILE [--artifact=A] [--result-fd=N]
+  python3.10 -m benchmarking.engines.wasmer_child COMPILER FILE [--artifact=A] [--result-fd=N]
                  [--dir=D]... [--env=K=V]... -- ARGV...
-  python3.10 -m runtimes.benchmarking.wasmer_child --compile COMPILER FILE OUT
+  python3.10 -m benchmarking.engines.wasmer_child --compile COMPILER FILE OUT
 COMPILER: cranelift | singlepass | llvm. `--artifact` runs a module serialized by `--compile`
 (Universal engine) instead of compiling FILE. `--result-fd` gets one JSON line of phase timings
 (compile, instantiate, execute in ns). Exit code = the module's exit code (wasmer reports
@@ -71,7 +71,7 @@ def main(args: list[str]) -> int:
     builder = wasi.StateBuilder(argv[0] if argv else path).arguments(argv[1:])
     for o in opts:
         if o.startswith("--dir="):
-            host, mapped, guest = o[6:].partition("::")  # HOST or HOST::GUEST (runtimes.files.preopen_pair)
+            host, mapped, guest = o[6:].partition("::")  # HOST or HOST::GUEST (common.preopen.preopen_pair)
             builder = builder.map_directory(guest if mapped else host, host)
         elif o.startswith("--env="):
             k, _, v = o[6:].partition("=")

@@ -1,5 +1,5 @@
 /* Our WASI preview1 layer for wasm2c output (Debian wabt ships wasm2c and its runtime, no WASI),
- * plus the program's main(). Built by runtimes/benchmarking/wasm2c.py:
+ * plus the program's main(). Built by benchmarking/engines/adapters/wasm2c.py:
  *   wasm2c m.wasm -n m -o m.c && cc -O2 -I. m.c wasm-rt-impl.c wasi.c -lm
  *
  * The process gets the module's argv[1..] as its own; argv[0], the environment and the preopened

@@ -28,7 +28,8 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from runtimes.files import preopen_pair
+from benchmarking.engines.invocation import write_phases
+from common.preopen import preopen_pair
 
 TRAP_EXIT = 134
 NS = "wasi_snapshot_preview1"
@@ -105,7 +106,7 @@ class Wasi:
         self.env = [f"{k}={v}".encode() + b"\0" for k, v in env.items()]
         self.memory: Callable[[], Any] = memory or (lambda: bytearray())
         self.fds: dict[int, _Fd] = {0: _Fd(0, FT_CHAR), 1: _Fd(1, FT_CHAR), 2: _Fd(2, FT_CHAR)}
-        for d in dirs:  # HOST or HOST::GUEST (runtimes.files.preopen_pair)
+        for d in dirs:  # HOST or HOST::GUEST (common.preopen.preopen_pair)
             host, guest = preopen_pair(d)
             self.fds[len(self.fds)] = _Fd(os.open(host, os.O_RDONLY | os.O_DIRECTORY), FT_DIR, preopen=guest)
         self.exit_code: int | None = None
@@ -585,7 +586,7 @@ def available() -> tuple[bool, str]:
     import importlib.util
     if importlib.util.find_spec("wasm3") is None:
         return False, "the pywasm3 package is not installed (run `make env`)"
-    return True, "pywasm3 + runtimes/benchmarking/wasm3_wasi.py"
+    return True, "pywasm3 + benchmarking/engines/wasi/wasm3.py"
 
 
 def run(path: str, argv: list[str], env: dict[str, str], dirs: list[str],
@@ -630,6 +631,5 @@ def run(path: str, argv: list[str], env: dict[str, str], dirs: list[str],
 def child_target(path: str, argv: list[str], env: dict[str, str], dirs: list[str]) -> Callable[[int], int]:
     """A harness target: run in the forked child, phases on the result pipe."""
     def target(fd: int) -> int:
-        from runtimes.benchmarking.engines import write_phases
         return run(path, argv, env, dirs, phases=lambda **ns: write_phases(fd, **ns))
     return target

@@ -10,22 +10,21 @@ one status whatever the engine prints for it (exit 134 or death by a signal). Ca
 (native, Node, and wasmer 1.1 and pywasm, which this suite caught following symlinks out of a
 preopened dir) what happened is recorded under `not_a_sandbox`.
 
-`check(names)` runs the suite and stores the verdict per engine and version in
-`~/.cache/silverline/conformance.json`; `engines.availability` refuses an engine whose stored
-verdict for its current version failed, and `manage.py engines` says why.
+`check(names)` runs the suite and stores the verdict per engine and version (verdicts.py);
+`launch.availability` refuses an engine whose stored verdict for its current version failed, and
+`manage.py engines` says why.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from runtimes.benchmarking import engines
+from benchmarking.engines import launch as engines
+from benchmarking.engines.verdicts import save
 
-VERDICTS = os.path.join(os.path.expanduser("~"), ".cache", "silverline", "conformance.json")
 REFERENCE = "wasmtime-j"
 MODULES = os.path.join(engines.PROJECT_ROOT, "build", "modules")
 CASE_LIMIT = 120.0
@@ -216,46 +215,3 @@ def check(names: list[str] | None = None, *, store: bool = True,
     if store:
         save({k: v for k, v in verdicts.items() if v.get("installed", True)})
     return verdicts
-
-
-_LOADED: tuple[tuple[str, int, int, int], dict[str, dict[str, Any]]] | None = None
-
-
-def load() -> dict[str, dict[str, Any]]:
-    """The stored verdicts (a copy); the file is read again only when it changed (path, inode, size,
-    mtime): every cell's engine check asks, a campaign must not reread the file 100k times."""
-    global _LOADED
-    try:
-        st = os.stat(VERDICTS)
-    except OSError:
-        return {}
-    ident = (VERDICTS, st.st_ino, st.st_size, st.st_mtime_ns)
-    if _LOADED is not None and _LOADED[0] == ident:
-        return dict(_LOADED[1])
-    try:
-        with open(VERDICTS) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    data = data if isinstance(data, dict) else {}
-    _LOADED = (ident, data)
-    return dict(data)
-
-
-def save(verdicts: dict[str, dict[str, Any]]) -> None:
-    data = load()
-    data.update(verdicts)
-    os.makedirs(os.path.dirname(VERDICTS), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(VERDICTS), prefix=".conf-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, VERDICTS)
-
-
-def cached_verdict(engine: str, version: str | None) -> dict[str, Any] | None:
-    """The stored verdict of `engine` when it was made for this version; else None (unchecked)."""
-    v = load().get(engine)
-    if not isinstance(v, dict) or v.get("version") != (version or "?"):
-        return None
-    return v
-

@@ -12,34 +12,28 @@ configuration enables them, per engine or all:
 The `benchmarking` section is the default of every `benchmarking/*` runtime (start.py merges it);
 a `benchmarking/interference` section of its own overrides it. When enabled, the executables
 they start must still lie inside the module roots (runtimes/files.py; BenchmarkingRuntime.prepare).
+Which engines are on by default is the catalog's `on` column (catalog.py).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from runtimes.benchmarking import engines
+from benchmarking.engines import catalog
 
 SETTING = "enable_engines"
 
 
-class EngineRefused(engines.EngineNotAvailable):
+class EngineRefused(catalog.EngineNotAvailable):
     """An engine that is installed but not enabled by this node's configuration."""
 
 
-# engines that exec a program of their own on the module (a CLI, Node, a wasm2c executable)
-_EXECS = ("wasmtime-cli-", "v8-", "wasm2c-")
-
-
 def opt_in(name: str) -> bool:
-    """Must the node's configuration enable engine `name`? Native and command-line engines, and
-    every engine that is not a sandbox (engines.EngineInfo.sandboxed: its WASI follows a symlink out
-    of a preopened dir, e.g. wasmer 1.1, pywasm, Node's WASI); unknown names are left to
-    engines.availability, which refuses them."""
-    try:
-        info = engines.info(name)
-    except engines.EngineNotAvailable:
-        return False
-    return info.kind in ("native", "cli-external") or not info.sandboxed or info.name.startswith(_EXECS)
+    """Must the node's configuration enable engine `name`? Every engine the catalog does not mark
+    `on`: native and command-line engines, and every engine that is not a sandbox (its WASI follows
+    a symlink out of a preopened dir, e.g. wasmer 1.1, pywasm, Node's WASI); unknown names are left
+    to launch.availability, which refuses them."""
+    n = catalog.resolve(name)
+    return n in catalog.ENGINES and not catalog.ENGINES[n].on
 
 
 def parse_setting(value: Any, where: str = SETTING) -> tuple[bool, frozenset[str]]:
@@ -52,11 +46,11 @@ def parse_setting(value: Any, where: str = SETTING) -> tuple[bool, frozenset[str
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{where} must be \"all\" or a list of engine names, got {value!r}")
-    known = set(engines.all_names()) | set(engines.ALIASES)
+    known = set(catalog.all_names()) | set(catalog.ALIASES)
     unknown = [v for v in value if v != "all" and v not in known]
     if unknown:
         raise ValueError(f"{where}: unknown engine(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
-    return "all" in value, frozenset(engines.resolve(v) for v in value if v != "all")
+    return "all" in value, frozenset(catalog.resolve(v) for v in value if v != "all")
 
 
 class EngineGate:
@@ -67,7 +61,7 @@ class EngineGate:
         self.all, self.names = parse_setting((settings or {}).get(SETTING), f"runtimes.{runtime}.{SETTING}")
 
     def enabled(self, name: str) -> bool:
-        return not opt_in(name) or self.all or engines.resolve(name) in self.names
+        return not opt_in(name) or self.all or catalog.resolve(name) in self.names
 
     def check(self, name: str) -> None:
         """EngineRefused saying which setting enables `name` when it is off."""

@@ -1,0 +1,9 @@
+"""The benchmark system's own code, apart from the runtimes that run it (runtimes/benchmarking/).
+
+- harness.py: one run as a child process (fork or spawn), its times, rusage and limit;
+- limits.py: the resource limits of those children;
+- engines/: the benchmark engines (catalog, one adapter per family, AOT cache, conformance, WASI layers).
+
+Nothing here imports a runtime, the supervisor or an engine package at module level. Docs:
+docs/benchmarking.md.
+"""
