@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -92,19 +93,28 @@ def makedirs_durable(path: str) -> None:
     _fsync_dir(parent)
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_HAVE_SYNCFS = hasattr(_LIBC, "syncfs") and os.environ.get("SL_COLLECTOR_NO_SYNCFS") != "1"
+
+
+def _write_file(path: str, data: bytes, fsync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def durable_write(path: str, data: bytes) -> None:
     """Write `path` so that it is complete or absent after a crash: `path.tmp`, fsync, rename, fsync
     of the directory. The temporary file is removed when any step fails (full disk: never left behind)."""
     tmp = path + ".tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_file(tmp, data, fsync=True)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -166,13 +176,42 @@ class ProfileStore:
         """Store one message of `{realm}/proc/profile/{type}/{runtime_uuid}/{module_uuid}` durably;
         return its file's path (the earlier file's for a duplicate). OSError when it cannot write.
         `received`: when it arrived (time.time(); default now), also the file's date folder."""
-        key = key or message_key(topic, payload)
+        return self.store_batch([(topic, payload, key, received)], realm)[0]
+
+    def store_batch(self, items: list[tuple[str, bytes, str | None, float | None]], realm: str) -> list[str]:
+        """Store several messages (topic, payload, key or None, received or None) durably, in one
+        group commit: every temporary file written, synced; the new markers renamed, synced; the data
+        files renamed, synced (`syncfs` of the data directory's file system, three times a batch,
+        where the C library has it; else fsync of each file and directory). Return their paths.
+        OSError when it cannot write: then no temporary file is left and nothing counts as stored
+        (markers already in place only reserve a path; the next delivery completes them)."""
         with self._lock:
-            known = self._stored_path(key)
-        if known is not None:
-            self.duplicates += 1
-            log.debug("%s: already stored (key %s), acknowledged again", known, key[:16])
-            return known
+            todo: list[tuple[str, bytes, str | None, str]] = []  # (data path, body, marker path or None, log text)
+            paths: list[str] = []
+            taken: set[str] = set()
+            batch_keys: dict[str, str] = {}
+            for topic, payload, key, received in items:
+                key = key or message_key(topic, payload)
+                known = batch_keys.get(key) or self._stored_path(key)
+                if known is not None:
+                    self.duplicates += 1
+                    log.debug("%s: already stored (key %s), acknowledged again", known, key[:16])
+                    paths.append(known)
+                    continue
+                path, body, marker, text = self._prepare(topic, payload, realm, key, received, taken)
+                taken.add(path)
+                batch_keys[key] = path
+                todo.append((path, body, marker, text))
+                paths.append(path)
+            if todo:
+                self._commit(todo)
+        for path, _, _, text in todo:
+            self.written.append(path)
+            log.info("%s: %s", path, text)
+        return paths
+
+    def _prepare(self, topic: str, payload: bytes, realm: str, key: str, received: float | None,
+                 taken: set[str]) -> tuple[str, bytes, str | None, str]:
         parts = topic.split("/")
         prefix = realm.split("/")
         rest = parts[len(prefix) + 2:]
@@ -200,28 +239,66 @@ class ProfileStore:
         else:
             record["error"] = error
             record["raw_base64"] = base64.b64encode(payload).decode()
+        text = f"{ptype} profile of {mod.get('name') or mod_uuid} on {rt.get('name') or rt_uuid}"
+        body = orjson.dumps(record, option=orjson.OPT_INDENT_2)
+        path = self._reserved_free_path(key)  # a marker left by a crash before its data file
+        if path is not None and path not in taken:
+            makedirs_durable(os.path.dirname(path))
+            return path, body, None, text
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
         folder = os.path.join(self.directory, day, safe_name(rt.get("name") or rt_uuid))
         base = f"{safe_name(mod.get('name') or mod_uuid)}.{safe_name(mod_uuid)}.{safe_name(ptype)}"
-        body = orjson.dumps(record, option=orjson.OPT_INDENT_2)
-        with self._lock:
-            path = self._reserved_free_path(key)  # a marker left by a crash before its data file
-            if path is None:
-                makedirs_durable(folder)
-                path = os.path.join(folder, base + ".json")
-                n = 1
-                while os.path.exists(path):  # several messages of one type for one module: number them
-                    path = os.path.join(folder, f"{base}.{n}.json")
-                    n += 1
-                marker = self._marker(key)
-                makedirs_durable(os.path.dirname(marker))
-                durable_write(marker, os.path.relpath(path, self.directory).encode())
-            else:
-                makedirs_durable(os.path.dirname(path))
-            durable_write(path, body)
-            self.written.append(path)
-        log.info("%s: %s profile of %s on %s", path, ptype, mod.get("name") or mod_uuid, rt.get("name") or rt_uuid)
-        return path
+        makedirs_durable(folder)
+        path = os.path.join(folder, base + ".json")
+        n = 1
+        while os.path.exists(path) or path in taken:  # several messages of one type for one module: number them
+            path = os.path.join(folder, f"{base}.{n}.json")
+            n += 1
+        marker = self._marker(key)
+        makedirs_durable(os.path.dirname(marker))
+        return path, body, marker, text
+
+    def _commit(self, todo: list[tuple[str, bytes, str | None, str]]) -> None:
+        writes: list[tuple[str, bytes]] = []
+        for path, body, marker, _ in todo:
+            if marker is not None:
+                writes.append((marker, os.path.relpath(path, self.directory).encode()))
+            writes.append((path, body))
+        tmps: list[str] = []
+        try:
+            for path, data in writes:
+                tmps.append(path + ".tmp")
+                _write_file(path + ".tmp", data, fsync=not _HAVE_SYNCFS)
+            self._sync([])  # the contents
+            markers = [(m, m) for _, _, m, _ in todo if m is not None]
+            for m, _ in markers:
+                os.replace(m + ".tmp", m)
+            self._sync([os.path.dirname(m) for m, _ in markers])  # the markers before the files they name
+            for path, _, _, _ in todo:
+                os.replace(path + ".tmp", path)
+            self._sync([os.path.dirname(p) for p, _, _, _ in todo])
+        except BaseException:
+            for t in tmps:
+                try:
+                    os.unlink(t)
+                except OSError:
+                    pass
+            raise
+
+    def _sync(self, dirs: list[str]) -> None:
+        """syncfs of the data directory's file system; without syncfs, fsync of `dirs` (files were
+        synced as they were written)."""
+        if _HAVE_SYNCFS:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                if _LIBC.syncfs(fd) != 0:
+                    e = ctypes.get_errno()
+                    raise OSError(e, os.strerror(e), self.directory)
+            finally:
+                os.close(fd)
+            return
+        for d in sorted(set(dirs)):
+            _fsync_dir(d)
 
     def _marker(self, key: str) -> str:
         return os.path.join(self.directory, ".stored", key[:2], key)
@@ -291,7 +368,10 @@ _ADVICE = {
 SESSION_EXPIRY = 7 * 24 * 3600  # s the broker keeps the session (and its queue) of an absent collector
 TAKEOVER_WINDOW = 10.0  # s: a connection lost sooner than this after it was made counts as a "quick loss"
 TAKEOVER_LOSSES = 3  # quick losses in a row that mean another client uses our client id
-RECEIVE_MAXIMUM = 20  # unacknowledged QoS 1 messages the broker may have out to us at once (MQTT v5)
+HELD_MAX = 2000  # profiles held in memory unacknowledged at most (and HELD_BYTES): the broker may send
+HELD_BYTES = 64 << 20  # more than RECEIVE_MAXIMUM (mosquitto 2.0 does); beyond, see _on_message
+RECEIVE_MAXIMUM = 100  # unacknowledged QoS 1 messages the broker may have out to us at once (MQTT v5),
+# also the most one group commit stores
 
 
 class CollectorBusy(RuntimeError):
@@ -332,7 +412,8 @@ class Collector:
 
     def __init__(self, store: ProfileStore, host: str, port: int, realm: str = "realm", *,
                  username: str | None = None, password: str | None = None, client_id: str | None = None,
-                 session_expiry: int = SESSION_EXPIRY, retry: float = 1.0) -> None:
+                 session_expiry: int = SESSION_EXPIRY, retry: float = 1.0, held_max: int = HELD_MAX,
+                 held_bytes: int = HELD_BYTES) -> None:
         self.store = store
         self.realm = realm
         self.client_id = client_id or default_client_id(realm, store.directory)
@@ -349,7 +430,13 @@ class Collector:
         self.fatal: str | None = None  # why the collector must stop (its session was taken over)
         self.on_fatal: Callable[[], None] = lambda: None
         self.held: collections.deque[_Held] = collections.deque()
+        self.held_max, self.held_bytes_max = held_max, held_bytes
+        self._held_bytes = 0
+        self.not_held = 0  # received beyond the bound since the last reconnect: the broker sends them again
+        self.reconnects = 0
+        self._reconnecting = False
         self.acked = 0
+        self.batches = 0
         self.failed_attempts = 0
         self.failure: tuple[int, float] | None = None  # (errno, since) while the store cannot write
         self._cv = threading.Condition()
@@ -388,7 +475,7 @@ class Collector:
     def _on_disconnect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
         with self._cv:
             self._conn += 1  # acknowledgements of the old connection's message ids are void
-        if self._stopping:
+        if self._stopping or self._reconnecting:
             return
         lasted = time.monotonic() - self._connected_at
         self._quick_losses = self._quick_losses + 1 if lasted < TAKEOVER_WINDOW else 1
@@ -419,8 +506,18 @@ class Collector:
                         h.mid, h.qos, h.conn = msg.mid, msg.qos, self._conn
                         break
                 else:
-                    self.held.append(_Held(key, t, payload, msg.mid, msg.qos, self._conn, time.time()))
                     self._trim_held()
+                    if len(self.held) >= self.held_max or self._held_bytes + len(payload) > self.held_bytes_max:
+                        # not held, not acknowledged: the broker keeps it in flight and sends it again
+                        # on the reconnect the writer makes once it has caught up
+                        self.not_held += 1
+                        if self.not_held == 1:
+                            (log.debug if self.reconnects else log.warning)("holding %d unacknowledged profiles (%d bytes), as many as the collector keeps "
+                                        "in memory; the broker keeps the others and sends them again when the "
+                                        "collector reconnects after catching up", len(self.held), self._held_bytes)
+                    else:
+                        self.held.append(_Held(key, t, payload, msg.mid, msg.qos, self._conn, time.time()))
+                        self._held_bytes += len(payload)
                 self._cv.notify_all()
             return
         try:
@@ -435,13 +532,14 @@ class Collector:
                 c.ack(msg.mid, msg.qos)
 
     def _trim_held(self) -> None:
-        """Bound `held`: beyond 4 x RECEIVE_MAXIMUM, drop the oldest from earlier connections (the
-        broker's session still has them and sends them again)."""
-        excess = len(self.held) - 4 * RECEIVE_MAXIMUM
+        """Bound `held`: beyond `held_max`, drop the oldest from earlier connections (the broker's
+        session still has them and sends them again)."""
+        excess = len(self.held) - self.held_max
         if excess > 0:
             keep = [h for h in self.held if h.conn == self._conn]
             stale = [h for h in self.held if h.conn != self._conn][excess:]
             self.held = collections.deque(stale + keep)
+            self._held_bytes = sum(len(h.payload) for h in self.held)
 
     # -- the writer
 
@@ -452,32 +550,59 @@ class Collector:
                     self._cv.wait()
                 if self._stopping:
                     return
-                h = self.held[0]
+                batch = list(self.held)[:RECEIVE_MAXIMUM]  # one group commit for what has arrived
             try:
-                self.store.on_profile(h.topic, h.payload, self.realm, h.key, h.received)
+                self.store.store_batch([(h.topic, h.payload, h.key, h.received) for h in batch], self.realm)
             except OSError as e:
                 self._cannot_write(e)
                 with self._cv:
                     self._cv.wait_for(lambda: self._stopping, timeout=self.retry)
                 continue
-            except Exception:  # a bug: keep the message (unacknowledged), say so once, retry
+            except Exception:  # a bug: keep the messages (unacknowledged), say so once, retry
                 if self.failure is None or self.failure[0] != -1:
-                    log.exception("error storing the profile on %s; not acknowledged, retrying every %g s", h.topic, self.retry)
+                    log.exception("error storing the profiles from %s on; not acknowledged, retrying every %g s", batch[0].topic, self.retry)
                     self.failure = (-1, time.monotonic())
                 with self._cv:
                     self._cv.wait_for(lambda: self._stopping, timeout=self.retry)
                 continue
             with self._cv:
-                if self.held and self.held[0] is h:
-                    self.held.popleft()
-                if h.conn == self._conn and h.qos:
-                    self.client.ack(h.mid, h.qos)
-                    self.acked += 1
+                done = {id(h) for h in batch}
+                self.held = collections.deque(h for h in self.held if id(h) not in done)
+                self._held_bytes = sum(len(h.payload) for h in self.held)
+                for h in batch:  # in arrival order
+                    if h.conn == self._conn and h.qos:
+                        self.client.ack(h.mid, h.qos)
+                        self.acked += 1
                 waiting = len(self.held)
+                self.batches += 1
+                resend, self.not_held = (self.not_held, 0) if not self.held and self.not_held else (0, self.not_held)
             if self.failure is not None:
                 log.info("storing profiles in %s again (failing for %.1f s); %d held profiles to catch up",
                          self.store.directory, time.monotonic() - self.failure[1], waiting)
                 self.failure = None
+            if resend:
+                self._reconnect(resend)
+
+    def _reconnect(self, resend: int) -> None:
+        """Disconnect and connect again (the session stays) so that the broker sends the messages it
+        has in flight and the collector did not hold: a broker sends an unacknowledged message again
+        only on a new connection (MQTT 5, 4.4)."""
+        log.info("caught up; reconnecting so that the broker sends again the %d profiles the collector did not hold", resend)
+        self._reconnecting = True
+        try:
+            self.client.disconnect()
+            self.client.loop_stop()
+            if self._stopping:
+                return
+            self.reconnects += 1
+            try:
+                self.client.reconnect()
+            except OSError as e:
+                log.warning("reconnecting to %s:%d: %s; retrying in the background", self.host, self.port, e)
+        finally:
+            self._reconnecting = False
+            if not self._stopping:
+                self.client.loop_start()
 
     def _cannot_write(self, e: OSError) -> None:
         code = e.errno or 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import logging
 import os
 import re
 import signal
@@ -94,7 +95,7 @@ def test_profiles_published_while_stopped_are_stored_after_restart(broker, probe
     collectors.append(col)
     col.start()  # the session exists from here on
     assert col.stop() == 0
-    n = 30  # more than the collector's receive maximum (20): the rest wait in the broker's queue
+    n = 150  # more than the collector's receive maximum (100): the rest wait in the broker's queue
     for i in range(n):
         probe.publish(*profile(i))  # QoS 1, the broker has it when this returns
     assert data_files(data) == []
@@ -247,8 +248,14 @@ def test_two_collectors(broker, tmp_path, collectors) -> None:  # type: ignore[n
     assert b.proc.poll() is None
 
 
-def test_store_completes_a_marker_left_by_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Killed between the key's marker and the data file: the next delivery writes the file (once)."""
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_store_completes_a_marker_left_by_a_crash(tmp_path, monkeypatch, syncfs) -> None:  # type: ignore[no-untyped-def]
+    """Killed between the key's marker and the data file: the next delivery writes the file (once).
+    Both ways to sync: syncfs per group commit, and fsync of every file and directory without it."""
+    import collector.store as cs
+    if syncfs and not cs._HAVE_SYNCFS:
+        pytest.fail("this C library has no syncfs: the collector falls back to fsync of each file (the other case)")
+    monkeypatch.setattr(cs, "_HAVE_SYNCFS", syncfs)
     store = ProfileStore(str(tmp_path))
     topic, payload = profile(1)
     key = message_key(topic, payload)
@@ -259,3 +266,27 @@ def test_store_completes_a_marker_left_by_a_crash(tmp_path) -> None:  # type: ig
     assert path == os.path.join(str(tmp_path), planned) and os.path.exists(path)
     assert store.on_profile(topic, payload, REALM) == path and store.duplicates == 1
     assert len(data_files(str(tmp_path))) == 1
+    # a batch with two messages for one module file name: numbered, each once
+    paths = store.store_batch([(*profile(2), None, None), (profile(2)[0], profile(3)[1], None, None), (*profile(2), None, None)], REALM)
+    assert paths[0] != paths[1] and paths[2] == paths[0] and len(data_files(str(tmp_path))) == 3
+    assert temporaries(str(tmp_path)) == []
+
+
+def test_beyond_the_memory_bound_the_broker_sends_again_after_a_reconnect(broker, probe, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """mosquitto sends more unacknowledged messages than the receive maximum; the collector holds at
+    most `held_max`, leaves the rest unacknowledged and reconnects once it has caught up: every
+    profile is stored, once."""
+    from collector.store import Collector
+    caplog.set_level(logging.INFO, "prof")
+    col = Collector(ProfileStore(str(tmp_path / "data")), "127.0.0.1", broker.port, REALM, held_max=5).start()
+    try:
+        n = 60
+        for i in range(n):
+            probe.publish(*profile(i))
+        wait_until(lambda: len(data_files(str(tmp_path / "data"))) >= n, 30, f"{n} profiles stored")
+        assert sorted(keys_of(str(tmp_path / "data"))) == sorted(message_key(*profile(i)) for i in range(n))
+        assert col.reconnects >= 1 and "reconnecting so that the broker sends again" in caplog.text
+        assert len(caplog.records) and sum("as many as the collector keeps" in r.getMessage() and r.levelname == "WARNING"
+                                          for r in caplog.records) == 1
+    finally:
+        col.stop()
