@@ -15,9 +15,11 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 from typing import Any
 
 from common.wire import envelope, new_uuid
+from testbed.control import create, delete
 from testbed.mqtt import MqttProbe
 from testbed.node import NodeProcess
 from testbed.orchestrator import OrchestratorProc
@@ -51,19 +53,30 @@ def create_echo(probe: MqttProbe, rt: str, topic: str) -> str:
 
 
 def answers(probe: MqttProbe, topic: str, timeout: float = 20.0) -> list[str]:
-    """Ping the echo modules on `topic` until one answers; the uuids of every answer to that ping."""
+    """Ping the echo modules on `topic` until one answers; the uuids of every answer to that ping.
+
+    Fence for "no other answer": a second ping, once the first was answered. A module answers its
+    pings in order, so when every module that answered the first has answered the second, its
+    copies of the first are all in."""
     probe.subscribe(topic)
+
+    def to(word: bytes) -> list[str]:
+        return [m.payload.split(b"|")[0].decode() for m in probe.messages(topic) if m.payload.endswith(b"|" + word)]
+
     deadline = time.monotonic() + timeout
     i = 0
     while time.monotonic() < deadline:
         i += 1
         word = f"ping{i}-{new_uuid()[:6]}".encode()
         probe.publish(topic, word)
-        time.sleep(0.5)
-        got = [m.payload.split(b"|")[0].decode() for m in probe.messages(topic) if m.payload.endswith(b"|" + word)]
-        if got:
-            time.sleep(0.5)
-            return [m.payload.split(b"|")[0].decode() for m in probe.messages(topic) if m.payload.endswith(b"|" + word)]
+        try:
+            probe.wait_for(topic, lambda m: m.payload.endswith(b"|" + word), timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+        except TimeoutError:
+            continue  # no module reads the topic yet (or at all): ping again
+        fence = f"fence{i}-{new_uuid()[:6]}".encode()
+        probe.publish(topic, fence)
+        wait_until(lambda: Counter(to(fence)) >= Counter(to(word)), 20, f"the fence ping answered on {topic}")
+        return to(word)
     return []
 
 
@@ -207,9 +220,11 @@ def test_a_graceful_restart_resurrects_the_modules_and_sigusr1_ends_them(broker:
         n = node(broker, tmp_path, "resur").start()
         try:
             wait_until(lambda: alive(orch, rt), 20, "registered again")
-            time.sleep(1.0)
+            # the orchestrator resurrects in the same transaction that makes the runtime alive again
             assert orch.get(f"/api/modules/{u}/")["status"] == "D"  # not resurrected
-            assert answers(probe, "resur/io", timeout=3) == []
+            # fence: a new module on the topic answers, the ended one does not
+            u2 = create_echo(probe, rt, "resur/io")
+            assert answers(probe, "resur/io") == [u2]
         finally:
             n.stop()
 
@@ -226,14 +241,21 @@ def test_against_an_orchestrator_that_never_answers_the_manager_runtimes_still_r
             c.publish(msg.topic, orjson.dumps({"object_id": m["object_id"], "action": "create", "type": "resp",
                                                "data": {"result": "ok", "details": {"uuid": m["data"]["uuid"]}}}), qos=1)
         orig.client.on_message = answer
-        orig.client.subscribe(f"{R}/proc/reg/+", 1)
-        time.sleep(0.3)
+        orig.subscribe(f"{R}/proc/reg/+")  # returns on the SUBACK
         n = node(broker, tmp_path, "legacy", reg_timeout=1.0).start()
         try:
             wait_until(lambda: "registered runtime legacy" in n.output(), 20, "runtime registered")
             wait_until(lambda: "answered every runtime registration but not the manager's" in n.output(), 10, "said once")
-            time.sleep(4.0)  # no more manager retries after that
-            out = n.output()
+            # the claim spans more than the longest retry interval (BACKOFF_MAX, 3 s) after that line
+            time.sleep(4.0)
+            # fence: two control messages handled by the node's loop after that span (two turns of its
+            # loop: a retry due in the first would be logged by the second's line at the latest)
+            rt = n.runtime_uuid()
+            create(orig, rt, "fence-1")
+            seen = wait_until(lambda: "(fence-1) in slot" in n.output() and n.output().count("fence-1"), 20,
+                              "the node's loop took a create")
+            delete(orig, rt, "fence-1")
+            out = wait_until(lambda: n.output().count("fence-1") > seen and n.output(), 20, "the node's loop took a delete")
             assert out.count("answered every runtime registration but not the manager's") == 1
             tail = out[out.index("answered every runtime registration"):]
             assert "registration of manager legacy: attempt" not in tail
