@@ -194,7 +194,7 @@ def _linux(size: Size, out: Outcome, attempts: dict[str, int], escapes: dict[str
 
 def _kinds() -> list[str]:
     """Every runtime kind that can start here (linux/min/wasmer needs a Python 3.10 with wasmer)."""
-    from runtimes.engines.python310 import find_wasmer_python
+    from common.python310 import find_wasmer_python
 
     kinds = ["linux", "linux/min/wasmtime", "benchmarking", "benchmarking/seeded", "benchmarking/interference",
              "benchmarking/opcodes"]

@@ -39,7 +39,7 @@ class WasmerMinRuntime(WasmRuntime):
 
     @classmethod
     def _python(cls, settings: Dict[str, Any]) -> "tuple[Optional[str], str]":
-        from runtimes.engines.python310 import find_wasmer_python
+        from common.python310 import find_wasmer_python
         return find_wasmer_python(settings.get("wasmer_python"))
 
     @classmethod

@@ -1,7 +1,7 @@
 """The wasmer engine (PyPI `wasmer` + `wasmer_compiler_cranelift` 1.1.0), the seed's engine.
 
 wasmer's Python builds stop at CPython 3.10, so this module runs only under such an interpreter
-(the `linux/min/wasmer` worker is exec'd under one: see `runtimes/engines/python310.py`).
+(the `linux/min/wasmer` worker is exec'd under one: see `common/python310.py`).
 
 wasmer 1.1 can neither interrupt running code nor redirect WASI stdio, so every run happens in
 a child forked for it: the child points fds 0/1/2 at pipes, instantiates and runs the module,

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from runtimes.engines.python310 import find_wasmer_python
+from common.python310 import find_wasmer_python
 from tests.runtimes.conftest import ROOT
 
 Isolated = Callable[..., Any]

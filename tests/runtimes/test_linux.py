@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from runtimes.engines.python310 import find_wasmer_python
+from common.python310 import find_wasmer_python
 from testbed.broker import Mosquitto
 from testbed.control import create, delete, exited, js
 from testbed.mqtt import MqttProbe, Received

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from runtimes.engines.python310 import find_wasmer_python
+from common.python310 import find_wasmer_python
 from tests.helpers import original as O
 from testbed.mqtt import MqttProbe
 from testbed.node import NodeProcess

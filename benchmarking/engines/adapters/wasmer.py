@@ -1,23 +1,26 @@
 """wasmer-python 1.1 (`wasmer-j-cl`/`-sp`/`-ll`, `wasmer-a-*`): its builds stop at CPython 3.10, so a
-run execs `python3.10 -m benchmarking.engines.wasmer_child` from the project's `.venv310` (the child
-reports phases on fd RESULT_FD); AOT engines serialize once (Universal engine) and deserialize per run."""
+run execs `python3.10 -m benchmarking.engines.wasmer_child` under the Python 3.10 that has wasmer
+(common/python310.py: `.venv310` from `make env` first; the child reports phases on fd RESULT_FD);
+AOT engines serialize once (Universal engine) and deserialize per run."""
 from __future__ import annotations
 
 import os
 
 from benchmarking.engines.adapters.base import Adapter, run_compiler
 from benchmarking.engines.invocation import PROJECT_ROOT, RESULT_FD, Invocation, Prepared
+from common.python310 import find_with, site_packages
 
 CHILD = "benchmarking.engines.wasmer_child"
 
 
 def python310() -> str | None:
-    p = os.path.join(PROJECT_ROOT, ".venv310", "bin", "python")
-    return p if os.access(p, os.X_OK) else None
+    """The Python 3.10 whose site-packages has wasmer (no process started; cached per process)."""
+    return find_with(("wasmer",))
 
 
 def _site310() -> str:
-    return os.path.join(PROJECT_ROOT, ".venv310", "lib", "python3.10", "site-packages")
+    py = python310()
+    return site_packages(py) if py else ""
 
 
 def _dist_version_in(site: str, dist: str) -> str | None:
@@ -46,10 +49,10 @@ class Wasmer(Adapter):
     def installed(self, name: str) -> tuple[bool, str]:
         py = python310()
         if py is None:
-            return False, "needs .venv310 (Python 3.10 with the wasmer packages): install python3.10, run `make env`"
+            return False, "needs a Python 3.10 with the wasmer packages (.venv310): install python3.10, run `make env`"
         pkg = f"wasmer_compiler_{compiler(name)}"
         if not os.path.isdir(os.path.join(_site310(), pkg)):
-            return False, f"{pkg} is not installed in .venv310 (run `make env`)"
+            return False, f"{pkg} is not installed beside wasmer in {_site310()} (run `make env`)"
         return True, f"wasmer-python under {py}"
 
     def version(self, name: str) -> str | None:
