@@ -36,7 +36,7 @@ class Refused(Exception):
 class Pending:
     uuid: str
     what: str  # "manager test" / "runtime test.echo"
-    msg: dict[str, Any] | None  # None: held until the worker's report (or `timeout`)
+    msg: dict[str, Any] | None  # None: held until the worker's report (or `report_wait`)
     state: str = "idle"  # idle -> (held) -> waiting -> (unanswered) -> ok | refused
     first: float = 0.0  # first send of this round
     next_try: float = 0.0
