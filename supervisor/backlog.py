@@ -13,7 +13,8 @@ worker is refused (counted in `dropped`, one error line per episode): a worker t
 (create, delete, stop) are small and few (max_nmodules bounds them) and always queue.
 
 One episode = from the first message that had to wait to the moment the backlog is empty again:
-a `mgr` warning when it starts, an info line with its length and size when it ends; `episodes`,
+a `mgr` warning when it starts, an info line with its length and size when it ends (at most one
+such pair every WARN_EVERY seconds per worker, the others at debug level); `episodes`,
 `dropped` and the present size go into the runtime's keepalive (`backpressure`) and the node's
 systemd STATUS.
 """
@@ -24,10 +25,13 @@ from collections import deque
 LIMIT = 64 << 20  # bytes of payload held for one worker; past it its channel data is refused
 RETRY_FIRST = 0.001  # seconds before trying a full ring again; doubles while it stays full
 RETRY_MAX = 0.05
+WARN_EVERY = 10.0  # seconds: episodes closer together than this (a burst that fills the ring again
+                   # and again) are counted, and logged at debug level after the first
 
 
 class Backlog:
-    __slots__ = ("held", "bytes", "since", "episodes", "dropped", "peak", "count", "delay", "retry_at", "said_dropped")
+    __slots__ = ("held", "bytes", "since", "episodes", "dropped", "peak", "count", "delay", "retry_at", "said_dropped",
+                 "warned_at", "loud")
 
     def __init__(self) -> None:
         self.held: deque[tuple[int, int, bytes]] = deque()  # (h1, h2, payload) in arrival order
@@ -40,6 +44,8 @@ class Backlog:
         self.delay = RETRY_FIRST
         self.retry_at = 0.0
         self.said_dropped = False  # the error line of this episode's refusals was logged
+        self.warned_at = -WARN_EVERY  # when the last episode's warning was logged
+        self.loud = False  # this episode was logged at warning level (its end at info level)
 
     def __bool__(self) -> bool:
         return bool(self.held)
@@ -59,6 +65,9 @@ class Backlog:
         if self.since is not None:
             return False
         self.since, self.episodes, self.said_dropped = now, self.episodes + 1, False
+        self.loud = now - self.warned_at >= WARN_EVERY
+        if self.loud:
+            self.warned_at = now
         self.delay, self.retry_at = RETRY_FIRST, now + RETRY_FIRST
         return True
 

@@ -81,7 +81,8 @@ class Router:
             return
         if b.hold(h1, h2, payload, time.monotonic()):
             self.waiting.add(w.slot)
-            log.warning("runtime %s: its input ring is full; its messages wait in order (the other runtimes go on)", w.name)
+            log.log(logging.WARNING if b.loud else logging.DEBUG,
+                    "runtime %s: its input ring is full; its messages wait in order (the other runtimes go on)", w.name)
 
     def _flush(self, w: Worker, now: float) -> None:
         """Write what waits for `w` while its ring takes it."""
@@ -101,9 +102,9 @@ class Router:
                 b.retried(now, False)
                 return
             b.pop()
-        since, count, peak = b.end()
+        loud, (since, count, peak) = b.loud, b.end()
         self.waiting.discard(w.slot)
-        log.info("runtime %s: its ring has room again after %.3fs (%d messages waited, at most %d bytes at once)",
+        log.log(logging.INFO if loud else logging.DEBUG, "runtime %s: its ring has room again after %.3fs (%d messages waited, at most %d bytes at once)",
                  w.name, now - since, count, peak)
 
     def retry(self, now: float) -> None:

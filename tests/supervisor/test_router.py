@@ -146,6 +146,10 @@ def test_a_full_ring_holds_that_workers_messages_in_order_and_the_others_go_on(r
     assert got[-1][:2] == (messages.ctrl(1), messages.MGR_CREATE)  # the create stayed behind the data before it
     assert not w.backlog and not rig.router.waiting and "has room again" in caplog.text
     assert w.backlog.report() == {"episodes": 1, "waiting": 0, "waiting_bytes": 0, "dropped": 0}
+    fill(rig, 0)  # a second episode right after: counted, not warned again (a burst does not flood the log)
+    with caplog.at_level(logging.INFO, logger="mgr"):
+        rig.router.from_mqtt("t/in", b"again")
+    assert w.backlog.report()["episodes"] == 2 and caplog.text.count("its input ring is full") == 1
 
 
 def test_a_worker_that_talks_is_retried_and_handled_while_its_ring_is_full(rig: Rig) -> None:
