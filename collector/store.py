@@ -105,6 +105,8 @@ def _write_file(path: str, data: bytes, fsync: bool) -> None:
             view = view[os.write(fd, view):]
         if fsync:
             os.fsync(fd)
+    except OSError as e:  # write/fsync errors carry no file name: name it
+        raise OSError(e.errno, e.strerror, path) from e
     finally:
         os.close(fd)
 
@@ -577,7 +579,7 @@ class Collector:
                 self.batches += 1
                 resend, self.not_held = (self.not_held, 0) if not self.held and self.not_held else (0, self.not_held)
             if self.failure is not None:
-                log.info("storing profiles in %s again (failing for %.1f s); %d held profiles to catch up",
+                log.info("storing profiles in %s again (failing for %.1f s); %d more held to store",
                          self.store.directory, time.monotonic() - self.failure[1], waiting)
                 self.failure = None
             if resend:
