@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 from typing import Any, Iterator
 
 import orjson
@@ -26,6 +27,7 @@ from testbed.wait import wait_until
 
 REALM = "realm"
 RT = "22222222-2222-4222-8222-222222222222"
+TAG = uuid.uuid4().hex[:12]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -33,6 +35,8 @@ class CollectorProc:
     """`python -m collector` with its log in a file (read by the tests, never a pipe that can fill)."""
 
     def __init__(self, port: int, data: str, log_path: str, client_id: str = "test-collector") -> None:
+        # unique per test run: the client-id lock is host-wide (another worktree may run these tests)
+        client_id = f"{client_id}-{TAG}"
         self.port, self.data, self.log_path, self.client_id = port, data, log_path, client_id
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -241,9 +245,9 @@ def test_two_collectors(broker, tmp_path, collectors) -> None:  # type: ignore[n
     with open(b.log_path, "ab") as log:
         b.proc = subprocess.Popen(
             [sys.executable, "-m", "collector", "--mqtt", f"127.0.0.1:{broker.port}", "-d", b.data, "--no-rest",
-             "--client-id", "twin"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(env_tmp)})
+             "--client-id", b.client_id], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(env_tmp)})
     assert a.proc is not None and a.proc.wait(30) == 1
-    assert re.search(r"took over its session", a.log()) and "twin" in a.log()
+    assert re.search(r"took over its session", a.log()) and a.client_id in a.log()
     wait_until(lambda: "collecting realm/proc/profile/#" in b.log(), 20, "the newcomer subscribed")
     assert b.proc.poll() is None
 
