@@ -115,20 +115,29 @@ def run(size: Size) -> Outcome:
                     nodes.append(n)
                     n.start(wait=False)
                     bad_nodes[case] = n
-                time.sleep(4.0)  # reconnect backoff 0.5, 1, 2: three attempts at least
+                # reconnect backoff 0.5, 1, 2 s: each refused node retries; wait for its second retry (or its
+                # exit) instead of a fixed 4 s, which a busy machine spends starting the node
+                t_bad = time.monotonic()
+                for n in bad_nodes.values():
+                    try:
+                        wait_until(lambda: n.output().count("retrying in") >= 2 or (n.proc is not None and n.proc.poll() is not None),
+                                   60, "a refused node retries twice or exits")
+                    except TimeoutError:
+                        pass  # judged below, with the node's output
+                figures["bad_nodes_two_retries_s"] = round(time.monotonic() - t_bad, 2)
                 for case, n in bad_nodes.items():
                     text = n.output()
                     attempts = text.count("retrying in")
                     running = n.proc is not None and n.proc.poll() is None
                     registered = bool(inbox.find(lambda t, p: (js(p).get("data") or {}).get("name") == f"sec-{case}"))
                     errors = [l for l in text.splitlines() if "[mq:ERR]" in l]
-                    figures[f"{case}.retries_in_4s"] = attempts
+                    figures[f"{case}.retries"] = attempts
                     figures[f"{case}.error"] = errors[0].split("] ", 2)[-1][:160] if errors else None
                     if not running:
                         crashes += 1
                         out.fail(f"{case}: the node exited ({n.proc.returncode if n.proc else None}): {text[-400:]}")
                     out.check(not registered, f"{case}: the node got onto the secured broker")
-                    out.check(attempts >= 2, f"{case}: {attempts} connection attempts in 4 s (want retries)")
+                    out.check(attempts >= 2, f"{case}: {attempts} connection attempts (want retries)")
                     clear = bool(errors) and any(w in errors[0].lower() for w in ("refused", "not authorized", "bad user", "ssl", "tls", "certificate", "connection"))
                     out.check(clear, f"{case}: no clear error in the log: {errors[:1]}")
                 # the wrong password corrected in its file: does the running node get in?
