@@ -403,13 +403,15 @@ class Collector:
     """The MQTT side: a persistent session whose profiles a writer thread stores and then acknowledges.
 
     paho's network thread decodes names (registrations, module creates: QoS 0, not queued for an
-    absent collector) and appends profile messages (QoS 1) to `held`; the writer stores the oldest
-    and acknowledges it (`client.ack`) only once its file is durable. While the store cannot write,
-    nothing is acknowledged: the broker sends at most RECEIVE_MAXIMUM unacknowledged messages and
-    queues the rest in the session; the writer retries the oldest every `retry` s. A broker does not
-    send an unacknowledged message again on the same connection (MQTT 4.4), so the held ones are
-    kept here; after a reconnect the broker re-sends them with the same key (stored once), and the
-    copies from the old connection are written but not acknowledged.
+    absent collector) and appends profile messages (QoS 1) to `held`; the writer stores up to
+    RECEIVE_MAXIMUM of them in one group commit and acknowledges them (`client.ack`) only once their
+    files are durable. While the store cannot write, nothing is acknowledged; the writer retries
+    every `retry` s. A broker does not send an unacknowledged message again on the same connection
+    (MQTT 5, 4.4), so the held ones are kept here, at most `held_max` / `held_bytes` (the broker may
+    send more than RECEIVE_MAXIMUM); the ones beyond are not held, and once the writer has caught up
+    it reconnects (same session) so that the broker sends them again. After any reconnect the broker
+    re-sends what is unacknowledged with the same key (stored once); copies held from the old
+    connection are written but not acknowledged (their message ids belong to that connection).
     """
 
     def __init__(self, store: ProfileStore, host: str, port: int, realm: str = "realm", *,
@@ -475,6 +477,7 @@ class Collector:
                  self.store.directory, self.client_id)
 
     def _on_disconnect(self, c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        self.ready.clear()  # set again by the next connection's SUBACK
         with self._cv:
             self._conn += 1  # acknowledgements of the old connection's message ids are void
         if self._stopping or self._reconnecting:

@@ -294,3 +294,26 @@ def test_beyond_the_memory_bound_the_broker_sends_again_after_a_reconnect(broker
                                           for r in caplog.records) == 1
     finally:
         col.stop()
+
+
+def test_a_broker_that_lost_the_session_is_reported_and_collecting_goes_on(broker, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The fixture's mosquitto runs without persistence: restarted, it has no session for the
+    collector. The collector says so (WRN), subscribes again and stores what comes next."""
+    from collector.store import Collector
+    from testbed.mqtt import MqttProbe
+    caplog.set_level(logging.INFO, "prof")
+    data = str(tmp_path / "data")
+    col = Collector(ProfileStore(data), "127.0.0.1", broker.port, REALM).start()
+    try:
+        broker.stop()
+        broker.start()
+        wait_until(lambda: "kept no session" in caplog.text, 30, "the collector's warning about the lost session")
+        assert col.ready.wait(30), "no SUBACK after the broker's restart"
+        probe = MqttProbe(broker.port)
+        try:
+            probe.publish(*profile(5))
+            wait_until(lambda: message_key(*profile(5)) in keys_of(data), 20, "a profile stored after the restart")
+        finally:
+            probe.close()
+    finally:
+        col.stop()
