@@ -2,6 +2,8 @@
 
 - harness.py: one run as a child process (fork or spawn), its times, rusage and limit;
 - limits.py: the resource limits of those children;
+- layouts.py: every profile layout, the seed's and ours (names, codecs), read by the runtimes, the
+  collector, `manage.py report` and `manage.py export`;
 - engines/: the benchmark engines (catalog, one adapter per family, AOT cache, conformance, WASI layers).
 
 Nothing here imports a runtime, the supervisor or an engine package at module level. Docs:

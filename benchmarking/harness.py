@@ -59,7 +59,7 @@ class RunResult:
 
     @property
     def outcome(self) -> str:
-        """One word (payloads.OUTCOMES): ok, exit (code != 0), trap, signal, limit, oom, error."""
+        """One word (layouts.OUTCOMES): ok, exit (code != 0), trap, signal, limit, oom, error."""
         if self.killed or (self.limit_hit and not self.oom):
             return "limit"
         if self.oom:

@@ -170,7 +170,7 @@ def inproc_ipc(n: int, r: random.Random, tmp: str) -> tuple[int, list[str]]:
 def inproc_profile(n: int, r: random.Random, tmp: str) -> tuple[int, list[str]]:
     """Profile payload decoders (every type) and the collector's store."""
     from collector.store import ProfileStore
-    from runtimes.benchmarking import payloads
+    from benchmarking import layouts
 
     bad: list[str] = []
     types = ["benchmarking", "seeded", "interference", "opcodes", "instrumented", "deployed", "test", "", "x/y", "\u00e9"]
@@ -178,7 +178,7 @@ def inproc_profile(n: int, r: random.Random, tmp: str) -> tuple[int, list[str]]:
     for i in range(n):
         t = r.choice(types)
         p = gen.rbytes(r, 3000) if r.random() < 0.7 else orjson.dumps({gen.rstr(r): gen.junk(r) for _ in range(3)})
-        _expect(lambda: payloads.decode(t, p), (payloads.PayloadError,), bad, f"payloads.decode({t!r}, {p[:20]!r})")
+        _expect(lambda: layouts.decode(t, p), (layouts.PayloadError,), bad, f"layouts.decode({t!r}, {p[:20]!r})")
         count += 1
     store = ProfileStore(os.path.join(tmp, "profiles"))
     for i in range(max(1, n // 20)):

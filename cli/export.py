@@ -38,13 +38,14 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+from benchmarking import layouts
 from cli._api import CliError, guard, parse, setup
 from cli.report import data_dirs
 
 SUMMARY = "Export collected data in Pitot's layout (runtimes.json, one file per module, opcodes tree)."
 
-TIMED_OURS = "benchmarking-v3"
-TIMED_SEED = ("benchmarking", "benchmarking-v2", "seeded")
+TIMED_OURS = layouts.BENCHMARKING_V3
+TIMED_SEED = layouts.TIMED_SEED
 PITOT_MEM = ("l1d_size", "l1i_size", "l2_size", "l2_line", "l3_size")
 WORKLOAD_PATTERNS = ((".wasm", ""), ("wasm/", ""), ("data/apps/python/", ""), ("apps/wasi-python3.13", "python"),
                      ("apps/python", "python"))
@@ -124,11 +125,11 @@ def export(dirs: list[str], out: str, opcodes_dir: str, root: str | None, device
             body = _timed(recs, TIMED_OURS in types)
             _write(os.path.join(out, device, f"{base}.benchmarking.json"), {**body, "module": module})
             counts["benchmarking"] += 1
-        if types & {"interference", "interference-v2"}:
-            body = _interference(recs, files, "interference-v2" in types)
+        if types & {layouts.INTERFERENCE, layouts.INTERFERENCE_V2}:
+            body = _interference(recs, files, layouts.INTERFERENCE_V2 in types)
             _write(os.path.join(out, device, f"{base}.interference.json"), {**body, "module": module})
             counts["interference"] += 1
-        ops = [r for r in recs if r["type"] == "opcodes"]
+        ops = [r for r in recs if r["type"] == layouts.OPCODES]
         if ops:
             _write(os.path.join(opcodes_dir, device, f"{base}.opcodes.json"),
                    {"opcodes": ops[0]["data"]["counts"], "module": module})
@@ -161,7 +162,7 @@ def _timed(recs: list[dict[str, Any]], ours: bool) -> dict[str, list[int]]:
 
 def _interference(recs: list[dict[str, Any]], files: list[str], ours: bool) -> dict[str, list[int]]:
     if ours:
-        data = next(r["data"] for r in recs if r["type"] == "interference-v2")
+        data = next(r["data"] for r in recs if r["type"] == layouts.INTERFERENCE_V2)
         out: dict[str, list[int]] = {}
         for lp in data["loops"]:
             r = lp["runs"]
@@ -169,7 +170,7 @@ def _interference(recs: list[dict[str, Any]], files: list[str], ours: bool) -> d
             out[f"{lp['index']}:{files[lp['index']]}"] = [
                 max(1, r["wall_ns"][i] // 1000) if r["outcome"][i] == "ok" else 0 for i in inside]
         return out
-    data = next(r["data"] for r in recs if r["type"] == "interference")
+    data = next(r["data"] for r in recs if r["type"] == layouts.INTERFERENCE)
     return {f"{k.partition(':')[0]}:{files[int(k.partition(':')[0])]}": v for k, v in data.items()}
 
 

@@ -41,14 +41,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarking import layouts
 from cli._api import Api, CliError, config, guard, parse, setup
 
 SUMMARY = "Summarise collected benchmark data: table and plots."
 
-TIMED = ("benchmarking", "benchmarking-v2", "seeded")  # the older layouts: 0 = failed run
-# a module that sent our layout also sent the seed's copy of the same runs: read ours only
-NEWER = {"benchmarking": "benchmarking-v3", "benchmarking-v2": "benchmarking-v3", "seeded": "benchmarking-v3",
-         "interference": "interference-v2"}
+# the layouts (benchmarking/layouts.py). A module that sent our layout also sent the seed's copy of
+# the same runs: read ours only (layouts.NEWER)
 
 
 @dataclass
@@ -219,10 +218,10 @@ def load(dirs: list[str], names: Names, campaign: str | None = None,
         types_of[str((rec.get("module") or {}).get("uuid"))].add(str(rec.get("type")))
     for rec in records:
         ptype, data = rec.get("type"), rec["data"]
-        if NEWER.get(str(ptype)) in types_of[str((rec.get("module") or {}).get("uuid"))]:
+        if layouts.NEWER.get(str(ptype)) in types_of[str((rec.get("module") or {}).get("uuid"))]:
             continue
         rt = names.runtime(rec)
-        if ptype == "benchmarking-v3":
+        if ptype == layouts.BENCHMARKING_V3:
             runs = data.get("runs") or {}
             margs = (rec.get("module") or {}).get("args") or {}
             if cells is not None and "campaign" in margs and "cell" in margs:
@@ -242,7 +241,7 @@ def load(dirs: list[str], names: Names, campaign: str | None = None,
                 else:
                     s.failed += 1
                     s.failures[o] = s.failures.get(o, 0) + 1
-        elif ptype == "interference-v2":
+        elif ptype == layouts.INTERFERENCE_V2:
             n = len(data.get("loops") or [])
             for lp in data.get("loops") or []:
                 s = get(_module_name(rec, str(lp.get("file"))), str(lp.get("engine")), rt, f"interference-{n}")
@@ -255,7 +254,7 @@ def load(dirs: list[str], names: Names, campaign: str | None = None,
                         s.walls_us.append(int(w) // 1000)
                     else:
                         s.outside += 1
-        elif ptype in TIMED:
+        elif ptype in layouts.TIMED_SEED:  # 0 = a failed run
             walls = list(data.get("wall_us") or [])
             engs = _engines_of(rec)
             per = max(1, math.ceil(len(walls) / len(engs)))
@@ -265,7 +264,7 @@ def load(dirs: list[str], names: Names, campaign: str | None = None,
                     s.walls_us.append(int(w))
                 else:
                     s.failed += 1
-        elif ptype == "interference":
+        elif ptype == layouts.INTERFERENCE:
             engs = _engines_of(rec)
             n = len(data)
             for key, walls in data.items():
@@ -274,7 +273,7 @@ def load(dirs: list[str], names: Names, campaign: str | None = None,
                 s = get(_module_name(rec, file), eng, rt, f"interference-{n}")
                 s.walls_us.extend(int(w) for w in walls if w)
                 s.failed += sum(1 for w in walls if not w)
-        elif ptype == "opcodes":
+        elif ptype == layouts.OPCODES:
             opcodes.append({"module": _module_name(rec), "runtime": rt, "total": data.get("total"),
                             "top": sorted(((c, op) for op, c in enumerate(data.get("counts") or []) if c), reverse=True)[:5]})
     return series, opcodes, bad

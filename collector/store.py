@@ -36,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from runtimes.benchmarking import payloads
+from benchmarking import layouts
 
 log = logging.getLogger("prof")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]+")
@@ -226,8 +226,8 @@ class ProfileStore:
         else:
             ptype, rt_uuid, mod_uuid = rest
             try:
-                data, error = payloads.decode(ptype, payload), None
-            except payloads.PayloadError as e:
+                data, error = layouts.decode(ptype, payload), None
+            except layouts.PayloadError as e:
                 data, error = None, str(e)
                 log.error("cannot decode %s payload of module %s (%d bytes): %s; kept raw", ptype, mod_uuid, len(payload), e)
         rt = self._known("runtimes", self.runtimes, rt_uuid)

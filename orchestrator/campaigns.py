@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import orjson
 
+from benchmarking import layouts
 from common.wire import ProtocolError, require
 from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, QUEUED
 
@@ -77,7 +78,7 @@ CREATE TABLE IF NOT EXISTS cells(
 );
 CREATE INDEX IF NOT EXISTS cells_module ON cells(module);
 """
-PROFILE_TYPES = ("benchmarking-v3", "interference-v2")  # ours: they say which part of how many a message is
+PROFILE_TYPES = layouts.OURS  # ours: they say which part of how many a message is
 
 ACTIONS = ("create_campaign", "resume_campaign")
 FAILED = ("error", "trap", "limit", "killed", "lost")
@@ -410,7 +411,7 @@ class Campaigns(CampaignReads):
             got = runs.get("outcome") if isinstance(runs, dict) else None
             return [o for o in got if isinstance(o, str)] if isinstance(got, list) else []
 
-        if ptype == "benchmarking-v3":
+        if ptype == layouts.BENCHMARKING_V3:
             outcomes = column(body.get("runs"))
         else:  # interference-v2: one message; the loops' runs
             loops = body.get("loops")

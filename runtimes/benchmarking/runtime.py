@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 import orjson
 
 from benchmarking import harness
+from benchmarking import layouts as payloads
 from benchmarking import limits as child_limits
 from runtimes.base import Module, Runtime
-from runtimes.benchmarking import payloads
 from runtimes.benchmarking.hostenv import measurement_env
 from runtimes.benchmarking.mounttable import MountTable
 from runtimes.files import ModuleFileError, ModuleFiles

@@ -13,7 +13,7 @@ import orjson
 from cli import export
 from collector import ProfileStore
 from common.wire import envelope
-from runtimes.benchmarking import payloads
+from benchmarking import layouts
 
 R = "realm"
 PLATFORM = {"cpu": {"cpu": "cortex-a72", "cpufreq": 1_500_000_000, "cores": 4},
@@ -25,7 +25,7 @@ def feed(store: ProfileStore, rt: str, rt_name: str, mid: str, file: str, args: 
                                                            "runtime_type": "benchmarking", "platform": PLATFORM})))
     store.on_control(orjson.dumps(envelope("create", {"type": "module", "uuid": mid, "name": os.path.basename(file),
                                                       "file": file, "args": args, "parent": rt})))
-    store.on_profile(f"{R}/proc/profile/{ptype}/{rt}/{mid}", payloads.encode(ptype, body), R)
+    store.on_profile(f"{R}/proc/profile/{ptype}/{rt}/{mid}", layouts.encode(ptype, body), R)
 
 
 def v3(walls_ns: list[int], outcomes: list[str], engine: str) -> dict:  # type: ignore[type-arg]

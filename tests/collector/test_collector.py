@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from collector import Collector, ProfileStore
-from runtimes.benchmarking import payloads
+from benchmarking import layouts
 
 REALM = "realm"
 RT = "11111111-1111-4111-8111-111111111111"
@@ -57,7 +57,7 @@ def test_every_format_is_written_decodable(collector: Collector, probe) -> None:
             "type": "module", "uuid": f"mod-{i}", "name": f"prog/{ptype}.wasm", "file": f"/x/{ptype}.wasm", "args": {"repeat": 1}}})
     time.sleep(0.3)  # the names arrive before the data, as in a real run
     for i, (ptype, value) in enumerate(SAMPLES.items()):
-        probe.publish(f"{REALM}/proc/profile/{ptype}/{RT}/mod-{i}", payloads.encode(ptype, value))
+        probe.publish(f"{REALM}/proc/profile/{ptype}/{RT}/mod-{i}", layouts.encode(ptype, value))
     paths = wait_files(collector.store, len(SAMPLES))
     day = time.strftime("%Y-%m-%d", time.gmtime())
     for i, ptype in enumerate(SAMPLES):
@@ -67,7 +67,7 @@ def test_every_format_is_written_decodable(collector: Collector, probe) -> None:
             rec = orjson.loads(f.read())
         assert rec["type"] == ptype and "error" not in rec
         assert rec["runtime"]["metadata"] == {"cpus": [0]} and rec["module"]["file"] == f"/x/{ptype}.wasm"
-        assert rec["data"] == payloads.decode(ptype, payloads.encode(ptype, SAMPLES[ptype]))
+        assert rec["data"] == layouts.decode(ptype, layouts.encode(ptype, SAMPLES[ptype]))
 
 
 def test_undecodable_payload_is_kept_raw(collector: Collector, probe) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +92,7 @@ def test_python_m_collector_runs_and_stops(broker, probe, tmp_path) -> None:  # 
     try:
         deadline = time.monotonic() + 30
         while not glob.glob(str(data / "*" / "*" / "*.json")):
-            probe.publish(f"{REALM}/proc/profile/instrumented/{RT}/m1", payloads.encode("instrumented", [1, 2]))
+            probe.publish(f"{REALM}/proc/profile/instrumented/{RT}/m1", layouts.encode("instrumented", [1, 2]))
             assert time.monotonic() < deadline, "the collector wrote nothing"
             time.sleep(0.5)
     finally:

@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from collector.store import ProfileStore, durable_write, message_key
-from runtimes.benchmarking import payloads
+from benchmarking import layouts
 from testbed.procs import stop_process
 from testbed.wait import wait_until
 
@@ -90,7 +90,7 @@ def keys_of(data: str) -> list[str]:
 
 
 def profile(i: int) -> tuple[str, bytes]:
-    return f"{REALM}/proc/profile/benchmarking-v2/{RT}/mod-{i}", payloads.encode("benchmarking-v2", [(1000 + i, 900, 5, 2048)])
+    return f"{REALM}/proc/profile/benchmarking-v2/{RT}/mod-{i}", layouts.encode("benchmarking-v2", [(1000 + i, 900, 5, 2048)])
 
 
 def test_profiles_published_while_stopped_are_stored_after_restart(broker, probe, tmp_path, collectors) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from common.profile import decode_profile
 from runtimes.base import WorkerConfig
-from runtimes.benchmarking import payloads
+from benchmarking import layouts
 from runtimes.benchmarking.runtime import BenchmarkingRuntime
 
 
@@ -27,7 +27,7 @@ def test_send_records_splits_on_record_boundaries() -> None:
     parts = [decode_profile(p) for _h1, _h2, p in ep.sent]
     assert len(parts) == 4 and all(t == "benchmarking-v2" for t, _ in parts)
     assert all(len(d) % 16 == 0 and len(d) <= 1000 for _, d in parts)
-    merged = payloads.decode("benchmarking-v2", b"".join(d for _, d in parts))
+    merged = layouts.decode("benchmarking-v2", b"".join(d for _, d in parts))
     assert merged["wall_us"] == list(range(200))
     ep.sent.clear()
     rt.send_records(0, "seeded", [])

@@ -1,10 +1,10 @@
-"""Profile payload codecs: every format (docs/protocol.md, "Profiles") round-trips; bad payloads say why."""
+"""Profile layouts and their codecs (benchmarking/layouts.py): every format (docs/protocol.md, "Profiles") round-trips; bad payloads say why."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, strategies as st
 
-from runtimes.benchmarking import payloads as P
+from benchmarking import layouts as P
 
 u32 = st.integers(0, P.U32_MAX)
 
@@ -71,3 +71,14 @@ def test_columns_and_saturation() -> None:
 def test_bad_payloads(ptype: str, payload: bytes, msg: str) -> None:
     with pytest.raises(P.PayloadError, match=msg):
         P.decode(ptype, payload)
+
+
+def test_one_table_of_layout_names() -> None:
+    """The seed's layouts and ours, and which of ours replaces which, are named once (layouts.py);
+    report, export, the collector and the orchestrator read these names."""
+    assert set(P.TYPES) == set(P.SEED_TYPES) | set(P.OURS) | {P.BENCHMARKING_V2}
+    assert set(P.NEWER) == set(P.TIMED_SEED) | {P.INTERFERENCE} and set(P.NEWER.values()) == set(P.OURS)
+    assert P.BENCHMARKING in P.OURS and not set(P.OURS) & set(P.SEED_TYPES)
+    for t in P.TIMED_SEED:  # u32 records with the wall time first
+        width = 3 if t == P.BENCHMARKING_SEED else 4
+        assert P.decode(t, P.encode(t, [[5] + [1] * (width - 1)]))["wall_us"] == [5]

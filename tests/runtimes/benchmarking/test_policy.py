@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from benchmarking.engines import launch as engines
-from runtimes.benchmarking import payloads
+from benchmarking import layouts
 from testbed.bench_modules import node_args
 from tests.runtimes.benchmarking.test_runtimes import REALM, create, exited, profile
 from testbed.node import running_node
@@ -56,7 +56,7 @@ def test_every_path_field_goes_through_the_module_roots_on_every_benchmarking_ru
         create(probe, bench, "ok-rel", "wasm/suite/spin.wasm", argv=["1"], repeat=2, engine="wasmtime-aot", dirs=["."],
                stdout="out.txt")
         assert exited(probe, bench, "ok-rel")["status"] == {"reason": "exited", "code": 0, "error": None}
-        assert len(payloads.decode("benchmarking", profile(probe, "benchmarking", "ok-rel"))["wall_us"]) == 2
+        assert len(layouts.decode("benchmarking", profile(probe, "benchmarking", "ok-rel"))["wall_us"]) == 2
         assert (root / "out.txt").exists()
         create(probe, ops, "ok-ops", "wasm/suite/kernels.wasm", argv=["2"], dirs=["."])
         assert exited(probe, ops, "ok-ops")["status"]["reason"] == "exited"

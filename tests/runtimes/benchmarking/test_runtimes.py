@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from benchmarking.engines import launch as engines
-from runtimes.benchmarking import payloads
+from benchmarking import layouts
 from testbed.bench_modules import node_args
 from testbed import control
 from testbed.mqtt import MqttProbe
@@ -41,32 +41,32 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm, wasm_r
         assert st["status"] == {"reason": "exited", "code": 0, "error": None}
         assert st["engines"] == {"wasmtime-aot": engines.version("wasmtime-a")}  # the record names the version
         assert st["outcomes"] == {"ok": 5} and st["env"]["cpus"] == reg["metadata"]["cpus"]
-        v3 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-repeat"))
+        v3 = layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-repeat"))
         runs = v3["runs"]
         assert runs["outcome"] == ["ok"] * 5 and runs["engine"] == ["wasmtime-aot"] * 5 and v3["env"]["loadavg"]
         for w, u, s, rss in zip(runs["wall_ns"], runs["utime_us"], runs["stime_us"], runs["maxrss_kb"]):
             assert 1_000_000 < w < 60_000_000_000 and 0 < u + s < 2 * w // 1000 + 10_000 and rss > 1000
         # the seed's layout beside ours (the original collector stores only that one): same runs, in us
-        d = payloads.decode("benchmarking", profile(probe, "benchmarking", "m-repeat"))
+        d = layouts.decode("benchmarking", profile(probe, "benchmarking", "m-repeat"))
         assert d["wall_us"] == [w // 1000 for w in runs["wall_ns"]]
         # ilimit kills a long run; in repeat mode that ends the module; the run is a row with its outcome
         create(probe, rt, "m-ilimit", wasm["spin"], argv=["100000"], repeat=3, ilimit=0.5)
         st = exited(probe, rt, "m-ilimit")
         assert st["status"]["reason"] == "limit" and "time limit" in st["status"]["error"] and st["failure"] == "limit"
-        runs = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-ilimit"))["runs"]
+        runs = layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-ilimit"))["runs"]
         assert runs["outcome"] == ["limit"] and runs["wall_ns"][0] >= 500_000_000  # its real time, not a 0 sample
-        assert payloads.decode("benchmarking", profile(probe, "benchmarking", "m-ilimit"))["wall_us"] == [0]
+        assert layouts.decode("benchmarking", profile(probe, "benchmarking", "m-ilimit"))["wall_us"] == [0]
         # an engine list: repeat runs per engine, in order; warm-up runs are discarded
         create(probe, rt, "m-engines", wasm["spin"], argv=["1"], repeat=2, warmup=1, profile="ours",
                engine=["wasmtime", "wasmtime-aot", "native"])
         assert exited(probe, rt, "m-engines")["status"]["reason"] == "exited"
-        v3 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-engines"))
+        v3 = layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-engines"))
         assert v3["runs"]["engine"] == ["wasmtime"] * 2 + ["wasmtime-aot"] * 2 + ["native"] * 2 and v3["warmup"] == 1
         # norepeat: one run per argv list; a failing input is a row with its outcome, not the end
         create(probe, rt, "m-norepeat", wasm["kernels"], argv=[["3", "quiet"], ["2", "quiet"], ["1", "quiet"]])
         st = exited(probe, rt, "m-norepeat")
         assert st["status"]["reason"] == "exited" and st["samples"] == 3
-        runs = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-norepeat"))["runs"]
+        runs = layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-norepeat"))["runs"]
         assert all(w > 0 for w in runs["wall_ns"]) and set(runs["outcome"]) <= {"ok", "exit"}
         # an engine that is not there: a clear error naming it, no fallback
         create(probe, rt, "m-noengine", wasm["spin"], engine="wasmedge-i")
@@ -78,12 +78,12 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm, wasm_r
         create(probe, rt, "m-limit", wasm["spin"], argv=["1"], repeat=100000, limit=1.0, engine="wasmtime-aot")
         st = exited(probe, rt, "m-limit")
         assert st["status"]["reason"] == "limit" and 0 < st["samples"] < 100000
-        assert len(payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-limit"))["runs"]["wall_ns"]) == st["samples"]
+        assert len(layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-limit"))["runs"]["wall_ns"]) == st["samples"]
         # a trap is an outcome of its own, with its message
         create(probe, rt, "m-trap", wasm["trap"], repeat=2, engine="wasmtime")
         st = exited(probe, rt, "m-trap")
         assert st["failure"] == "trap" and "trap" in st["status"]["error"].lower()
-        v3 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-trap"))
+        v3 = layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "m-trap"))
         assert v3["runs"]["outcome"] == ["trap"] and "trap" in v3["errors"]["0"].lower()
 
 
@@ -99,12 +99,12 @@ def test_seeded_dirmode_scriptmode(broker, probe, wasm, wasm_root, tmp_path) -> 
         rt = node.runtime_uuid()
         create(probe, rt, "s-dir", wasm["spin"], repeat=4, max_seed=1000, dirmode=str(inputs), engine="wasmtime-aot")
         assert exited(probe, rt, "s-dir")["status"]["reason"] == "exited"
-        d = payloads.decode("seeded", profile(probe, "seeded", "s-dir"))
+        d = layouts.decode("seeded", profile(probe, "seeded", "s-dir"))
         assert len(d["seed"]) == 4 and all(0 <= s < 1000 for s in d["seed"]) and all(w > 0 for w in d["wall_us"])
         create(probe, rt, "s-script", wasm["kernels"], repeat=3, scriptmode=str(script), engine="wasmtime-aot")
         st = exited(probe, rt, "s-script")
         # kernels exits with acc & 63, which is not 0 for every size: either all 3 ran, or the first failure ended it
-        d = payloads.decode("seeded", profile(probe, "seeded", "s-script"))
+        d = layouts.decode("seeded", profile(probe, "seeded", "s-script"))
         assert st["status"]["reason"] == "exited"
         assert len(d["seed"]) == 3 or "failed" in (st["status"]["error"] or "")
         create(probe, rt, "s-bad", wasm["spin"], dirmode=str(tmp_path / "nope"))
@@ -128,7 +128,7 @@ def test_interference_two_way_pinned(broker, probe, wasm, wasm_root, tmp_path) -
         d = orjson.loads(profile(probe, "interference", "if-2"))
         assert set(d) == {f"0:{wasm['spin']}", f"1:{wasm['spin']}"}
         # ours: both loops started after the barrier; runs inside the window in which both ran are marked
-        v2 = payloads.decode("interference-v2", profile(probe, "interference-v2", "if-2"))
+        v2 = layouts.decode("interference-v2", profile(probe, "interference-v2", "if-2"))
         lo, hi = v2["window_ns"]
         assert 0 < hi - lo <= 1_600_000_000
         for lp in v2["loops"]:
@@ -156,8 +156,8 @@ def test_opcodes_runtime_matches_reference(broker, probe, wasm, wasm_root, tmp_p
         create(probe, rt, "op-1", wasm["kernels"], argv=["4"])
         st = exited(probe, rt, "op-1")
         assert st["status"]["reason"] == "exited" and st["runs"] == 1
-        counts = payloads.decode("opcodes", profile(probe, "opcodes", "op-1"))["counts"]
-        loops = payloads.decode("instrumented", profile(probe, "instrumented", "op-1"))["loops"]
+        counts = layouts.decode("opcodes", profile(probe, "opcodes", "op-1"))["counts"]
+        loops = layouts.decode("instrumented", profile(probe, "instrumented", "op-1"))["loops"]
         with open(wasm["kernels"], "rb") as f:
             code, ref = reference_counts(f.read(), ["4"])
         assert counts == ref and st["status"]["code"] == code
@@ -206,7 +206,7 @@ def test_wasmer_engine_or_a_clear_refusal(broker, probe, wasm, wasm_root, tmp_pa
         st = exited(probe, rt, "wm")
         if engines.availability("wasmer")[0]:
             assert st["status"] == {"reason": "exited", "code": 0, "error": None}
-            assert len(payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "wm"))["runs"]["wall_ns"]) == 2
+            assert len(layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "wm"))["runs"]["wall_ns"]) == 2
         else:
             assert st["status"]["reason"] == "error" and "'wasmer' is not available" in st["status"]["error"]
 
@@ -232,11 +232,11 @@ def test_modules_created_ahead_wait_and_run_one_at_a_time_in_order(broker, probe
         create(probe, rt, "q-5", wasm["spin"], argv=["0"], repeat=3, profile="ours")  # q-3's slot is free again
         ends.update({u: exited(probe, rt, u) for u in ("q-1", "q-2", "q-4", "q-5")})
         assert ends["q-1"]["status"]["reason"] == "limit", ends["q-1"]
-        q1 = payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "q-1"))["runs"]
+        q1 = layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", "q-1"))["runs"]
         assert q1["outcome"] == ["limit"] and q1["wall_ns"][0] >= 6_000_000_000
         for u in ("q-2", "q-4", "q-5"):
             assert ends[u]["status"] == {"reason": "exited", "code": 0, "error": None} and ends[u]["outcomes"] == {"ok": 3}, ends[u]
-            assert len(payloads.decode("benchmarking-v3", profile(probe, "benchmarking-v3", u))["runs"]["wall_ns"]) == 3
+            assert len(layouts.decode("benchmarking-v3", profile(probe, "benchmarking-v3", u))["runs"]["wall_ns"]) == 3
         # q-2 waited out q-1 (over 6 s, more than its limit of 4 s) and still ran all its runs: its limit
         # counted from its own start
         msgs = [orjson.loads(m.payload) for m in probe.messages(f"{REALM}/proc/control/{rt}")]

@@ -1,4 +1,7 @@
-"""Profiling payload codecs (docs/protocol.md, "Profiles"), shared by the runtimes and the collector.
+"""Every profile layout, ours and the original's, defined once: the type names, which are the
+seed's and which are ours, which older layout each of ours replaces, and the codecs. The
+benchmarking runtimes encode with it, the collector decodes with it, `manage.py report` and
+`manage.py export` read the collector's files by its names (docs/protocol.md, "Profiles").
 
 Binary formats are little-endian; the topic's `{type}` names the format:
 
@@ -45,19 +48,35 @@ class PayloadError(ValueError):
     """A payload that does not match its type's format; the text says how."""
 
 
-# type -> (struct of one record, column names)
-_RECORDS: dict[str, tuple[struct.Struct, tuple[str, ...]]] = {
-    "benchmarking": (struct.Struct("<3I"), ("wall_us", "utime_us", "stime_us")),
-    "benchmarking-v2": (struct.Struct("<4I"), ("wall_us", "utime_us", "stime_us", "maxrss_kb")),
-    "seeded": (struct.Struct("<4I"), ("wall_us", "utime_us", "stime_us", "seed")),
-    "deployed": (struct.Struct("<Q6I"), ("start", "wall_us", "utime_us", "stime_us", "maxrss_kb", "ch_in", "ch_out")),
-}
+# the type names (the topic's `{type}`, the last part of a collector file's name)
+BENCHMARKING_SEED = "benchmarking"
+BENCHMARKING_V2 = "benchmarking-v2"
+SEEDED = "seeded"
+DEPLOYED = "deployed"
+INTERFERENCE = "interference"
+OPCODES = "opcodes"
+INSTRUMENTED = "instrumented"
 BENCHMARKING_V3 = "benchmarking-v3"
 INTERFERENCE_V2 = "interference-v2"
-TYPES = tuple(_RECORDS) + ("interference", "opcodes", "instrumented", BENCHMARKING_V3, INTERFERENCE_V2)
+
+# type -> (struct of one record, column names)
+_RECORDS: dict[str, tuple[struct.Struct, tuple[str, ...]]] = {
+    BENCHMARKING_SEED: (struct.Struct("<3I"), ("wall_us", "utime_us", "stime_us")),
+    BENCHMARKING_V2: (struct.Struct("<4I"), ("wall_us", "utime_us", "stime_us", "maxrss_kb")),
+    SEEDED: (struct.Struct("<4I"), ("wall_us", "utime_us", "stime_us", "seed")),
+    DEPLOYED: (struct.Struct("<Q6I"), ("start", "wall_us", "utime_us", "stime_us", "maxrss_kb", "ch_in", "ch_out")),
+}
+TYPES = tuple(_RECORDS) + (INTERFERENCE, OPCODES, INSTRUMENTED, BENCHMARKING_V3, INTERFERENCE_V2)
 BENCHMARKING = BENCHMARKING_V3  # the type our benchmarking runtime sends (with the seed's, see LAYOUTS)
 # what the original collector (RM services/profile) parses: it drops every other type
-SEED_TYPES = ("benchmarking", "seeded", "interference", "opcodes", "instrumented", "deployed")
+SEED_TYPES = (BENCHMARKING_SEED, SEEDED, INTERFERENCE, OPCODES, INSTRUMENTED, DEPLOYED)
+# the timed layouts of u32 records (wall_us first), where a failed run is an all-zero record
+TIMED_SEED = (BENCHMARKING_SEED, BENCHMARKING_V2, SEEDED)
+# ours, which say which part of how many a message is (`part`) and every run's outcome
+OURS = (BENCHMARKING_V3, INTERFERENCE_V2)
+# an older layout -> ours that carries the same runs (a module with both is read from ours)
+NEWER = {BENCHMARKING_SEED: BENCHMARKING_V3, BENCHMARKING_V2: BENCHMARKING_V3, SEEDED: BENCHMARKING_V3,
+         INTERFERENCE: INTERFERENCE_V2}
 # args.profile / the runtime setting `profile`: which layouts a benchmarking runtime publishes
 LAYOUTS = ("both", "seed", "ours")
 DEFAULT_LAYOUT = "both"
@@ -84,12 +103,12 @@ def encode(ptype: str, value: Any) -> bytes:
         for row in rows:
             if len(row) != len(cols):
                 raise PayloadError(f"{ptype}: a record has {len(cols)} fields ({', '.join(cols)}), got {len(row)}")
-            if ptype == "deployed":
+            if ptype == DEPLOYED:
                 out += st.pack(min(int(row[0]), U64_MAX), *(_u32(v) for v in row[1:]))
             else:
                 out += st.pack(*(_u32(v) for v in row))
         return bytes(out)
-    if ptype == "interference":
+    if ptype == INTERFERENCE:
         _check_interference(value)
         return orjson.dumps(value)
     if ptype == BENCHMARKING_V3:
@@ -98,12 +117,12 @@ def encode(ptype: str, value: Any) -> bytes:
     if ptype == INTERFERENCE_V2:
         _check_if2(value)
         return orjson.dumps(value)
-    if ptype == "opcodes":
+    if ptype == OPCODES:
         counts = list(value)
         if len(counts) != 256:
             raise PayloadError(f"opcodes: need 256 counts, got {len(counts)}")
         return struct.pack("<256Q", *(int(c) & U64_MAX for c in counts))
-    if ptype == "instrumented":
+    if ptype == INSTRUMENTED:
         counts = list(value)
         return struct.pack(f"<{len(counts)}I", *(_u32(c) for c in counts))
     raise PayloadError(f"unknown profile type {ptype!r} (known: {', '.join(TYPES)})")
@@ -117,7 +136,7 @@ def decode(ptype: str, payload: bytes) -> dict[str, Any]:
             raise PayloadError(f"{ptype}: {len(payload)} bytes is not a whole number of {st.size}-byte records")
         rows = [st.unpack_from(payload, off) for off in range(0, len(payload), st.size)]
         return {c: [r[i] for r in rows] for i, c in enumerate(cols)}
-    if ptype == "interference":
+    if ptype == INTERFERENCE:
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError as e:
@@ -131,12 +150,12 @@ def decode(ptype: str, payload: bytes) -> dict[str, Any]:
             raise PayloadError(f"{ptype}: not JSON: {e}") from e
         (_check_v3 if ptype == BENCHMARKING_V3 else _check_if2)(value)
         return dict(value)
-    if ptype == "opcodes":
+    if ptype == OPCODES:
         if len(payload) != 256 * 8:
             raise PayloadError(f"opcodes: need 2048 bytes (256 x u64), got {len(payload)}")
         counts = list(struct.unpack("<256Q", payload))
         return {"counts": counts, "total": sum(counts)}
-    if ptype == "instrumented":
+    if ptype == INSTRUMENTED:
         if len(payload) % 4:
             raise PayloadError(f"instrumented: {len(payload)} bytes is not a whole number of u32 counts")
         return {"loops": list(struct.unpack(f"<{len(payload) // 4}I", payload))}
