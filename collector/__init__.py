@@ -1,7 +1,7 @@
 """The profile collector: stores every profiling message of a realm as a JSON file (`make profile`).
 
 `python -m collector` subscribes `{realm}/proc/profile/#`, decodes each payload with the codecs of
-`runtimes.benchmarking.payloads` and writes `data/<date>/<runtime name>/<module name>.<uuid>.<type>.json`.
+`benchmarking.layouts` and writes `data/<date>/<runtime name>/<module name>.<uuid>.<type>.json`.
 """
 from __future__ import annotations
 
