@@ -1,5 +1,6 @@
 """Benchmarking runtimes (`benchmarking`, `benchmarking/seeded`, `benchmarking/interference`,
-`benchmarking/opcodes`) and their machinery: per-run harness, engines, opcode counter, payloads.
+`benchmarking/opcodes`) and their own machinery (opcode counter, mount table, host facts); the
+per-run harness, the engines and the profile layouts are in the top-level `benchmarking/` package.
 
 Nothing here imports an engine at module level (the supervisor imports runtime classes).
 Docs: docs/benchmarking.md.
