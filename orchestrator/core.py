@@ -36,6 +36,7 @@ Every refused request is reported on `{realm}/proc/log` and on `{realm}/proc/log
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from typing import Any, Callable
@@ -56,7 +57,8 @@ log = logging.getLogger("orch")
 Publish = Callable[[str, bytes], None]
 
 DELETE_TIMEOUT = 30.0  # seconds a deleted module may stay exiting (E) before it is marked dead
-STALL_CREDIT = 0.5  # seconds: a message that took longer than this is credited to every runtime's keepalive clock
+DEATHS_REPORTED = 20  # runtimes found dead in one tick reported one by one; more are one summary report
+REFUSALS_SUMMARY = 60.0  # seconds between two summaries of the keepalives refused quietly (dead runtimes)
 RECONCILE_AFTER = 5.0  # seconds after a restart before a keepalive's children are trusted to be complete
 
 
@@ -101,6 +103,9 @@ class Orchestrator:
         self._prefix = f"{realm}/proc/"
         self.campaigns = Campaigns(self)  # benchmark campaigns (orchestrator/campaigns.py)
         self._log_topics = (self.topics.log, self.topics.orchestrator_log)
+        self._quiet: dict[str, int] = {}  # dead runtime uuid -> keepalives refused without a report since the last summary
+        self._quiet_since = 0.0
+        self._received = 0.0  # when the message being handled reached this process (handle's `received`)
         self._load()
 
     # -- startup ------------------------------------------------------------------------
@@ -114,9 +119,14 @@ class Orchestrator:
     def _load(self) -> None:
         """Rebuild the in-memory working set from the store (orchestrator restart)."""
         now = self.clock()
+        self.scheduler.reset()
+        self._watch: list[tuple[float, str]] = []  # (deadline, uuid): runtimes expired by missed keepalives (see tick)
+        self._watched: set[str] = set()
+        self.grace_from = now  # no keepalive deadline falls before this + 3 intervals (see `grace`)
         for n in self.store.load_nodes():
             n.last_seen = now  # a restarted orchestrator gives every runtime a full grace period
             n.provides = with_aliases(n.apis)
+            n.order = len(self.nodes)
             self.nodes[n.uuid] = n
         self.seq = self.store.max_seq()
         self._loaded_at = now
@@ -137,12 +147,17 @@ class Orchestrator:
                 rt.queue[uuid] = None
             elif status == KILLED:
                 rt.killed.add(uuid)
+        for n in self.nodes.values():
+            self.scheduler.touch(n)
+            self._watch_runtime(n)
         log.info("loaded %d managers/runtimes and %d modules not dead from %s", len(self.nodes), len(self.mods), self.store.path)
 
     # -- entry points -------------------------------------------------------------------
-    def handle(self, topic: str, payload: bytes) -> None:
-        """Handle one MQTT message; refusals go to proc/log, nothing raises."""
-        t0 = self.clock()
+    def handle(self, topic: str, payload: bytes, received: float | None = None) -> None:
+        """Handle one MQTT message; refusals go to proc/log, nothing raises. `received`: when the
+        message reached this process (clock time; default now): a keepalive counts from then, not
+        from when its turn came."""
+        self._received = self.clock() if received is None else received
         try:
             with self.store.transaction():
                 self._dispatch(topic, payload)
@@ -155,30 +170,77 @@ class Orchestrator:
             self.report(f"internal error: {type(e).__name__}: {e}", topic, payload)
             self._reload()  # the transaction rolled back: memory must not keep what the store lost
         self.flush()
-        stall = self.clock() - t0
-        if stall > STALL_CREDIT:
-            # keepalives waited behind this message (e.g. a 100k create_batch): do not count it against them
-            for n in self.nodes.values():
-                if n.alive:
-                    n.last_seen += stall
 
-    def tick(self, now: float | None = None) -> None:
-        """Mark runtimes dead whose keepalives stopped, and deleted modules whose exited is overdue."""
+    # -- keepalive deadlines ------------------------------------------------------------
+    def _deadline(self, rt: Node) -> float:
+        return max(rt.last_seen, self.grace_from) + MISSED_KEEPALIVES * rt.ka_interval
+
+    def _watch_runtime(self, rt: Node) -> None:
+        """Put a runtime that is expired by missed keepalives on the deadline heap (once)."""
+        if rt.uuid not in self._watched and rt.kind == RUNTIME and rt.alive and rt.expires_at() is not None:
+            self._watched.add(rt.uuid)
+            heapq.heappush(self._watch, (self._deadline(rt), rt.uuid))
+
+    def grace(self, since: float) -> None:
+        """Silence before `since` does not count: every runtime gets 3 intervals from then (the
+        orchestrator was paused or starved, or was away from the broker, and cannot know)."""
+        self.grace_from = max(self.grace_from, since)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time a runtime may be dead by missed keepalives (it may have sent one since)."""
+        return self._watch[0][0] if self._watch else None
+
+    def _expired(self, heard_until: float) -> list[Node]:
+        """Runtimes whose last keepalive reached us more than 3 intervals before `heard_until`."""
+        late: list[Node] = []
+        while self._watch and self._watch[0][0] < heard_until:
+            _, uuid = heapq.heappop(self._watch)
+            rt = self.nodes.get(uuid)
+            if rt is None or rt.kind != RUNTIME or not rt.alive or rt.expires_at() is None:
+                self._watched.discard(uuid)
+                continue
+            d = self._deadline(rt)
+            if d < heard_until:
+                self._watched.discard(uuid)
+                late.append(rt)
+            else:
+                heapq.heappush(self._watch, (d, uuid))
+        return late
+
+    def tick(self, now: float | None = None, heard_until: float | None = None) -> None:
+        """Mark runtimes dead whose keepalives stopped, and deleted modules whose exited is overdue.
+
+        `heard_until`: every message that reached the broker before that time has been handled
+        (the service learns it from a fence it sends itself, docs/orchestrator.md "Keepalive
+        expiry"); a runtime is dead when its last keepalive came more than 3 intervals before it,
+        never just because its keepalives wait in a queue. Default: `now` (in-process use, tests)."""
         now = self.clock() if now is None else now
-        late = [n for n in self.nodes.values()
-                if n.kind == RUNTIME and n.alive and (e := n.expires_at()) is not None and now > e]
+        heard = now if heard_until is None else min(now, heard_until)
+        late = self._expired(heard)
         overdue = [u for u, t in self._deleting.items() if now >= t]
-        if not late and not overdue:
-            return
-        with self.store.transaction():
-            for u in overdue:
-                self._delete_overdue(u)
-            for rt in late:
-                log.warning("runtime %s (%s) missed %d keepalives: dead", rt.name, rt.uuid, MISSED_KEEPALIVES)
-                self._runtime_dead(rt)
-                self.report(f"runtime {rt.name} ({rt.uuid}) sent no keepalive for {now - rt.last_seen:.1f} s"
-                            f" ({MISSED_KEEPALIVES} intervals of {rt.ka_interval:g} s): marked dead, its modules killed",
-                            self.topics.keepalive(rt.uuid), None)
+        if late or overdue:
+            with self.store.transaction():
+                for u in overdue:
+                    self._delete_overdue(u)
+                for i, rt in enumerate(late):
+                    silent = heard - max(rt.last_seen, self.grace_from)
+                    (log.warning if i < DEATHS_REPORTED else log.info)(
+                        "runtime %s (%s) missed %d keepalives: dead", rt.name, rt.uuid, MISSED_KEEPALIVES)
+                    self._runtime_dead(rt)
+                    if i < DEATHS_REPORTED:
+                        self.report(f"runtime {rt.name} ({rt.uuid}) sent no keepalive for {silent:.1f} s"
+                                    f" ({MISSED_KEEPALIVES} intervals of {rt.ka_interval:g} s): marked dead, its modules killed",
+                                    self.topics.keepalive(rt.uuid), None)
+                if len(late) > DEATHS_REPORTED:
+                    self.report(f"{len(late) - DEATHS_REPORTED} more runtimes sent no keepalive for"
+                                f" {MISSED_KEEPALIVES} intervals: marked dead, their modules killed (reported one by one"
+                                f" up to {DEATHS_REPORTED} per check; the log has every one)", self.topics.keepalive("+"), None)
+        if self._quiet and now - self._quiet_since >= REFUSALS_SUMMARY:
+            n, k = sum(self._quiet.values()), len(self._quiet)
+            self._quiet.clear()
+            self.report(f"{n} keepalives from {k} dead runtimes refused in the last {now - self._quiet_since:.0f} s"
+                        " (each runtime's node was asked to register again; one refusal per runtime is reported,"
+                        " the rest are counted here)", self.topics.keepalive("+"), None)
         self.flush()
 
     def report(self, description: str, topic: str, payload: bytes | None) -> None:
@@ -299,12 +361,17 @@ class Orchestrator:
         if old is not None and old.sends_keepalives:
             node.info["keepalives"] = True
         node.last_seen = now
+        node.order = old.order if old is not None else len(self.nodes)
         self._strangers.pop(uuid, None)
+        self._quiet.pop(uuid, None)
+        self.presence.registered(uuid)  # its register-request episode (if any) is over
         if kind == RUNTIME:
             self.presence.heard.add(uuid)
         self.nodes[uuid] = node
         self.store.put_node(node, self.wallclock())
+        self.scheduler.touch(node)
         if kind == RUNTIME:
+            self._watch_runtime(node)
             self._resurrect(node)
             self._fill(node)
         return {"ka_interval_sec": self.ka_interval, "uuid": uuid, "name": name, "orchestrator": self.presence.instance}
@@ -335,6 +402,7 @@ class Orchestrator:
                 log.info("manager %s (%s) deleted", node.name, uuid)
                 node.status = DEAD
                 self.store.set_node_status(uuid, DEAD, self.wallclock())
+                self.scheduler.touch(node)
                 for rt in [n for n in self.nodes.values() if n.parent == uuid and n.kind == RUNTIME and n.alive]:
                     self._runtime_dead(rt)
             else:
@@ -345,6 +413,7 @@ class Orchestrator:
     def _runtime_dead(self, rt: Node) -> None:
         now = self.wallclock()
         rt.status = DEAD
+        self.scheduler.touch(rt)
         self.presence.heard.discard(rt.uuid)
         self._unconfirmed.pop(rt.uuid, None)  # what it ran is killed: resurrection sends new creates
         self.store.set_node_status(rt.uuid, DEAD, now)
@@ -379,9 +448,10 @@ class Orchestrator:
         if action != "update":
             raise ProtocolError(f"{where}: action must be 'update', got {action!r}")
         rt = self.nodes.get(uuid)
+        ask = None
         if rt is None or rt.kind != RUNTIME or not rt.alive:
-            # ours: tell the node to register again (presence.py); a node may send its first keepalive
-            # while its registration is in flight, it then ignores the request
+            # ours: tell the node to register again (presence.py), once per episode (not at every keepalive);
+            # a node may send its first keepalive while its registration is in flight, it then ignores the request
             ask = self.presence.register_request(uuid, f"runtime {uuid} is {'dead' if rt else 'not registered'} here: register again")
             if ask is not None:
                 self._out.append(ask)
@@ -395,13 +465,20 @@ class Orchestrator:
                           " registered here (a new orchestrator store?); asked its node to register again (a node"
                           " older than that request must be restarted)")
         if not rt.alive:
+            if ask is None:  # its node was asked already in this episode: count it, report it in tick's summary
+                if not self._quiet:
+                    self._quiet_since = self.clock()
+                self._quiet[uuid] = self._quiet.get(uuid, 0) + 1
+                log.debug("%s: runtime %s is dead; its node was asked to register already", where, rt.name)
+                return
             raise Refused(f"{where}: runtime {rt.name} ({uuid}) is dead (it missed keepalives or was deleted); it must register again"
-                          " (its node was asked to)")
+                          " (its node was asked to; further keepalives until it does are counted, not reported)")
         self.presence.heard.add(uuid)
-        rt.last_seen = self.clock()
+        rt.last_seen = max(rt.last_seen, self._received)
         if not rt.sends_keepalives:  # from now on, silence means death (see tick)
             rt.info["keepalives"] = True
             self.store.put_node(rt, self.wallclock())
+            self._watch_runtime(rt)
         children = data.get("children")
         if isinstance(children, list):
             rt.stats = {c["uuid"]: c for c in children if isinstance(c, dict) and isinstance(c.get("uuid"), str)}
@@ -469,6 +546,7 @@ class Orchestrator:
             rt.children.discard(uuid)
             rt.killed.discard(uuid)
             rt.stats.pop(uuid, None)
+            self.scheduler.touch(rt)
             self._fill(rt)
 
     def _module_dead(self, m: Mod, exit_status: Any) -> None:
@@ -576,7 +654,7 @@ class Orchestrator:
                 raise Refused(f"{where}: parent runtime {rt.name} ({rt.uuid}) is dead")
         else:
             kind = module_kind(apis, args)
-            picked = self.scheduler.pick(self.nodes.values(), apis, kind)
+            picked = self.scheduler.pick(apis, kind)
             if picked is None:
                 hint = ("benchmarking runtimes take only benchmarks" if kind == PLAIN
                         else "benchmarks run only on benchmarking runtimes")
@@ -596,6 +674,7 @@ class Orchestrator:
     def _place(self, m: Mod, rt: Node, *, persist: bool = True, body: dict[str, Any] | None = None) -> str:
         """Start `m` on `rt` if it has room, else queue it there; returns the new state."""
         m.parent = rt.uuid
+        self.scheduler.touch(rt)
         if self._has_room(rt, m):
             m.status = ALIVE
             rt.children.add(m.uuid)
@@ -623,6 +702,7 @@ class Orchestrator:
 
     def _fill(self, rt: Node) -> None:
         """Start queued modules (oldest first) while the runtime has room."""
+        self.scheduler.touch(rt)
         now = self.wallclock()
         while rt.alive and rt.queue and self._has_room(rt, self.mods[next(iter(rt.queue))]):
             uuid, _ = rt.queue.popitem(last=False)
@@ -649,6 +729,7 @@ class Orchestrator:
         elif m.status == QUEUED:
             if rt is not None:
                 rt.queue.pop(m.uuid, None)
+                self.scheduler.touch(rt)
             self._module_dead(m, {"reason": "deleted", "code": None, "error": None})
         else:  # killed: it will not be resurrected
             if rt is not None:
@@ -671,4 +752,5 @@ class Orchestrator:
         if rt is not None:
             rt.children.discard(uuid)
             rt.stats.pop(uuid, None)
+            self.scheduler.touch(rt)
             self._fill(rt)

@@ -47,6 +47,7 @@ class Node:
     killed: set[str] = field(default_factory=set)  # uuids of modules K here (resurrected on re-registration)
     stats: dict[str, Any] = field(default_factory=dict)  # last keepalive's children stats, by module uuid
     last_pick: int = 0  # round-robin stamp: the scheduler prefers the least recently picked
+    order: int = 0  # first registration order (the scheduler's last tie-break, as the scan's iteration order)
 
     @property
     def alive(self) -> bool:

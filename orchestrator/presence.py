@@ -8,8 +8,10 @@ identity is alive twice.
   (a new orchestrator, maybe with an empty store). The reply to a registration names the instance
   (`details.orchestrator`).
 - **Register request.** A keepalive from a runtime the orchestrator does not know, or knows as dead,
-  is answered by an error reply on that runtime's reg topic with `details.register: true` (at most
-  once a second per runtime); the node registers again at once.
+  is answered by an error reply on that runtime's reg topic with `details.register: true`, once per
+  episode (until the runtime registers), not at every keepalive; the node registers again at once.
+  Should the node still not register (the request was lost), it is asked again after REASK_FIRST
+  seconds, then at doubling intervals up to REASK_MAX.
 - **Duplicates.** Registrations carry the sender's process (`metadata.host`, `metadata.pid`). A
   registration of a runtime uuid that is alive under another process, heard from by this orchestrator
   (a registration or keepalive since it started, and not dead by missed keepalives or a delete), is
@@ -31,7 +33,8 @@ import orjson
 from common.wire import Topics, envelope, new_uuid
 from orchestrator.model import RUNTIME, Node
 
-ASK_GAP = 1.0  # seconds between two register requests to the same runtime
+REASK_FIRST = 30.0  # seconds before a runtime that keeps talking without registering is asked a second time
+REASK_MAX = 600.0  # ... doubling up to this
 
 
 def presence_topic(realm: str) -> str:
@@ -61,7 +64,7 @@ class Presence:
         self.started = wallclock()
         self.clock = clock
         self.heard: set[str] = set()  # runtimes heard from (registration, keepalive) since this start
-        self._asked: dict[str, float] = {}
+        self._asked: dict[str, tuple[float, float]] = {}  # uuid -> (time of the next request allowed, its gap)
 
     # -- announcements (retained) ----------------------------------------------------
     def online(self) -> bytes:
@@ -72,17 +75,24 @@ class Presence:
 
     # -- register requests -----------------------------------------------------------
     def register_request(self, uuid: str, why: str) -> tuple[str, bytes] | None:
-        """The error reply that makes runtime `uuid`'s node register again; None if one went out < ASK_GAP ago."""
+        """The error reply that makes runtime `uuid`'s node register again: the first of its episode
+        (until `registered(uuid)`), or a repeat after REASK_FIRST s, doubling; None otherwise."""
         now = self.clock()
-        if now - self._asked.get(uuid, -ASK_GAP) < ASK_GAP:
+        last = self._asked.get(uuid)
+        if last is not None and now < last[0]:
             return None
-        self._asked[uuid] = now
-        if len(self._asked) > 10000:  # keepalives from many strangers: keep the table small
-            self._asked = {u: t for u, t in self._asked.items() if now - t < ASK_GAP}
+        gap = REASK_FIRST if last is None else min(2 * last[1], REASK_MAX)
+        if len(self._asked) > 100_000:  # keepalives from very many strangers: keep the table bounded
+            self._asked = {u: t for u, t in self._asked.items() if now < t[0]}
+        self._asked[uuid] = (now + gap, gap)
         msg = {"object_id": new_uuid(), "action": "create", "type": "resp",
                "data": {"result": "error", "details": {"description": why, "register": True,
                                                         "orchestrator": self.instance}}}
         return (self.topics.reg(uuid), orjson.dumps(msg))
+
+    def registered(self, uuid: str) -> None:
+        """`uuid` registered: its episode is over; a later death starts a new one."""
+        self._asked.pop(uuid, None)
 
     # -- duplicates -------------------------------------------------------------------
     def duplicate(self, old: Node, new_info: dict[str, Any], nodes: Iterable[Node]) -> tuple[str, dict[str, Any]] | None:

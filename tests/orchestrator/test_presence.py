@@ -4,11 +4,14 @@ against a real mosquitto."""
 from __future__ import annotations
 
 import signal
+
+import orjson
 from typing import Any, Iterator
 
 import pytest
 
 from common.wire import envelope
+from orchestrator.presence import REASK_FIRST
 from testbed.mqtt import MqttProbe
 from testbed.orchestrator import OrchestratorProc
 from tests.orchestrator.test_core import Harness
@@ -40,11 +43,16 @@ def test_a_keepalive_from_an_unknown_runtime_asks_its_node_to_register(h: Harnes
     asks = register_requests(h, "rt-x")
     assert len(asks) == 1 and asks[0]["type"] == "resp" and asks[0]["data"]["result"] == "error"
     assert asks[0]["data"]["details"]["orchestrator"] == h.o.presence.instance
-    keepalive(h, "rt-x")  # within a second: not asked again
+    for _ in range(5):  # once per episode, not at every keepalive (issue #26: a refusal never floods)
+        h.now += 1.5
+        keepalive(h, "rt-x")
     assert register_requests(h, "rt-x") == []
-    h.now += 1.5
+    h.now += REASK_FIRST  # still talking, still not registered: the request was lost; asked once more
     keepalive(h, "rt-x")
     assert len(register_requests(h, "rt-x")) == 1
+    h.now += REASK_FIRST  # the next repeat waits twice as long
+    keepalive(h, "rt-x")
+    assert register_requests(h, "rt-x") == []
 
 
 def test_a_keepalive_from_a_dead_runtime_asks_its_node_to_register(h: Harness) -> None:
@@ -172,3 +180,54 @@ def test_a_refusal_says_when_a_silent_holder_would_expire(h: Harness) -> None:
     h.now += d["retry_after"] + 0.1
     h.o.tick()
     assert h.runtime("rt-1", "one", pid=200)["data"]["result"] == "ok"
+
+
+def test_a_dead_runtime_that_keeps_talking_is_asked_once_and_its_refusals_are_summarised(h: Harness) -> None:
+    """Issue #26: every keepalive of a runtime declared dead was refused at ERR, reported on proc/log
+    and answered with a register request; at 10k runtimes that flood was the outage."""
+    h.manager()
+    h.runtime("rt-1", "one", pid=100)
+    keepalive(h, "rt-1")
+    h.now += 3.5
+    h.o.tick()
+    h.take()
+    for _ in range(20):
+        h.now += 0.5
+        keepalive(h, "rt-1")
+    assert len(register_requests(h, "rt-1")) == 1
+    errs = h.errors()
+    assert len(errs) == 1 and "must register again" in errs[0]["description"]
+    h.now += 60
+    h.o.tick()
+    summary = h.errors()
+    assert len(summary) == 1 and summary[0]["description"].startswith("19 keepalives from 1 dead runtimes refused")
+    assert h.runtime("rt-1", "one", pid=100)["data"]["result"] == "ok"
+    keepalive(h, "rt-1")
+    h.now += 3.5  # a new death is a new episode: asked again, at once
+    h.o.tick()
+    h.take()
+    keepalive(h, "rt-1")
+    assert len(register_requests(h, "rt-1")) == 1
+
+
+def test_expiry_counts_from_when_keepalives_arrived_and_what_was_handled(h: Harness) -> None:
+    """A keepalive that waited in the inbound queue counts from its arrival; a runtime is dead only
+    when the stream was handled 3 intervals past its last keepalive (`heard_until`); a pause (grace)
+    gives every runtime a fresh 3 intervals."""
+    h.manager()
+    h.runtime("rt-1", "one")
+    h.runtime("rt-2", "two")
+    keepalive(h, "rt-1")
+    keepalive(h, "rt-2")
+    h.now += 10.0  # the orchestrator was busy: both keepalives below arrived at 1001, handled now
+    h.o.handle(f"{R}/proc/keepalive/rt-1", orjson.dumps(envelope("update", {"type": "runtime", "uuid": "rt-1"})), received=1001.0)
+    h.o.tick(heard_until=1003.9)  # everything that arrived before 1003.9 is handled: rt-2 is silent since 1000
+    assert [n.uuid for n in h.o.nodes.values() if n.kind == "runtime" and not n.alive] == ["rt-2"]
+    h.o.tick(heard_until=1003.99)  # rt-1's deadline is 1004
+    assert h.o.nodes["rt-1"].alive
+    h.o.grace(1010.0)
+    h.now = 1020.0
+    h.o.tick(heard_until=1012.9)
+    assert h.o.nodes["rt-1"].alive
+    h.o.tick(heard_until=1013.1)
+    assert not h.o.nodes["rt-1"].alive
