@@ -49,6 +49,7 @@ from common.wire import ProtocolError, Topics, decode, envelope, new_uuid, requi
 from orchestrator.campaigns import ACTIONS as CAMPAIGN_ACTIONS, Campaigns
 from orchestrator.model import ALIVE, DEAD, EXITING, KILLED, MANAGER, MISSED_KEEPALIVES, NOT_DEAD, QUEUED, RUNTIME, Mod, Node
 from orchestrator.presence import Presence, process_of
+from orchestrator.reads import Snapshots
 from orchestrator.scheduler import PLAIN, Scheduler, module_kind
 from orchestrator.store import Store
 
@@ -102,9 +103,12 @@ class Orchestrator:
         self._deleting: dict[str, float] = {}  # module uuid (state E) -> clock time its exited is overdue
         self._prefix = f"{realm}/proc/"
         self.campaigns = Campaigns(self)  # benchmark campaigns (orchestrator/campaigns.py)
+        self._dirty: set[str] | None = None  # nodes whose REST entry changed since the last snapshot (None: all)
+        self.snapshots = Snapshots(self)  # the REST reads' view (reads.py)
         self._log_topics = (self.topics.log, self.topics.orchestrator_log)
         self._quiet: dict[str, int] = {}  # dead runtime uuid -> keepalives refused without a report since the last summary
         self._quiet_since = 0.0
+        self.quiet_refusals = 0  # keepalives of dead runtimes refused without a report, since the start
         self._received = 0.0  # when the message being handled reached this process (handle's `received`)
         self._load()
 
@@ -150,6 +154,7 @@ class Orchestrator:
         for n in self.nodes.values():
             self.scheduler.touch(n)
             self._watch_runtime(n)
+        self._dirty = None  # every REST entry is rebuilt
         log.info("loaded %d managers/runtimes and %d modules not dead from %s", len(self.nodes), len(self.mods), self.store.path)
 
     # -- entry points -------------------------------------------------------------------
@@ -171,6 +176,18 @@ class Orchestrator:
             self._reload()  # the transaction rolled back: memory must not keep what the store lost
         self.flush()
 
+    # -- what the REST snapshot must rebuild (reads.py) -----------------------------------
+    def _changed(self, rt: Node) -> None:
+        """`rt`'s registration, state, modules or queue changed: re-key it for placement, rebuild its REST entry."""
+        self.scheduler.touch(rt)
+        if self._dirty is not None:
+            self._dirty.add(rt.uuid)
+
+    def take_dirty(self) -> set[str] | None:
+        """The nodes changed since the last call (None: every one); the caller is the snapshot builder."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
     # -- keepalive deadlines ------------------------------------------------------------
     def _deadline(self, rt: Node) -> float:
         return max(rt.last_seen, self.grace_from) + MISSED_KEEPALIVES * rt.ka_interval
@@ -187,8 +204,20 @@ class Orchestrator:
         self.grace_from = max(self.grace_from, since)
 
     def next_deadline(self) -> float | None:
-        """The earliest time a runtime may be dead by missed keepalives (it may have sent one since)."""
-        return self._watch[0][0] if self._watch else None
+        """The earliest time a runtime is dead by missed keepalives if none comes before (entries of
+        runtimes that sent one since are moved to their new deadline on the way)."""
+        while self._watch:
+            d, uuid = self._watch[0]
+            rt = self.nodes.get(uuid)
+            if rt is None or rt.kind != RUNTIME or not rt.alive or rt.expires_at() is None:
+                heapq.heappop(self._watch)
+                self._watched.discard(uuid)
+                continue
+            real = self._deadline(rt)
+            if real <= d:
+                return d
+            heapq.heapreplace(self._watch, (real, uuid))
+        return None
 
     def _expired(self, heard_until: float) -> list[Node]:
         """Runtimes whose last keepalive reached us more than 3 intervals before `heard_until`."""
@@ -369,7 +398,7 @@ class Orchestrator:
             self.presence.heard.add(uuid)
         self.nodes[uuid] = node
         self.store.put_node(node, self.wallclock())
-        self.scheduler.touch(node)
+        self._changed(node)
         if kind == RUNTIME:
             self._watch_runtime(node)
             self._resurrect(node)
@@ -402,7 +431,7 @@ class Orchestrator:
                 log.info("manager %s (%s) deleted", node.name, uuid)
                 node.status = DEAD
                 self.store.set_node_status(uuid, DEAD, self.wallclock())
-                self.scheduler.touch(node)
+                self._changed(node)
                 for rt in [n for n in self.nodes.values() if n.parent == uuid and n.kind == RUNTIME and n.alive]:
                     self._runtime_dead(rt)
             else:
@@ -413,7 +442,7 @@ class Orchestrator:
     def _runtime_dead(self, rt: Node) -> None:
         now = self.wallclock()
         rt.status = DEAD
-        self.scheduler.touch(rt)
+        self._changed(rt)
         self.presence.heard.discard(rt.uuid)
         self._unconfirmed.pop(rt.uuid, None)  # what it ran is killed: resurrection sends new creates
         self.store.set_node_status(rt.uuid, DEAD, now)
@@ -469,6 +498,7 @@ class Orchestrator:
                 if not self._quiet:
                     self._quiet_since = self.clock()
                 self._quiet[uuid] = self._quiet.get(uuid, 0) + 1
+                self.quiet_refusals += 1
                 log.debug("%s: runtime %s is dead; its node was asked to register already", where, rt.name)
                 return
             raise Refused(f"{where}: runtime {rt.name} ({uuid}) is dead (it missed keepalives or was deleted); it must register again"
@@ -479,9 +509,14 @@ class Orchestrator:
             rt.info["keepalives"] = True
             self.store.put_node(rt, self.wallclock())
             self._watch_runtime(rt)
+            self._changed(rt)
         children = data.get("children")
         if isinstance(children, list):
-            rt.stats = {c["uuid"]: c for c in children if isinstance(c, dict) and isinstance(c.get("uuid"), str)}
+            stats = {c["uuid"]: c for c in children if isinstance(c, dict) and isinstance(c.get("uuid"), str)}
+            if stats != rt.stats:  # most keepalives repeat the last one: no new REST entry for those
+                rt.stats = stats
+                if self._dirty is not None:
+                    self._dirty.add(uuid)
             if uuid in self._unconfirmed:
                 self._reconcile(rt)
 
@@ -546,10 +581,12 @@ class Orchestrator:
             rt.children.discard(uuid)
             rt.killed.discard(uuid)
             rt.stats.pop(uuid, None)
-            self.scheduler.touch(rt)
+            self._changed(rt)
             self._fill(rt)
 
     def _module_dead(self, m: Mod, exit_status: Any) -> None:
+        if m.parent and self._dirty is not None:
+            self._dirty.add(m.parent)
         m.status = DEAD
         del self.mods[m.uuid]
         self._deleting.pop(m.uuid, None)
@@ -674,7 +711,7 @@ class Orchestrator:
     def _place(self, m: Mod, rt: Node, *, persist: bool = True, body: dict[str, Any] | None = None) -> str:
         """Start `m` on `rt` if it has room, else queue it there; returns the new state."""
         m.parent = rt.uuid
-        self.scheduler.touch(rt)
+        self._changed(rt)
         if self._has_room(rt, m):
             m.status = ALIVE
             rt.children.add(m.uuid)
@@ -702,7 +739,7 @@ class Orchestrator:
 
     def _fill(self, rt: Node) -> None:
         """Start queued modules (oldest first) while the runtime has room."""
-        self.scheduler.touch(rt)
+        self._changed(rt)
         now = self.wallclock()
         while rt.alive and rt.queue and self._has_room(rt, self.mods[next(iter(rt.queue))]):
             uuid, _ = rt.queue.popitem(last=False)
@@ -721,6 +758,8 @@ class Orchestrator:
         now = self.wallclock()
         if m.status in (ALIVE, EXITING):
             m.status = EXITING
+            if rt is not None:
+                self._changed(rt)
             self._deleting.setdefault(m.uuid, self.clock() + self.delete_timeout)
             self.store.set_module(m.uuid, EXITING, m.parent, now)
             if m.parent:
@@ -729,11 +768,12 @@ class Orchestrator:
         elif m.status == QUEUED:
             if rt is not None:
                 rt.queue.pop(m.uuid, None)
-                self.scheduler.touch(rt)
+                self._changed(rt)
             self._module_dead(m, {"reason": "deleted", "code": None, "error": None})
         else:  # killed: it will not be resurrected
             if rt is not None:
                 rt.killed.discard(m.uuid)
+                self._changed(rt)
             self._module_dead(m, {"reason": "deleted", "code": None, "error": None})
 
     def _delete_overdue(self, uuid: str) -> None:
@@ -752,5 +792,5 @@ class Orchestrator:
         if rt is not None:
             rt.children.discard(uuid)
             rt.stats.pop(uuid, None)
-            self.scheduler.touch(rt)
+            self._changed(rt)
             self._fill(rt)

@@ -2,7 +2,7 @@
 
 `GET /` (also `/dashboard`) serves one self-contained HTML page: no build step, no outside
 assets (its CSS and script are inline). The page polls `GET /api/dashboard/` once a second, a
-snapshot made here under the service lock: runtimes grouped by node with state, load (running of
+snapshot made here from the decision thread's published snapshot (reads.py), no lock: runtimes grouped by node with state, load (running of
 max, queued, CPU of their modules from the last keepalive), their modules and the head of their
 queues, and the progress of the newest benchmark campaigns. Everything the page shows comes from
 that JSON, written into the page as text (names are the users': never markup).
@@ -12,63 +12,69 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.model import RUNTIME, Node
+from orchestrator.campaigns import CampaignReads
+from orchestrator.model import ALIVE, RUNTIME, STATES
 from orchestrator.scheduler import runtime_kind
 
 if TYPE_CHECKING:
-    from orchestrator.core import Orchestrator
+    from orchestrator.reads import Snapshot
+    from orchestrator.store import Reader
 
 PATHS = ("/", "/dashboard", "/dashboard/")
 MODULES_SHOWN = 50  # per runtime
 QUEUED_SHOWN = 10
 CAMPAIGNS_SHOWN = 5
 POLL_MS = 1000
+CACHE_S = 1.0  # seconds one snapshot's dashboard answer is shared (campaign progress is read with it)
 
 
-def _runtime(o: "Orchestrator", rt: Node) -> dict[str, Any]:
+def _runtime(e: dict[str, Any]) -> dict[str, Any]:
     mods = []
     cpu = 0.0
-    for u in sorted(rt.children, key=lambda u: o.mods[u].seq)[:MODULES_SHOWN]:
-        m = o.mods[u]
-        st = rt.stats.get(u) or {}
-        c = st.get("cpu_usage_percent")
-        if isinstance(c, (int, float)):
-            cpu += float(c)
-        mods.append({"name": m.name, "uuid": m.uuid, "file": m.file, "status": m.status,
-                     "cpu": c if isinstance(c, (int, float)) else None})
-    queued = [{"name": o.mods[u].name, "uuid": u, "file": o.mods[u].file} for u in list(rt.queue)[:QUEUED_SHOWN]]
-    return {"name": rt.name, "uuid": rt.uuid, "status": rt.status, "runtime_type": rt.runtime_type,
-            "kind": runtime_kind(rt.apis), "running": len(rt.children), "max": rt.max_nmodules,
-            "queued": len(rt.queue), "killed": len(rt.killed), "cpu": round(cpu, 1), "modules": mods,
+    for c in e["children"][:MODULES_SHOWN]:
+        u = c.get("cpu_usage_percent")
+        if isinstance(u, (int, float)):
+            cpu += float(u)
+        mods.append({"name": c["name"], "uuid": c["uuid"], "file": c["file"], "status": c["status"],
+                     "cpu": u if isinstance(u, (int, float)) else None})
+    queued = [{"name": m["name"], "uuid": m["uuid"], "file": m["file"]} for m in e["queued"][:QUEUED_SHOWN]]
+    return {"name": e["name"], "uuid": e["uuid"], "status": e["status"], "runtime_type": e["runtime_type"],
+            "kind": runtime_kind(e["apis"]), "running": len(e["children"]), "max": e["max_nmodules"],
+            "queued": e["nqueued"], "killed": e["nkilled"], "cpu": round(cpu, 1), "modules": mods,
             "queue_head": queued}
 
 
-def snapshot(o: "Orchestrator", *, dead: bool = False) -> dict[str, Any]:
-    """What the page shows (call under the service lock)."""
+def snapshot(snap: "Snapshot", r: "Reader", *, dead: bool = False) -> dict[str, Any]:
+    """What the page shows, from a published snapshot (reads.py) and a read connection (campaigns):
+    built once per snapshot and shared by every open page for CACHE_S at most."""
+    key = ("dashboard", dead)
+    hit = snap.cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_S:
+        return hit[1]  # type: ignore[no-any-return]
     nodes: dict[str, dict[str, Any]] = {}
-    for n in o.nodes.values():
-        if n.kind != RUNTIME or not (n.alive or dead):
-            continue
-        mgr = o.nodes.get(n.parent) if n.parent else None
-        key = mgr.uuid if mgr else "-"
-        node = nodes.setdefault(key, {"name": mgr.name if mgr else "(no node)", "uuid": mgr.uuid if mgr else None,
-                                      "status": mgr.status if mgr else "?", "runtimes": []})
-        node["runtimes"].append(_runtime(o, n))
+    for u in snap.uuids(frozenset({RUNTIME}), frozenset(STATES if dead else (ALIVE,))):
+        e = snap.entries[u]
+        mgr = snap.entries.get(e["parent"]) if e["parent"] else None
+        key_ = mgr["uuid"] if mgr else "-"
+        node = nodes.setdefault(key_, {"name": mgr["name"] if mgr else "(no node)", "uuid": mgr["uuid"] if mgr else None,
+                                       "status": mgr["status"] if mgr else "?", "runtimes": []})
+        node["runtimes"].append(_runtime(e))
     out = sorted(nodes.values(), key=lambda d: str(d["name"]))
     for d in out:
         d["runtimes"].sort(key=lambda r: r["name"])
     campaigns: list[dict[str, Any]] = []
-    camp = getattr(o, "campaigns", None)
-    if camp is not None:
-        for c in list(reversed(camp.all()))[:CAMPAIGNS_SHOWN]:
-            s = camp.summary(c["id"])
-            if s is not None:
-                campaigns.append({k: s[k] for k in ("id", "cells", "done", "failed", "queued", "running", "finished")})
+    reads = CampaignReads(r.conn)
+    for c in list(reversed(reads.all()))[:CAMPAIGNS_SHOWN]:
+        s = reads.summary(c["id"])
+        if s is not None:
+            campaigns.append({k: s[k] for k in ("id", "cells", "done", "failed", "queued", "running", "finished")})
     running = sum(r["running"] for d in out for r in d["runtimes"])
     queued = sum(r["queued"] for d in out for r in d["runtimes"])
-    return {"time": time.time(), "nodes": out, "campaigns": campaigns,
-            "totals": {"nodes": len(out), "runtimes": sum(len(d["runtimes"]) for d in out),
-                       "running": running, "queued": queued}}
+    got = {"time": time.time(), "nodes": out, "campaigns": campaigns,
+           "totals": {"nodes": len(out), "runtimes": sum(len(d["runtimes"]) for d in out),
+                      "running": running, "queued": queued}}
+    snap.cache[key] = (time.monotonic(), got)
+    return got
 
 
 def page(path: str) -> bytes | None:

@@ -1,9 +1,17 @@
-"""The running orchestrator: MQTT client, REST server and keepalive ticker around one
-`Orchestrator`, all serialised by one lock.
+"""The running orchestrator: MQTT client, REST server, a decision thread and a ticker around one
+`Orchestrator`.
 
-Threads: paho's network thread handles messages (each one a short transaction), a
-ticker thread checks keepalives, the HTTP server answers reads in its own threads. The
-REST API uses only the standard library (`http.server`): it serves a handful of GETs
+Threads (issue #26: decisions never wait for reads):
+- paho's network thread only stamps each message with its arrival time and queues it (`Inbound`):
+  registrations, deletes, last wills and control messages ahead of keepalives;
+- the decision thread (`orch-decide`) owns the `Orchestrator`: it handles queued messages (each
+  one a short transaction), checks keepalive deadlines, publishes a snapshot for the REST reads
+  (reads.py) and then sends what was decided;
+- the HTTP server answers reads in its own threads from the latest snapshot and read-only SQLite
+  connections, without any lock;
+- the ticker thread checkpoints the WAL on its own connection.
+Keepalive expiry is measured against a fence: docs/orchestrator.md, "Keepalive expiry".
+The REST API uses only the standard library (`http.server`): it serves a handful of GETs
 to operators and scripts, so a framework would add a dependency and nothing else.
 """
 from __future__ import annotations
@@ -15,6 +23,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,13 +39,60 @@ from common.config import Config
 from common.wire import new_uuid
 from orchestrator import campaigns, dashboard, views
 from orchestrator.core import DELETE_TIMEOUT, Orchestrator
+from orchestrator.model import MISSED_KEEPALIVES
 from orchestrator.presence import Presence, presence_topic
+from orchestrator.reads import Snapshot
 from orchestrator.store import Store
 
 SESSION_EXPIRY = 24 * 3600  # seconds the broker keeps the session (and queues for it) while we are away
 
+BATCH = 256  # messages handled between two snapshots / sends (each still its own transaction)
+SHARE = 64  # ... of which keepalives get at least this many when they wait (no starvation by creates)
+PAUSE = 0.5  # seconds a wait may overrun before the process counts as paused or starved (keepalives get grace)
+FENCE_RETRY = 1.0  # seconds before a fence that did not come back is sent again
+
 log = logging.getLogger("orch")
 mqlog = logging.getLogger("mq")
+
+Item = tuple[str, bytes, float]  # topic, payload, arrival (monotonic)
+
+
+def fence_topic(realm: str, instance: str) -> str:
+    """Where the orchestrator sends itself fences (docs/orchestrator.md, "Keepalive expiry")."""
+    return f"{realm}/proc/orchestrator/{instance}/fence"
+
+
+class Inbound:
+    """The messages paho received, waiting for the decision thread: two FIFOs. Everything but
+    keepalives (registrations, deletes, last wills, control) goes first; keepalives and the
+    fences, which must stay behind the keepalives received before them, go second."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._first: deque[Item] = deque()
+        self._second: deque[Item] = deque()
+
+    def put(self, topic: str, payload: bytes, arrived: float, *, second: bool) -> None:
+        with self._cv:
+            (self._second if second else self._first).append((topic, payload, arrived))
+            self._cv.notify()
+
+    def take(self, timeout: float) -> list[Item]:
+        """Up to BATCH messages, wills and requests first (but at least SHARE waiting keepalives); [] after `timeout`."""
+        with self._cv:
+            if not self._first and not self._second:
+                self._cv.wait(timeout)
+            first, second = self._first, self._second
+            out = [first.popleft() for _ in range(min(len(first), BATCH - min(len(second), SHARE)))]
+            out += [second.popleft() for _ in range(min(len(second), BATCH - len(out)))]
+            return out
+
+    def wake(self) -> None:
+        with self._cv:
+            self._cv.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._first) + len(self._second)
 
 
 class Service:
@@ -62,17 +118,27 @@ class Service:
         self._sub_mid: int | None = None
         self._warned_fail = False
         self.instance = new_uuid()  # this start of the orchestrator (presence.py)
+        self.inbound = Inbound()
+        self.snapshot: Snapshot | None = None  # what REST reads see; replaced (never changed) by the decision thread
+        self._pending: list[tuple[str, bytes]] = []  # decided, sent after the snapshot (decision thread)
+        self._fence_topic = fence_topic(cfg.realm, self.instance)
+        self._fence_sent: float | None = None  # monotonic time of the fence in flight
+        self.heard_until = float("-inf")  # every message the broker had for us before this was handled
+        self._grace_at: float | None = None  # a (re)connection: keepalive silence before it does not count
+        self.stats = {"paused": 0, "fences": 0, "messages": 0}
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> "Service":
         self.store = Store(self.db_path, autocheckpoint=False)
-        self.orch = Orchestrator(self.store, self._publish, realm=self.cfg.realm, ka_interval=self.ka_interval,
+        self.orch = Orchestrator(self.store, self._pending_append, realm=self.cfg.realm, ka_interval=self.ka_interval,
                                  delete_timeout=self.delete_timeout, instance=self.instance)
+        self.snapshot = self.orch.snapshots.publish()
         self.client = self._make_client()
         self.http = ThreadingHTTPServer((self.bind, self.http_port), _make_handler(self))
         self.http.daemon_threads = True
         self.http_port = self.http.server_address[1]
         self._spawn("orch-http", self.http.serve_forever)
+        self._spawn("orch-decide", self._decide_loop)
         self._spawn("orch-tick", self._tick_loop)
         log.info("REST API on http://%s:%d/api/ (store %s)", self.bind, self.http_port, self.db_path)
         mqlog.info("connecting to %s:%d (realm %r)", self.cfg.mqtt, self.cfg.mqtt_port, self.cfg.realm)
@@ -95,6 +161,7 @@ class Service:
                     pass
             self.client.disconnect()
             self.client.loop_stop()
+        self.inbound.wake()
         if self.http is not None:
             self.http.shutdown()
             self.http.server_close()
@@ -111,19 +178,102 @@ class Service:
         self._threads.append(t)
 
     def _tick_loop(self) -> None:
-        """Keepalive deadlines (under the lock) and WAL checkpoints (outside it, own connection)."""
-        period = max(0.05, min(1.0, self.ka_interval / 4)) if self.ka_interval > 0 else 1.0
+        """WAL checkpoints, on their own connection, never inside a decision; and the pause watch:
+        a wait that overran by more than PAUSE means this process did not run (SIGSTOP, a VM pause,
+        a starved CPU); keepalives that came meanwhile may be lost in the broker, so nobody's silence
+        before now counts (`Orchestrator.grace`)."""
         next_ckpt = time.monotonic() + 1.0
-        while not self.stopping.wait(period):
-            with self.lock:
-                if self.orch is not None and not self.stopping.is_set():
-                    self.orch.tick()
-            if time.monotonic() >= next_ckpt and self.store is not None and not self.stopping.is_set():
-                next_ckpt = time.monotonic() + 1.0
+        step = 0.25
+        while True:
+            t0 = time.monotonic()
+            if self.stopping.wait(step):
+                return
+            now = time.monotonic()
+            if now - t0 > step + PAUSE:
+                self.stats["paused"] += 1
+                log.warning("the orchestrator did not run for %.1f s (paused or starved): every runtime gets"
+                            " %d fresh keepalive intervals", now - t0 - step, MISSED_KEEPALIVES)
+                self._grace_at = now
+                self.inbound.wake()
+            if now < next_ckpt:
+                continue
+            next_ckpt = now + 1.0
+            if self.store is not None and not self.stopping.is_set():
                 try:
                     self.store.checkpoint()
                 except Exception as e:  # a busy or failing checkpoint is retried next second
                     log.warning("WAL checkpoint of %s failed: %s", self.db_path, e)
+
+    # -- decisions ----------------------------------------------------------------------
+    def _decide_loop(self) -> None:
+        """Handle queued messages, check deadlines, publish a snapshot, then send what was decided."""
+        o = self.orch
+        assert o is not None
+        period = max(0.05, min(1.0, self.ka_interval / 4)) if self.ka_interval > 0 else 1.0
+        next_tick = time.monotonic()
+        while not self.stopping.is_set():
+            batch = self.inbound.take(max(0.0, next_tick - time.monotonic()))
+            try:
+                next_tick = self._decide(o, batch, next_tick, period)
+            except Exception:  # a bug must not stop the decisions; say what broke
+                log.exception("internal error in the decision loop")
+                self._pending.clear()
+                time.sleep(0.1)
+
+    def _decide(self, o: Orchestrator, batch: list[Item], next_tick: float, period: float) -> float:
+        """One batch: handle it, check deadlines when due (or a fence came back), publish the snapshot, send."""
+        with self.lock:
+            if self.stopping.is_set():
+                return next_tick
+            if self._grace_at is not None:
+                o.grace(self._grace_at)
+                self._grace_at = None
+            fenced = False
+            for topic, payload, arrived in batch:
+                if topic == self._fence_topic:
+                    fenced |= self._fence_back(payload)
+                    continue
+                o.handle(topic, payload, arrived)
+            self.stats["messages"] += len(batch)
+            now = time.monotonic()
+            if fenced or now >= next_tick:
+                next_tick = now + period
+                self._deadlines(o, now)
+            if self._pending or batch:
+                self.snapshot = o.snapshots.publish()  # before the sends: a reply's effect is readable
+            out, self._pending = self._pending, []
+        for topic, payload in out:
+            self._publish(topic, payload)
+        return next_tick
+
+    def _deadlines(self, o: Orchestrator, now: float) -> None:
+        """Expire what the last fence proves silent; send a fence when a deadline passed since."""
+        d = o.next_deadline()
+        if d is not None and d < now and self.connected.is_set() and (
+                self._fence_sent is None or now - self._fence_sent > FENCE_RETRY):
+            self._fence_sent = now
+            self.stats["fences"] += 1
+            self._pending.append((self._fence_topic, repr(now).encode()))
+        o.tick(now, heard_until=self.heard_until)
+
+    def _fence_back(self, payload: bytes) -> bool:
+        """Our fence came back: every message the broker had for us before it was sent has been handled."""
+        try:
+            sent = float(payload)
+        except ValueError:
+            return False
+        self.heard_until = max(self.heard_until, sent)
+        if self._fence_sent is not None and sent >= self._fence_sent:
+            self._fence_sent = None
+        return True
+
+    def _heard_age(self) -> float | None:
+        """Seconds since the newest fence that came back was sent (None: none came back yet)."""
+        h = self.heard_until
+        return None if h == float("-inf") else round(time.monotonic() - h, 3)
+
+    def _pending_append(self, topic: str, payload: bytes) -> None:
+        self._pending.append((topic, payload))
 
     # -- MQTT ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -166,6 +316,8 @@ class Service:
                 (f"{base}/control/+", SubscribeOptions(qos=1, noLocal=True))]
         # ours: the profiles that say when a campaign cell is complete (campaigns.py on_profile)
         subs += [(f"{base}/profile/{t}/+/+", SubscribeOptions(qos=1, noLocal=True)) for t in campaigns.PROFILE_TYPES]
+        subs.append((self._fence_topic, SubscribeOptions(qos=0, noLocal=False)))  # our own fences come back
+        self._grace_at = time.monotonic()  # keepalives sent while we were away were not queued for us
         _, self._sub_mid = c.subscribe(subs)
         if self.orch is not None:  # after the subscriptions: a node's answer to it finds us listening
             c.publish(presence_topic(self.cfg.realm), self.orch.presence.online(), qos=1, retain=True)
@@ -191,32 +343,28 @@ class Service:
             mqlog.warning("disconnected from broker (%s); reconnecting", rc)
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self.lock:
-            if self.orch is not None and not self.stopping.is_set():
-                self.orch.handle(msg.topic, bytes(msg.payload))
+        topic = msg.topic
+        self.inbound.put(topic, bytes(msg.payload), time.monotonic(),
+                         second="/proc/keepalive/" in topic or topic == self._fence_topic)
 
     def _publish(self, topic: str, payload: bytes) -> None:
         if self.client is not None:
-            self.client.publish(topic, payload, qos=1)
+            self.client.publish(topic, payload, qos=0 if topic == self._fence_topic else 1)
 
     # -- REST ---------------------------------------------------------------------------
     def answer(self, path: str, query: str) -> tuple[int, dict[str, Any]]:
         if path.rstrip("/") == "/api/status":
             return 200, {"mqtt_connected": self.connected.is_set(), "subscribed": self.subscribed.is_set(),
                          "realm": self.cfg.realm, "broker": f"{self.cfg.mqtt}:{self.cfg.mqtt_port}",
-                         "ka_interval_sec": self.ka_interval, "store": self.db_path}
-        with self.lock:
-            if self.orch is None or self.store is None or self.stopping.is_set():
-                return 503, {"error": "orchestrator is stopping"}
-            got = views.plan(self.orch, path, query)
-        if isinstance(got, campaigns.CampaignRead):  # campaign states: a join over their cells, outside the lock
-            with self.store.reader() as r:
-                return got.run(r.conn)
-        if not isinstance(got, views.ModuleQuery):
-            return got
-        # module lists can be long (100k queued): read them without holding up decisions
-        with self.store.reader() as r:
-            return views.run_module_query(r, got)
+                         "ka_interval_sec": self.ka_interval, "store": self.db_path,
+                         "inbound_waiting": len(self.inbound), "heard_until_age": self._heard_age(),
+                         "quiet_refusals": self.orch.quiet_refusals if self.orch else 0, **self.stats}
+        snap, store = self.snapshot, self.store
+        if snap is None or store is None or self.stopping.is_set():
+            return 503, {"error": "orchestrator is stopping"}
+        # no lock: the snapshot is immutable, the connection read-only (reads.py)
+        with store.reader() as r:
+            return views.answer(snap, r, path, query)
 
 
 def _make_handler(service: Service) -> type[BaseHTTPRequestHandler]:

@@ -91,6 +91,22 @@ class Reader:
         ).fetchone()
         return self._module_dict(row) if row else None
 
+    def module_by_suffix(self, suffix: str, statuses: Sequence[str]) -> dict[str, Any] | None:
+        """The oldest module in `statuses` whose uuid ends with `suffix` (a scan of those rows: REST only)."""
+        if not suffix:
+            return None
+        row = self.conn.execute(
+            f"SELECT {_MODULE_COLS} FROM modules WHERE status IN ({_marks(len(statuses))}) AND substr(uuid, -?) = ?"
+            " ORDER BY seq LIMIT 1", (*statuses, len(suffix), suffix)).fetchone()
+        return self._module_dict(row) if row else None
+
+    def queued_short(self, parent: str, count: int) -> list[dict[str, Any]]:
+        """The first `count` modules queued on runtime `parent`, FIFO, in the short form of a runtime entry."""
+        rows = self.conn.execute(
+            "SELECT uuid, name, parent, file, status FROM modules WHERE parent=? AND status='Q' ORDER BY seq LIMIT ?",
+            (parent, count)).fetchall()
+        return [{"uuid": r[0], "name": r[1], "parent": r[2], "file": r[3], "status": r[4]} for r in rows]
+
     @staticmethod
     def _module_filter(statuses: Sequence[str], parent: str | None, name: str | None) -> tuple[str, list[Any]]:
         where = f"status IN ({_marks(len(statuses))})"

@@ -1,8 +1,9 @@
 """The REST API's answers (docs/protocol.md, "REST API"), computed from the orchestrator's state.
 
-`plan(o, path, query)` runs under the service lock and answers (status, JSON object), or
-returns a `ModuleQuery` that the service then runs on a read-only connection outside the
-lock (module lists can be 100k long). Lists are `{"count", "start", "results"}` with
+`answer(snapshot, reader, path, query)` answers (status, JSON object) from a snapshot the
+decision thread published (reads.py) and a read-only SQLite connection: no lock, so no read
+ever holds up a decision (issue #26: a 7.8 MB list built under the decision lock starved the
+keepalives of 10k runtimes). Lists are `{"count", "start", "results"}` with
 `?start=N&count=M` pagination; a miss is 404 with `{"error": ...}`.
 """
 from __future__ import annotations
@@ -13,12 +14,13 @@ from urllib.parse import parse_qs, unquote
 
 from orchestrator import campaigns, dashboard
 from orchestrator.core import Orchestrator
-from orchestrator.model import ALIVE, EXITING, MANAGER, QUEUED, RUNTIME, STATES, Node
+from orchestrator.model import ALIVE, EXITING, MANAGER, NOT_DEAD, QUEUED, RUNTIME, STATES
+from orchestrator.reads import QUEUED_IN_ENTRY, Snapshot
 from orchestrator.store import Reader
 
 DEFAULT_COUNT = 1000
 MAX_COUNT = 100_000
-DEFAULT_QUEUED_SHOWN = 100  # a runtime entry lists this many of its queued modules (`nqueued` has the total)
+DEFAULT_QUEUED_SHOWN = QUEUED_IN_ENTRY  # a runtime entry lists this many of its queued modules (`nqueued` has the total)
 
 Answer = tuple[int, dict[str, Any]]
 
@@ -53,35 +55,11 @@ def _statuses(q: dict[str, list[str]], default: tuple[str, ...]) -> tuple[str, .
     return got
 
 
-def runtime_entry(o: Orchestrator, n: Node, queued_shown: int = DEFAULT_QUEUED_SHOWN) -> dict[str, Any]:
-    """A runtime (or manager) with its children and the head of its queue."""
-    children = []
-    for u in sorted(n.children, key=lambda u: o.mods[u].seq):
-        d = o.mods[u].short()
-        st = n.stats.get(u)
-        if st:
-            d.update({k: st[k] for k in ("active", "cpu_usage_percent", "mem_usage") if k in st})
-        children.append(d)
-    queued = []
-    for i, u in enumerate(n.queue):
-        if i >= queued_shown:
-            break
-        queued.append(o.mods[u].short())
-    mgr = o.nodes.get(n.parent) if n.parent else None
-    return {
-        "type": n.kind, "uuid": n.uuid, "name": n.name, "status": n.status, "parent": n.parent,
-        "manager": mgr.name if mgr else None, "runtime_type": n.runtime_type, "max_nmodules": n.max_nmodules,
-        "apis": sorted(n.apis), "platform": n.info.get("platform"), "metadata": n.info.get("metadata"),
-        "ka_interval_sec": n.ka_interval, "sends_keepalives": n.sends_keepalives, "seconds_since_keepalive": round(max(0.0, o.clock() - n.last_seen), 3),
-        "children": children, "queued": queued, "nqueued": len(n.queue), "nkilled": len(n.killed),
-    }
-
-
 def _page(results: list[dict[str, Any]], total: int, start: int) -> dict[str, Any]:
     return {"count": total, "start": start, "results": results}
 
 
-def list_runtimes(o: Orchestrator, q: dict[str, list[str]]) -> Answer:
+def list_runtimes(snap: Snapshot, r: Reader, q: dict[str, list[str]]) -> Answer:
     start = _int_param(q, "start", 0, 0, 1 << 62)
     count = _int_param(q, "count", DEFAULT_COUNT, 0, MAX_COUNT)
     shown = _int_param(q, "queued", DEFAULT_QUEUED_SHOWN, 0, MAX_COUNT)
@@ -90,23 +68,32 @@ def list_runtimes(o: Orchestrator, q: dict[str, list[str]]) -> Answer:
     if kinds is None:
         raise BadRequest(f"query parameter 'type' must be runtime, manager or all, got {kind!r}")
     want = _statuses(q, (ALIVE,))
-    nodes = [n for n in o.nodes.values() if n.kind in kinds and n.status in want]
-    return 200, _page([runtime_entry(o, n, shown) for n in nodes[start:start + count]], len(nodes), start)
+    uuids = snap.uuids(frozenset(kinds), frozenset(want))
+    return 200, _page([_entry(snap, r, u, shown) for u in uuids[start:start + count]], len(uuids), start)
 
 
-def get_runtime(o: Orchestrator, key: str, q: dict[str, list[str]]) -> Answer:
+def _entry(snap: Snapshot, r: Reader, uuid: str, shown: int) -> dict[str, Any]:
+    e = snap.entry(uuid)
+    if shown < len(e["queued"]):
+        e["queued"] = e["queued"][:shown]
+    elif shown > len(e["queued"]) and e["nqueued"] > len(e["queued"]):  # more than the snapshot keeps
+        e["queued"] = r.queued_short(uuid, shown)
+    return e
+
+
+def get_runtime(snap: Snapshot, r: Reader, key: str, q: dict[str, list[str]]) -> Answer:
     shown = _int_param(q, "queued", DEFAULT_QUEUED_SHOWN, 0, MAX_COUNT)
-    n = o.nodes.get(key)  # full uuid: managers too, dead ones too
-    if n is None:
-        n = o.resolve_runtime(key)
-    if n is None:
+    uuid: str | None = key if key in snap.entries else None  # full uuid: managers too, dead ones too
+    if uuid is None:
+        uuid = snap.resolve_runtime(key)
+    if uuid is None:
         return 404, {"error": f"no runtime with uuid, name or uuid suffix {key!r}"}
-    return 200, runtime_entry(o, n, shown)
+    return 200, _entry(snap, r, uuid, shown)
 
 
 @dataclass(frozen=True)
 class ModuleQuery:
-    """A module list to fetch from SQLite; the service runs it outside the lock on a read connection."""
+    """A module list to fetch from SQLite (on a read-only connection)."""
 
     statuses: tuple[str, ...]
     start: int
@@ -115,16 +102,15 @@ class ModuleQuery:
     name: str | None = None
 
 
-def module_query(o: Orchestrator, q: dict[str, list[str]], default: tuple[str, ...] = (ALIVE, EXITING)) -> Answer | ModuleQuery:
+def module_query(snap: Snapshot, q: dict[str, list[str]], default: tuple[str, ...] = (ALIVE, EXITING)) -> Answer | ModuleQuery:
     start = _int_param(q, "start", 0, 0, 1 << 62)
     count = _int_param(q, "count", DEFAULT_COUNT, 0, MAX_COUNT)
     statuses = _statuses(q, default)
     parent = None
     if "runtime" in q:
-        rt = o.resolve_runtime(q["runtime"][-1])
-        if rt is None:
+        parent = snap.resolve_runtime(q["runtime"][-1])
+        if parent is None:
             return 404, {"error": f"no runtime with uuid, name or uuid suffix {q['runtime'][-1]!r}"}
-        parent = rt.uuid
     name = q["name"][-1] if "name" in q else None
     return ModuleQuery(statuses, start, count, parent, name)
 
@@ -134,30 +120,27 @@ def run_module_query(r: Reader, mq: ModuleQuery) -> Answer:
     return 200, _page(results, r.count_modules(mq.statuses, mq.parent, mq.name), mq.start)
 
 
-def get_module(o: Orchestrator, key: str, q: dict[str, list[str]] | None = None) -> Answer:
-    """By full uuid (dead ones too), then name / uuid suffix among those not dead; with `?all`,
+def get_module(r: Reader, key: str, q: dict[str, list[str]] | None = None) -> Answer:
+    """By full uuid (dead ones too), then name (newest) / uuid suffix among those not dead; with `?all`,
     a dead module is found by name too (the newest of that name), so its exit status can be read."""
-    row = o.store.module_by_uuid(key)  # full uuid: dead ones too
-    if row is None:
-        m = o.resolve_module(key)
-        row = o.store.module_by_uuid(m.uuid) if m else None
-    if row is None and q is not None and "all" in q:
-        row = o.store.module_by_name(key, STATES)
+    row = r.module_by_uuid(key) if key else None  # full uuid: dead ones too
+    if row is None and key:
+        row = r.module_by_name(key, NOT_DEAD) or r.module_by_suffix(key, NOT_DEAD)
+    if row is None and key and q is not None and "all" in q:
+        row = r.module_by_name(key, STATES)
     if row is None:
         return 404, {"error": f"no module with uuid, name or uuid suffix {key!r}"}
     return 200, row
 
 
 def route(o: Orchestrator, path: str, query: str) -> Answer:
-    """Answer a GET of `path?query` entirely from `o` (tests; the service uses `plan`)."""
-    got = plan(o, path, query)
-    if isinstance(got, campaigns.CampaignRead):
-        return got.run(o.store.conn)
-    return run_module_query(o.store, got) if isinstance(got, ModuleQuery) else got
+    """Answer a GET of `path?query` from `o` in process (tests): a fresh snapshot and the store's connection."""
+    return answer(o.snapshots.publish(), o.store, path, query)
 
 
-def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery | campaigns.CampaignRead:
-    """Answer a GET of `path?query`, or say which module list to fetch (needs the lock)."""
+def answer(snap: Snapshot, r: Reader, path: str, query: str) -> Answer:
+    """Answer a GET of `path?query` from a published snapshot and a read connection: no lock, no
+    access to the orchestrator's live state (reads.py)."""
     try:
         q = parse_qs(query, keep_blank_values=True)
         parts = [unquote(p) for p in path.split("/") if p]
@@ -165,20 +148,21 @@ def plan(o: Orchestrator, path: str, query: str) -> Answer | ModuleQuery | campa
             return 404, {"error": f"no such endpoint {path!r}; try /api/runtimes/, /api/modules/, /api/queued/"}
         what, rest = parts[1], parts[2:]
         if what == "runtimes" and not rest:
-            return list_runtimes(o, q)
+            return list_runtimes(snap, r, q)
         if what == "runtimes" and len(rest) == 1:
-            return get_runtime(o, rest[0], q)
+            return get_runtime(snap, r, rest[0], q)
         if what == "modules" and not rest:
-            return module_query(o, q)
+            got = module_query(snap, q)
+            return run_module_query(r, got) if isinstance(got, ModuleQuery) else got
         if what == "modules" and len(rest) == 1:
-            return get_module(o, rest[0], q)
+            return get_module(r, rest[0], q)
         if what == "campaigns":
-            return campaigns.route(rest, q)
+            return campaigns.route(rest, q).run(r.conn)
         if what == "dashboard" and not rest:
-            return 200, dashboard.snapshot(o, dead="all" in q)
+            return 200, dashboard.snapshot(snap, r, dead="all" in q)
         if what == "queued" and not rest:
-            return module_query(o, {**q, "status": [QUEUED]})
+            got = module_query(snap, {**q, "status": [QUEUED]})
+            return run_module_query(r, got) if isinstance(got, ModuleQuery) else got
         return 404, {"error": f"no such endpoint {path!r}; try /api/runtimes/, /api/modules/, /api/queued/"}
     except BadRequest as e:
         return 400, {"error": str(e)}
-
