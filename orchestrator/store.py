@@ -132,6 +132,23 @@ class Reader:
         return int(self.conn.execute(f"SELECT count(*) FROM modules WHERE {where}", params).fetchone()[0])
 
 
+class _LazyReader(Reader):
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lazy: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._lazy is None:
+            self._lazy = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+        return self._lazy
+
+    def close(self) -> None:
+        if self._lazy is not None:
+            self._lazy.close()
+            self._lazy = None
+
+
 class Store(Reader):
     """SQLite persistence of the orchestrator's state; `close()` is idempotent."""
 
@@ -181,12 +198,13 @@ class Store(Reader):
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Reader]:
-        """A read-only connection of its own (WAL: reads never wait for the writer, nor it for them)."""
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        """A read-only connection of its own (WAL: reads never wait for the writer, nor it for them),
+        opened on first use (a runtime list from the REST snapshot needs none)."""
+        r = _LazyReader(self.path)
         try:
-            yield Reader(conn)
+            yield r
         finally:
-            conn.close()
+            r.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
