@@ -6,6 +6,7 @@ keepalive interval. `SL_FLEET_NODES` sets the fleet size (default 1,000 nodes x 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import urllib.request
@@ -126,3 +127,27 @@ def test_last_wills_and_requests_go_ahead_of_waiting_keepalives_which_are_not_st
         q.put(f"realm/proc/keepalive/rt-{i}", b"{}", float(i), second=True)
     batch = q.take(0)
     assert sum("/keepalive/" in t for t, _, _ in batch) == SHARE
+
+
+def test_a_paused_orchestrator_kills_nobody_when_it_resumes(broker: Mosquitto, orch: OrchestratorProc) -> None:
+    """SIGSTOP the orchestrator for 5 keepalive intervals while the fleet keeps talking: when it
+    resumes, only the runtime that really went silent dies (the code before expired every runtime at
+    the first tick after the pause: their keepalives waited in the broker and the socket)."""
+    with SimFleet(broker.port, nodes=20) as fleet:
+        fleet.start()
+        n = len(fleet.runtimes)
+        canary = list(fleet.runtimes)[0]
+        wait_until(lambda: all(r["sends_keepalives"] for r in orch.get("/api/runtimes/?count=1000")["results"]), 15,
+                   "every runtime sent a keepalive")
+        assert orch.proc is not None
+        fleet.mute(canary)
+        orch.proc.send_signal(signal.SIGSTOP)
+        try:
+            sent = fleet.sent_keepalives
+            wait_until(lambda: fleet.sent_keepalives - sent >= 5 * (n - 1), 30, "5 keepalive rounds while paused")
+        finally:
+            orch.proc.send_signal(signal.SIGCONT)
+        # the canary's death is the fence: it is declared by the same check that would find the others dead
+        wait_until(lambda: _status(orch, canary) == "D", 20, "the silent runtime dead")
+        dead = orch.get("/api/runtimes/?status=D&count=1000")["results"]
+        assert [r["uuid"] for r in dead] == [canary], f"{len(dead)} dead after the pause:\n{orch.log()[-2000:]}"
