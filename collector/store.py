@@ -450,7 +450,7 @@ class Collector:
         self._quick_losses = 0
         self._stopping = False
         self._writer: threading.Thread | None = None
-        self._locks: list[int] = []
+        self._locks: list[tuple[int, str]] = []
 
     # -- connection
 
@@ -627,25 +627,38 @@ class Collector:
     # -- life cycle
 
     def _claim(self) -> None:
-        """One collector per data directory and per client id on this host (lock files in the temp dir)."""
+        """One collector per data directory and per client id on this host: a lock file each in the
+        temp dir, removed again by `stop()` (a lock taken on a file that was removed meanwhile is
+        taken again on the new one)."""
         for what, value in (("data directory", os.path.realpath(self.store.directory)), ("client id", self.client_id)):
             name = "sl-collector-" + hashlib.sha1(f"{what}\0{value}".encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".lock"
             path = os.path.join(tempfile.gettempdir(), name)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                os.close(fd)
-                self._release()
-                raise CollectorBusy(f"another collector (pid {other}) already uses the {what} {value!r} on this host; "
-                                    f"stop it, or give this one another -d and --client-id") from None
+            while True:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    os.close(fd)
+                    self._release()
+                    raise CollectorBusy(f"another collector (pid {other}) already uses the {what} {value!r} on this host; "
+                                        f"stop it, or give this one another -d and --client-id") from None
+                try:
+                    if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                        break
+                except FileNotFoundError:
+                    pass
+                os.close(fd)  # its holder removed it while we waited: lock the new file
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
-            self._locks.append(fd)
+            self._locks.append((fd, path))
 
     def _release(self) -> None:
-        for fd in self._locks:
+        for fd, path in self._locks:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
             os.close(fd)
         self._locks = []
 
