@@ -94,9 +94,9 @@ class Snapshot:
             for u in self.uuids(frozenset({RUNTIME}), frozenset({ALIVE})):
                 names.setdefault(self.entries[u]["name"], u)
             self._names = names
-        u = self._names.get(q)
-        if u is not None:
-            return u
+        named = self._names.get(q)
+        if named is not None:
+            return named
         for u in self.uuids(frozenset({RUNTIME}), frozenset({ALIVE})):
             if u.endswith(q):
                 return u
