@@ -127,11 +127,14 @@ class Orchestrator:
         self._watch: list[tuple[float, str]] = []  # (deadline, uuid): runtimes expired by missed keepalives (see tick)
         self._watched: set[str] = set()
         self.grace_from = now  # no keepalive deadline falls before this + 3 intervals (see `grace`)
+        self._by_name: dict[str, set[str]] = {}  # runtime name -> uuids of the runtimes registered under it
         for n in self.store.load_nodes():
             n.last_seen = now  # a restarted orchestrator gives every runtime a full grace period
             n.provides = with_aliases(n.apis)
             n.order = len(self.nodes)
             self.nodes[n.uuid] = n
+            if n.kind == RUNTIME:
+                self._by_name.setdefault(n.name, set()).add(n.uuid)
         self.seq = self.store.max_seq()
         self._loaded_at = now
         self._unconfirmed: dict[str, set[str]] = {}  # runtime uuid -> its running modules no keepalive listed yet
@@ -397,6 +400,10 @@ class Orchestrator:
         if kind == RUNTIME:
             self.presence.heard.add(uuid)
         self.nodes[uuid] = node
+        if old is not None and old.name != name:
+            self._by_name.get(old.name, set()).discard(uuid)
+        if kind == RUNTIME:
+            self._by_name.setdefault(name, set()).add(uuid)
         self.store.put_node(node, self.wallclock())
         self._changed(node)
         if kind == RUNTIME:
@@ -599,12 +606,12 @@ class Orchestrator:
         n = self.nodes.get(q)
         if n is not None and n.kind == RUNTIME:
             return n
-        alive = [n for n in self.nodes.values() if n.kind == RUNTIME and n.alive]
-        for n in alive:
-            if n.name == q:
-                return n
-        for n in alive:
-            if n.uuid.endswith(q):
+        named = [self.nodes[u] for u in self._by_name.get(q, ())]
+        named = [n for n in named if n.kind == RUNTIME and n.alive and n.name == q]
+        if named:
+            return min(named, key=lambda n: n.order)  # the first registered, as a scan in order finds it
+        for n in self.nodes.values():  # a uuid suffix: a scan (operators type those; scripts send uuids or names)
+            if n.kind == RUNTIME and n.alive and n.uuid.endswith(q):
                 return n
         return None
 

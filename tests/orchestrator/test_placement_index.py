@@ -1,5 +1,5 @@
 """The placement index (scheduler.py `Scheduler`) against the one-pass scan it replaces
-(`scan_pick`): on random fleets and random histories (registrations, creates without a parent,
+(`scan_pick`), and the runtime name index (`Orchestrator.resolve_runtime`) against a scan: on random fleets and random histories (registrations, creates without a parent,
 exits, deletes, runtime deaths and comebacks) every create is placed on the very runtime the scan
 picks. Runs the real state machine over a real SQLite store (the Harness of test_core)."""
 from __future__ import annotations
@@ -56,7 +56,8 @@ def test_the_index_picks_what_the_scan_picks(tmp_path_factory: Any, ops: list[tu
         n = 0
         for o in ops:
             if o[0] == "reg":
-                h.runtime(f"rt-{o[1]}", f"r{o[1]}", max_n=o[3], apis=API_SETS[o[2]])
+                # names shared by several uuids, and a uuid back under another name after its death
+                h.runtime(f"rt-{o[1]}", f"r{(o[1] + o[2]) % 4}", max_n=o[3], apis=API_SETS[o[2]])
             elif o[0] == "create":
                 args = {"repeat": 3} if o[2] and not o[1] else {}
                 for _ in range(o[3]):
@@ -81,6 +82,9 @@ def test_the_index_picks_what_the_scan_picks(tmp_path_factory: Any, ops: list[tu
                 h.send(f"{R}/proc/reg/rt-{o[1]}", envelope("delete", {"type": "runtime", "uuid": f"rt-{o[1]}"}))
             internal = [m for m in h.errors() if m["description"].startswith("internal error")]
             assert internal == [] and h.o.scheduler.wrong == []
+            for i in range(6):  # a parent by name: the name index answers as the scan in registration order
+                want = next((n for n in h.o.nodes.values() if n.kind == "runtime" and n.alive and n.name == f"r{i}"), None)
+                assert h.o.resolve_runtime(f"r{i}") is want
         # and after a restart (the index is rebuilt from the store)
         h.restart()
         h.o.scheduler = Checked(h)
