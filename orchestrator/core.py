@@ -3,7 +3,8 @@ through `Orchestrator.handle(topic, payload)`; time goes through `tick(now)`.
 
 It has no I/O of its own besides the store: outgoing messages go to the `publish`
 callback *after* the decision's transaction committed (a crash never announces a state
-the store does not have). Not thread-safe: the service calls it under one lock.
+the store does not have). Not thread-safe: the service's decision thread owns it (REST
+reads use the snapshots it publishes, reads.py).
 
 Rules (docs/protocol.md, "Orchestrator rules"; ours marked):
 - a create whose module uuid is not dead is refused; a registration whose uuid is alive
