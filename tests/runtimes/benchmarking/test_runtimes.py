@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import orjson
@@ -13,6 +12,7 @@ from testbed.bench_modules import node_args
 from testbed import control
 from testbed.mqtt import MqttProbe
 from testbed.node import running_node
+from testbed.wait import wait_until
 
 REALM = "realm"
 
@@ -171,12 +171,26 @@ def test_delete_kills_the_running_child(broker, probe, wasm, wasm_root, tmp_path
     probe.subscribe(f"{REALM}/proc/#")
     with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root])) as node:
         rt = node.runtime_uuid()
+        [wpid] = node.worker_pids()
         create(probe, rt, "m-long", wasm["spin"], argv=["100000"], repeat=2, engine="wasmtime-aot")
-        time.sleep(1.0)  # the first run is under way (it would take minutes)
+        # the first run is under way (it would take minutes): its process (a fork) is the worker's child
+        [child] = wait_until(lambda: _children(wpid), 60, "the run's process")
         probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": "d1", "action": "delete", "type": "req",
                                                       "data": {"type": "module", "uuid": "m-long"}})
         st = exited(probe, rt, "m-long", timeout=30)
         assert st["status"]["reason"] == "deleted"
+        assert child not in _children(wpid)  # killed and reaped
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except FileNotFoundError:  # a thread that ended
+            pass
+    return out
 
 
 def test_children_inherit_the_cpu_set_of_start_py_g(broker, probe, tmp_path) -> None:  # type: ignore[no-untyped-def]
