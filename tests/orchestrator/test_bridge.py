@@ -97,9 +97,14 @@ def test_two_bridged_brokers_one_orchestrator_channel_across(brokers: tuple[Mosq
                 pb.publish("br/a", f"m{i}".encode(), qos=2)
             want = {f"m{i}".encode() for i in range(n_msgs)}
             got_c = pb.wait_for("br/c", lambda m: m.payload in want, count=n_msgs, timeout=30)
-            time.sleep(1.0)  # anything looping or duplicated would arrive by now
-            for p, topic in ((pb, "br/c"), (pa, "br/c"), (pa, "br/b"), (pb, "br/b"), (pa, "br/a"), (pb, "br/a")):
-                payloads = [m.payload for m in p.messages(topic)]
+            # fence: one more message down the chain; on each topic at each broker, anything looping or
+            # duplicated from the ones before would come before it
+            pb.publish("br/a", b"fence", qos=2)
+            pairs = ((pb, "br/c"), (pa, "br/c"), (pa, "br/b"), (pb, "br/b"), (pa, "br/a"), (pb, "br/a"))
+            for p, topic in pairs:
+                p.wait_for(topic, lambda m: m.payload == b"fence", timeout=30)
+            for p, topic in pairs:
+                payloads = [m.payload for m in p.messages(topic) if m.payload != b"fence"]
                 assert sorted(payloads) == sorted(want), (topic, len(payloads))  # each exactly once, on both brokers
             assert len(got_c) == n_msgs
             pb.publish("br/a", b"exit", qos=2)  # echo does not forward "exit": each module gets its own

@@ -40,7 +40,7 @@ def registered(node: NodeProcess, orch: OrchestratorProc, probe: MqttProbe) -> s
     rt = node.runtime_uuid()
     wait_until(lambda: runtime_pid(orch, rt) == node.pid, 20, "the first run registered")
     probe.wait_for(f"realm/proc/keepalive/{rt}", timeout=20)
-    time.sleep(0.3)  # the orchestrator has it too
+    wait_until(lambda: orch.get(f"/api/runtimes/{rt}/").get("sends_keepalives"), 20, "the orchestrator has the keepalive too")
     return rt
 
 
