@@ -15,6 +15,7 @@ import pytest
 
 from collector import Collector, ProfileStore
 from benchmarking import layouts
+from testbed.wait import wait_until
 
 REALM = "realm"
 RT = "11111111-1111-4111-8111-111111111111"
@@ -55,7 +56,9 @@ def test_every_format_is_written_decodable(collector: Collector, probe) -> None:
     for i, ptype in enumerate(SAMPLES):
         probe.publish(f"{REALM}/proc/control/{RT}", {"object_id": f"c{i}", "action": "create", "type": "req", "data": {
             "type": "module", "uuid": f"mod-{i}", "name": f"prog/{ptype}.wasm", "file": f"/x/{ptype}.wasm", "args": {"repeat": 1}}})
-    time.sleep(0.3)  # the names arrive before the data, as in a real run
+    # the names arrive before the data, as in a real run: wait until the collector has them
+    wait_until(lambda: all(f"mod-{i}" in collector.store.modules for i in range(len(SAMPLES))) and RT in collector.store.runtimes,
+               10, "the collector has the runtime and module names")
     for i, (ptype, value) in enumerate(SAMPLES.items()):
         probe.publish(f"{REALM}/proc/profile/{ptype}/{RT}/mod-{i}", layouts.encode(ptype, value))
     paths = wait_files(collector.store, len(SAMPLES))
