@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -104,7 +103,12 @@ def test_list_watch_redraws_until_interrupted(broker: Any, orch: OrchestratorPro
         p = subprocess.Popen([sys.executable, os.path.join(ROOT, "manage.py"), "list", "-c", orch.config, "--watch", "0.2"],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            time.sleep(2.0)
+            # interrupted once it sleeps between two draws, not after 2 s: a busy machine may take longer
+            # to start it, and a SIGINT before it runs its loop ends it another way
+            def sleeping() -> bool:
+                with open(f"/proc/{p.pid}/wchan") as f:
+                    return f.read() == "hrtimer_nanosleep"
+            wait_until(sleeping, 60, "manage.py list --watch in its loop")
             p.send_signal(signal.SIGINT)
             out, err = p.communicate(timeout=20)
         finally:
