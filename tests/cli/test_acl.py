@@ -17,6 +17,7 @@ from cli import acl
 from testbed.acl import NOT_AUTHORIZED, AclRealm, AuthClient
 from testbed.node import NodeProcess
 from testbed.orchestrator import OrchestratorProc
+from testbed.wait import wait_until
 
 R = "realm"
 
@@ -101,7 +102,12 @@ def test_a_realm_under_its_acl(tmp_path: Any) -> None:
             wrong = AuthClient(broker.port, "na", "guess")
             assert wrong.connect_rc() != 0
             wrong.close()
-            time.sleep(2.0)
+            # fence: a legitimate create after the refused ones; had one of them got through, the
+            # orchestrator would have sent its create on before this one's
+            fence = str(_uuid.uuid4())
+            assert cli.publish_rc(f"{R}/proc/control", _create(fence, rt_b)) == 0
+            wait_until(lambda: any(t == f"{R}/proc/control/{rt_b}" and fence.encode() in p for t, p in list(cli.messages)), 60,
+                       "the fence create sent on to nb")
             for u in bad:
                 assert not any(u in t or u.encode() in p for t, p in cli.messages), u
         finally:
