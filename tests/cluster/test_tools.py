@@ -111,10 +111,12 @@ def test_version_reports_the_commit_hash_of_each_checkout(cluster: Cluster) -> N
 
 
 STUB_START = """\
-import signal, sys, time
-open("started.args", "w").write(" ".join(sys.argv[1:]))
+import os, signal, sys, time
 signal.signal(signal.SIGTERM, lambda *a: (open("stopped", "w").write("TERM"), sys.exit(0)))
 signal.signal(signal.SIGUSR1, lambda *a: (open("stopped", "w").write("USR1"), sys.exit(0)))
+# written once the handlers are in place (renamed into place: a reader never sees it half-written)
+open("started.args.tmp", "w").write(" ".join(sys.argv[1:]))
+os.rename("started.args.tmp", "started.args")
 while True:
     time.sleep(0.2)
 """
@@ -165,7 +167,6 @@ def test_start_detached_then_kill(cluster: Cluster) -> None:
         deadline = time.monotonic() + 20
         while not (checkouts["dev1"] / "started.args").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # its signal handlers are installed right after it wrote that file
         rc, out, _ = cluster.run("kill", "-d", "dev1", "--end-modules", "--path", str(cluster.root / "node-{name}"))
         assert rc == 0 and "stopped pid" in out, out
         assert (checkouts["dev1"] / "stopped").read_text() == "USR1"
