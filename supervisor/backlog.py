@@ -2,9 +2,10 @@
 
 The supervisor's loop never waits for a worker. A message for a worker whose ring is full (the
 worker is busy, stopped, or does not read its input) is appended to that worker's `Backlog` and
-written, in order, when the ring has room: the router tries again after each drain of that worker
-(a worker that talks is running) and on a short timer (`retry_in`, 1 ms doubling to 50 ms while
-the ring stays full). Every later message for that worker queues behind, so the order per worker
+written, in order, when the ring has room: the router tries again at every wake-up of the loop
+(one C call per waiting worker), after each drain of that worker (a worker that talks is running),
+and on a short timer that bounds the loop's sleep meanwhile (`retry_in`, 1 ms doubling to 20 ms
+while the ring stays full). Every later message for that worker queues behind, so the order per worker
 is the order of arrival. The other workers, MQTT and the timers go on meanwhile.
 
 Bound: `LIMIT` bytes of payload per worker (64 x a default ring). Past it, channel data for that
@@ -24,7 +25,7 @@ from collections import deque
 
 LIMIT = 64 << 20  # bytes of payload held for one worker; past it its channel data is refused
 RETRY_FIRST = 0.001  # seconds before trying a full ring again; doubles while it stays full
-RETRY_MAX = 0.05
+RETRY_MAX = 0.02
 WARN_EVERY = 10.0  # seconds: episodes closer together than this (a burst that fills the ring again
                    # and again) are counted, and logged at debug level after the first
 

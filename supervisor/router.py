@@ -108,11 +108,10 @@ class Router:
                  w.name, now - since, count, peak)
 
     def retry(self, now: float) -> None:
-        """The loop's call while some worker has a backlog: try those whose retry time has come."""
+        """The loop's call, every wake-up while some worker has a backlog: try each (one C call when its
+        ring is still full). The retry timer only bounds how long the loop sleeps meanwhile."""
         for slot in list(self.waiting):
-            w = self.workers[slot]
-            if now >= w.backlog.retry_at:
-                self._flush(w, now)
+            self._flush(self.workers[slot], now)
 
     def retry_in(self, now: float) -> float:
         """Seconds until the next retry is due (the loop's select timeout while something waits)."""

@@ -140,7 +140,7 @@ def test_a_full_ring_holds_that_workers_messages_in_order_and_the_others_go_on(r
         assert len(w.backlog) == 6
         got = rig.to_worker(0)  # the worker reads its ring...
         assert len(got) == filled
-        rig.router.retry(2e9)  # ...and the next retry (when due) writes what waited, in order
+        rig.router.retry(2e9)  # ...and the next retry writes what waited, in order
         got = rig.to_worker(0)
     assert [p for _, h2, p in got if h2 == 1] == [b"m0", b"m1", b"m2", b"m3", b"m4"]
     assert got[-1][:2] == (messages.ctrl(1), messages.MGR_CREATE)  # the create stayed behind the data before it
