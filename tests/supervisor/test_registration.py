@@ -1,8 +1,12 @@
 """Registration sequencing: the manager first, then the runtimes, each with its timeout."""
 from __future__ import annotations
 
+import logging
 import socket
 import time
+from typing import Any
+
+import orjson
 
 from supervisor.registration import Registrar, manager_message
 
@@ -104,3 +108,41 @@ def test_a_runtime_that_reports_is_held_until_its_worker_reports_or_timeout() ->
     assert sent[-1][1]["object_id"] == "r1b"
     r.drop("R1")  # FATAL: it leaves the round
     assert r.runtimes == []
+
+
+def test_a_worker_report_is_merged_over_the_class_extras_and_a_bad_one_is_logged(caplog: Any) -> None:
+    """NodeRegistration over real rings (fakes.Rig): the held runtime's registration is published
+    once the router hands over the worker's RT_REGISTER; a malformed report is an error line and
+    the runtime registers with its class extras only."""
+    from ipc import messages
+    from runtimes.testing import EchoRuntime
+    from supervisor.registration import NodeRegistration
+    from tests.supervisor.fakes import REALM, Rig
+
+    class Reporting(EchoRuntime):
+        REPORTS_REGISTRATION = True
+
+        @classmethod
+        def registration(cls, settings: dict[str, Any]) -> dict[str, Any]:
+            return {"metadata": {"static": 1, "engines": []}}
+
+    rig = Rig(2)
+    try:
+        for w in rig.workers:
+            w.cls = Reporting
+        reg = NodeRegistration(rig.outbox, rig.workers, rig.ops, platform_extra={}, timeout=1.0, on_registered=lambda: None)
+        rig.router.on_register = reg.report
+        reg.start()
+        manager = rig.link.on(f"{REALM}/proc/reg/mgr")[0]
+        reg.message(f"{REALM}/proc/reg/mgr", orjson.dumps({"object_id": manager["object_id"], "type": "resp",
+                                                              "data": {"result": "ok"}}))
+        assert rig.link.on(f"{REALM}/proc/reg/rt-0") == [] and rig.link.on(f"{REALM}/proc/reg/rt-1") == []  # held
+        rig.from_worker(0, messages.ctrl(0), messages.RT_REGISTER, orjson.dumps({"metadata": {"engines": ["wasmtime"]}}))
+        (r0,) = rig.link.on(f"{REALM}/proc/reg/rt-0")
+        assert r0["data"]["metadata"]["engines"] == ["wasmtime"] and r0["data"]["metadata"]["static"] == 1
+        with caplog.at_level(logging.ERROR):
+            rig.from_worker(1, messages.ctrl(0), messages.RT_REGISTER, b"[1, 2]")
+        (r1,) = rig.link.on(f"{REALM}/proc/reg/rt-1")
+        assert r1["data"]["metadata"]["engines"] == [] and "registration report of the worker ignored" in caplog.text
+    finally:
+        rig.close()
