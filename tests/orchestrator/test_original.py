@@ -97,8 +97,9 @@ def test_runtimes_without_keepalives_live_until_their_managers_last_will(broker:
         assert mgr.stdout is not None and mgr.stdout.readline().strip() == "registered"
         wait_until(lambda: orch.get(f"/api/runtimes/{RT_A}/")["status"] == "A", what="original runtime registered")
         probe.publish(f"{R}/proc/control", O.run_create(RT_A, "wasm/apps/helloworld.wasm", "hello"), qos=2)
-        time.sleep(10 * 0.3)  # ten keepalive intervals without a keepalive: still alive
-        rt = orch.get(f"/api/runtimes/{RT_A}/")
+        # ten keepalive intervals without a keepalive, on the orchestrator's own clock: still alive
+        rt = wait_until(lambda: (lambda r: r if r["seconds_since_keepalive"] >= 10 * 0.3 else None)(orch.get(f"/api/runtimes/{RT_A}/")),
+                        30, "ten keepalive intervals on the orchestrator's clock")
         assert rt["status"] == "A" and not rt["sends_keepalives"] and len(rt["children"]) == 1
         mgr.kill()  # the broker publishes the manager's last will
         mgr.wait(10)
