@@ -114,7 +114,8 @@ def start_latency(w: Watcher, rt: str, file: str) -> float:
 
 def cold_files(directory: str, n: int) -> List[str]:
     """n distinct modules: helloworld.wasm + a custom section with unique bytes (a new compile each)."""
-    base = open(HELLO, "rb").read()
+    with open(HELLO, "rb") as f:
+        base = f.read()
     names = []
     for i in range(n):
         tag = uuidlib.uuid4().bytes

@@ -74,8 +74,9 @@ class Fleet:
 
     def read_uuids(self, name: str) -> list[str]:
         import json
+        from pathlib import Path
         path = os.path.join(self.state(name), f"{name}.json")
-        rts = wait_until(lambda: json.load(open(path))["runtimes"], 30, f"state file of {name}")
+        rts = wait_until(lambda: json.loads(Path(path).read_text())["runtimes"], 30, f"state file of {name}")
         self.uuids[name] = sorted(rts.values())
         return self.uuids[name]
 

@@ -76,8 +76,9 @@ class NodeProcess:
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        for line in iter(self.proc.stdout.readline, b""):
-            self._out.append(line)
+        with self.proc.stdout as out:  # closed at EOF, also when nobody calls stop() (a node that exits by itself)
+            for line in iter(out.readline, b""):
+                self._out.append(line)
 
     def output(self) -> str:
         return b"".join(self._out).decode("utf-8", "replace")

@@ -73,7 +73,8 @@ class OrchestratorProc:
             with urllib.request.urlopen(self.url + path, timeout=10) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            with e:
+                return e.code, json.loads(e.read())
 
     def log(self) -> str:
         try:

@@ -91,10 +91,13 @@ def test_run_reports_what_the_original_refuses_on_proc_log_orchestrator(orig: tu
 
 
 def reap(p: subprocess.Popen[str], probe: MqttProbe) -> None:
-    """End the script if a failed assertion left it running; close the probe."""
+    """End the script if a failed assertion left it running; close its pipes and the probe."""
     if p.poll() is None:
         p.kill()
         p.communicate()
+    for f in (p.stdout, p.stderr):
+        if f is not None:
+            f.close()
     probe.close()
 
 

@@ -102,5 +102,6 @@ def test_python_m_collector_runs_and_stops(broker, probe, tmp_path) -> None:  # 
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out.decode()
-    rec = orjson.loads(open(sorted(glob.glob(str(data / "*" / "*" / "*.json")))[0], "rb").read())
+    with open(sorted(glob.glob(str(data / "*" / "*" / "*.json")))[0], "rb") as f:
+        rec = orjson.loads(f.read())
     assert rec["data"] == {"loops": [1, 2]}

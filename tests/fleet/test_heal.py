@@ -35,8 +35,9 @@ def node(broker: Any, tmp_path: Any, name: str, state: str | None = None, **kw: 
 
 def state_uuids(state: str, name: str) -> tuple[str, list[str]]:
     import json
+    from pathlib import Path
     path = os.path.join(state, f"{name}.json")
-    d = wait_until(lambda: json.load(open(path)), 20, f"state file {path}")
+    d = wait_until(lambda: json.loads(Path(path).read_text()), 20, f"state file {path}")
     return d["manager"], sorted(d["runtimes"].values())
 
 

@@ -95,7 +95,8 @@ def cache(cache_dir: str) -> Dict[str, Any]:
     e2 = _engine("wasmtime", cache_dir=cache_dir)
     m3 = e2.load(path)
     second = e2.cache.stats()
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     e2.load_bytes(data + b"\x00\x06\x05extra", "changed.wasm")  # a custom section: other content, other key
     third = e2.cache.stats()
     from runtimes.engines import RunSpec

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from supervisor.identity import load_identity
 
@@ -12,7 +13,7 @@ def test_identity_persists_and_uuid_flag_derives(tmp_path: "os.PathLike[str]") -
     a = load_identity("n1", ["n1.a", "n1.b"], state_dir=d)
     b = load_identity("n1", ["n1.a", "n1.b"], state_dir=d)
     assert a == b
-    assert json.load(open(os.path.join(d, "n1.json")))["manager"] == a.manager
+    assert json.loads(Path(d, "n1.json").read_text())["manager"] == a.manager
     c = load_identity("n2", ["n2"], state_dir=d)
     assert c.manager != a.manager
     m = "11111111-2222-3333-4444-555555555555"

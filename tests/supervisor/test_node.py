@@ -7,6 +7,7 @@ import signal
 import socket
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -109,7 +110,7 @@ def test_last_will_after_sigkill_and_workers_die_with_supervisor(broker: Any, pr
         assert will.json()["data"] == {"type": "manager", "uuid": n.manager_uuid, "name": "willnode", "last_will": True,
                                        "metadata": {"host": socket.gethostname(), "pid": n.pid}}
         for pid in workers:  # PR_SET_PDEATHSIG
-            wait_until(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", 10, f"worker {pid} gone")
+            wait_until(lambda: not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 10, f"worker {pid} gone")
     finally:
         n.stop()
         from ipc import cleanup_stale
@@ -248,14 +249,14 @@ def test_sigterm_exits_zero_and_leaves_no_ipc_object(broker: Any) -> None:
         assert len(ipc_objects(pid)) > 0
         workers = n.worker_pids()
         assert len(workers) == 3
-        titles = sorted(open(f"/proc/{w}/cmdline").read().replace("\0", " ").strip() for w in workers)
+        titles = sorted(Path(f"/proc/{w}/cmdline").read_text().replace("\0", " ").strip() for w in workers)
         assert titles[0].startswith("silverline: rt.testnode.")
     finally:
         code = n.stop()
     assert code == 0
     assert ipc_objects(pid) == []
     for w in workers:
-        assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"
+        assert not os.path.exists(f"/proc/{w}") or Path(f"/proc/{w}/stat").read_text().split()[2] == "Z"
 
 
 def test_exec_worker_echoes(broker: Any, probe: MqttProbe) -> None:
@@ -429,18 +430,20 @@ def test_quit_on_terminal_stdin_journal_lines_and_log_file(broker: Any) -> None:
     os.close(slave)
     try:
         log_file = os.path.join(logdir, "ttynode.log")
-        wait_until(lambda: os.path.exists(log_file) and "registration done" in open(log_file).read(), 20, "registration")
+        wait_until(lambda: os.path.exists(log_file) and "registration done" in Path(log_file).read_text(), 20, "registration")
         os.write(master, b"q\n")
         assert p.wait(20) == 0
         out = p.stdout.read().decode() if p.stdout else ""
         assert "<6>[mgr:INF] stopping (quit on stdin)" in out
         assert "\033[" not in out
-        text = open(log_file).read()
+        text = Path(log_file).read_text()
         assert "[mgr:INF] stopping (quit on stdin)" in text and text.startswith("[20")
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+        if p.stdout is not None:
+            p.stdout.close()
         os.close(master)
         shutil.rmtree(logdir, ignore_errors=True)
 

@@ -105,7 +105,8 @@ def test_aot_artifact_in_the_original_layout_and_stale_ones_ignored(tmp_path: An
         assert lay == str(tmp_path / "node" / "aot" / aot.LAYOUT_DIR[name] / "suite" / "hello.wasm")
         aot.build(name, str(mod), lay)
         assert aot.artifact(name, str(mod)) == lay
-        key = json.loads(open(lay + ".key").read())
+        with open(lay + ".key") as f:
+            key = json.loads(f.read())
         assert key["engine"] == name and key["target"] == aot.target() and key["version"] == engines.version(name)
         r, out = _run(name, str(mod), ["hello"], tmp_path)
         assert r.exit_code == 0 and out == "Hello, World!\n"
