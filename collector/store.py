@@ -597,6 +597,9 @@ class Collector:
         try:
             self.client.disconnect()
             self.client.loop_stop()
+            # loop_stop leaves the loop's wake-up socket pair open and loop_start makes a new one, dropping
+            # the old pair to the garbage collector (eclipse-paho/paho.mqtt.python#627): close it now
+            self.client._reset_sockets(sockpair_only=True)
             if self._stopping:
                 return
             self.reconnects += 1
