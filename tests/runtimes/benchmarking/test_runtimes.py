@@ -172,8 +172,8 @@ def test_delete_kills_the_running_child(broker, probe, wasm, wasm_root, tmp_path
     with running_node(broker, runtimes=["benchmarking"], extra_args=node_args(tmp_path, [wasm_root])) as node:
         rt = node.runtime_uuid()
         [wpid] = node.worker_pids()
-        create(probe, rt, "m-long", wasm["spin"], argv=["100000"], repeat=2, engine="wasmtime-aot")
-        # the first run is under way (it would take minutes): its process (a fork) is the worker's child
+        create(probe, rt, "m-long", wasm["forever"], repeat=2, engine="wasmtime-aot")
+        # the first run is under way (it never ends by itself): its process (a fork) is the worker's child
         [child] = wait_until(lambda: _children(wpid), 60, "the run's process")
         probe.publish(f"{REALM}/proc/control/{rt}", {"object_id": "d1", "action": "delete", "type": "req",
                                                       "data": {"type": "module", "uuid": "m-long"}})
@@ -233,9 +233,9 @@ def test_modules_created_ahead_wait_and_run_one_at_a_time_in_order(broker, probe
         rt = node.runtime_uuid()
         reg = [r for r in node.registrations if r["data"].get("type") == "runtime"][0]["data"]
         assert reg["max_nmodules"] == 1 and reg["metadata"]["queue_ahead"] == 3
-        # q-1 runs until its ilimit (6 s) ends it (a failed run ends a repeat): longer than q-2's whole limit (4 s) however busy the
+        # q-1 (a loop without end) runs until its ilimit (6 s) ends it (a failed run ends a repeat): longer than q-2's whole limit (4 s) however busy the
         # machine is, so q-2 waits longer than its limit and still may not be ended by it
-        create(probe, rt, "q-1", wasm["spin"], argv=["100000"], repeat=2, profile="ours", ilimit=6.0)
+        create(probe, rt, "q-1", wasm["forever"], repeat=2, profile="ours", ilimit=6.0)
         create(probe, rt, "q-2", wasm["spin"], argv=["0"], repeat=3, profile="ours", limit=4.0)
         create(probe, rt, "q-3", wasm["spin"], argv=["0"], repeat=3, profile="ours")
         create(probe, rt, "q-4", wasm["spin"], argv=["0"], repeat=3, profile="ours")
@@ -259,7 +259,7 @@ def test_modules_created_ahead_wait_and_run_one_at_a_time_in_order(broker, probe
         assert [u for u in order if u != "q-3"] == ["q-1", "q-2", "q-4", "q-5"]
         # one running and three waiting fill the slots: a fifth create is refused by the supervisor
         for u in ("f-1", "f-2", "f-3", "f-4", "f-5"):
-            create(probe, rt, u, wasm["spin"], argv=["100000"], repeat=1, profile="ours", ilimit=30)
+            create(probe, rt, u, wasm["forever"], repeat=1, profile="ours", ilimit=30)
         full = probe.wait_for(f"{REALM}/proc/log", timeout=30, pred=lambda m: b"f-5" in m.payload and b"is full" in m.payload)
         assert full
         for u in ("f-1", "f-2", "f-3", "f-4"):
