@@ -15,7 +15,7 @@ env: $(STAMP) venv310 engines ringc
 # (tests/common/test_lock.py fails when pyproject.toml and a lock disagree). Locker: uv, not pip-tools,
 # because one uv run resolves a universal lock (every Python >= 3.10 and platform, hashes of every file)
 # including the Python 3.10 lock without that interpreter, and it installs a lock in seconds: make env on a
-# fresh machine took 52 s with pip and no lock, and takes ~25 s with uv from the lock (docs/performance.md).
+# fresh clone took 44 s with pip and no lock, and takes 19 s with uv from the lock (docs/performance.md).
 # uv itself comes from PyPI by pip, checked against requirements/uv.txt's hashes.
 LOCK    := requirements/venv.lock
 LOCK310 := requirements/venv310.lock
