@@ -4,6 +4,8 @@
 - limits.py: the resource limits of those children;
 - layouts.py: every profile layout, the seed's and ours (names, codecs), read by the runtimes, the
   collector, `manage.py report` and `manage.py export`;
+- analysis/: what `manage.py report` and `manage.py export` compute (statistics, the dataset
+  loader, tables, figures, HTML, the Pitot export);
 - engines/: the benchmark engines (catalog, one adapter per family, AOT cache, conformance, WASI layers).
 
 Nothing here imports a runtime, the supervisor or an engine package at module level. Docs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import random
 
-from cli import report
+from benchmarking.analysis import stats as report
 
 
 def test_median_ci_covers_and_narrows() -> None:

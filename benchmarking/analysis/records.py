@@ -1,0 +1,80 @@
+"""The one loader of collected benchmark records: every record the collector stored under the
+given directories (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`), as dicts with `type`,
+`data`, `module` and `runtime` (the collector's record of each, as it knew them when it stored
+the message) and `received`. Report, the Pitot export and the tidy table read through here.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarking.analysis import AnalysisError
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Loaded:
+    records: list[Record] = field(default_factory=list)
+    bad: int = 0  # files that could not be read or hold no decoded data (kept raw by the collector)
+
+
+def check_dirs(dirs: list[str]) -> list[str]:
+    """The collector directories named on the command line (default `data`), each checked."""
+    dirs = dirs or ["data"]
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise AnalysisError(f"{d!r} is not a directory (the collector writes into `data/` by default: `make profile`)")
+    return dirs
+
+
+def read(dirs: list[str]) -> Loaded:
+    """Every record under `dirs`, in file-name order (date folders first)."""
+    out = Loaded()
+    for path in sorted(p for d in dirs for p in glob.glob(os.path.join(d, "**", "*.json"), recursive=True)):
+        if os.path.basename(path) == "runtimes.json":
+            continue  # the original collector's index of runtimes, not a record
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            out.bad += 1
+            continue
+        if not isinstance(rec, dict) or "data" not in rec:
+            out.bad += 1  # undecodable payload kept raw by the collector
+            continue
+        if not isinstance(rec.get("module"), dict):
+            rec["module"] = {}
+        if not isinstance(rec.get("runtime"), dict):
+            rec["runtime"] = {}
+        out.records.append(rec)
+    return out
+
+
+def margs(rec: Record) -> dict[str, Any]:
+    """The module's `args` (engine, argv, campaign, cell, ...)."""
+    a = (rec.get("module") or {}).get("args")
+    return a if isinstance(a, dict) else {}
+
+
+def of_campaign(records: list[Record], campaign: str | None) -> list[Record]:
+    return records if campaign is None else [r for r in records if margs(r).get("campaign") == campaign]
+
+
+def latest_runtimes(records: list[Record]) -> dict[str, dict[str, Any]]:
+    """Runtime uuid -> the runtime record of the latest registration the collector saw: the one
+    stored with the most recently received message that has platform facts (else the latest)."""
+    best: dict[str, tuple[bool, float, dict[str, Any]]] = {}
+    for rec in records:
+        rt = rec.get("runtime") or {}
+        uuid = str(rt.get("uuid") or "")
+        if not uuid:
+            continue
+        cpu = (rt.get("platform") or {}).get("cpu") if isinstance(rt.get("platform"), dict) else None
+        key = (bool(cpu), float(rec.get("received") or 0.0), rt)
+        if uuid not in best or key[:2] >= best[uuid][:2]:
+            best[uuid] = key
+    return {u: v[2] for u, v in best.items()}
