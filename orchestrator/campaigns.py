@@ -291,7 +291,7 @@ class Campaigns(CampaignReads):
             else:
                 self.resume(data, where)
         except CampaignError as e:
-            from orchestrator.core import Refused
+            from orchestrator.state import Refused
             raise Refused(str(e)) from None
 
     def _runtime(self, name: str, where: str) -> Any:

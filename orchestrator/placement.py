@@ -1,0 +1,194 @@
+"""Module create, placement, queueing and delete (docs/protocol.md, "Orchestrator rules"): a create
+is validated and placed (the named `parent`, or the scheduler's pick), started when its runtime
+has room and queued (FIFO) otherwise; a runtime's queue is filled as modules exit; a delete ends
+a module (or marks it exiting until its runtime says `exited`, or `delete_timeout` passes).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from common.wire import ProtocolError, envelope, new_uuid, require
+from orchestrator.model import ALIVE, EXITING, QUEUED, Mod, Node
+from orchestrator.scheduler import PLAIN, module_kind
+from orchestrator.state import Refused, State, _str_list
+
+log = logging.getLogger("orch")
+
+
+class Placement(State):
+    """Creates, placement, queues and deletes of modules (a part of `Orchestrator`, core.py)."""
+
+    def _create_many(self, items: list[dict[str, Any]], where: str) -> None:
+        """Validate and place modules; the valid ones of a batch go in, each bad one is reported."""
+        now = self.wallclock()
+        rows: list[tuple[int, str, str, str | None, str, str, bytes, float, float]] = []
+        errors: list[str] = []
+        seen: set[str] = set()
+        for i, data in enumerate(items):
+            w = where if len(items) == 1 else f"{where}, module #{i}"
+            try:
+                rows.append(self._new_module(data, w, seen, now))
+            except (Refused, ProtocolError) as e:
+                if len(items) == 1:
+                    raise
+                errors.append(str(e))
+                self.report(str(e), self.topics.control(), orjson.dumps(data))
+        self.store.insert_modules(rows)
+        if errors:
+            log.warning("%s: %d of %d modules refused", where, len(errors), len(items))
+
+    def _create_cells(self, items: list[tuple[str, str, str, Node, dict[str, Any]]], window: int) -> None:
+        """A campaign's cells as modules (uuid, name, file, runtime, create body): campaigns.py built
+        them, valid by construction, so they skip `_new_module`'s checks; placed and stored alike."""
+        now = self.wallclock()
+        rows: list[tuple[int, str, str, str | None, str, str, bytes, float, float]] = []
+        for uuid, name, file, rt, body in items:
+            self.seq += 1
+            m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file, window)
+            self.mods[uuid] = m
+            status = self._place(m, rt, persist=False, body=body)
+            rows.append((m.seq, uuid, name, rt.uuid, file, status, orjson.dumps(body), now, now))
+        self.store.insert_modules(rows)
+
+    def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
+        t = data.get("type", "module")
+        if t != "module":
+            raise ProtocolError(f"{where}: type must be 'module', got {t!r}")
+        uuid = data.get("uuid") or new_uuid()
+        if not isinstance(uuid, str):
+            raise ProtocolError(f"{where}: key 'uuid' must be str, got {type(uuid).__name__}")
+        name = data.get("name", "module")
+        if not isinstance(name, str):
+            raise ProtocolError(f"{where}: key 'name' must be str, got {type(name).__name__}")
+        file = data.get("file", data.get("filename"))
+        if not isinstance(file, str) or not file:
+            raise ProtocolError(f"{where}: key 'file' (the module's program) must be a non-empty string, got {file!r}")
+        apis = frozenset(_str_list(data, "apis", where))
+        args = data.get("args", {})
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise ProtocolError(f"{where}: key 'args' must be an object, got {type(args).__name__}")
+        channels = data.get("channels", [])
+        if not isinstance(channels, list):
+            raise ProtocolError(f"{where}: key 'channels' must be a list, got {type(channels).__name__}")
+        if uuid in self.mods or uuid in seen:
+            st = self.mods[uuid].status if uuid in self.mods else QUEUED
+            raise Refused(f"{where}: module uuid {uuid} already exists and is not dead (state {st})")
+        parent_q = data.get("parent")
+        if parent_q is not None and parent_q != "":
+            if not isinstance(parent_q, str):
+                raise ProtocolError(f"{where}: key 'parent' must be a runtime uuid, name or uuid suffix, got {parent_q!r}")
+            rt = self.resolve_runtime(parent_q)
+            if rt is None:
+                raise Refused(f"{where}: unknown parent runtime {parent_q!r} (no runtime with that uuid, name or uuid suffix)")
+            if not rt.alive:
+                raise Refused(f"{where}: parent runtime {rt.name} ({rt.uuid}) is dead")
+        else:
+            kind = module_kind(apis, args)
+            picked = self.scheduler.pick(apis, kind)
+            if picked is None:
+                hint = ("benchmarking runtimes take only benchmarks" if kind == PLAIN
+                        else "benchmarks run only on benchmarking runtimes")
+                raise Refused(f"{where}: no alive runtime provides apis {sorted(apis)} for a {kind} module ({hint}; "
+                              f"name one with `parent`)")
+            rt = picked
+        seen.add(uuid)
+        self.seq += 1
+        body = {k: v for k, v in data.items() if k not in ("index", "status", "filename")}
+        body.update(type="module", uuid=uuid, name=name, file=file, apis=sorted(apis), args=args, channels=channels)
+        body["parent"] = rt.uuid
+        m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file, 1)  # window 1: no campaign's cell (those: _create_cells)
+        self.mods[uuid] = m
+        status = self._place(m, rt, persist=False, body=body)
+        return (m.seq, uuid, name, rt.uuid, file, status, orjson.dumps(body), now, now)
+
+    def _place(self, m: Mod, rt: Node, *, persist: bool = True, body: dict[str, Any] | None = None) -> str:
+        """Start `m` on `rt` if it has room, else queue it there; returns the new state."""
+        m.parent = rt.uuid
+        self._changed(rt)
+        if self._has_room(rt, m):
+            m.status = ALIVE
+            rt.children.add(m.uuid)
+            if persist:
+                self.store.set_module(m.uuid, ALIVE, rt.uuid, self.wallclock())
+            self._send_create(m, rt, body)
+        else:
+            m.status = QUEUED
+            rt.queue[m.uuid] = None
+            if persist:
+                self.store.set_module(m.uuid, QUEUED, rt.uuid, self.wallclock())
+        return m.status
+
+    def _has_room(self, rt: Node, m: Mod) -> bool:
+        """Whether module `m` may start on `rt` now: a free place by max_nmodules, or a place in
+        its campaign's window ahead of the running one (campaigns.py)."""
+        return rt.has_room() or len(rt.children) < rt.max_nmodules + self.campaigns.ahead(rt, m)
+
+    def _send_create(self, m: Mod, rt: Node, body: dict[str, Any] | None = None) -> None:
+        """Queue the create message for the runtime (sent after the commit)."""
+        if body is None:
+            body = self.store.module_data(m.uuid)
+        data = {**body, "parent": rt.uuid, "status": ALIVE}
+        self._out.append((self.topics.control(rt.uuid), orjson.dumps(envelope("create", data))))
+
+    def _fill(self, rt: Node) -> None:
+        """Start queued modules (oldest first) while the runtime has room."""
+        self._changed(rt)
+        now = self.wallclock()
+        while rt.alive and rt.queue and self._has_room(rt, self.mods[next(iter(rt.queue))]):
+            uuid, _ = rt.queue.popitem(last=False)
+            m = self.mods[uuid]
+            m.status = ALIVE
+            rt.children.add(uuid)
+            self.store.set_module(uuid, ALIVE, rt.uuid, now)
+            self._send_create(m, rt)
+
+    def _delete(self, data: dict[str, Any], where: str) -> None:
+        q = require(data, "uuid", str, where=where)
+        m = self.resolve_module(q)
+        if m is None:
+            raise Refused(f"{where}: unknown module {q!r} (no module that is not dead has that uuid, name or uuid suffix)")
+        rt = self.nodes.get(m.parent) if m.parent else None
+        now = self.wallclock()
+        if m.status in (ALIVE, EXITING):
+            m.status = EXITING
+            if rt is not None:
+                self._changed(rt)
+            self._deleting.setdefault(m.uuid, self.clock() + self.delete_timeout)
+            self.store.set_module(m.uuid, EXITING, m.parent, now)
+            if m.parent:
+                self._out.append((self.topics.control(m.parent),
+                                  orjson.dumps(envelope("delete", {"type": "module", "uuid": m.uuid}))))
+        elif m.status == QUEUED:
+            if rt is not None:
+                rt.queue.pop(m.uuid, None)
+                self._changed(rt)
+            self._module_dead(m, {"reason": "deleted", "code": None, "error": None})
+        else:  # killed: it will not be resurrected
+            if rt is not None:
+                rt.killed.discard(m.uuid)
+                self._changed(rt)
+            self._module_dead(m, {"reason": "deleted", "code": None, "error": None})
+
+    def _delete_overdue(self, uuid: str) -> None:
+        """A deleted module whose runtime never said `exited`: dead, with the reason, its slot freed."""
+        self._deleting.pop(uuid, None)
+        m = self.mods.get(uuid)
+        if m is None or m.status != EXITING:
+            return
+        rt = self.nodes.get(m.parent) if m.parent else None
+        rt_name = f"{rt.name} ({rt.uuid})" if rt else str(m.parent)
+        why = (f"runtime {rt_name} sent no exited within {self.delete_timeout:g} s of the delete"
+               " (the original's minimal runtime ignores deletes): marked dead")
+        log.warning("module %s (%s): %s", m.name, uuid, why)
+        self._module_dead(m, {"reason": "deleted", "code": None, "error": why})
+        self.report(f"module {m.name} ({uuid}): {why}", self.topics.control(m.parent), None)
+        if rt is not None:
+            rt.children.discard(uuid)
+            rt.stats.pop(uuid, None)
+            self._changed(rt)
+            self._fill(rt)
