@@ -1,6 +1,11 @@
 """The registration rounds (docs/protocol.md, section 1): the manager first, then the runtimes; every
-registration asked again (backoff from 0.5 s, capped at BACKOFF_MAX) until the orchestrator answers
-it. Pure logic over a `send` callback and a clock; NodeRegistration (registration.py) feeds it.
+registration asked again until the orchestrator answers it: backoff from 0.5 s doubling to BACKOFF_MAX
+(3 s) while it waits, then, once it is unanswered past `timeout`, doubling on to UNANSWERED_MAX (30 s);
+every delay is jittered (x 0.75-1.25) so a fleet that reconnected at once does not repeat in step. A
+busy or original orchestrator that answers slowly (or never: a repeated manager registration) is
+therefore not flooded with repeats (issue #26: 57,517 re-sends from 1,000 nodes in 60 s at a flat
+3 s); ours says `online` when it (re)starts, which makes every node ask again at once (`again`).
+Pure logic over a `send` callback and a clock; NodeRegistration (registration.py) feeds it.
 
 The runtimes go once the manager is answered, or after `timeout` without an answer (the original
 SilverLine orchestrator never answers a second registration of a manager uuid it has: its unique
@@ -14,6 +19,7 @@ waiting -> unanswered (after `timeout`) -> registered / refused; retries are deb
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,7 +30,9 @@ log = logging.getLogger("mgr")
 BACKOFF_FIRST = 0.5  # seconds before the first repeat of an unanswered registration
 DUPLICATE_WAIT_MAX = 300.0  # seconds: a duplicate refusal with a longer retry_after is final at once
 DUPLICATE_WAIT_MARGIN = 1.0  # seconds after the holder's expiry before asking again
-BACKOFF_MAX = 3.0  # ... doubling up to this ("a few seconds": a node is registered within ~3 s of its orchestrator)
+BACKOFF_MAX = 3.0  # ... doubling up to this while the registration waits (< `timeout` since its first send)
+UNANSWERED_MAX = 30.0  # ... and up to this once it is unanswered (a busy, away or original orchestrator)
+JITTER = 0.25  # every delay x (1 - JITTER .. 1 + JITTER)
 REPORT_WAIT = 15.0  # seconds a runtime's registration waits for its worker's report at most (a slow or stuck setup)
 
 
@@ -54,8 +62,10 @@ class Registrar:
     def __init__(self, *, timeout: float, send: Callable[[str, dict[str, Any]], None],
                  on_reply: Callable[[str, dict[str, Any]], None], on_done: Callable[[], None],
                  on_refused: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic,
-                 unreported: Callable[[str], dict[str, Any]] | None = None, report_wait: float = REPORT_WAIT) -> None:
+                 unreported: Callable[[str], dict[str, Any]] | None = None, report_wait: float = REPORT_WAIT,
+                 rng: Callable[[], float] = random.random) -> None:
         self.timeout = timeout
+        self.rng = rng  # uniform in [0, 1): the jitter
         self.send = send  # (uuid, message): publish on proc/reg/{uuid}
         self.on_reply = on_reply  # (uuid, details) of an "ok" answer
         self.on_done = on_done  # the round settled
@@ -93,8 +103,8 @@ class Registrar:
         p.attempts += 1
         p.sent = now
         p.ids.add(str(p.msg.get("object_id")))
-        p.next_try = now + p.delay
-        p.delay = min(BACKOFF_MAX, p.delay * 2)
+        p.next_try = now + p.delay * (1.0 - JITTER + 2 * JITTER * self.rng())
+        p.delay = min(BACKOFF_MAX if now - p.first < self.timeout else UNANSWERED_MAX, p.delay * 2)
         if p.attempts > 1:
             log.debug("registration of %s: attempt %d", p.what, p.attempts)
         self.send(p.uuid, p.msg)
@@ -190,9 +200,15 @@ class Registrar:
             self._post(self.manager, now)
             return
         for p in self.items:  # a round is going on: hurry its unanswered items
-            if p.state in ("waiting", "unanswered") and now - p.sent >= 0.25:
+            # the manager always: its answer must come before the runtimes' (else the round takes the
+            # orchestrator for the original, which never answers a manager it has: `_advance`)
+            if p.state in ("waiting", "unanswered") and (now - p.sent >= 0.25 or p is self.manager):
                 p.delay = BACKOFF_FIRST
                 self._post(p, now)
+
+    def unanswered(self) -> bool:
+        """Whether a registration of the round waits for its answer."""
+        return any(p.state in ("waiting", "unanswered") for p in self.items)
 
     def tick(self) -> None:
         now = self.clock()
@@ -206,7 +222,7 @@ class Registrar:
                 if p.state == "waiting" and now - p.first >= self.timeout:
                     p.state = "unanswered"
                     log.error("no answer from the orchestrator to the registration of %s within %.1fs; "
-                              "asking again every %.0fs at most", p.what, self.timeout, BACKOFF_MAX)
+                              "asking again, less and less often (every %.0fs at most)", p.what, self.timeout, UNANSWERED_MAX)
                 if now >= p.next_try:
                     self._post(p, now)
         self._advance(now)

@@ -160,6 +160,8 @@ class NodeRegistration:
             if instance != self.registrar.answered_by:
                 self.registrar.offline = False
                 self.registrar.again(f"orchestrator {instance[:8]} is online")
+            elif self.registrar.unanswered():  # the same one back (a broker restart): hurry what waits in backoff
+                self.registrar.again(f"orchestrator {instance[:8]} is back")
         elif msg.get("action") == "offline" and instance == self.registrar.answered_by and not self.registrar.offline:
             self.registrar.offline = True
             log.warning("the orchestrator went offline; the node registers again when it is back")

@@ -146,3 +146,46 @@ def test_a_worker_report_is_merged_over_the_class_extras_and_a_bad_one_is_logged
         assert r1["data"]["metadata"]["engines"] == [] and "registration report of the worker ignored" in caplog.text
     finally:
         rig.close()
+
+
+def test_unanswered_registrations_back_off_with_jitter_to_thirty_seconds() -> None:
+    """Repeats: 0.5 s doubling to 3 s while the registration waits (`timeout`), then on to 30 s, each
+    delay x 0.75-1.25 (issue #26: a fleet at a flat 3 s flooded a slow orchestrator with repeats)."""
+    from supervisor.registrar import JITTER, UNANSWERED_MAX
+
+    for draw in (0.0, 0.5, 0.999):
+        now = [0.0]
+        sent: list[float] = []
+        r = Registrar(timeout=5, send=lambda u, m: sent.append(now[0]), on_reply=lambda u, d: None,
+                      on_done=lambda: None, clock=lambda: now[0], rng=lambda: draw)
+        r.start(("M", "manager", manager_message("M", "n")), [])
+        while now[0] < 400:
+            d = r.next_deadline()
+            assert d is not None
+            now[0] = d
+            r.tick()
+        gaps = [b - a for a, b in zip(sent, sent[1:])]
+        f = 1 - JITTER + 2 * JITTER * draw
+        assert abs(gaps[0] - 0.5 * f) < 1e-9 and abs(gaps[1] - 1.0 * f) < 1e-9, gaps
+        assert all(b >= a - 1e-9 for a, b in zip(gaps, gaps[1:])), gaps  # never faster
+        assert all(g <= 3.0 * f + 1e-9 for s0, g in zip(sent, gaps) if s0 < 5), gaps  # 3 s at most while waiting
+        assert abs(max(gaps) - UNANSWERED_MAX * f) < 1e-9, gaps  # then on to 30 s
+        assert len(sent) <= 30  # 400 s of an unanswered registration: 16-30 sends, not 133 (a flat 3 s)
+
+
+def test_a_busy_orchestrator_back_on_the_same_instance_hurries_what_waits(caplog: Any) -> None:
+    """Its `online` again (same instance: a broker restart) while a registration waits in backoff:
+    asked again at once, not after up to 30 s."""
+    from supervisor.registrar import Registrar as R
+
+    now = [0.0]
+    sent: list[float] = []
+    r = R(timeout=5, send=lambda u, m: sent.append(now[0]), on_reply=lambda u, d: None, on_done=lambda: None,
+          clock=lambda: now[0])
+    r.start(("M", "manager", manager_message("M", "n")), [])
+    now[0] = 20.0
+    r.tick()
+    assert r.unanswered()
+    n = len(sent)
+    r.again("orchestrator back")
+    assert len(sent) == n + 1 and sent[-1] == 20.0
