@@ -1,10 +1,13 @@
 """Summarise collected benchmark data: per cell (module and arguments x engine x runtime x kind) the
-median, IQR, CV, a 99 % confidence interval of the median and the sample count; cells whose CV is
-over --cv-max are flagged. `--compare A,B` compares two campaigns (`--engines E1,E2`: two engines)
-cell by cell with a verdict: faster, slower, or not distinguishable (Mann-Whitney U, two-sided,
-p < 0.01). Plots (PNG): run-time distributions per engine, a workload x engine heatmap (median
-relative to --baseline, log scale), the interference slowdown, the campaign coverage (cells done
-and failed by reason); `--html FILE` writes one page with the tables and the pictures.
+median, IQR, CV, a 99 % confidence interval of the median, the sample count and the outliers
+(runs more than 3.5 robust standard deviations from the median); cells whose CV is over --cv-max
+are flagged. `--compare A,B` compares two campaigns (`--engines E1,E2`: two engines) cell by cell
+with a verdict: faster, slower, or not distinguishable (Mann-Whitney U, two-sided, p < --alpha;
+exact p for small samples), the ratio of medians B/A with its Hodges-Lehmann interval, and a
+warning where the run counts can never reach --alpha. Plots (PNG): run-time distributions per
+engine, a workload x engine heatmap (median relative to --baseline, log scale), the interference
+slowdown, the campaign coverage (cells done and failed by reason); `--html FILE` writes one page
+with the tables and the pictures.
 
 Reads the collector's files (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`, default `data`).
 Failed runs are left out and counted (by outcome for our benchmarking-v3 data); interference runs
@@ -22,6 +25,7 @@ Options:
     --campaign ID        Only the runs of this campaign; coverage from the orchestrator's record of it.
     --compare A,B        Compare campaign B against campaign A (ids), cell by cell.
     --engines E1,E2      Compare engine E2 against engine E1, cell by cell.
+    --alpha P            Significance level of the comparisons [default: 0.01].
     --baseline ENGINE    The heatmap's reference engine (default: the first engine by name).
     --cv-max X           Flag cells whose coefficient of variation is over X [default: 0.05].
     --html FILE          One HTML page with the tables and the pictures.
@@ -32,6 +36,7 @@ Options:
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import defaultdict
 from typing import Any, Callable
@@ -91,6 +96,12 @@ def _report(opts: dict[str, Any]) -> int:
         cv_max = float(opts["--cv-max"])
     except ValueError:
         raise CliError(f"--cv-max must be a number (e.g. 0.05 for 5 %), got {opts['--cv-max']!r}") from None
+    try:
+        alpha = float(opts["--alpha"])
+    except ValueError:
+        alpha = math.nan
+    if not 0 < alpha < 1:
+        raise CliError(f"--alpha must be a probability between 0 and 1 (e.g. 0.01), got {opts['--alpha']!r}")
     api = Api(opts["--url"] or cfg.orchestrator_url, timeout=2.0)
     name = dataset.runtime_namer(resolver(api))
     loaded = records.read(dirs)
@@ -110,12 +121,12 @@ def _report(opts: dict[str, Any]) -> int:
         for c, got in ((a_id, sa), (b_id, sb)):
             if not got:
                 raise CliError(f"--compare: no data of campaign {c!r} under {', '.join(dirs)}")
-        comp, what = tables.compare(sa, sb), f"campaign {b_id} against campaign {a_id}"
+        comp, what = tables.compare(sa, sb, alpha=alpha), f"campaign {b_id} against campaign {a_id}"
     elif opts["--engines"]:
         e1, _, e2 = opts["--engines"].partition(",")
         if not e1 or not e2:
             raise CliError(f"--engines needs two engines E1,E2, got {opts['--engines']!r}")
-        comp, what = tables.compare(ds.series, ds.series, (e1, e2)), f"engine {e2} against engine {e1}"
+        comp, what = tables.compare(ds.series, ds.series, (e1, e2), alpha), f"engine {e2} against engine {e1}"
         if not comp:
             raise CliError(f"--engines: no cell has data on both {e1!r} and {e2!r}")
     images: list[str] = []
