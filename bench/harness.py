@@ -28,9 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import machine, table  # noqa: E402
 from benchmarking import harness  # noqa: E402
 from benchmarking.engines import launch as engines  # noqa: E402
-from runtimes.benchmarking.instrument import instrument  # noqa: E402
-from runtimes.benchmarking.opcodes import child_target, parse_child_result  # noqa: E402
-from runtimes.benchmarking.reference import reference_counts  # noqa: E402
+from benchmarking.opcodes.instrument import instrument  # noqa: E402
+from benchmarking.opcodes.child import child_target, parse_child_result  # noqa: E402
+from benchmarking.opcodes.reference import reference_counts  # noqa: E402
 from testbed.bench_modules import build_modules  # noqa: E402
 
 

@@ -1,6 +1,8 @@
 """Benchmarking runtimes (`benchmarking`, `benchmarking/seeded`, `benchmarking/interference`,
-`benchmarking/opcodes`) and their own machinery (opcode counter, mount table, host facts); the
-per-run harness, the engines and the profile layouts are in the top-level `benchmarking/` package.
+`benchmarking/opcodes`): thin runtime classes (runtime.py) and the mount table of their file
+policy. What they do with a module (jobs, samples, the runner, the experiments, publishing) is
+benchmarking/runtime/; the opcode counter benchmarking/opcodes/; the per-run harness, the engines
+and the profile layouts the rest of the top-level `benchmarking/` package.
 
 Nothing here imports an engine at module level (the supervisor imports runtime classes).
 Docs: docs/benchmarking.md.

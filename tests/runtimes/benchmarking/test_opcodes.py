@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from benchmarking import harness
-from runtimes.benchmarking.instrument import instrument, static_histogram
-from runtimes.benchmarking.opcodes import child_target, parse_child_result
-from runtimes.benchmarking.reference import reference_counts
-from runtimes.benchmarking.wasm import WasmError
+from benchmarking.opcodes.instrument import instrument, static_histogram
+from benchmarking.opcodes.child import child_target, parse_child_result
+from benchmarking.opcodes.reference import reference_counts
+from benchmarking.opcodes.wasm import WasmError
 
 
 def count_in_child(path: str, args: list[str]):  # type: ignore[no-untyped-def]

@@ -148,7 +148,7 @@ def test_interference_two_way_pinned(broker, probe, wasm, wasm_root, tmp_path) -
 
 
 def test_opcodes_runtime_matches_reference(broker, probe, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from runtimes.benchmarking.reference import reference_counts
+    from benchmarking.opcodes.reference import reference_counts
 
     probe.subscribe(f"{REALM}/proc/#")
     with running_node(broker, runtimes=["benchmarking/opcodes"], extra_args=node_args(tmp_path, [wasm_root])) as node:

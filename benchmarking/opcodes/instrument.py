@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from runtimes.benchmarking.wasm import (
+from benchmarking.opcodes.wasm import (
     OP_BLOCK, OP_BR, OP_BR_IF, OP_BR_TABLE, OP_CALL, OP_CALL_INDIRECT, OP_ELSE, OP_END, OP_IF, OP_LOOP, OP_RETURN,
     OP_RETURN_CALL, OP_RETURN_CALL_INDIRECT, OP_UNREACHABLE, SEC_CODE, SEC_CUSTOM, SEC_EXPORT, SEC_GLOBAL, SECTION_ORDER,
     Module, Reader, WasmError, count_globals, iter_instructions, parse, uleb,

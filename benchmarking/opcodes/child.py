@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.preopen import preopen_pair
-from runtimes.benchmarking.instrument import Instrumented, instrument
+from benchmarking.opcodes.instrument import Instrumented, instrument
 
 
 @dataclass

@@ -1,0 +1,119 @@
+"""`benchmarking/interference` (alias `if`): `file` = N modules separated by ':' run at the same
+time, each over and over until `limit`, each pinned to its own CPU of the runtime's set; the
+seed's `interference` profile and our `interference-v2` (the window in which all of them ran)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from benchmarking.runtime.hostenv import measurement_env
+from benchmarking.runtime.job import ArgError, Job
+from benchmarking.runtime.strategy import Ending, Experiment, Runs
+
+
+class Interference(Experiment):
+    SPLIT_FILES = True
+    DEFAULT_LIMIT = 10.0
+
+    def check(self, runs: Runs, job: Job) -> None:
+        files = job.file.split(":")
+        if len(files) > len(runs.cpus):
+            raise ArgError(f"{len(files)} interfering modules need {len(files)} CPUs; this runtime has {runs.cpus} (start.py -g)")
+        super().check(runs, job)
+        if len(job.engines) not in (1, len(files)):
+            raise ArgError(f"args.engine: give one engine or one per module ({len(files)}), got {len(job.engines)}")
+        if job.limit is None:
+            job.limit = self.DEFAULT_LIMIT
+
+    def execute(self, runs: Runs, job: Job) -> Ending:
+        """Co-runners start together (a barrier after every loop has prepared its engine), each on
+        its own CPU; the window in which all of them were running is recorded, and each run says
+        whether it lies inside it. The run cut by the end of the experiment is not a sample."""
+        files = job.file.split(":")
+        env = measurement_env(runs.cpus)
+        loops: list[dict[str, Any]] = [
+            {"index": i, "file": f, "engine": job.engines[i % len(job.engines)],
+             "runs": {"start_ns": [], "wall_ns": [], "outcome": [], "inside": []}} for i, f in enumerate(files)]
+        co = _CoRunners(runs, job, loops)
+        threads = [threading.Thread(target=co.loop, args=(i,), daemon=True) for i in range(len(files))]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            if job.stop.is_set() or job.out_of_time():
+                co.kill_all()  # the experiment is over: stop the runs still going
+            for t in threads:
+                t.join(0.05)
+        window = None
+        if len(co.first_start) == len(files):
+            window = [max(co.first_start.values()), min(co.stopped_at.values())]
+        for lp in loops:
+            r = lp["runs"]
+            r["inside"] = [window is not None and st >= window[0] and st + w <= window[1]
+                           for st, w in zip(r["start_ns"], r["wall_ns"])]
+        runs.publish.interference(job, loops, window, env)
+        names = [f"{lp['index']}:{lp['file']}" for lp in loops]
+        extra: dict[str, Any] = {"samples": {n: len(lp["runs"]["wall_ns"]) for n, lp in zip(names, loops)},
+                                 "inside": {n: sum(lp["runs"]["inside"]) for n, lp in zip(names, loops)},
+                                 "window_ns": window, "env": env}
+        if co.errors:
+            return Ending("error", None, "; ".join(co.errors), extra)
+        return Ending("exited", 0, None, extra)
+
+
+class _CoRunners:
+    """The loops of one interference job, one thread each, and what they share."""
+
+    def __init__(self, runs: Runs, job: Job, loops: list[dict[str, Any]]) -> None:
+        self.runs, self.job, self.loops = runs, job, loops
+        self.first_start: dict[int, int] = {}
+        self.stopped_at: dict[int, int] = {}
+        self.pids: dict[int, int] = {}
+        self.errors: list[str] = []
+        self.barrier = threading.Barrier(len(loops))
+
+    def kill_all(self) -> None:
+        for pid in list(self.pids.values()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def loop(self, i: int) -> None:
+        from benchmarking.engines import launch as engines
+
+        job, runs, lp = self.job, self.runs, self.loops[i]
+        f, rr = lp["file"], lp["runs"]
+        prep = None
+        try:
+            prep = runs.prepare(lp["engine"], engines.Invocation(job.paths[i], [job.argv0(f)] + job.argvs[0], job.env, job.dirs))
+        except Exception as e:
+            self.errors.append(f"{f}: {e}")
+        try:
+            self.barrier.wait(timeout=600)  # everyone prepared (AOT compiles can take a while): go together
+        except threading.BrokenBarrierError:
+            return
+        if prep is None:
+            return
+
+        def started(pid: int) -> None:
+            self.pids[i] = pid
+            if job.stop.is_set():
+                os.kill(pid, signal.SIGKILL)
+
+        while not job.stop.is_set() and not job.out_of_time():
+            r = engines.run_once(prep, limit=job.run_limit(), stdout=job.stdout, cpus=[runs.cpus[i]], on_start=started,
+                                 limits=runs.limits.with_time(job.run_limit()))
+            self.pids.pop(i, None)
+            self.first_start.setdefault(i, r.start_ns)
+            if (r.killed or r.failed) and (job.out_of_time() or job.stop.is_set()):
+                # cut by the end of the experiment (the main loop SIGKILLs the runs still
+                # going, which the run sees as a failure, not as its own limit): not a sample
+                self.stopped_at[i] = r.start_ns
+                break
+            rr["start_ns"].append(r.start_ns)
+            rr["wall_ns"].append(r.wall_ns)
+            rr["outcome"].append(r.outcome)
+        self.stopped_at.setdefault(i, time.monotonic_ns())

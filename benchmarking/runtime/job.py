@@ -1,0 +1,111 @@
+"""A create's arguments checked once into a `Job` (create `data.args`, docs/protocol.md, "Creating
+modules"); a bad one is an `ArgError` whose text names the key, and the module ends with reason
+`error` before it waits for its turn."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarking import layouts
+
+
+class ArgError(ValueError):
+    """A create message argument that is wrong; the text names it."""
+
+
+@dataclass
+class Job:
+    """One module being benchmarked: its settings and the handle a delete needs."""
+    index: int
+    file: str
+    argvs: list[list[str]]  # module argv (without argv[0]); several = norepeat mode
+    norepeat: bool
+    repeat: int
+    limit: float | None
+    ilimit: float | None
+    engines: list[str]
+    env: dict[str, str]
+    dirs: list[str]
+    stdout: str | None
+    args: dict[str, Any]
+    layout: str = layouts.DEFAULT_LAYOUT  # which profile layouts to publish (layouts.LAYOUTS)
+    warmup: int = 0  # runs per engine and argument list before the measured ones, discarded
+    paths: list[str] = field(default_factory=list)  # `file` (each of `a:b` for interference) resolved by the file policy
+    dirmode: str | None = None  # seeded: args.dirmode / args.scriptmode, resolved
+    scriptmode: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    pid: int = 0
+    started: float = field(default_factory=time.monotonic)  # reset when its turn comes (Runner._job)
+
+    def run_limit(self) -> float | None:
+        """Seconds the next run may take: its own `ilimit`, cut to what is left of `limit`."""
+        left = None if self.limit is None else self.limit - (time.monotonic() - self.started)
+        if left is None:
+            return self.ilimit
+        return left if self.ilimit is None else min(left, self.ilimit)
+
+    def out_of_time(self) -> bool:
+        return self.limit is not None and time.monotonic() - self.started >= self.limit
+
+    def argv0(self, file: str | None = None) -> str:
+        """The module's argv[0]: its file name."""
+        return os.path.basename(file or self.file)
+
+
+def number(args: dict[str, Any], key: str, default: float | None, *, integer: bool = False, minimum: float = 0) -> Any:
+    v = args.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+        raise ArgError(f"args.{key} must be {'an integer' if integer else 'a number'}, got {v!r}")
+    if v < minimum or (minimum == 0 and not integer and v == 0):
+        raise ArgError(f"args.{key} must be {'>= ' + str(minimum) if integer else 'positive'}, got {v!r}")
+    return v
+
+
+def str_list(v: Any, key: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ArgError(f"args.{key} must be a list of strings, got {v!r}")
+    return list(v)
+
+
+def parse_job(index: int, data: dict[str, Any], settings: dict[str, Any] | None = None) -> Job:
+    """Check a create message's `data`; ArgError names the first bad key. `settings` (the
+    runtime's config) give the defaults of `profile` and `warmup`."""
+    from benchmarking.engines.catalog import DEFAULT_ENGINE  # the worker's, never the supervisor's
+
+    settings = settings or {}
+    file = data.get("file")
+    if not isinstance(file, str) or not file:
+        raise ArgError("the create message has no `file` (path of the module on this node)")
+    args = data.get("args") or {}
+    if not isinstance(args, dict):
+        raise ArgError(f"args must be an object, got {type(args).__name__}")
+    raw_argv = args.get("argv", [])
+    norepeat = isinstance(raw_argv, list) and bool(raw_argv) and all(isinstance(a, list) for a in raw_argv)
+    argvs = [str_list(a, "argv[]") for a in raw_argv] if norepeat else [str_list(raw_argv, "argv")]
+    eng = args.get("engine", DEFAULT_ENGINE)
+    eng_list = [eng] if isinstance(eng, str) else str_list(eng, "engine") if eng else []
+    if not eng_list:
+        raise ArgError("args.engine must be an engine name or a non-empty list of names")
+    env: dict[str, str] = {}
+    for item in str_list(args.get("env", []), "env"):
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise ArgError(f"args.env entries must be 'KEY=VALUE', got {item!r}")
+        env[k] = v
+    dirs = str_list(args.get("dirs", []), "dirs")  # resolved by the runtime's file policy (Runner.confine)
+    stdout = args.get("stdout")
+    if stdout is not None and not isinstance(stdout, str):
+        raise ArgError(f"args.stdout must be a file path (module output is discarded without it), got {stdout!r}")
+    layout = args.get("profile", settings.get("profile", layouts.DEFAULT_LAYOUT))
+    if layout not in layouts.LAYOUTS:
+        raise ArgError(f"args.profile must be one of {', '.join(layouts.LAYOUTS)} (which profile layouts to send), got {layout!r}")
+    warmup = number(args, "warmup", settings.get("warmup", 0), integer=True, minimum=0)
+    return Job(index=index, file=file, argvs=argvs, norepeat=norepeat,
+               repeat=number(args, "repeat", 1, integer=True, minimum=1), limit=number(args, "limit", None),
+               ilimit=number(args, "ilimit", None), engines=eng_list, env=env, dirs=dirs, stdout=stdout, args=args,
+               layout=layout, warmup=warmup)
