@@ -25,12 +25,13 @@ Options:
 Who may do what (everything else is refused; there is no anonymous access):
     a node NAME   its manager's and runtimes' `proc/reg/UUID`, `proc/keepalive/RT`, `proc/control/RT`
                   (creates arrive, exited leaves), `proc/profile/+/RT/#`, `proc/stdio/#` (module
-                  stdio: module uuids are not known beforehand), read `proc/orchestrator`, and
+                  stdio: module uuids are not known beforehand), read `proc/orchestrator` and
+                  `proc/stored/RT` (a collector's acks of its results), and
                   the application channel topics given with --channel
     orchestrator  all of `{realm}/proc/#`: only it publishes creates on a runtime's control topic
     cli           publish `proc/control` (requests to the orchestrator) and `proc/stdio/#` (stdin),
                   read `{realm}/proc/#`
-    collector     read `{realm}/proc/#`
+    collector     read `{realm}/proc/#`, publish `proc/stored/#` (acks of the results it stored)
 
 Examples:
     manage.py acl -o /etc/mosquitto/silverline /var/lib/silverline/dev1.json /var/lib/silverline/dev2.json
@@ -100,12 +101,13 @@ def acl_text(realm: str, nodes: list[NodeIdentity], channels: list[str], orchest
     lines = ["# written by `manage.py acl` (docs/security.md); anonymous clients have no rights",
              "", f"user {orchestrator}", f"topic readwrite {p}/#",
              "", f"user {cli}", f"topic read {p}/#", f"topic write {p}/control", f"topic write {p}/stdio/#",
-             "", f"user {collector}", f"topic read {p}/#"]
+             "", f"user {collector}", f"topic read {p}/#", f"topic write {p}/stored/#"]
     for n in nodes:
         lines += ["", f"user {n.name}", f"topic readwrite {p}/reg/{n.manager}", f"topic read {p}/orchestrator"]
         for rt in sorted(n.runtimes.values()):
             lines += [f"topic readwrite {p}/reg/{rt}", f"topic write {p}/keepalive/{rt}",
-                      f"topic readwrite {p}/control/{rt}", f"topic write {p}/profile/+/{rt}/#"]
+                      f"topic readwrite {p}/control/{rt}", f"topic write {p}/profile/+/{rt}/#",
+                      f"topic read {p}/stored/{rt}"]
         lines.append(f"topic readwrite {p}/stdio/#")
         lines += [f"topic readwrite {c}" for c in channels]
     return "\n".join(lines) + "\n"

@@ -37,6 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from benchmarking import layouts
+from common.results import ACK_MAX_IDS, encode_ack, profile_runtime, result_id, stored_topic
 
 log = logging.getLogger("prof")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]+")
@@ -440,6 +441,7 @@ class Collector:
         self.reconnects = 0
         self._reconnecting = False
         self.acked = 0
+        self.announced = 0  # result ids named in ack messages (proc/stored/RUNTIME)
         self.batches = 0
         self.failed_attempts = 0
         self.failure: tuple[int, float] | None = None  # (errno, since) while the store cannot write
@@ -581,12 +583,27 @@ class Collector:
                 waiting = len(self.held)
                 self.batches += 1
                 resend, self.not_held = (self.not_held, 0) if not self.held and self.not_held else (0, self.not_held)
+            self._announce(batch)
             if self.failure is not None:
                 log.info("storing profiles in %s again (failing for %.1f s); %d more held to store",
                          self.store.directory, time.monotonic() - self.failure[1], waiting)
                 self.failure = None
             if resend:
                 self._reconnect(resend)
+
+    def _announce(self, batch: list[_Held]) -> None:
+        """Tell the nodes (and the orchestrator) which results are stored durably: one ack message per
+        runtime on `REALM/proc/stored/RUNTIME` (common/results.py). Duplicates are named again: their
+        node sent them again because it had not heard the first ack."""
+        by_rt: dict[str, list[str]] = {}
+        for h in batch:
+            rt = profile_runtime(self.realm, h.topic)
+            if rt is not None:
+                by_rt.setdefault(rt, []).append(result_id(h.topic, h.payload))
+        for rt, ids in by_rt.items():
+            for i in range(0, len(ids), ACK_MAX_IDS):
+                self.client.publish(stored_topic(self.realm, rt), encode_ack(self.client_id, ids[i:i + ACK_MAX_IDS]), 1)
+        self.announced += sum(len(v) for v in by_rt.values())
 
     def _reconnect(self, resend: int) -> None:
         """Disconnect and connect again (the session stays) so that the broker sends the messages it

@@ -21,7 +21,10 @@ Options:
     --uuid=UUID                  Manager uuid (runtime uuids are derived from it).
     --state-dir=DIR              Where the node's uuids persist across restarts
                                  [default: ~/.local/state/silverline].
-    --no-state                   Draw new uuids and store nothing.
+    --no-state                   Draw new uuids and store nothing (no result spool either).
+    --spool-max=MB               The result spool (STATE_DIR/NAME.spool) keeps every profile until a
+                                 collector acknowledges it has stored it, at most MB MiB; 0 = no spool
+                                 (docs/benchmarking.md, "Delivery") [default: 256].
     --reg-timeout=SEC            Wait for each orchestrator answer [default: 5].
     --start-retries=N            Failed starts in a row before a runtime is FATAL [default: 3].
     --backoff=SEC                First restart delay, doubled per failed start [default: 1].
@@ -190,6 +193,7 @@ def build_settings(argv: list[str]) -> Settings | None:
         worker_timeout=number(args, "--worker-timeout", float, 0),
         ka_interval=number(args, "--ka-interval", float, 0), spin=number(args, "--spin", float, 0), backend=args["--backend"],
         access_control=not args["--no-access-control"], runtime_settings=rs,
+        spool_max=int(number(args, "--spool-max", float, 0) * (1 << 20)),
     )
     s.logdir = args["--logdir"]
     return s

@@ -23,6 +23,7 @@ import time
 
 import ipc
 from common.wire import Topics
+from supervisor.delivery import Delivery
 from supervisor.identity import EXIT_DUPLICATE, IdentityInUse, StateLock, load_identity
 from supervisor.modules import ModuleControl
 from supervisor.mqtt_link import MqttLink
@@ -34,6 +35,7 @@ from supervisor.registration import NodeRegistration
 from supervisor.router import Router
 from supervisor.settings import Settings
 from supervisor.signals import SignalPipe
+from supervisor.spool import Spool
 from supervisor.status import NodeStatus
 
 log = logging.getLogger("mgr")
@@ -62,6 +64,9 @@ class Supervisor:
                              heartbeat=bool(settings.worker_timeout), on_exited=lambda w, i, p: self.modules.exited(w, i, p),
                              on_register=self.registration.report)
         self.modules = ModuleControl(self.outbox, self.router)
+        self.delivery = Delivery(Spool.of(settings.state_dir, settings.name, settings.spool_max), self.outbox,
+                                 settings.config.realm, [w.uuid for w in self.workers])
+        self.router.on_profile = self.delivery.offer
         self.lock = StateLock(settings.state_dir, settings.name) if settings.state_dir else None
         self.refused = False
         self.pool = WorkerPool(settings, self.workers, ops, outbox=self.outbox, router=self.router, modules=self.modules,
@@ -84,8 +89,10 @@ class Supervisor:
                 log.critical("%s", e)
                 return EXIT_DUPLICATE
         try:
+            self.delivery.open()  # under the lock: one supervisor per spool
             return self._run()
         finally:
+            self.delivery.close()
             if self.lock is not None:
                 self.lock.release()
 
@@ -115,7 +122,7 @@ class Supervisor:
             self.outbox.link = self.status.link = self.link
             for topic in sorted(self.registration.topics_in):
                 self.link.subscribe(topic, 1)
-            for topic in self.control_topics:
+            for topic in [*self.control_topics, *sorted(self.delivery.topics)]:
                 self.link.subscribe(topic, 1)
             log.info("node %s (manager %s), runtimes: %s", self.settings.name, self.uuid,
                      ", ".join(f"{w.name}={w.spec.name} ({w.uuid})" for w in self.workers))
@@ -150,6 +157,7 @@ class Supervisor:
         """Every exit path: kill what is left, reap, delete registrations, unlink IPC, disconnect."""
         try:
             self.pool.kill_all()
+            self.delivery.flush(time.monotonic())
             if self.link is not None and self.link.connected and not self.refused:
                 self.registration.goodbye()  # a refused duplicate deletes nothing: the identity is another's
                 self.link.flush()
@@ -222,6 +230,7 @@ class Supervisor:
                 timer_due = now + min(timeout, TIMER_GRAIN)
             else:
                 timeout = timer_due - now
+            self.delivery.flush(now)  # results made durable, then published
             link.flush()
             pending = node_ipc.before_sleep() and not link.backlog()  # backpressure: wait for the socket
             if router.waiting:  # a worker's ring is full: try it again soon (backlog.py)
@@ -252,7 +261,7 @@ class Supervisor:
         timers left in the past (nothing they can do yet) is looked at again after TIMER_GRAIN, not
         in a busy loop."""
         deadlines = [now + 1.0, self.registration.next_deadline(), self.link.next_deadline() if self.link else None,
-                     self.pool.next_deadline(), self.status.next_deadline(), self._stop_deadline if self.stopping else None]
+                     self.pool.next_deadline(), self.status.next_deadline(), self.delivery.next_deadline(), self._stop_deadline if self.stopping else None]
         left = min(d for d in deadlines if d is not None) - now
         return left if left > 0 else TIMER_GRAIN
 
@@ -262,14 +271,18 @@ class Supervisor:
         self.registration.tick(now)
         self.pool.tick(now, self.stopping)
         self.status.tick(now)
+        self.delivery.tick(now)
 
     # ------------------------------------------------------------------ MQTT
 
     def _on_connect(self) -> None:
         self.registration.start()
         self.status.update()
+        self.delivery.on_connect(time.monotonic())
 
     def _on_mqtt(self, topic: str, payload: bytes) -> None:
+        if self.delivery.ack(topic, payload):
+            return
         w = self.control_topics.get(topic)
         if w is not None:
             self.modules.control(w, topic, payload)

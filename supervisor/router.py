@@ -38,6 +38,7 @@ class Router:
         self.heartbeat = heartbeat  # --worker-timeout is on: note when each worker was last heard
         self.on_exited = on_exited  # RT_EXITED: module control (modules.py)
         self.on_register = on_register  # RT_REGISTER: registration.py
+        self.on_profile: Callable[[str, bytes], None] | None = None  # the result spool (delivery.py), else publish
         self.table = ChannelTable()
         self.waiting: set[int] = set()  # slots of the workers with a backlog (the loop retries them)
 
@@ -221,7 +222,11 @@ class Router:
         if rec is None:
             w.logger.error("profile data for empty module slot %d dropped", index)
             return
-        self.outbox.publish(self.outbox.topics.profile(ptype, w.uuid, rec.uuid), data, 1)
+        topic = self.outbox.topics.profile(ptype, w.uuid, rec.uuid)
+        if self.on_profile is not None:
+            self.on_profile(topic, data)
+        else:
+            self.outbox.publish(topic, data, 1)
 
     def _publish_from(self, w: Worker, index: int, fd: int, payload: bytes) -> None:
         try:

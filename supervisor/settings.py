@@ -38,4 +38,5 @@ class Settings:
     access_control: bool = True  # channels: only granted topics plus $SL/
     runtime_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # config.json "runtimes"
     stdin_commands: bool = True  # `q`/`quit` on a terminal stdin stops the node
+    spool_max: int = 256 << 20  # bytes of results the spool holds for a collector (STATE_DIR/NAME.spool); 0 = no spool
     logdir: str | None = None  # -l: also log to LOGDIR/NAME.log
