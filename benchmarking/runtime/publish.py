@@ -4,9 +4,12 @@ A job's profiles go up the worker's IPC ring (`Sink.send_profile`, the runtime's
 `exited`; the supervisor publishes each on `REALM/proc/profile/TYPE/RUNTIME/MODULE` and the
 collector stores it. The layouts (the seed's and ours) and their codecs are benchmarking/layouts.py;
 which ones a job sends is its `profile` argument (`Job.layout`: `seed`, `ours` or `both`).
+Each `benchmarking-v3` / `interference-v2` message carries a fresh result id (`"id"`, a uuid): the
+node's spool keeps it until a collector acknowledges that id (common/results.py).
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any, Protocol, Sequence
 
 from benchmarking import layouts
@@ -42,6 +45,7 @@ class Publisher:
             parts = max(1, -(-n // self.V3_ROWS))
             for p in range(parts):
                 body = samples.v3(p * self.V3_ROWS, (p + 1) * self.V3_ROWS, env, job.warmup, (p, parts))
+                body["id"] = uuid.uuid4().hex
                 self.sink.send_profile(job.index, layouts.BENCHMARKING_V3, layouts.encode(layouts.BENCHMARKING_V3, body))
 
     def records(self, index: int, ptype: str, rows: Sequence[tuple[int, ...]]) -> None:
@@ -60,7 +64,7 @@ class Publisher:
                     for lp in loops}
             self.sink.send_profile(job.index, "interference", layouts.encode("interference", seed))
         if job.layout in ("both", "ours"):
-            body = {"v": 2, "window_ns": window, "loops": loops, "env": env}
+            body = {"v": 2, "id": uuid.uuid4().hex, "window_ns": window, "loops": loops, "env": env}
             self.sink.send_profile(job.index, layouts.INTERFERENCE_V2, layouts.encode(layouts.INTERFERENCE_V2, body))
 
     def counts(self, index: int, opcodes: Any, loops: Any) -> None:

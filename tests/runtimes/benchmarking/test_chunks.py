@@ -29,3 +29,25 @@ def test_records_split_on_record_boundaries() -> None:
     sink.sent.clear()
     pub.records(0, "seeded", [])
     assert sink.sent == [(0, "seeded", b"")]
+
+
+def test_every_v3_part_carries_its_own_result_id() -> None:
+    """The node's spool and the collector know a result by its id (common/results.py): each
+    benchmarking-v3 message, also each part of a split sample set, has a fresh one."""
+    from benchmarking.harness import RunResult
+    from benchmarking.runtime.job import Job
+    from benchmarking.runtime.samples import Samples
+    from common.results import result_id
+
+    sink = RecordingSink()
+    pub = Publisher(sink)
+    pub.V3_ROWS = 2
+    samples = Samples()
+    for i in range(5):
+        samples.add(RunResult(1000 + i, 900, 5, 2048, 0, None, False, b""), "wasmtime")
+    job = Job(0, "x.wasm", [[]], False, 5, None, None, ["wasmtime"], {}, [], None, {}, layout="ours")
+    for _ in range(2):
+        pub.samples(job, samples, {})
+    ids = [layouts.decode(t, d)["id"] for _i, t, d in sink.sent]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    assert [result_id("t", d) for _i, _t, d in sink.sent] == ids
