@@ -8,6 +8,7 @@ from typing import Any
 from common.exit_status import exit_status_of
 from common.wire import ProtocolError, require
 from orchestrator.campaigns import ACTIONS as CAMPAIGN_ACTIONS
+from orchestrator.deployments import ACTIONS as DEPLOY_ACTIONS
 from orchestrator.model import QUEUED
 from orchestrator.placement import Placement
 from orchestrator.state import Refused
@@ -36,6 +37,8 @@ class Control(Placement):
             self._delete(data, where)
         elif action in CAMPAIGN_ACTIONS:
             self.campaigns.handle(action, data, where)
+        elif action in DEPLOY_ACTIONS:
+            self.deployments.handle(action, data, where)
         else:
             raise ProtocolError(f"{where}: action must be create, create_batch, delete, create_campaign or"
                                 f" resume_campaign, got {action!r}")

@@ -48,6 +48,7 @@ from common.apis import with_aliases
 from common.wire import ProtocolError, Topics, decode, require
 from orchestrator.campaigns import Campaigns
 from orchestrator.control import Control
+from orchestrator.deployments import Deployments
 from orchestrator.liveness import RECONCILE_AFTER, Liveness
 from orchestrator.model import ALIVE, EXITING, KILLED, MISSED_KEEPALIVES, QUEUED, RUNTIME, Mod
 from orchestrator.presence import Presence
@@ -88,6 +89,7 @@ class Orchestrator(Control, Liveness):
         self._deleting = {}  # module uuid (state E) -> clock time its exited is overdue
         self._prefix = f"{realm}/proc/"
         self.campaigns = Campaigns(self)  # benchmark campaigns (orchestrator/campaigns.py)
+        self.deployments = Deployments(self)  # declared deployments (orchestrator/deployments.py)
         self._dirty = None  # nodes whose REST entry changed since the last snapshot (None: all)
         self.snapshots = Snapshots(self)  # the REST reads' view (reads.py)
         self._log_topics = (self.topics.log, self.topics.orchestrator_log)
@@ -102,6 +104,7 @@ class Orchestrator(Control, Liveness):
         try:
             self.nodes, self.mods, self._deleting = {}, {}, {}
             self._load()
+            self.deployments = Deployments(self)
         except Exception:
             log.exception("cannot reload the state from %s", self.store.path)
 
@@ -198,6 +201,7 @@ class Orchestrator(Control, Liveness):
             self.report(f"{n} keepalives from {k} dead runtimes refused in the last {now - self._quiet_since:.0f} s"
                         " (each runtime's node was asked to register again; one refusal per runtime is reported,"
                         " the rest are counted here)", self.topics.keepalive("+"), None)
+        self.deployments.tick()
         self.flush()
 
     # -- routing ------------------------------------------------------------------------

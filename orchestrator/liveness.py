@@ -156,6 +156,7 @@ class Liveness(Placement):
         self.store.put_node(node, self.wallclock())
         self._changed(node)
         if kind == RUNTIME:
+            self.deployments.dirty = True
             self._watch_runtime(node)
             self._resurrect(node)
             self._fill(node)
@@ -199,6 +200,7 @@ class Liveness(Placement):
         now = self.wallclock()
         rt.status = DEAD
         self._changed(rt)
+        self.deployments.dirty = True
         self.presence.heard.discard(rt.uuid)
         self._unconfirmed.pop(rt.uuid, None)  # what it ran is killed: resurrection sends new creates
         self.store.set_node_status(rt.uuid, DEAD, now)

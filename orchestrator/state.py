@@ -21,6 +21,7 @@ from orchestrator.store import Store
 
 if TYPE_CHECKING:
     from orchestrator.campaigns import Campaigns
+    from orchestrator.deployments import Deployments
     from orchestrator.reads import Snapshots
 
 log = logging.getLogger("orch")
@@ -61,6 +62,7 @@ class State:
     scheduler: Scheduler
     presence: Presence
     campaigns: "Campaigns"  # benchmark campaigns (orchestrator/campaigns.py)
+    deployments: "Deployments"  # declared deployments (orchestrator/deployments.py)
     snapshots: "Snapshots"  # the REST reads' view (reads.py)
     seq: int  # the last module sequence number given
     _out: list[tuple[str, bytes]]  # messages to publish after the decision's commit
@@ -126,6 +128,7 @@ class State:
         del self.mods[m.uuid]
         self._deleting.pop(m.uuid, None)
         self.store.set_exit(m.uuid, DEAD, exit_status, self.wallclock())
+        self.deployments.on_dead(m.uuid, exit_status)
 
     def resolve_runtime(self, q: str) -> Node | None:
         """A runtime by uuid (any state), then by name, then by uuid suffix (alive ones)."""
