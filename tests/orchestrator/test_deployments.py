@@ -2,6 +2,7 @@
 come and go, `manage.py apply` / `deployments` as an operator types them (issue #27)."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -39,9 +40,25 @@ def echo_node(broker: Any, tmp_path: Any, name: str) -> NodeProcess:
     return NodeProcess(broker.port, name=name, runtimes=["test/echo"], state_dir=str(tmp_path / name), reg_timeout=5)
 
 
+def kill(node: NodeProcess, killed: list[int]) -> None:
+    """SIGKILL (a node loss); its IPC objects are unlinked at the end of the test (nothing else will)."""
+    killed.append(node.pid)
+    node.kill()
+
+
+def unlink_ipc(pids: list[int]) -> None:
+    for pid in pids:
+        for path in glob.glob(f"/dev/mqueue/sl.{pid}.*") + glob.glob(f"/dev/shm/sl.{pid}.*"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
 def test_apply_restart_move_back_scale_and_orchestrator_restart(broker: Any, orch: OrchestratorProc, probe: MqttProbe,
                                                                  tmp_path: Any) -> None:
     nodes = {n: echo_node(broker, tmp_path, n) for n in ("n1", "n2", "n3")}
+    killed: list[int] = []
     try:
         for n in nodes.values():
             n.start()
@@ -70,7 +87,7 @@ def test_apply_restart_move_back_scale_and_orchestrator_restart(broker: Any, orc
         assert dep(orch, "job")["running"] == 0 and dep(orch, "job")["restarts"] == 0
 
         # a node dies: its web module moves to the other allowed node; back when it returns
-        nodes["n1"].kill()
+        kill(nodes["n1"], killed)
         wait_until(lambda: where(orch, "web") == {"n2": 2}, 30, "web moved to n2")
         nodes["n1"] = echo_node(broker, tmp_path, "n1").start()
         wait_until(lambda: where(orch, "web") == {"n1": 1, "n2": 1}, 30, "web spread again")
@@ -83,7 +100,7 @@ def test_apply_restart_move_back_scale_and_orchestrator_restart(broker: Any, orc
         orch.start()
         assert dep(orch, "web")["running"] == 4
         running = {s["module"] for s in dep(orch, "web")["slots"]}
-        nodes["n2"].kill()
+        kill(nodes["n2"], killed)
         wait_until(lambda: where(orch, "web") == {"n1": 4}, 30, "web all on n1 after the restart and n2's death")
         assert running & {s["module"] for s in dep(orch, "web")["slots"]}  # the n1 ones were kept
         steps = [e["step"] for e in dep(orch, "web")["events"]]
@@ -99,6 +116,7 @@ def test_apply_restart_move_back_scale_and_orchestrator_restart(broker: Any, orc
     finally:
         for n in nodes.values():
             n.stop()
+        unlink_ipc(killed)
 
 
 def test_bad_file_is_one_line(orch: OrchestratorProc, tmp_path: Any) -> None:
