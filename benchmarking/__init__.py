@@ -1,5 +1,7 @@
 """The benchmark system's own code, apart from the runtime classes (runtimes/benchmarking/).
 
+- plan.py: a campaign's plan (expansion into cells, module names, outcomes), shared by the
+  orchestrator, `manage.py benchmark` and the client library (standard library only);
 - harness.py: one run as a child process (fork or spawn), its times, rusage and limit;
 - limits.py: the resource limits of those children;
 - layouts.py: every profile layout, the seed's and ours (names, codecs), read by the runtimes, the

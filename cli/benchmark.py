@@ -70,7 +70,9 @@ import threading
 import time
 from typing import Any
 
+from benchmarking.plan import FAILED, PlanError, cell_module, expand, outcome_of
 from cli._api import Api, CliError, Session, config, envelope, guard, number, parse, setup, topics
+from cli._campaign import finish, follow, progress_line, show_status
 from common.config import Config
 from common.wire import new_uuid
 
@@ -103,7 +105,7 @@ MULTI = ("-f", "--file", "-r", "--runtime", "--engine", "-d", "--dir")
 
 
 def build_plan(opts: dict[str, Any], runtimes: list[str], rng: random.Random) -> dict[str, Any]:
-    """The campaign plan (orchestrator/campaigns.py `expand`) from the options."""
+    """The campaign plan (benchmarking/plan.py `expand`) from the options."""
     files: list[str] = list(opts["--file"])
     n_if = number(opts, "--interference", int, 1)
     if n_if and n_if > 1:
@@ -159,68 +161,6 @@ def resolve_runtimes(api: Api, queries: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _fmt_eta(sec: float) -> str:
-    sec = int(sec)
-    return f"{sec // 3600:d}:{sec // 60 % 60:02d}:{sec % 60:02d}"
-
-
-def progress_line(s: dict[str, Any], rate: float | None, width: int = 30) -> tuple[str, str]:
-    """(progress bar line for a terminal, plain line) of a campaign summary."""
-    total = s["cells"] or 1
-    failed = sum(s["failed"].values())
-    fin = s["done"] + failed - (s["failed"]["lost"] if not s["finished"] else 0)
-    eta = f"ETA {_fmt_eta((total - fin) / rate)}" if rate and fin < total else "ETA ?" if fin < total else "done"
-    text = f"{fin}/{s['cells']} cells, {s['done']} done, {failed} failed, {s['running']} running, {s['queued']} queued, {eta}"
-    filled = int(width * fin / total)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {text}", f"benchmark {s['id']}: {text}"
-
-
-def summary_text(s: dict[str, Any]) -> str:
-    failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items() if v) or "none"
-    return (f"campaign {s['id']}: {s['cells']} cells: {s['done']} done; failed: {failed}"
-            + (f"; {s['queued'] + s['running']} not finished" if not s["finished"] else ""))
-
-
-def follow(api: Api, cid: str, timeout: float, out: Any = None) -> dict[str, Any]:
-    """Poll the campaign until every cell has finished; progress on `out` (stderr)."""
-    out = out or sys.stderr
-    tty = out.isatty()
-    t0 = time.monotonic()
-    first: int | None = None
-    last_plain = 0.0
-    down = False
-    while True:
-        try:
-            s = api.get(f"/api/campaigns/{cid}/")
-            if down:
-                print(("\n" if tty else "") + f"benchmark {cid}: the orchestrator answers again", file=out)
-                down = False
-        except CliError as e:
-            if not down:
-                print(("\n" if tty else "") + f"benchmark {cid}: {e}; retrying", file=out)
-                down = True
-            s = None
-        if s is not None:
-            fin = s["done"] + sum(s["failed"].values())
-            first = fin if first is None else first
-            el = time.monotonic() - t0
-            rate = (fin - first) / el if el > 2 and fin > first else None
-            bar, plain = progress_line(s, rate)
-            if tty:
-                print("\r" + bar, end="", file=out, flush=True)
-            elif s["finished"] or time.monotonic() - last_plain >= 10:
-                print(plain, file=out, flush=True)
-                last_plain = time.monotonic()
-            if s["finished"]:
-                if tty:
-                    print(file=out)
-                return dict(s)
-        if time.monotonic() - t0 > timeout:
-            raise CliError(f"campaign {cid} had not finished after {timeout:g} s; follow it with "
-                           f"`manage.py benchmark --status {cid} --wait`")
-        time.sleep(1.0)
-
-
 def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, timeout: float = 60.0) -> dict[str, Any]:
     """Send a campaign request; wait until the orchestrator shows it (or reports why not)."""
     before = api.get(f"/api/campaigns/{cid}/") if action == "resume_campaign" else None
@@ -246,34 +186,16 @@ def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, t
             time.sleep(0.05)
 
 
-def show_status(api: Api, cid: str | None) -> int:
-    if cid is None:
-        page = api.get("/api/campaigns/") or {"results": []}
-        for c in page["results"]:
-            s = api.get(f"/api/campaigns/{c['id']}/")
-            if s is not None:
-                print(summary_text(s))
-        if not page["results"]:
-            print("no campaigns")
-        return 0
-    s = api.get(f"/api/campaigns/{cid}/")
-    if s is None:
-        raise CliError(f"no campaign {cid!r} at {api.url} (`manage.py benchmark --status` lists them)")
-    print(summary_text(s))
-    print(f"  seed {s['seed']}, resumes {s['resumes']}, {s['running']} running, {s['queued']} queued")
-    return 0
-
-
-def finish(s: dict[str, Any], resumable: bool = True) -> int:
-    print(summary_text(s), file=sys.stderr)
-    ok = s["finished"] and s["done"] == s["cells"]
-    if not ok and resumable:
-        print(f"resume with: manage.py benchmark --resume {s['id']} --wait", file=sys.stderr)
-    return 0 if ok else 1
-
-
 def keeps_campaigns(api: Api) -> bool:
     return api.get("/api/campaigns/") is not None
+
+
+def expanded(plan: dict[str, Any]) -> list[tuple[int, str, str, str, list[str]]]:
+    """The plan's cells (benchmarking/plan.py), a bad plan as a CliError."""
+    try:
+        return expand(plan)
+    except PlanError as e:
+        raise CliError(str(e)) from None
 
 
 BATCH = 2000  # modules per create_batch: a 100k-cell plan is 50 messages of ~1 MB, not one of 50 MB
@@ -283,7 +205,6 @@ def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str,
     """The plan against an orchestrator that keeps no campaigns (the original's): expanded here (same
     order, seed and warm-up), sent as the original's benchmark sends it, one `create_batch` per
     runtime with `data.parent` (several for a very large plan); `wait` follows the `exited` messages."""
-    from orchestrator.campaigns import Campaigns, expand, outcome_of
     from silverline.client import _uuids_in
 
     uuids: dict[str, str] = {}
@@ -293,11 +214,11 @@ def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str,
             raise CliError(f"runtime {name!r} is unknown to the orchestrator at {api.url} (see `manage.py list`)")
         uuids[name] = str(rec["uuid"])
     groups: dict[str, list[dict[str, Any]]] = {}
-    for idx, rt, f, e, a in expand(plan):
-        mod = Campaigns._module(cid, idx, uuids[rt], f, e, a, plan["args"], new_uuid())
+    for idx, rt, f, e, a in expanded(plan):
+        mod = cell_module(cid, idx, uuids[rt], f, e, a, plan["args"], new_uuid())
         groups.setdefault(mod.pop("parent"), []).append(mod)
     pending = {m["uuid"]: m for mods in groups.values() for m in mods}
-    failed = {k: 0 for k in ("error", "trap", "limit", "killed", "lost")}
+    failed = {k: 0 for k in FAILED}
     s: dict[str, Any] = {"id": cid, "cells": len(pending), "done": 0, "failed": failed, "running": 0, "queued": 0,
                          "finished": False}
     lock = threading.Lock()
@@ -362,11 +283,9 @@ def main(argv: list[str]) -> int:
     cfg = config(opts)
     timeout = number(opts, "--timeout", float, 0)
     if opts["--dry-run"]:
-        from orchestrator.campaigns import Campaigns, expand
-
         plan = build_plan(opts, list(opts["--runtime"]), random.Random())
-        for idx, rt, f, e, a in expand(plan):
-            print(json.dumps(Campaigns._module("dry-run", idx, rt, f, e, a, plan["args"], new_uuid())))
+        for idx, rt, f, e, a in expanded(plan):
+            print(json.dumps(cell_module("dry-run", idx, rt, f, e, a, plan["args"], new_uuid())))
         return 0
     api = Api.from_opts(opts, cfg)
     if (opts["--status"] or opts["--resume"]) and not keeps_campaigns(api):

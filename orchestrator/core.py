@@ -18,7 +18,7 @@ Rules (docs/protocol.md, "Orchestrator rules"; ours marked):
   apis by our names and the original's alike (common/apis.py);
 - a runtime with `max_nmodules` modules running queues new ones (FIFO) and starts the
   oldest when one exits; **ours**: a benchmark campaign's cells go out up to the campaign's
-  window ahead to a runtime that registered `metadata.queue_ahead` (campaigns.py `ahead`);
+  window ahead to a runtime that registered `metadata.queue_ahead` (campaigns/hooks.py `ahead`);
 - a runtime that is deleted or misses 3 keepalive intervals is dead: running modules
   become killed (K), queued and exiting ones dead; re-registering the same uuid
   resurrects it and re-creates its killed modules in their original order. Only a runtime
@@ -46,7 +46,7 @@ from typing import Callable
 
 from common.apis import with_aliases
 from common.wire import ProtocolError, Topics, decode, require
-from orchestrator.campaigns import Campaigns
+from orchestrator.campaigns import Campaigns, CampaignStore
 from orchestrator.control import Control
 from orchestrator.deployments import Deployments
 from orchestrator.liveness import RECONCILE_AFTER, Liveness
@@ -88,7 +88,7 @@ class Orchestrator(Control, Liveness):
         self._strangers = {}  # keepalives seen from runtimes not registered
         self._deleting = {}  # module uuid (state E) -> clock time its exited is overdue
         self._prefix = f"{realm}/proc/"
-        self.campaigns = Campaigns(self)  # benchmark campaigns (orchestrator/campaigns.py)
+        self.campaigns = Campaigns(self, CampaignStore(store.conn))  # benchmark campaigns (orchestrator/campaigns/)
         self.deployments = Deployments(self)  # declared deployments (orchestrator/deployments.py)
         self._dirty = None  # nodes whose REST entry changed since the last snapshot (None: all)
         self.snapshots = Snapshots(self)  # the REST reads' view (reads.py)
@@ -212,7 +212,7 @@ class Orchestrator(Control, Liveness):
         kind = parts[0]
         if kind == "log":
             return
-        if kind == "profile" and len(parts) == 4:  # ours: a campaign cell's profile (campaigns.py on_profile)
+        if kind == "profile" and len(parts) == 4:  # ours: a campaign cell's profile (campaigns/hooks.py on_profile)
             self.campaigns.on_profile(parts[1], parts[3], payload)
             return
         msg = decode(payload, where=f"message on {topic}")

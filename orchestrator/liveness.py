@@ -205,7 +205,7 @@ class Liveness(Placement):
         self._unconfirmed.pop(rt.uuid, None)  # what it ran is killed: resurrection sends new creates
         self.store.set_node_status(rt.uuid, DEAD, now)
         killed, dead = [], []
-        # ours: a campaign cell whose profile was delivered before its node went is complete (campaigns.py)
+        # ours: a campaign cell whose profile was delivered before its node went is complete (campaigns/hooks.py)
         settled = self.campaigns.settle([u for u in rt.children if self.mods[u].status == ALIVE])
         for u in rt.children:
             m = self.mods[u]

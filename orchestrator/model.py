@@ -84,7 +84,7 @@ class Mod:
     parent: str | None
     status: str
     file: str = ""
-    window: int = 0  # ours: its campaign's window (campaigns.py), 1 for other modules; 0: not looked up yet
+    window: int = 0  # ours: its campaign's window (campaigns/hooks.py), 1 for other modules; 0: not looked up yet
 
     def short(self) -> dict[str, Any]:
         """The REST API's short form (runtime `children` / `queued` entries)."""

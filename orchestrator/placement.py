@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from common.wire import ProtocolError, envelope, new_uuid, require
-from orchestrator.model import ALIVE, EXITING, QUEUED, Mod, Node
+from orchestrator.model import ALIVE, EXITING, KILLED, QUEUED, Mod, Node
 from orchestrator.scheduler import PLAIN, module_kind
 from orchestrator.state import Refused, State, _str_list
 
@@ -40,8 +40,8 @@ class Placement(State):
         if errors:
             log.warning("%s: %d of %d modules refused", where, len(errors), len(items))
 
-    def _create_cells(self, items: list[tuple[str, str, str, Node, dict[str, Any]]], window: int) -> None:
-        """A campaign's cells as modules (uuid, name, file, runtime, create body): campaigns.py built
+    def place_cells(self, items: list[tuple[str, str, str, Node, dict[str, Any]]], window: int) -> None:
+        """A campaign's cells as modules (uuid, name, file, runtime, create body): campaigns/ built
         them, valid by construction, so they skip `_new_module`'s checks; placed and stored alike."""
         now = self.wallclock()
         rows: list[tuple[int, str, str, str | None, str, str, bytes, float, float]] = []
@@ -52,6 +52,21 @@ class Placement(State):
             status = self._place(m, rt, persist=False, body=body)
             rows.append((m.seq, uuid, name, rt.uuid, file, status, orjson.dumps(body), now, now))
         self.store.insert_modules(rows)
+
+    def retire_killed(self, uuid: str, why: str) -> None:
+        """A killed module that must not be resurrected with its runtime (a campaign's resume
+        replaces it): dead, with `why` as its exit's error."""
+        m = self.mods.get(uuid)
+        if m is None or m.status != KILLED:
+            return
+        rt = self.nodes.get(m.parent) if m.parent else None
+        if rt is not None:
+            rt.killed.discard(uuid)
+        self._module_dead(m, {"reason": "deleted", "code": None, "error": why})
+
+    def has_module(self, uuid: str) -> bool:
+        """Whether a module that is not dead has this uuid."""
+        return uuid in self.mods
 
     def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
         t = data.get("type", "module")
@@ -125,7 +140,7 @@ class Placement(State):
 
     def _has_room(self, rt: Node, m: Mod) -> bool:
         """Whether module `m` may start on `rt` now: a free place by max_nmodules, or a place in
-        its campaign's window ahead of the running one (campaigns.py)."""
+        its campaign's window ahead of the running one (campaigns/hooks.py)."""
         return rt.has_room() or len(rt.children) < rt.max_nmodules + self.campaigns.ahead(rt, m)
 
     def _send_create(self, m: Mod, rt: Node, body: dict[str, Any] | None = None) -> None:

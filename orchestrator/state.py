@@ -61,7 +61,7 @@ class State:
     mods: dict[str, Mod]
     scheduler: Scheduler
     presence: Presence
-    campaigns: "Campaigns"  # benchmark campaigns (orchestrator/campaigns.py)
+    campaigns: "Campaigns"  # benchmark campaigns (orchestrator/campaigns/)
     deployments: "Deployments"  # declared deployments (orchestrator/deployments.py)
     snapshots: "Snapshots"  # the REST reads' view (reads.py)
     seq: int  # the last module sequence number given

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from common.wire import envelope
-from orchestrator import campaigns, views
+from benchmarking import plan as campaign_plan
+from orchestrator import views
 from tests.orchestrator.test_core import R, Harness
 
 
@@ -38,14 +39,14 @@ def exit_running(h: Harness, rt: str, **status_: Any) -> str:
 
 
 def test_expand_is_stable_and_interleaved() -> None:
-    cells = campaigns.expand(plan())
+    cells = campaign_plan.expand(plan())
     assert len(cells) == 8 and sorted(c[0] for c in cells) == list(range(8))
-    assert cells == campaigns.expand(plan())  # the seed fixes the order
-    assert [c[0] for c in campaigns.expand(plan(order="plan"))] == list(range(8))
+    assert cells == campaign_plan.expand(plan())  # the seed fixes the order
+    assert [c[0] for c in campaign_plan.expand(plan(order="plan"))] == list(range(8))
     assert [c[0] for c in cells] != list(range(8))
-    assert campaigns.module_name("wasm/polybench/2mm.wasm", "wasmtime-j") == "2mm.wasmtime-j"
-    with pytest.raises(Exception, match="plan.engines must be a non-empty list"):
-        campaigns.expand(plan(engines=[]))
+    assert campaign_plan.module_name("wasm/polybench/2mm.wasm", "wasmtime-j") == "2mm.wasmtime-j"
+    with pytest.raises(campaign_plan.PlanError, match="plan.engines must be a non-empty list"):
+        campaign_plan.expand(plan(engines=[]))
 
 
 def test_campaign_outcomes_lost_cells_and_resume(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -153,8 +154,8 @@ def test_window_sends_cells_ahead_within_the_runtimes_queue_ahead(tmp_path, wind
 
 def test_window_must_be_a_small_positive_integer() -> None:
     for bad in (0, 65, "3", True):
-        with pytest.raises(Exception, match="plan.window must be an integer"):
-            campaigns.expand(plan(window=bad))
+        with pytest.raises(campaign_plan.PlanError, match="plan.window must be an integer"):
+            campaign_plan.expand(plan(window=bad))
 
 
 def v3(outcomes: list[str], part: tuple[int, int] = (0, 1)) -> bytes:

@@ -1,0 +1,97 @@
+"""A benchmark campaign as `manage.py benchmark` shows it: progress while it runs (`follow`), its
+summary (`--status`) and the exit status it ends with (`finish`), from `GET /api/campaigns/ID/`."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from cli._api import Api, CliError
+
+
+def _fmt_eta(sec: float) -> str:
+    sec = int(sec)
+    return f"{sec // 3600:d}:{sec // 60 % 60:02d}:{sec % 60:02d}"
+
+
+def progress_line(s: dict[str, Any], rate: float | None, width: int = 30) -> tuple[str, str]:
+    """(progress bar line for a terminal, plain line) of a campaign summary."""
+    total = s["cells"] or 1
+    failed = sum(s["failed"].values())
+    fin = s["done"] + failed - (s["failed"]["lost"] if not s["finished"] else 0)
+    eta = f"ETA {_fmt_eta((total - fin) / rate)}" if rate and fin < total else "ETA ?" if fin < total else "done"
+    text = f"{fin}/{s['cells']} cells, {s['done']} done, {failed} failed, {s['running']} running, {s['queued']} queued, {eta}"
+    filled = int(width * fin / total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {text}", f"benchmark {s['id']}: {text}"
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items() if v) or "none"
+    return (f"campaign {s['id']}: {s['cells']} cells: {s['done']} done; failed: {failed}"
+            + (f"; {s['queued'] + s['running']} not finished" if not s["finished"] else ""))
+
+
+def follow(api: Api, cid: str, timeout: float, out: Any = None) -> dict[str, Any]:
+    """Poll the campaign until every cell has finished; progress on `out` (stderr)."""
+    out = out or sys.stderr
+    tty = out.isatty()
+    t0 = time.monotonic()
+    first: int | None = None
+    last_plain = 0.0
+    down = False
+    while True:
+        try:
+            s = api.get(f"/api/campaigns/{cid}/")
+            if down:
+                print(("\n" if tty else "") + f"benchmark {cid}: the orchestrator answers again", file=out)
+                down = False
+        except CliError as e:
+            if not down:
+                print(("\n" if tty else "") + f"benchmark {cid}: {e}; retrying", file=out)
+                down = True
+            s = None
+        if s is not None:
+            fin = s["done"] + sum(s["failed"].values())
+            first = fin if first is None else first
+            el = time.monotonic() - t0
+            rate = (fin - first) / el if el > 2 and fin > first else None
+            bar, plain = progress_line(s, rate)
+            if tty:
+                print("\r" + bar, end="", file=out, flush=True)
+            elif s["finished"] or time.monotonic() - last_plain >= 10:
+                print(plain, file=out, flush=True)
+                last_plain = time.monotonic()
+            if s["finished"]:
+                if tty:
+                    print(file=out)
+                return dict(s)
+        if time.monotonic() - t0 > timeout:
+            raise CliError(f"campaign {cid} had not finished after {timeout:g} s; follow it with "
+                           f"`manage.py benchmark --status {cid} --wait`")
+        time.sleep(1.0)
+
+
+def show_status(api: Api, cid: str | None) -> int:
+    if cid is None:
+        page = api.get("/api/campaigns/") or {"results": []}
+        for c in page["results"]:
+            s = api.get(f"/api/campaigns/{c['id']}/")
+            if s is not None:
+                print(summary_text(s))
+        if not page["results"]:
+            print("no campaigns")
+        return 0
+    s = api.get(f"/api/campaigns/{cid}/")
+    if s is None:
+        raise CliError(f"no campaign {cid!r} at {api.url} (`manage.py benchmark --status` lists them)")
+    print(summary_text(s))
+    print(f"  seed {s['seed']}, resumes {s['resumes']}, {s['running']} running, {s['queued']} queued")
+    return 0
+
+
+def finish(s: dict[str, Any], resumable: bool = True) -> int:
+    print(summary_text(s), file=sys.stderr)
+    ok = s["finished"] and s["done"] == s["cells"]
+    if not ok and resumable:
+        print(f"resume with: manage.py benchmark --resume {s['id']} --wait", file=sys.stderr)
+    return 0 if ok else 1
