@@ -60,6 +60,28 @@ class Interference(Experiment):
                                  "window_ns": window, "env": env}
         if co.errors:
             return Ending("error", None, "; ".join(co.errors), extra)
+        if job.stop.is_set():
+            return Ending("deleted", None, None, extra)
+        return self.verdict(job, loops, co.first_failure, extra)
+
+    @staticmethod
+    def verdict(job: Job, loops: list[dict[str, Any]], first_failure: dict[int, str], extra: dict[str, Any]) -> Ending:
+        """A cell is done only if every co-runner produced its runs: one that failed a run, or that
+        finished none inside the limit, measured something else than the interference asked for,
+        and the cell ends with that failure (its outcome: trap, limit, ...), naming the co-runner."""
+        for lp in loops:
+            outcomes = lp["runs"]["outcome"]
+            name = f"co-runner {lp['index']} ({lp['file']}, {lp['engine']})"
+            bad = [o for o in outcomes if o != "ok"]
+            if bad:
+                extra["failure"] = bad[0]
+                reason = "limit" if bad[0] in ("limit", "oom") else "exited"
+                return Ending(reason, None, f"{name} failed {len(bad)} of {len(outcomes)} runs, the first: "
+                                            f"{first_failure.get(lp['index'], bad[0])}", extra)
+            if not outcomes:
+                extra["failure"] = "limit"
+                return Ending("limit", None, f"{name} finished no run within the limit of {job.limit} s "
+                                             "(raise args.limit above one run's time)", extra)
         return Ending("exited", 0, None, extra)
 
 
@@ -72,6 +94,7 @@ class _CoRunners:
         self.stopped_at: dict[int, int] = {}
         self.pids: dict[int, int] = {}
         self.errors: list[str] = []
+        self.first_failure: dict[int, str] = {}  # co-runner -> what its first failed run said
         self.barrier = threading.Barrier(len(loops))
 
     def kill_all(self) -> None:
@@ -116,4 +139,6 @@ class _CoRunners:
             rr["start_ns"].append(r.start_ns)
             rr["wall_ns"].append(r.wall_ns)
             rr["outcome"].append(r.outcome)
+            if r.failed:
+                self.first_failure.setdefault(i, r.describe())
         self.stopped_at.setdefault(i, time.monotonic_ns())

@@ -119,10 +119,10 @@ def test_interference_two_way_pinned(broker, probe, wasm, wasm_root, tmp_path) -
         rt = node.runtime_uuid()
         files = f"{wasm['spin']}:{wasm['spin']}"
         if len(cpus) < 2:
-            create(probe, rt, "if-2", files, argv=["1"], limit=1.5, engine="wasmtime-aot")
+            create(probe, rt, "if-2", files, argv=["1"], limit=4.0, engine="wasmtime-aot")
             assert "need 2 CPUs" in exited(probe, rt, "if-2")["status"]["error"]
             return
-        create(probe, rt, "if-2", files, argv=["1"], limit=1.5, engine="wasmtime-aot")
+        create(probe, rt, "if-2", files, argv=["1"], limit=4.0, engine="wasmtime-aot")  # several runs each, however busy the machine
         st = exited(probe, rt, "if-2")
         assert st["status"]["reason"] == "exited"
         d = orjson.loads(profile(probe, "interference", "if-2"))
@@ -130,7 +130,7 @@ def test_interference_two_way_pinned(broker, probe, wasm, wasm_root, tmp_path) -
         # ours: both loops started after the barrier; runs inside the window in which both ran are marked
         v2 = layouts.decode("interference-v2", profile(probe, "interference-v2", "if-2"))
         lo, hi = v2["window_ns"]
-        assert 0 < hi - lo <= 1_600_000_000
+        assert 0 < hi - lo <= 4_100_000_000
         for lp in v2["loops"]:
             r = lp["runs"]
             assert lp["engine"] == "wasmtime-aot" and sum(r["inside"]) >= 1
