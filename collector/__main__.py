@@ -5,7 +5,9 @@ Usage:
 
 Options:
     -c FILE --config=FILE    Node configuration (broker, realm, orchestrator) [default: config.json].
-    -d DIR --data=DIR        Where files go: DIR/<date>/<runtime>/<module>.<uuid>.<type>.json [default: data].
+    -d DIR --data=DIR        Where results go: the store DIR/results.sqlite, and (files mode) one file per
+                             result, DIR/<date>/<runtime>/<module>.<uuid>.<type>.json [default: data].
+    --no-files               Only the store (`manage.py export` writes the files from it).
     --mqtt=HOST:PORT         Broker (overrides the config).
     --realm=REALM            Realm (overrides the config).
     --no-rest                Do not ask the orchestrator for names of unknown runtimes/modules.
@@ -61,7 +63,8 @@ def main(argv: list[str]) -> int:
     if client_id is not None and not client_id.strip():
         print("collector: --client-id must not be empty", file=sys.stderr)
         return 2
-    store = ProfileStore(args["--data"], None if args["--no-rest"] else rest_lookup(cfg.orchestrator_url))
+    store = ProfileStore(args["--data"], None if args["--no-rest"] else rest_lookup(cfg.orchestrator_url),
+                         files=not args["--no-files"])
     try:
         col = Collector(store, host, port, realm, username=cfg.mqtt_username, password=cfg.password(),
                         client_id=client_id,

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import socket
+import sqlite3
 import tempfile
 import threading
 import time
@@ -37,6 +38,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from benchmarking import layouts
+from benchmarking.resultdb import DB_NAME, ResultDB, campaign_of
 from common.results import ACK_MAX_IDS, encode_ack, profile_runtime, result_id, stored_topic
 
 log = logging.getLogger("prof")
@@ -71,6 +73,14 @@ def message_key(topic: str, payload: bytes) -> str:
         if isinstance(rid, str) and rid:
             return hashlib.sha256(b"id\0" + topic.encode("utf-8", "surrogatepass") + b"\0" + rid.encode("utf-8", "surrogatepass")).hexdigest()
     return hashlib.sha256(b"sha\0" + topic.encode("utf-8", "surrogatepass") + b"\0" + payload).hexdigest()
+
+
+def _db_error(e: sqlite3.Error, path: str) -> OSError:
+    """An SQLite error as the OSError the collector's writer reports (full disk, read-only, ...)."""
+    text = str(e)
+    code = (errno.ENOSPC if "full" in text else errno.EROFS if "readonly" in text
+            else errno.EACCES if "unable to open" in text else errno.EIO)
+    return OSError(code, f"{os.strerror(code)} (SQLite: {text})", path)
 
 
 def _fsync_dir(path: str) -> None:
@@ -137,8 +147,11 @@ class ProfileStore:
     two writes) is completed. Data files also carry their `key`.
     """
 
-    def __init__(self, directory: str, lookup: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
+    def __init__(self, directory: str, lookup: Callable[[str, str], dict[str, Any] | None] | None = None,
+                 *, files: bool = True) -> None:
         self.directory = directory
+        self.files = files  # also one file per message (the layout the original collector and Pitot read)
+        self.db: ResultDB | None = None  # DIR/results.sqlite, opened at the first store
         self.runtimes: dict[str, dict[str, Any]] = {}
         self.modules: dict[str, dict[str, Any]] = {}
         self.lookup = lookup  # (kind "runtimes"|"modules", uuid) -> REST object or None
@@ -183,38 +196,79 @@ class ProfileStore:
 
     def store_batch(self, items: list[tuple[str, bytes, str | None, float | None]], realm: str) -> list[str]:
         """Store several messages (topic, payload, key or None, received or None) durably, in one
-        group commit: every temporary file written, synced; the new markers renamed, synced; the data
+        group commit; return their paths (files mode; else `DATA/results.sqlite#RUNTIME/ID`).
+        Files mode: every temporary file written, synced; the new markers renamed, synced; the data
         files renamed, synced (`syncfs` of the data directory's file system, three times a batch,
-        where the C library has it; else fsync of each file and directory). Return their paths.
-        OSError when it cannot write: then no temporary file is left and nothing counts as stored
-        (markers already in place only reserve a path; the next delivery completes them)."""
+        where the C library has it; else fsync of each file and directory). Then the results store
+        (`results.sqlite`): one transaction for the batch, durable at its commit; a result it holds
+        (runtime, id) is not stored again. OSError when it cannot write: then no temporary file is
+        left and nothing counts as stored (markers already in place only reserve a path; the next
+        delivery completes them, and fills in the store)."""
         with self._lock:
+            db = self._db()
             todo: list[tuple[str, bytes, str | None, str]] = []  # (data path, body, marker path or None, log text)
+            rows: list[tuple[Any, ...]] = []
             paths: list[str] = []
             taken: set[str] = set()
             batch_keys: dict[str, str] = {}
             for topic, payload, key, received in items:
                 key = key or message_key(topic, payload)
-                known = batch_keys.get(key) or self._stored_path(key)
+                rid = result_id(topic, payload)
+                rt_uuid = profile_runtime(realm, topic) or "unknown"
+                known = batch_keys.get(key) or (self._stored_path(key) if self.files else
+                                                (self._db_path(rt_uuid, rid) if db.stored(rt_uuid, [rid]) else None))
                 if known is not None:
                     self.duplicates += 1
                     log.debug("%s: already stored (key %s), acknowledged again", known, key[:16])
                     paths.append(known)
+                    if self.files and key not in batch_keys and not db.stored(rt_uuid, [rid]):
+                        rows.append(self._row_of_file(known, rt_uuid, rid, topic))  # stored before the store knew it
                     continue
-                path, body, marker, text = self._prepare(topic, payload, realm, key, received, taken)
-                taken.add(path)
+                record, body, text = self._record(topic, payload, realm, key, received)
+                path = self._db_path(rt_uuid, rid)
+                if self.files:
+                    path, marker = self._place(key, record, taken)
+                    taken.add(path)
+                    todo.append((path, body, marker, text))
+                else:
+                    todo.append((path, b"", None, text))
                 batch_keys[key] = path
-                todo.append((path, body, marker, text))
                 paths.append(path)
-            if todo:
+                cid, cell = campaign_of(record["module"])
+                rows.append((rt_uuid, rid, record["type"], topic.rsplit("/", 1)[-1], record["received"], cid, cell,
+                             orjson.dumps(record), os.path.relpath(path, self.directory) if self.files else None))
+            if todo and self.files:
                 self._commit(todo)
+            try:
+                db.insert(rows)
+            except sqlite3.Error as e:
+                raise _db_error(e, db.path) from e
         for path, _, _, text in todo:
             self.written.append(path)
             log.info("%s: %s", path, text)
         return paths
 
-    def _prepare(self, topic: str, payload: bytes, realm: str, key: str, received: float | None,
-                 taken: set[str]) -> tuple[str, bytes, str | None, str]:
+    def _db(self) -> ResultDB:
+        if self.db is None:
+            makedirs_durable(self.directory)
+            try:
+                self.db = ResultDB.open(os.path.join(self.directory, DB_NAME))
+            except sqlite3.Error as e:
+                raise _db_error(e, os.path.join(self.directory, DB_NAME)) from e
+        return self.db
+
+    def _db_path(self, rt_uuid: str, rid: str) -> str:
+        return f"{os.path.join(self.directory, DB_NAME)}#{rt_uuid}/{rid}"
+
+    def _row_of_file(self, path: str, rt_uuid: str, rid: str, topic: str) -> tuple[Any, ...]:
+        with open(path, "rb") as f:
+            record = orjson.loads(f.read())
+        cid, cell = campaign_of(record.get("module") or {})
+        return (rt_uuid, rid, str(record.get("type")), topic.rsplit("/", 1)[-1], float(record.get("received") or 0.0),
+                cid, cell, orjson.dumps(record), os.path.relpath(path, self.directory))
+
+    def _record(self, topic: str, payload: bytes, realm: str, key: str,
+                received: float | None) -> tuple[dict[str, Any], bytes, str]:
         parts = topic.split("/")
         prefix = realm.split("/")
         rest = parts[len(prefix) + 2:]
@@ -243,14 +297,19 @@ class ProfileStore:
             record["error"] = error
             record["raw_base64"] = base64.b64encode(payload).decode()
         text = f"{ptype} profile of {mod.get('name') or mod_uuid} on {rt.get('name') or rt_uuid}"
-        body = orjson.dumps(record, option=orjson.OPT_INDENT_2)
+        body = orjson.dumps(record, option=orjson.OPT_INDENT_2) if self.files else b""
+        return record, body, text
+
+    def _place(self, key: str, record: dict[str, Any], taken: set[str]) -> tuple[str, str | None]:
+        """The data file of a new record and its key marker (None: a marker left by a crash names it)."""
         path = self._reserved_free_path(key)  # a marker left by a crash before its data file
         if path is not None and path not in taken:
             makedirs_durable(os.path.dirname(path))
-            return path, body, None, text
-        day = time.strftime("%Y-%m-%d", time.gmtime(now))
-        folder = os.path.join(self.directory, day, safe_name(rt.get("name") or rt_uuid))
-        base = f"{safe_name(mod.get('name') or mod_uuid)}.{safe_name(mod_uuid)}.{safe_name(ptype)}"
+            return path, None
+        rt, mod = record["runtime"], record["module"]
+        day = time.strftime("%Y-%m-%d", time.gmtime(record["received"]))
+        folder = os.path.join(self.directory, day, safe_name(rt.get("name") or rt["uuid"]))
+        base = f"{safe_name(mod.get('name') or mod['uuid'])}.{safe_name(mod['uuid'])}.{safe_name(record['type'])}"
         makedirs_durable(folder)
         path = os.path.join(folder, base + ".json")
         n = 1
@@ -259,7 +318,7 @@ class ProfileStore:
             n += 1
         marker = self._marker(key)
         makedirs_durable(os.path.dirname(marker))
-        return path, body, marker, text
+        return path, marker
 
     def _commit(self, todo: list[tuple[str, bytes, str | None, str]]) -> None:
         writes: list[tuple[str, bytes]] = []
@@ -713,4 +772,7 @@ class Collector:
             self._writer.join(30)
         self.client.disconnect()  # the session stays for session_expiry s
         self.client.loop_stop()
+        if self.store.db is not None:
+            self.store.db.close()
+            self.store.db = None
         self._release()

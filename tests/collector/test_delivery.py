@@ -39,12 +39,13 @@ class CollectorProc:
         client_id = f"{client_id}-{TAG}"
         self.port, self.data, self.log_path, self.client_id = port, data, log_path, client_id
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []  # more collector options
 
     def start(self, wait: bool = True) -> "CollectorProc":
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "collector", "--mqtt", f"127.0.0.1:{self.port}", "-d", self.data, "--no-rest",
-                 "--client-id", self.client_id, "-v", "DBG"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                 "--client-id", self.client_id, "-v", "DBG", *self.extra], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             n = self.log().count("collecting realm/proc/profile/#")
             wait_until(lambda: self.log().count("collecting realm/proc/profile/#") > n or self.proc.poll() is not None,
