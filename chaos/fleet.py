@@ -105,7 +105,9 @@ def run(size: Size) -> Outcome:
     out = Outcome("fleet")
     tmp = tempfile.mkdtemp(prefix="sl-chaos-fleet-")
     rng = random.Random(12)
-    broker = Mosquitto().start()
+    # the fleet settings with persistence (common/broker.py): the orchestrator's session outlives the
+    # broker restart, so a node's goodbye sent before the orchestrator is back waits for it there
+    broker = Mosquitto(fleet=True, persistent=True).start()
     broker_b = Mosquitto(extra_conf=bridge_conf(broker.port)).start()
     ports = {"a": broker.port, "b": broker_b.port}
     fleet = Fleet(size, tmp, ports)
@@ -192,11 +194,6 @@ def run(size: Size) -> Outcome:
                                for _, _, p in inbox.find(lambda t, p: t == "fleet/pong" and f"|{tag}.".encode() in p, since))
                 if {k.split("/")[0] for k in seen} >= expect:
                     break
-            # Pacing, not proof: the next step may stop nodes, and a clean stop while a node is still
-            # registering again after the broker restart leaves its runtimes alive at the orchestrator
-            # (a known bug: the restarted node is then refused as a duplicate); this pause keeps the
-            # scenario on the path it measures until that is fixed.
-            time.sleep(1.0)
             # late copies count too. Fence: one more ping; a module answers in order, so once every module
             # that answered has answered the fence, its copies of the pings before it are in
             fence = f"{tag}-fence".encode()

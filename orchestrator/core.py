@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from common.apis import with_aliases
 from common.wire import ProtocolError, Topics, decode, require
@@ -153,19 +153,54 @@ class Orchestrator(Control, Liveness):
         """Handle one MQTT message; refusals go to proc/log, nothing raises. `received`: when the
         message reached this process (clock time; default now): a keepalive counts from then, not
         from when its turn came."""
-        self._received = self.clock() if received is None else received
+        self.handle_batch([(topic, payload, self.clock() if received is None else received)])
+
+    def handle_batch(self, items: Sequence[tuple[str, bytes, float]]) -> None:
+        """Handle messages (topic, payload, received) in order, in one transaction (a savepoint
+        each: a refused one goes back alone), then publish what they decided, after the commit
+        (issue #26: one commit per message capped the orchestrator below a registration storm).
+        A registration repeated within the batch (the node asked again while it waited) is
+        handled, and answered, once."""
+        start = 0
+        while start < len(items):
+            start = self._handle_some(items, start)
+            self.flush()
+
+    def _handle_some(self, items: Sequence[tuple[str, bytes, float]], start: int) -> int:
+        """Items from `start` on, up to the end or the first internal error; returns where it stopped."""
+        seen: set[tuple[str, bytes]] = set()
+        end, broken = len(items), False
         try:
             with self.store.transaction():
-                self._dispatch(topic, payload)
-        except (Refused, ProtocolError) as e:
-            self._out = [o for o in self._out if o[0] in self._log_topics or "/proc/reg/" in o[0]]
-            self.report(str(e), topic, payload)
-        except Exception as e:  # a bug (or a full disk) must not stop the orchestrator; say what broke
-            log.exception("internal error handling %s", topic)
-            self._out.clear()
-            self.report(f"internal error: {type(e).__name__}: {e}", topic, payload)
-            self._reload()  # the transaction rolled back: memory must not keep what the store lost
-        self.flush()
+                for i in range(start, len(items)):
+                    topic, payload, self._received = items[i]
+                    if "/proc/reg/" in topic:
+                        if (topic, payload) in seen:
+                            continue
+                        seen.add((topic, payload))
+                    mark = len(self._out)
+                    try:
+                        with self.store.savepoint():
+                            self._dispatch(topic, payload)
+                    except (Refused, ProtocolError) as e:
+                        self._out[mark:] = [o for o in self._out[mark:] if o[0] in self._log_topics or "/proc/reg/" in o[0]]
+                        self.report(str(e), topic, payload)
+                    except Exception as e:  # a bug must not stop the orchestrator; say what broke
+                        log.exception("internal error handling %s", topic)
+                        del self._out[mark:]
+                        self.report(f"internal error: {type(e).__name__}: {e}", topic, payload)
+                        end, broken = i + 1, True  # what came before is committed; memory is reloaded
+                        break
+        except Exception as e:  # the commit failed (a full disk): nothing of the batch is stored
+            log.exception("cannot commit %d messages to %s", end - start, self.store.path)
+            self._out = [o for o in self._out if o[0] in self._log_topics]
+            topic, payload, _ = items[start]
+            self.report(f"internal error: {type(e).__name__}: {e} (storing {end - start} messages from this one on:"
+                        " none was carried out)", topic, payload)
+            broken = True
+        if broken:
+            self._reload()  # memory must not keep what the store does not have
+        return end
 
     def tick(self, now: float | None = None, heard_until: float | None = None) -> None:
         """Mark runtimes dead whose keepalives stopped, and deleted modules whose exited is overdue.

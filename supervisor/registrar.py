@@ -79,6 +79,7 @@ class Registrar:
         self.answered_by: str | None = None  # the orchestrator instance that answered (details.orchestrator)
         self.offline = False
         self._said_manager_unanswered = False
+        self._hurried_at = float("-inf")  # the last `again` while a round went on
 
     @property
     def items(self) -> list[Pending]:
@@ -199,12 +200,15 @@ class Registrar:
             self._said_manager_unanswered = False
             self._post(self.manager, now)
             return
+        self._hurried_at = now  # what was sent before may have been lost (see `_advance`)
         for p in self.items:  # a round is going on: hurry its unanswered items
-            # the manager always: its answer must come before the runtimes' (else the round takes the
-            # orchestrator for the original, which never answers a manager it has: `_advance`)
-            if p.state in ("waiting", "unanswered") and (now - p.sent >= 0.25 or p is self.manager):
-                p.delay = BACKOFF_FIRST
+            if p.state not in ("waiting", "unanswered") or p.waited_out:
+                continue  # (a duplicate refusal is waited out as the orchestrator said)
+            p.delay = BACKOFF_FIRST
+            if now - p.sent >= 0.25:
                 self._post(p, now)
+            else:  # sent a moment ago (maybe before the orchestrator listened): once more shortly
+                p.next_try = min(p.next_try, p.sent + 0.25)
 
     def unanswered(self) -> bool:
         """Whether a registration of the round waits for its answer."""
@@ -256,7 +260,7 @@ class Registrar:
             self.phase = "settled"
             self.on_done()
         if (m.state in ("waiting", "unanswered") and self.runtimes and all(p.state == "ok" for p in self.runtimes)
-                and not self._said_manager_unanswered):
+                and m.sent >= self._hurried_at and not self._said_manager_unanswered):
             # the original orchestrator: it answers runtimes, but a manager uuid it already has fails on
             # its unique key and is never answered. Say it once, stop asking.
             self._said_manager_unanswered = True

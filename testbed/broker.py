@@ -8,6 +8,8 @@ import subprocess
 import tempfile
 import time
 
+from common.broker import mosquitto_lines
+
 from testbed.procs import stop_process
 
 
@@ -32,7 +34,9 @@ def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None
 class Mosquitto:
     """One mosquitto process; `stop()` / `start()` again on the same port (broker loss tests)."""
 
-    def __init__(self, port: int | None = None, extra_conf: str = "") -> None:
+    def __init__(self, port: int | None = None, extra_conf: str = "", *, fleet: bool = False, persistent: bool = False) -> None:
+        """`fleet`: the settings a fleet needs (common/broker.py: queue limits, $SYS counters);
+        `persistent`: with persistence in its directory (sessions survive `stop()` / `start()`)."""
         exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
         if exe is None:
             raise RuntimeError("mosquitto is not installed: run `apt-get install mosquitto` (CI's .ci/run does)")
@@ -43,7 +47,7 @@ class Mosquitto:
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
-            "persistence false",
+            *(mosquitto_lines(self.dir if persistent else None) if fleet or persistent else ["persistence false"]),
             "set_tcp_nodelay true",  # else Nagle + delayed ACKs add ~40 ms to small replies
             "log_dest stderr",
             "log_type error",

@@ -26,6 +26,8 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from common.broker import mosquitto_lines  # noqa: E402
+
 
 def listening(port: int) -> bool:
     try:
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             exe = ensure_mosquitto()
             conf = os.path.join(tmp, "mosquitto.conf")
             with open(conf, "w") as f:
-                f.write(f"listener {a.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+                # the fleet settings (common/broker.py), with persistence in this run's directory
+                f.write(f"listener {a.port} 127.0.0.1\nallow_anonymous true\n" + "\n".join(mosquitto_lines(tmp)) + "\n")
                 if os.geteuid() == 0:
                     f.write("user root\n")
             procs.append(("mosquitto", subprocess.Popen([exe, "-c", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
