@@ -4,17 +4,23 @@ the opcode counts in a tree of their own.
 
 Reads our collector's files (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`, default `data`).
 Output (docs/compatibility.md, "Pitot's preprocessing"):
-- `OUT/runtimes.json`: {runtime uuid: {"uuid", "name" (the device), "runtime_type", "platform"}};
-  `platform.cpu.cpu` and `platform.cpu.cpufreq` (Hz) and `platform.mem.*` come from the node's
-  registration (`manage.py configure` on the node); where our configure wrote `cpu.model` /
-  `cpu.mhz` those stand in;
+- `OUT/runtimes.json`: {runtime uuid: {"uuid", "name" (the device), "runtime_type", "platform"}},
+  one runtime per device and only devices with data in OUT (Pitot makes one platform per entry
+  and engine: a device twice fails its dataset step); the device's runtime with the latest
+  registration stands for it, and its platform is that registration's: `platform.cpu.cpu`,
+  `platform.cpu.cpufreq` (Hz) and `platform.mem.*` (`manage.py configure` on the node; our
+  `cpu.model` / `cpu.mhz` stand in for missing `cpu.cpu` / `cpufreq`);
 - `OUT/<device>/<module name>.<uuid>.benchmarking.json`: {"wall", "utime", "stime" (us, 0 = failed
-  run, as the original), "module": {"uuid", "name", "parent", "file", "args"}};
+  run, as the original), "module": {"uuid", "name", "parent" (the device's runtime), "runtime"
+  (the module's own), "file", "args"}};
 - `OUT/<device>/<module name>.<uuid>.interference.json`: {"<i>:<file_i>": [us, ...], "module"}
   with the runs inside the window in which every co-runner ran (all runs when none was);
-- `OPCODES/<device>/<module name>.<uuid>.opcodes.json`: {"opcodes": [256 counts], "module"}.
-`module.file` is the `wasm/...` path (relative to --root, else from its last `wasm/` part), also
-for AOT engines (the engine is `module.args.engine`), so Pitot's workload names come out right.
+- `OPCODES/<device>/<module name>.<uuid>.opcodes.json`: {"opcodes": [256 counts], "module"}, one
+  per workload (the latest).
+Modules whose runs all failed are left out and counted. `module.file` is the `wasm/...` path
+(relative to --root, else from its last `wasm/` part), also for AOT engines, and
+`module.args.engine` the engine's canonical name (`wasmtime` -> `wasmtime-j`), so Pitot's
+workload and platform names come out right.
 
 Usage:
     manage.py export --pitot OUT [options] [DIR]...
@@ -26,7 +32,10 @@ Options:
     --root PREFIX        Make module files relative to PREFIX (e.g. /srv/bench: /srv/bench/wasm/x.wasm -> wasm/x.wasm).
     --device MODE        Device name: `node` (the runtime name before its first '.') or `runtime` (the
                          whole name) [default: node].
-    --check              Check the written layout as Pitot's preprocessing reads it; exit 1 on problems.
+    --campaign ID        Only the modules of this campaign.
+    --check              Check the written layout as Pitot's platforms, opcodes, dataset and
+                         interference steps read it (one platform per engine and device, every
+                         field they read); exit 1 on problems.
     -v, --verbose LEVEL  Log level [default: WRN].
 """
 from __future__ import annotations
@@ -63,16 +72,30 @@ def _export(opts: dict[str, Any]) -> int:
     if opts["--device"] not in ("node", "runtime"):
         raise CliError(f"--device must be node or runtime, got {opts['--device']!r}")
     opcodes_dir = out.rstrip("/") + "-opcodes" if opts["--opcodes"] == "OUT-opcodes" else opts["--opcodes"]
-    counts = pitot.export(records.read(dirs).records, out, opcodes_dir, opts["--root"], opts["--device"])
-    if not any(counts.values()):
-        raise CliError(f"no benchmark data under {', '.join(dirs)}")
-    print(f"wrote {counts['benchmarking']} benchmarking and {counts['interference']} interference files to {out}, "
-          f"{counts['opcodes']} opcodes files to {opcodes_dir}", file=sys.stderr)
+    loaded = records.read(dirs)
+    recs = records.of_campaign(loaded.records, opts["--campaign"])
+    res = pitot.export(recs, out, opcodes_dir, opts["--root"], opts["--device"],
+                       loaded.records if opts["--campaign"] else None)
+    scope = f" of campaign {opts['--campaign']}" if opts["--campaign"] else ""
+    if not res.written():
+        failed = f" ({len(res.all_failed)} module(s) whose runs all failed)" if res.all_failed else ""
+        raise CliError(f"no benchmark data{scope} under {', '.join(dirs)}{failed}")
+    print(f"wrote {res.benchmarking} benchmarking and {res.interference} interference files{scope} of "
+          f"{len(res.devices)} device(s) to {out}, {res.opcodes} opcodes files to {opcodes_dir}"
+          + (f"; left out {len(res.all_failed)} module(s) whose runs all failed" if res.all_failed else ""),
+          file=sys.stderr)
+    for m in res.all_failed:
+        print(f"  all runs failed: {m}", file=sys.stderr)
+    for n in res.notes:
+        print(f"note: {n}", file=sys.stderr)
     if opts["--check"]:
-        problems = pitot_check.pitot_problems(out, opcodes_dir)
-        for p in problems:
+        c = pitot_check.check(out, opcodes_dir)
+        for n in c.notes:
+            print(f"note: {n}", file=sys.stderr)
+        for p in c.problems:
             print(p, file=sys.stderr)
-        if problems:
+        if c.problems:
+            print(f"{len(c.problems)} problem(s) for Pitot's preprocessing", file=sys.stderr)
             return 1
         print("layout ok for Pitot's preprocessing", file=sys.stderr)
     return 0

@@ -1,19 +1,29 @@
 """Collected records in the layout Pitot's preprocessing reads (and the original collector
 writes): a session directory with `runtimes.json` and one JSON file per module, and the opcode
-counts in a tree of their own (docs/compatibility.md, "Pitot's preprocessing")."""
+counts in a tree of their own (docs/compatibility.md, "Pitot's preprocessing").
+
+Pitot names a platform ENGINE:DEVICE, DEVICE being the `name` of runtimes.json[module.parent],
+and its platforms step makes one row per runtimes.json entry and engine: two entries with one
+name make a platform twice and its dataset step fails (IndexError). So the session's
+runtimes.json lists one runtime per device, and only devices with data in the session: the
+device's runtime with the latest registration stands for it (its platform facts), and every
+module of the device names it as parent (its own runtime stays in `module.runtime`). The opcodes
+tree (Pitot's opcodes step, which does not read runtimes.json) holds one file per workload."""
 from __future__ import annotations
 
 import json
 import os
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarking import layouts
-from benchmarking.analysis.records import Record
+from benchmarking.analysis.records import Record, latest_runtimes
+from benchmarking.engines.catalog import resolve
 
 TIMED_OURS = layouts.BENCHMARKING_V3
 TIMED_SEED = layouts.TIMED_SEED
-PITOT_MEM = ("l1d_size", "l1i_size", "l2_size", "l2_line", "l3_size")
+PITOT_MEM = ("l1d_size", "l1i_size", "l2_size", "l2_line", "l2_assoc", "l3_size")  # what its platforms step reads
 WORKLOAD_PATTERNS = ((".wasm", ""), ("wasm/", ""), ("data/apps/python/", ""), ("apps/wasi-python3.13", "python"),
                      ("apps/python", "python"))
 
@@ -51,46 +61,99 @@ def _platform(rt: dict[str, Any]) -> dict[str, Any]:
     return plat
 
 
-def export(records: list[Record], out: str, opcodes_dir: str, root: str | None, device_mode: str) -> dict[str, int]:
-    """Write the layout; returns counts of files written by kind."""
-    by_module: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for rec in records:
-        if not rec.get("module"):
-            continue
-        by_module[str(rec["module"].get("uuid"))].append(rec)
-    runtimes: dict[str, dict[str, Any]] = {}
-    counts = {"benchmarking": 0, "interference": 0, "opcodes": 0}
-    os.makedirs(out, exist_ok=True)
+@dataclass
+class Exported:
+    benchmarking: int = 0
+    interference: int = 0
+    opcodes: int = 0
+    all_failed: list[str] = field(default_factory=list)  # modules left out: every run failed
+    devices: dict[str, list[str]] = field(default_factory=dict)  # device -> runtime uuids (the first stands for it)
+    notes: list[str] = field(default_factory=list)
+
+    def written(self) -> int:
+        return self.benchmarking + self.interference + self.opcodes
+
+
+def device_of(rt: dict[str, Any], rtid: str, device_mode: str) -> str:
+    name = str(rt.get("name") or rtid)
+    return name.split(".")[0] if device_mode == "node" else name
+
+
+def export(records: list[Record], out: str, opcodes_dir: str, root: str | None, device_mode: str,
+           context: list[Record] | None = None) -> Exported:
+    """Write the session `out` and the opcodes tree `opcodes_dir` from `records`. `context`
+    (e.g. every record when `records` are one campaign's): where the registrations and the
+    opcode counts of the session's workloads come from too."""
+    res = Exported()
+    latest = latest_runtimes(records + (context or []))
+    by_module: dict[str, list[Record]] = defaultdict(list)
+    mine = {id(r) for r in records}
+    for rec in records + [r for r in context or [] if r["type"] == layouts.OPCODES and id(r) not in mine]:
+        if rec.get("module"):
+            by_module[str(rec["module"].get("uuid"))].append(rec)
+    session: list[tuple[str, str, str, dict[str, Any]]] = []  # (device, rtid, path, body) to write
+    opcodes: dict[str, tuple[float, str, dict[str, Any]]] = {}  # workload -> (received, device, body)
     for uuid, recs in sorted(by_module.items()):
-        rt = recs[0].get("runtime") or {}
-        rtid = str(rt.get("uuid") or "unknown")
-        name = str(rt.get("name") or rtid)
-        device = name.split(".")[0] if device_mode == "node" else name
-        runtimes[rtid] = {"uuid": rtid, "name": device, "runtime_type": rt.get("runtime_type"), "platform": _platform(rt)}
+        rtid = str((recs[0].get("runtime") or {}).get("uuid") or "unknown")
+        device = device_of(latest.get(rtid, (0.0, recs[0].get("runtime") or {}))[1], rtid, device_mode)
         mod = recs[0]["module"]
         files = [pitot_file(f, root) for f in str(mod.get("file") or "").split(":")]
-        module = {"uuid": uuid, "name": mod.get("name"), "parent": rtid, "file": ":".join(files),
+        module = {"uuid": uuid, "name": mod.get("name"), "parent": rtid, "runtime": rtid, "file": ":".join(files),
                   "args": dict(mod.get("args") or {})}
         module["args"].setdefault("argv", [])
-        if isinstance(module["args"].get("engine"), list):
-            module["args"]["engine"] = module["args"]["engine"][0]
+        eng = module["args"].get("engine") or "wasmtime"
+        module["args"]["engine"] = resolve(str(eng[0] if isinstance(eng, list) else eng))
         types = {r["type"] for r in recs}
         base = f"{_safe(str(mod.get('name') or uuid))}.{uuid}"
         if TIMED_OURS in types or types & set(TIMED_SEED):
-            body = _timed(recs, TIMED_OURS in types)
-            _write(os.path.join(out, device, f"{base}.benchmarking.json"), {**body, "module": module})
-            counts["benchmarking"] += 1
-        if types & {layouts.INTERFERENCE, layouts.INTERFERENCE_V2}:
+            body: dict[str, Any] = _timed(recs, TIMED_OURS in types)
+            kind = "benchmarking"
+        elif types & {layouts.INTERFERENCE, layouts.INTERFERENCE_V2}:
             body = _interference(recs, files, layouts.INTERFERENCE_V2 in types)
-            _write(os.path.join(out, device, f"{base}.interference.json"), {**body, "module": module})
-            counts["interference"] += 1
+            kind = "interference"
+        else:
+            body, kind = {}, ""
+        samples = body.get("wall", []) if kind == "benchmarking" else [x for v in body.values() for x in v]
+        if kind and not any(x > 0 for x in samples):
+            res.all_failed.append(f"{mod.get('name') or uuid} ({uuid}) on {rtid}")
+        elif kind:
+            session.append((device, rtid, os.path.join(out, device, f"{base}.{kind}.json"), {**body, "module": module}))
+            setattr(res, kind, getattr(res, kind) + 1)
         ops = [r for r in recs if r["type"] == layouts.OPCODES]
         if ops:
-            _write(os.path.join(opcodes_dir, device, f"{base}.opcodes.json"),
-                   {"opcodes": ops[0]["data"]["counts"], "module": module})
-            counts["opcodes"] += 1
-    _write(os.path.join(out, "runtimes.json"), runtimes, indent=4)
-    return counts
+            w = workload_name(module)
+            when = max(float(r.get("received") or 0.0) for r in ops)
+            if w not in opcodes or when >= opcodes[w][0]:
+                opcodes[w] = (when, device, {"opcodes": ops[-1]["data"]["counts"], "module": module, "base": base})
+    # one runtime per device: the one with the latest registration
+    for device, rtid, _p, _b in session:
+        ids = res.devices.setdefault(device, [])
+        if rtid not in ids:
+            ids.append(rtid)
+    runtimes: dict[str, dict[str, Any]] = {}
+    stand: dict[str, str] = {}
+    for device, ids in sorted(res.devices.items()):
+        ids.sort(key=lambda i: latest.get(i, (0.0, {}))[0], reverse=True)
+        rt = latest.get(ids[0], (0.0, {}))[1]
+        stand[device] = ids[0]
+        runtimes[ids[0]] = {"uuid": ids[0], "name": device, "runtime_type": rt.get("runtime_type"), "platform": _platform(rt)}
+        plats = {json.dumps(_platform(latest.get(i, (0.0, {}))[1]), sort_keys=True) for i in ids}
+        if len(plats) > 1:
+            res.notes.append(f"device {device!r}: runtimes {', '.join(ids)} registered different platforms; "
+                             f"the latest registration's ({ids[0]}) stands for the device (--device runtime keeps them apart)")
+    os.makedirs(out, exist_ok=True)
+    for device, _rtid, path, body in session:
+        body["module"]["parent"] = stand[device]
+        _write(path, body)
+    workloads = {workload_name(b["module"]) for _d, _r, _p, b in session}
+    for w, (_when, device, body) in sorted(opcodes.items()):
+        if context is not None and w not in workloads:
+            continue  # another campaign's workload
+        _write(os.path.join(opcodes_dir, device, f"{body.pop('base')}.opcodes.json"), body)
+        res.opcodes += 1
+    if session:
+        _write(os.path.join(out, "runtimes.json"), runtimes, indent=4)
+    return res
 
 
 def _timed(recs: list[dict[str, Any]], ours: bool) -> dict[str, list[int]]:

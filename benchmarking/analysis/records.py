@@ -64,17 +64,20 @@ def of_campaign(records: list[Record], campaign: str | None) -> list[Record]:
     return records if campaign is None else [r for r in records if margs(r).get("campaign") == campaign]
 
 
-def latest_runtimes(records: list[Record]) -> dict[str, dict[str, Any]]:
-    """Runtime uuid -> the runtime record of the latest registration the collector saw: the one
-    stored with the most recently received message that has platform facts (else the latest)."""
+def latest_runtimes(records: list[Record]) -> dict[str, tuple[float, dict[str, Any]]]:
+    """Runtime uuid -> (when, runtime record) of the latest registration the collector saw: the
+    record stored with the most recently received message that has platform facts (else the
+    latest). The collector keeps a runtime's latest registration, so after `manage.py configure`
+    and a node restart the newer files carry the new platform."""
     best: dict[str, tuple[bool, float, dict[str, Any]]] = {}
     for rec in records:
         rt = rec.get("runtime") or {}
         uuid = str(rt.get("uuid") or "")
         if not uuid:
             continue
-        cpu = (rt.get("platform") or {}).get("cpu") if isinstance(rt.get("platform"), dict) else None
-        key = (bool(cpu), float(rec.get("received") or 0.0), rt)
+        plat = rt.get("platform")
+        has = bool(isinstance(plat, dict) and plat.get("cpu"))
+        key = (has, float(rec.get("received") or 0.0), rt)
         if uuid not in best or key[:2] >= best[uuid][:2]:
             best[uuid] = key
-    return {u: v[2] for u, v in best.items()}
+    return {u: (v[1], v[2]) for u, v in best.items()}

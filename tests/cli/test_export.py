@@ -20,9 +20,11 @@ PLATFORM = {"cpu": {"cpu": "cortex-a72", "cpufreq": 1_500_000_000, "cores": 4},
             "mem": {"l1d_size": 32768, "l1i_size": 49152, "l2_size": 1048576, "l2_line": 64, "l2_assoc": 16, "l3_size": 0}}
 
 
-def feed(store: ProfileStore, rt: str, rt_name: str, mid: str, file: str, args: dict, ptype: str, body: object) -> None:  # type: ignore[type-arg]
+def feed(store: ProfileStore, rt: str, rt_name: str, mid: str, file: str, args: dict, ptype: str, body: object,  # type: ignore[type-arg]
+         platform: dict | None = None) -> None:  # type: ignore[type-arg]
     store.on_registration(orjson.dumps(envelope("create", {"type": "runtime", "uuid": rt, "name": rt_name,
-                                                           "runtime_type": "benchmarking", "platform": PLATFORM})))
+                                                           "runtime_type": "benchmarking",
+                                                           "platform": PLATFORM if platform is None else platform})))
     store.on_control(orjson.dumps(envelope("create", {"type": "module", "uuid": mid, "name": os.path.basename(file),
                                                       "file": file, "args": args, "parent": rt})))
     store.on_profile(f"{R}/proc/profile/{ptype}/{rt}/{mid}", layouts.encode(ptype, body), R)
@@ -75,7 +77,8 @@ def test_pitot_layout_field_by_field(tmp_path, capsys) -> None:  # type: ignore[
     # runtimes.json: device name and platform facts as platforms.py reads them
     with open(os.path.join(out, "runtimes.json")) as f:
         rts = json.load(f)
-    assert set(rts) == {"rt-1", "rt-2", "rt-3"} and {r["name"] for r in rts.values()} == {"dev1"}
+    # one runtime per device, of those with data in the session (rt-3 has only opcodes)
+    assert len(rts) == 1 and set(rts) <= {"rt-1", "rt-2"} and {r["name"] for r in rts.values()} == {"dev1"}
     for r in rts.values():
         cpu, mem = r["platform"]["cpu"], r["platform"]["mem"]
         assert isinstance(cpu["cpu"], str) and math.isfinite(math.log(cpu["cpufreq"] / 1e6) - 7)
@@ -89,9 +92,11 @@ def test_pitot_layout_field_by_field(tmp_path, capsys) -> None:  # type: ignore[
         device = rts[m["parent"]]["name"]
         platform = f"{m['args']['engine']}:{device}"
         names[export.workload_name(m)] = (platform, f)
+        assert m["parent"] in rts and m["runtime"] in ("rt-1", "rt-2")
     assert set(names) == {"polybench/small/2mm", "python:nbody.py:100000", "a:b"}
     platform, f = names["polybench/small/2mm"]
-    assert platform == "wasmtime-aot:dev1" and f["wall"] == [2000, 3000, 0]  # the failed run is the seed's 0
+    assert names["python:nbody.py:100000"][0] == "wasmtime-j:dev1"  # canonical engine names, as Pitot's
+    assert platform == "wasmtime-a:dev1" and f["wall"] == [2000, 3000, 0]  # the failed run is the seed's 0
     assert statistics.fmean(w for w in f["wall"] if w > 0) == 2500  # dataset.py's t
     assert f["module"]["file"] == "wasm/polybench/small/2mm.wasm"
     platform, f = names["a:b"]
@@ -117,3 +122,79 @@ def test_check_names_what_pitot_would_trip_over(tmp_path) -> None:  # type: igno
     assert "platform.cpu.cpu is missing" in problems and "cpufreq" in problems
     assert "module.parent q is not in runtimes.json" in problems and "does not start with wasm/" in problems
     assert "at least one > 0" in problems
+
+
+def pitot_platform_rows(sessions: list[str], engines: list[str]) -> list[str]:
+    """Pitot's platforms step: every runtimes.json entry (merged by uuid) x engine, as names."""
+    rtdata: dict[str, dict] = {}  # type: ignore[type-arg]
+    for s in sessions:
+        with open(os.path.join(s, "runtimes.json")) as f:
+            rtdata.update(json.load(f))
+    devices = sorted(d["name"] for d in rtdata.values())
+    return [f"{e}:{d}" for e in engines for d in devices]
+
+
+def test_a_node_with_benchmarking_and_opcodes_runtimes(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The issue's set-up: one node `pc` with a `benchmarking` and a `benchmarking/opcodes` runtime,
+    configured (and restarted) after its first runs; one module whose runs all failed; two campaigns."""
+    data = str(tmp_path / "data")
+    store = ProfileStore(data)
+    wasm = "/srv/wasm/polybench/small"
+    before = {"cpu": {}, "mem": {}}  # registered before `manage.py configure`
+    for i, name in enumerate(("2mm", "3mm")):
+        feed(store, "rt-b", "pc.benchmarking", f"m-{i}", f"{wasm}/{name}.wasm",
+             {"engine": "wasmtime", "argv": [], "campaign": "c1", "cell": i}, "benchmarking-v3",
+             v3([1_000_000 * (i + 1)] * 3, ["ok"] * 3, "wasmtime"), platform=before)
+        feed(store, "rt-o", "pc.benchmarking/opcodes", f"o-{i}", f"{wasm}/{name}.wasm", {"engine": "wasmtime"},
+             "opcodes", [i + 1] * 256)
+    # after configure and a restart: the same runtime registers its platform
+    feed(store, "rt-b", "pc.benchmarking", "m-2", f"{wasm}/2mm.wasm",
+         {"engine": "wasmtime", "argv": [], "campaign": "c2", "cell": 0}, "benchmarking-v3",
+         v3([1_100_000] * 3, ["ok"] * 3, "wasmtime"))
+    feed(store, "rt-b", "pc.benchmarking", "m-3", f"{wasm}/3mm.wasm",
+         {"engine": "wasmtime", "argv": [], "campaign": "c2", "cell": 1}, "benchmarking-v3",
+         v3([9_000, 9_000], ["trap", "trap"], "wasmtime"))
+    out, ops = str(tmp_path / "s"), str(tmp_path / "ops")
+    assert export.main(["--pitot", out, "--opcodes", ops, data, "--check"]) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "left out 1 module(s) whose runs all failed" in err and "m-3" in err and "layout ok" in err
+    with open(os.path.join(out, "runtimes.json")) as f:
+        rts = json.load(f)
+    assert list(rts) == ["rt-b"] and rts["rt-b"]["platform"] == PLATFORM | {"cpu": PLATFORM["cpu"]}  # the latest registration
+    # Pitot's platforms step names every platform once: its dataset step's index fits
+    rows = pitot_platform_rows([out], ["wasmtime-j", "wasmer-j-cl"])
+    assert len(rows) == len(set(rows)) == 2
+    files = walk(out)
+    assert sorted(f["module"]["uuid"] for f in files) == ["m-0", "m-1", "m-2"]  # m-3 failed every run
+    assert len(walk(ops)) == 2  # one opcodes file per workload
+    # --campaign: only that campaign's modules
+    out2 = str(tmp_path / "s2")
+    assert export.main(["--pitot", out2, "--opcodes", str(tmp_path / "ops2"), "--campaign", "c1", data, "--check"]) == 0
+    assert sorted(f["module"]["uuid"] for f in walk(out2)) == ["m-0", "m-1"] and len(walk(str(tmp_path / "ops2"))) == 2
+    capsys.readouterr()
+    assert export.main(["--pitot", str(tmp_path / "s3"), "--campaign", "nosuch", data]) == 1
+    assert "no benchmark data of campaign nosuch" in capsys.readouterr().err
+    # --device runtime keeps the runtimes apart (each is a device of its own)
+    out4 = str(tmp_path / "s4")
+    assert export.main(["--pitot", out4, "--opcodes", str(tmp_path / "ops4"), "--device", "runtime", data]) == 0
+    with open(os.path.join(out4, "runtimes.json")) as f:
+        assert [r["name"] for r in json.load(f).values()] == ["pc.benchmarking"]
+
+
+def test_check_finds_a_device_twice_and_duplicate_opcodes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, ops = tmp_path / "s", tmp_path / "ops"
+    (out / "pc").mkdir(parents=True)
+    (ops / "pc").mkdir(parents=True)
+    rt = {"name": "pc", "platform": PLATFORM}
+    (out / "runtimes.json").write_text(json.dumps({"a": rt, "b": rt}))  # today's export with an opcodes runtime
+    module = {"parent": "a", "file": "wasm/x.wasm", "args": {"engine": "wasmtime-j", "argv": []}}
+    (out / "pc" / "x.json").write_text(json.dumps({"wall": [5], "module": module}))
+    for i in range(2):
+        (ops / "pc" / f"x{i}.json").write_text(json.dumps({"opcodes": [1] * 256, "module": module}))
+    problems = "\n".join(export.pitot_problems(str(out), str(ops)))
+    assert "device 'pc' is runtimes a, b" in problems and "IndexError" in problems
+    assert "workload 'x' has 2 files" in problems
+    # a platform without the cache facts the platforms step reads
+    (out / "runtimes.json").write_text(json.dumps({"a": {"name": "pc", "platform": {"cpu": PLATFORM["cpu"], "mem": {}}}}))
+    problems = "\n".join(export.pitot_problems(str(out)))
+    assert "platform.mem lacks l1d_size, l1i_size, l2_size, l2_line, l2_assoc, l3_size" in problems and "device 'pc'" not in problems
