@@ -16,6 +16,20 @@ class ArgError(ValueError):
     """A create message argument that is wrong; the text names it."""
 
 
+DEFAULT_LIMIT = 3600.0  # s: a module's whole time when neither its `limit` nor the setting `default_limit` says
+
+
+def default_limit(settings: dict[str, Any] | None, where: str = "default_limit") -> float | None:
+    """The runtime setting `default_limit`: the `limit` of a module whose create gives none, so a
+    module that spins ends as `limit` and the queue goes on; `null` turns it off. ValueError names it."""
+    v = (settings or {}).get("default_limit", DEFAULT_LIMIT)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise ValueError(f"{where} must be a positive number of seconds (or null for none), got {v!r}")
+    return float(v)
+
+
 @dataclass
 class Job:
     """One module being benchmarked: its settings and the handle a delete needs."""
@@ -38,6 +52,7 @@ class Job:
     scriptmode: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     pid: int = 0
+    limit_from: str = "args.limit"  # where `limit` came from (Runner: the runtime's default when the create gave none)
     started: float = field(default_factory=time.monotonic)  # reset when its turn comes (Runner._job)
 
     def run_limit(self) -> float | None:

@@ -18,7 +18,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarking.limits import ChildLimits
-from benchmarking.runtime.job import ArgError, Job, parse_job
+from benchmarking.runtime.job import ArgError, Job, default_limit, parse_job
 from benchmarking.runtime.publish import Publisher
 from benchmarking.runtime.strategy import Ending, Experiment, FilePolicy
 
@@ -56,6 +56,7 @@ class Runner:
         self.cpus = cpus
         self.publish = Publisher(host)
         self.user_errors = user_errors  # errors of the create (the file policy's): one line, no traceback
+        self.default_limit = default_limit(settings)  # checked at start (the runtime's `unavailable`)
         self.jobs: dict[int, Job] = {}
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
@@ -131,6 +132,9 @@ class Runner:
         end = Ending("deleted", None)
         if not job.stop.is_set():
             job.started = time.monotonic()
+            if job.limit is None:  # no module runs without an end: a spin ends as `limit`, the queue goes on
+                job.limit = self.experiment.DEFAULT_LIMIT or self.default_limit
+                job.limit_from = "its experiment's default" if self.experiment.DEFAULT_LIMIT else "the runtime setting default_limit"
             try:
                 self.experiment.check(self, job)
                 for e in job.engines:  # native and command-line engines are opt-in (gate.py)
@@ -145,6 +149,8 @@ class Runner:
                 end = Ending("error", None, f"{type(e).__name__}: {e}")
         if job.stop.is_set():
             end.reason = "deleted"
+        elif end.reason == "limit" and not end.error and job.out_of_time():
+            end.error = f"the module's time ran out: limit {job.limit:g} s ({job.limit_from})"
         with self._cond:
             self.jobs.pop(job.index, None)
         self.host.send_exited(job.index, end.reason, end.code, end.error, **end.extra)

@@ -66,6 +66,7 @@ class Experiment:
     """One runtime type's way of running a job (a strategy of the runner)."""
 
     SPLIT_FILES: ClassVar[bool] = False  # `file` names several modules separated by ':' (interference)
+    DEFAULT_LIMIT: ClassVar[float | None] = None  # its own `limit` when the create gives none, before the runtime's
 
     def check(self, runs: Runs, job: Job) -> None:
         """More checks before any run; raise ArgError / EngineNotAvailable. By default: every engine is there."""

@@ -19,6 +19,7 @@ from benchmarking.runtime.experiments.interference import Interference
 from benchmarking.runtime.experiments.opcodes import Opcodes
 from benchmarking.runtime.experiments.repeat import Repeat
 from benchmarking.runtime.experiments.seeded import Seeded
+from benchmarking.runtime.job import default_limit
 from benchmarking.runtime.runner import Runner
 from benchmarking.runtime.strategy import Experiment
 from runtimes.base import Module, Runtime
@@ -64,6 +65,7 @@ class BenchmarkingRuntime(Runtime):
         try:
             EngineGate(settings)
             child_limits.from_settings(settings, f"runtimes.{cls.RUNTIME_TYPE}.child_limits")
+            default_limit(settings, f"runtimes.{cls.RUNTIME_TYPE}.default_limit")
         except ValueError as e:
             return f"config.json runtimes: {e}"
         return None
@@ -76,8 +78,8 @@ class BenchmarkingRuntime(Runtime):
         self.runner = Runner(self, self.EXPERIMENT(), settings=s, files=files, gate=EngineGate(s, self.config.runtime),
                              limits=child_limits.from_settings(s), cpus=sorted(os.sched_getaffinity(0)),
                              user_errors=(ModuleFileError,))
-        log.info("%s: module roots %s; %s; child limits %s", self.config.name, files.roots, self.runner.gate.describe(),
-                 self.runner.limits)
+        log.info("%s: module roots %s; %s; child limits %s; default limit %s s", self.config.name, files.roots,
+                 self.runner.gate.describe(), self.runner.limits, self.runner.default_limit)
 
     def on_create(self, index: int, module: Module) -> None:
         self.runner.create(index, module.data)

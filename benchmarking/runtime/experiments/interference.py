@@ -16,7 +16,7 @@ from benchmarking.runtime.strategy import Ending, Experiment, Runs
 
 class Interference(Experiment):
     SPLIT_FILES = True
-    DEFAULT_LIMIT = 10.0
+    DEFAULT_LIMIT = 10.0  # the loops run until `limit`: the experiment's length
 
     def check(self, runs: Runs, job: Job) -> None:
         files = job.file.split(":")
@@ -25,8 +25,6 @@ class Interference(Experiment):
         super().check(runs, job)
         if len(job.engines) not in (1, len(files)):
             raise ArgError(f"args.engine: give one engine or one per module ({len(files)}), got {len(job.engines)}")
-        if job.limit is None:
-            job.limit = self.DEFAULT_LIMIT
 
     def execute(self, runs: Runs, job: Job) -> Ending:
         """Co-runners start together (a barrier after every loop has prepared its engine), each on
