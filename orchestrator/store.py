@@ -85,6 +85,11 @@ class Reader:
         row = self.conn.execute(f"SELECT {_MODULE_COLS} FROM modules WHERE uuid=?", (uuid,)).fetchone()
         return self._module_dict(row) if row else None
 
+    def module_name_of(self, uuid: str) -> str | None:
+        """The name of the module with this uuid, in any state (None: the uuid was never used)."""
+        row = self.conn.execute("SELECT name FROM modules WHERE uuid=?", (uuid,)).fetchone()
+        return None if row is None else str(row[0])
+
     def module_by_name(self, name: str, statuses: Sequence[str]) -> dict[str, Any] | None:
         row = self.conn.execute(
             f"SELECT {_MODULE_COLS} FROM modules WHERE name=? AND status IN ({_marks(len(statuses))}) ORDER BY seq DESC LIMIT 1",
@@ -273,9 +278,10 @@ class Store(Reader):
 
     # -- modules ------------------------------------------------------------------------
     def insert_modules(self, rows: Iterable[tuple[int, str, str, str | None, str, str, bytes, float, float]]) -> None:
-        """Rows of (seq, uuid, name, parent, file, status, data, created, updated); a dead row of the same uuid is replaced."""
+        """Rows of (seq, uuid, name, parent, file, status, data, created, updated); a uuid is never reused
+        (placement.py refuses a create of a known one), so a row of the same uuid is an error here."""
         self.conn.executemany(
-            "INSERT OR REPLACE INTO modules(seq, uuid, name, parent, file, status, data, created, updated) VALUES(?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO modules(seq, uuid, name, parent, file, status, data, created, updated) VALUES(?,?,?,?,?,?,?,?,?)",
             rows,
         )
 
