@@ -22,6 +22,7 @@ from silverline.errors import ClientError, RefusedError
 from silverline.mqtt import Connection, Handler
 from silverline.rest import Record, Rest
 
+RESEND_AFTER = 3.0  # seconds (a third of the timeout at most) before a create not taken is sent once more
 PROBE_ALL = 20  # up to this many modules are looked up one by one; a bigger batch by its last module
 STDOUT_GRACE = 0.3  # s: stdout may still arrive this long after the exit (another topic)
 
@@ -75,6 +76,7 @@ class Module:
         self.exit: ExitStatus | None = None
         self._exit_at = 0.0
         self._capture = capture
+        self._resent = False  # its create was sent again (Client._resend)
         self._chunks: "queue.Queue[bytes]" = queue.Queue()
 
     def __repr__(self) -> str:
@@ -241,6 +243,8 @@ class Client:
         with self._cond:
             for uuid in _uuids_in(err):
                 m = self._mods.get(uuid)
+                if m is not None and m._resent and "already exists" in str(err.get("description")):
+                    continue  # the first copy of a create sent again did arrive: REST shows the module
                 if m is not None and m.state == "sent":  # (ours reports on both log topics: the first one counts)
                     # ours says `description`, the original orchestrator `desc`
                     m.refused, m.state = str(err.get("description") or err.get("desc") or "refused"), "refused"
@@ -361,14 +365,32 @@ class Client:
             self._settle(mods, listen, until=lambda m: m.refused is not None or m.exit is not None)
         if wait:
             lasts = {(m["data"]["modules"] if m["action"] == "create_batch" else [m["data"]])[-1]["uuid"] for m in msgs}
-            self._await_taken(mods, timeout, [m for m in mods if m.uuid in lasts])
+            self._await_taken(mods, timeout, [m for m in mods if m.uuid in lasts], lambda: self._resend(conn, msgs))
             self._settle([m for m in mods if m.state == "A"], settle)
         return mods
 
-    def _await_taken(self, mods: list[Module], timeout: float, last_of_each: list[Module]) -> None:
+    def _resend(self, conn: Connection, msgs: list[dict[str, Any]]) -> None:
+        """Send again the create messages none of whose modules the orchestrator took or refused
+        (issue #26: a broker drops what overflows a client's queue). A message is one transaction
+        at the orchestrator, so a module of it seen means all were; a copy that does arrive twice
+        is refused as `already exists` and that refusal is not the module's (`_on_log`)."""
+        again = []
+        with self._cond:
+            for msg in msgs:
+                batch = [self._mods[d["uuid"]] for d in (msg["data"]["modules"] if msg["action"] == "create_batch" else [msg["data"]])]
+                if all(m.state == "sent" for m in batch):
+                    again.append(msg)
+                    for m in batch:
+                        m._resent = True
+        if again:
+            conn.publish([(self.topics.control(), m) for m in again])
+
+    def _await_taken(self, mods: list[Module], timeout: float, last_of_each: list[Module],
+                     resend: Callable[[], None] = lambda: None) -> None:
         # a batch is one transaction: once its last module is visible, every refusal was published
         probes = list(mods) if len(mods) <= PROBE_ALL else list(last_of_each)
         deadline = time.monotonic() + timeout
+        resend_at = time.monotonic() + min(RESEND_AFTER, timeout / 3)  # once: an unanswered create is sent again
         while True:
             still = []
             for m in probes:
@@ -382,9 +404,12 @@ class Client:
             probes = still
             if not probes:
                 break
+            if time.monotonic() > resend_at:
+                resend_at = float("inf")
+                resend()
             if time.monotonic() > deadline:
                 raise ClientError(f"the orchestrator at {self.rest.url} did not take module {probes[0].uuid} within "
-                                  f"{timeout:g} s (is it connected to the broker at {self.config.mqtt}:"
+                                  f"{timeout:g} s, its create sent twice (is it connected to the broker at {self.config.mqtt}:"
                                   f"{self.config.mqtt_port}, realm {self.config.realm!r}?)")
             time.sleep(0.05)
         if len(mods) > PROBE_ALL:
