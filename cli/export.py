@@ -1,9 +1,18 @@
-"""Write collected benchmark data in the layout Pitot's preprocessing reads (and the original
-collector writes): a session directory with `runtimes.json` and one JSON file per module, and
-the opcode counts in a tree of their own.
+"""Write collected benchmark data as a tidy table (`--table`) or in the layout Pitot's
+preprocessing reads (`--pitot`).
 
-Reads our collector's files (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`, default `data`).
-Output (docs/compatibility.md, "Pitot's preprocessing"):
+Reads the collector's results store (`DIR/results.sqlite`) where a DIR has one, else its files
+(`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`); DIR defaults to `data`.
+
+`--table BASE`: one row per run, every layout in the same columns: campaign, cell, node,
+runtime, runtime_uuid, cpu, cpufreq_hz, cores, platform (JSON; the latest registration's), module,
+module_uuid, file, engine (canonical name), argv (JSON), kind (alone, interference-N), loop (the
+co-runner's index), run, wall_ns, utime_us, stime_us, maxrss_kb, outcome, exit_code, signal,
+seed, compile_ns, instantiate_ns, execute_ns, inside (the run lies in the window in which every
+co-runner ran), layout, received. Written to BASE.csv, and to BASE.parquet where pyarrow or
+polars is installed.
+
+`--pitot OUT` output (docs/compatibility.md, "Pitot's preprocessing"):
 - `OUT/runtimes.json`: {runtime uuid: {"uuid", "name" (the device), "runtime_type", "platform"}},
   one runtime per device and only devices with data in OUT (Pitot makes one platform per entry
   and engine: a device twice fails its dataset step); the device's runtime with the latest
@@ -23,16 +32,18 @@ Modules whose runs all failed are left out and counted. `module.file` is the `wa
 workload and platform names come out right.
 
 Usage:
+    manage.py export --table BASE [options] [DIR]...
     manage.py export --pitot OUT [options] [DIR]...
     manage.py export -h | --help
 
 Options:
+    --table BASE         Write the runs as BASE.csv (and BASE.parquet where pyarrow or polars is installed).
     --pitot OUT          Session directory to write (created; must be empty or absent).
     --opcodes DIR        Where the opcodes tree goes [default: OUT-opcodes].
     --root PREFIX        Make module files relative to PREFIX (e.g. /srv/bench: /srv/bench/wasm/x.wasm -> wasm/x.wasm).
     --device MODE        Device name: `node` (the runtime name before its first '.') or `runtime` (the
                          whole name) [default: node].
-    --campaign ID        Only the modules of this campaign.
+    --campaign ID        Only the runs (the modules) of this campaign.
     --check              Check the written layout as Pitot's platforms, opcodes, dataset and
                          interference steps read it (one platform per engine and device, every
                          field they read); exit 1 on problems.
@@ -44,10 +55,10 @@ import os
 import sys
 from typing import Any
 
-from benchmarking.analysis import AnalysisError, pitot, pitot_check, records
+from benchmarking.analysis import AnalysisError, pitot, pitot_check, records, tidy
 from cli._api import CliError, guard, parse, setup
 
-SUMMARY = "Export collected data in Pitot's layout (runtimes.json, one file per module, opcodes tree)."
+SUMMARY = "Export collected data: a tidy table of runs (CSV, Parquet) or Pitot's layout."
 
 # what tests and scripts reach through this module
 workload_name = pitot.workload_name
@@ -64,8 +75,31 @@ def main(argv: list[str]) -> int:
         raise CliError(str(e)) from None
 
 
+def _table(opts: dict[str, Any], dirs: list[str]) -> int:
+    base = opts["--table"]
+    base = base[:-4] if base.endswith(".csv") else base
+    loaded = records.read(dirs)
+    table = list(tidy.rows(records.of_campaign(loaded.records, opts["--campaign"])))
+    scope = f" of campaign {opts['--campaign']}" if opts["--campaign"] else ""
+    if not table:
+        raise CliError(f"no runs{scope} under {', '.join(dirs)}")
+    os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
+    tidy.write_csv(table, base + ".csv")
+    written = [base + ".csv"]
+    writer = tidy.parquet_writer()
+    if writer:
+        tidy.write_parquet(table, base + ".parquet", writer)
+        written.append(base + ".parquet")
+    src = f"the results store {', '.join(loaded.stores)}" if loaded.stores else "the collector's files"
+    print(f"wrote {len(table)} runs{scope} from {src} to {' and '.join(written)}"
+          + ("" if writer else " (no Parquet: neither pyarrow nor polars is installed)"), file=sys.stderr)
+    return 0
+
+
 def _export(opts: dict[str, Any]) -> int:
     dirs = records.check_dirs(opts["DIR"])
+    if opts["--table"]:
+        return _table(opts, dirs)
     out = opts["--pitot"]
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise CliError(f"--pitot {out!r} exists and is not an empty directory (Pitot reads every file in it)")

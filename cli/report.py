@@ -9,7 +9,8 @@ engine, a workload x engine heatmap (median relative to --baseline, log scale), 
 slowdown, the campaign coverage (cells done and failed by reason); `--html FILE` writes one page
 with the tables and the pictures.
 
-Reads the collector's files (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`, default `data`).
+Reads the collector's results store (`DIR/results.sqlite`) where a DIR has one, else its files
+(`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`); DIR defaults to `data`.
 Failed runs are left out and counted (by outcome for our benchmarking-v3 data); interference runs
 outside the window in which every co-runner ran are left out and counted. Runtime names missing
 from a file are asked from the orchestrator when it answers (else the uuid stands in).

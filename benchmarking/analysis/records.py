@@ -1,17 +1,21 @@
-"""The one loader of collected benchmark records: every record the collector stored under the
-given directories (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`), as dicts with `type`,
-`data`, `module` and `runtime` (the collector's record of each, as it knew them when it stored
-the message) and `received`. Report, the Pitot export and the tidy table read through here.
+"""The one loader of collected benchmark records, as dicts with `type`, `data`, `module` and
+`runtime` (the collector's record of each, as it knew them when it stored the message) and
+`received`. A directory with the collector's results store (`DIR/results.sqlite`,
+benchmarking/resultdb.py) is read from the store, one record per stored result; any other
+directory from its files (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`, what older
+collectors and the original write). Report, the Pitot export and the tidy table read through here.
 """
 from __future__ import annotations
 
 import glob
 import json
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarking.analysis import AnalysisError
+from benchmarking.resultdb import ResultDB
 
 Record = dict[str, Any]
 
@@ -20,6 +24,7 @@ Record = dict[str, Any]
 class Loaded:
     records: list[Record] = field(default_factory=list)
     bad: int = 0  # files that could not be read or hold no decoded data (kept raw by the collector)
+    stores: list[str] = field(default_factory=list)  # the results stores read (the other dirs: files)
 
 
 def check_dirs(dirs: list[str]) -> list[str]:
@@ -32,9 +37,41 @@ def check_dirs(dirs: list[str]) -> list[str]:
 
 
 def read(dirs: list[str]) -> Loaded:
-    """Every record under `dirs`, in file-name order (date folders first)."""
+    """Every record under `dirs`: a directory's results store when it has one, else its files in
+    file-name order (date folders first)."""
     out = Loaded()
-    for path in sorted(p for d in dirs for p in glob.glob(os.path.join(d, "**", "*.json"), recursive=True)):
+    for d in dirs:
+        try:
+            db = ResultDB.find(d)
+        except (OSError, sqlite3.Error) as e:
+            raise AnalysisError(f"{d}: the results store cannot be read: {e}") from None
+        if db is None:
+            _read_files(d, out)
+            continue
+        try:
+            for rec in db.records():
+                _add(rec, out)
+        except sqlite3.Error as e:
+            raise AnalysisError(f"{db.path}: the results store cannot be read: {e}") from None
+        finally:
+            db.close()
+        out.stores.append(db.path)
+    return out
+
+
+def _add(rec: Any, out: Loaded) -> None:
+    if not isinstance(rec, dict) or "data" not in rec:
+        out.bad += 1  # undecodable payload kept raw by the collector
+        return
+    if not isinstance(rec.get("module"), dict):
+        rec["module"] = {}
+    if not isinstance(rec.get("runtime"), dict):
+        rec["runtime"] = {}
+    out.records.append(rec)
+
+
+def _read_files(d: str, out: Loaded) -> None:
+    for path in sorted(glob.glob(os.path.join(d, "**", "*.json"), recursive=True)):
         if os.path.basename(path) == "runtimes.json":
             continue  # the original collector's index of runtimes, not a record
         try:
@@ -43,15 +80,7 @@ def read(dirs: list[str]) -> Loaded:
         except (OSError, ValueError):
             out.bad += 1
             continue
-        if not isinstance(rec, dict) or "data" not in rec:
-            out.bad += 1  # undecodable payload kept raw by the collector
-            continue
-        if not isinstance(rec.get("module"), dict):
-            rec["module"] = {}
-        if not isinstance(rec.get("runtime"), dict):
-            rec["runtime"] = {}
-        out.records.append(rec)
-    return out
+        _add(rec, out)
 
 
 def margs(rec: Record) -> dict[str, Any]:
