@@ -43,6 +43,7 @@ from collections import defaultdict
 from typing import Any, Callable
 
 from benchmarking.analysis import AnalysisError, dataset, figures, page, records, tables
+from benchmarking.engines.catalog import resolve
 from cli._api import Api, CliError, config, guard, parse, setup
 
 SUMMARY = "Summarise collected benchmark data: table and plots."
@@ -127,6 +128,7 @@ def _report(opts: dict[str, Any]) -> int:
         e1, _, e2 = opts["--engines"].partition(",")
         if not e1 or not e2:
             raise CliError(f"--engines needs two engines E1,E2, got {opts['--engines']!r}")
+        e1, e2 = resolve(e1), resolve(e2)  # aliases: the data's engines are canonical names
         comp, what = tables.compare(ds.series, ds.series, (e1, e2), alpha), f"engine {e2} against engine {e1}"
         if not comp:
             raise CliError(f"--engines: no cell has data on both {e1!r} and {e2!r}")
@@ -135,7 +137,7 @@ def _report(opts: dict[str, Any]) -> int:
     drawing = not opts["--no-plots"] or bool(opts["--html"])
     if drawing:
         images = figures.plot(ds.series, rows, opts["--out"])
-    hp, heat = figures.heatmap(ds.series, opts["--baseline"], opts["--out"] if drawing else None)
+    hp, heat = figures.heatmap(ds.series, resolve(opts["--baseline"]) if opts["--baseline"] else None, opts["--out"] if drawing else None)
     if hp:
         images.append(hp)
     for c in sorted([cid] if cid else ds.cells):

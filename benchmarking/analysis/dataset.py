@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from benchmarking import layouts
 from benchmarking.analysis.records import Record, margs
+from benchmarking.engines.catalog import resolve
 
 Key = tuple[str, str, str, str]  # (module, engine, runtime, kind)
 
@@ -38,6 +39,7 @@ class Dataset:
     cells: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def get(self, module: str, engine: str, runtime: str, kind: str) -> Series:
+        engine = resolve(engine)  # `wasmtime` and `wasmtime-j` are one engine
         key = (module, engine, runtime, kind)
         if key not in self.series:
             self.series[key] = Series(module, engine, runtime, kind)

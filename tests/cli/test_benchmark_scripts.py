@@ -52,22 +52,22 @@ def test_benchmark_collect_report_end_to_end(broker, orch, wasm, wasm_root, tmp_
     table = capsys.readouterr().out
     assert "median ms" in table and "99% CI ms" in table and "spin.wasm:3" in table and "memory.wasm:3" in table
     rows = [ln for ln in table.splitlines() if ln.startswith(("spin.wasm", "memory.wasm"))]
-    assert any("wasmtime-aot" in r and " alone " in r for r in rows)
+    assert any(" wasmtime-a " in r and " alone " in r for r in rows)  # engines by canonical name (wasmtime-aot)
     assert os.path.exists(plots / "walltime_spin.wasm_3.png") and os.path.exists(plots / "walltime_memory.wasm_3.png")
     assert os.path.exists(plots / "heatmap.png")  # workload x engine
     assert report.main([str(data), "--json", "--no-plots", "-c", str(cfg)]) == 0
     js = json.loads(capsys.readouterr().out)
     spin = [r for r in js["rows"] if r["module"] == "spin.wasm:3" and r["kind"] == "alone"]
-    assert {r["engine"] for r in spin} == {"wasmtime", "wasmtime-aot"} and all(r["n"] == 3 for r in spin)
+    assert {r["engine"] for r in spin} == {"wasmtime-j", "wasmtime-a"} and all(r["n"] == 3 for r in spin)
     for r in spin:  # 3 samples: too few for a 99 % interval of the median
         assert r["ci99_ms"] == [None, None] and r["phases_median_ms"]["compile_ns"] >= 0
     rel = {(h["module"], h["engine"]): h["relative"] for h in js["heatmap"]}
-    assert rel[("spin.wasm:3", "wasmtime")] == 1.0  # the baseline: the first engine by name
+    assert rel[("spin.wasm:3", "wasmtime-a")] == 1.0  # the baseline: the first engine by name
     # two engines cell by cell, and the one-page HTML
     assert report.main([str(data), "--engines", "wasmtime,wasmtime-aot", "--html", str(tmp_path / "r.html"),
                         "-o", str(plots), "-c", str(cfg)]) == 0
     out = capsys.readouterr().out
-    assert "engine wasmtime-aot against engine wasmtime" in out
+    assert "engine wasmtime-a against engine wasmtime-j" in out  # the aliases given, the canonical names shown
     assert any(v in out for v in ("faster", "slower", "not distinguishable"))
     page = (tmp_path / "r.html").read_text()
     assert "<h2>Cells</h2>" in page and "<h2>Comparison</h2>" in page and page.count("data:image/png;base64,") >= 3
