@@ -11,7 +11,8 @@ Usage:
 Options:
     -w, --watch SECONDS     Redraw every SECONDS until ^C (0: print once) [default: 0].
     -q, --queued N          Show up to N queued modules per runtime [default: 5].
-    -a, --all               Also list dead runtimes.
+    -a, --all               Also list dead runtimes, and the newest ended modules with how they ended.
+    --ended N               With --all: how many ended modules [default: 20].
     --json                  Print the orchestrator's runtime entries as JSON instead of a table.
     -W, --wide              Every column in full, whatever the terminal's width.
     --width N               Fit N columns (default: the terminal's width; output to a pipe is not cut).
@@ -129,8 +130,30 @@ def _runtimes(api: Api, queued: int, show_all: bool) -> list[dict[str, Any]]:
     return api.runtimes(queued=queued)
 
 
-def _snapshot(api: Api, queued: int, show_all: bool, width: int | None = None) -> Table:
-    return table(_runtimes(api, queued, show_all), queued, width)
+def ended(api: Api, n: int) -> list[dict[str, Any]]:
+    """The newest `n` ended modules (state D), newest first."""
+    total = (api.get("/api/modules/", {"status": "D", "count": 0}) or {}).get("count", 0)
+    page = api.get("/api/modules/", {"status": "D", "count": n, "start": max(0, total - n)}) or {}
+    return list(reversed(page.get("results", [])))
+
+
+def ended_table(mods: list[dict[str, Any]], names: dict[str, str]) -> Table:
+    tab = Table(title="Ended modules (newest first)", title_justify="left")
+    for c in ("Module", "UUID", "File", "Runtime", "Reason", "Code", "Error"):
+        tab.add_column(c)
+    for m in mods:
+        e = m.get("exit") or {}
+        tab.add_row(m["name"], m["uuid"][-8:], module_file(m), names.get(m.get("parent") or "", m.get("parent") or "-"),
+                    str(e.get("reason")), "" if e.get("code") is None else str(e.get("code")), str(e.get("error") or "")[:60])
+    return tab
+
+
+def _snapshot(api: Api, queued: int, show_all: bool, width: int | None = None, n_ended: int = 20) -> Any:
+    rts = _runtimes(api, queued, show_all)
+    if not show_all:
+        return table(rts, queued, width)
+    names = {r["uuid"]: r["name"] for r in rts}
+    return Group(table(rts, queued, width), ended_table(ended(api, n_ended), names))
 
 
 @guard("list")
@@ -142,23 +165,25 @@ def main(argv: list[str]) -> int:
     try:
         watch = float(opts["--watch"])
         queued = int(opts["--queued"])
+        n_ended = int(opts["--ended"])
     except ValueError:
         raise CliError(f"--watch must be seconds and --queued a count, got {opts['--watch']!r} / {opts['--queued']!r}") from None
     if opts["--json"]:
-        print(json.dumps(_runtimes(api, queued, opts["--all"]), indent=2))
+        rts: Any = _runtimes(api, queued, opts["--all"])
+        print(json.dumps({"runtimes": rts, "ended": ended(api, n_ended)} if opts["--all"] else rts, indent=2))
         return 0
     forced = number(opts, "--width", int, 20)
     fit = not opts["--wide"] and (sys.stdout.isatty() or forced is not None)
     console = (Console(width=forced) if forced else Console()) if fit else Console(width=max(200, shutil.get_terminal_size().columns))
     width = console.width if fit else None
     if watch <= 0:
-        console.print(_snapshot(api, queued, opts["--all"], width), crop=False)
+        console.print(_snapshot(api, queued, opts["--all"], width, n_ended), crop=False)
         return 0
-    with Live(_snapshot(api, queued, opts["--all"], width), console=console, auto_refresh=False) as live:
+    with Live(_snapshot(api, queued, opts["--all"], width, n_ended), console=console, auto_refresh=False) as live:
         while True:
             time.sleep(watch)
             try:
-                view: Any = _snapshot(api, queued, opts["--all"], console.width if fit else None)
+                view: Any = _snapshot(api, queued, opts["--all"], console.width if fit else None, n_ended)
             except CliError as e:  # keep watching through an orchestrator restart
                 view = Group(Text(str(e), style="bold red"))
             live.update(view, refresh=True)

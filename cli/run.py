@@ -37,7 +37,9 @@ Options:
     --timeout SEC           How long to wait for the orchestrator to take the modules [default: 10].
     --settle SEC            Then how long to watch a started module for an immediate failure [default: 1].
     -F, --follow            Stream the module's stdout (`NAME| line` for several) until it exits; exit
-                            with its exit status (the first failing one's for several).
+                            with its exit status (the first failing one's for several). Ctrl-C stops
+                            the modules it started (exit 130), unless --detach.
+    --detach                With --follow: Ctrl-C leaves the modules running (and says how to stop them).
     --no-wait               Send and return, without checking that the orchestrator took them.
     -v, --verbose LEVEL     Log level [default: WRN].
 
@@ -129,12 +131,19 @@ def main(argv: list[str]) -> int:
     with client(opts, cfg, timeout=max(timeout, 5.0)) as c:
         if not wanted:
             c.rest.get("/api/runtimes/", {"count": 0})  # fail early and clearly if the orchestrator is not there
-        mods = c.run(opts["--file"], wanted or None, name=opts["--name"], copies=copies, apis=apis, channels=channels,
-                     args=args, wait=not no_wait, timeout=timeout, settle=settle, stdout=follow)
-        failed = report(c, mods, no_wait, follow)
-        if not follow:
-            return 1 if failed else 0
-        code = follow_modules([m for m in mods if m.state != "refused"])
+        started: list[Module] = []
+        try:
+            mods = c.run(opts["--file"], wanted or None, name=opts["--name"], copies=copies, apis=apis, channels=channels,
+                         args=args, wait=not no_wait, timeout=timeout, settle=settle, stdout=follow)
+            started = [m for m in mods if m.state != "refused"]
+            failed = report(c, mods, no_wait, follow)
+            if not follow:
+                return 1 if failed else 0
+            code = follow_modules(started)
+        except KeyboardInterrupt:
+            if not follow or not started:
+                raise
+            return interrupted(started, bool(opts["--detach"]))
         return code or (1 if failed else 0)
 
 
@@ -161,6 +170,19 @@ def report(c: Client, mods: list[Module], no_wait: bool, follow: bool = False) -
     for m in failed:
         print(f"manage.py run: {m.name} {m.uuid} failed at once: {m.exit}", file=sys.stderr)
     return bool(refused or failed)
+
+
+def interrupted(mods: list[Module], detach: bool) -> int:
+    """Ctrl-C while following: stop the modules still running (or, detached, say they go on)."""
+    live = [m for m in mods if m.exit is None]
+    for m in live:
+        if detach:
+            print(f"manage.py run: detached; {m.name} {m.uuid} keeps running (`manage.py stop -n {m.uuid}` stops it)",
+                  file=sys.stderr)
+        else:
+            m.stop()
+            print(f"manage.py run: stopping {m.name} {m.uuid} (Ctrl-C; --detach leaves it running)", file=sys.stderr)
+    return 0 if detach else 130
 
 
 def follow_modules(mods: list[Module]) -> int:

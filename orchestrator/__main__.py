@@ -18,6 +18,9 @@ Options:
                           send keepalives: the original's never do) [default: 5].
     --delete-timeout SEC  A deleted module whose runtime sends no `exited` within SEC is marked dead
                           (the original's minimal runtime ignores deletes) [default: 30].
+    --keep-ended N        Ended modules kept (with their exit and state history), newest first [default: 10000].
+    --keep-ended-for SEC  And for how long at most [default: 604800].
+    --log-lines N         Lines of output kept per module (also after it ended; 0: none) [default: 200].
     -v, --verbose LEVEL   Log level (number or CRI/ERR/WRN/INF/DBG/TRA) [default: INF].
     --logdir DIR          Also log to DIR/orchestrator.log.
 """
@@ -81,6 +84,9 @@ def main(argv: list[str]) -> int:
         http_port = _number(opts, "--http-port", int)
         ka = float(_number(opts, "--ka-interval", float))  # type: ignore[arg-type]
         delete_timeout = float(_number(opts, "--delete-timeout", float))  # type: ignore[arg-type]
+        keep = int(_number(opts, "--keep-ended", int))  # type: ignore[call-overload]
+        keep_for = float(_number(opts, "--keep-ended-for", float))  # type: ignore[arg-type]
+        log_lines = int(_number(opts, "--log-lines", int))  # type: ignore[call-overload]
     except UsageError as e:
         print(f"orchestrator: {e}", file=sys.stderr)
         return 2
@@ -93,9 +99,15 @@ def main(argv: list[str]) -> int:
     svc = Service(cfg, db_path=str(opts["--db"]), bind=str(bind),
                   http_port=int(http_port) if http_port is not None else cfg.http_port,  # type: ignore[call-overload]
                   ka_interval=ka, delete_timeout=delete_timeout)
+    from orchestrator.history import LOGS
+
+    LOGS.lines = log_lines
     done = stop_event()
     try:
         svc.start()
+        assert svc.orch is not None and svc.client is not None
+        svc.orch.history.keep, svc.orch.history.keep_for = keep, keep_for  # (the first prune is a minute away)
+        svc.client.message_callback_add(f"{cfg.realm}/proc/stdio/+", LOGS.on_message)  # output tails (history.py)
     except OSError as e:
         print(f"orchestrator: cannot listen on {bind}:{svc.http_port} for the REST API: {e.strerror}", file=sys.stderr)
         svc.stop()

@@ -49,6 +49,7 @@ from common.wire import ProtocolError, Topics, decode, require
 from orchestrator.campaigns import Campaigns, CampaignStore
 from orchestrator.control import Control
 from orchestrator.deployments import Deployments
+from orchestrator.history import History
 from orchestrator.liveness import RECONCILE_AFTER, Liveness
 from orchestrator.model import ALIVE, EXITING, KILLED, MISSED_KEEPALIVES, QUEUED, RUNTIME, Mod
 from orchestrator.presence import Presence
@@ -90,6 +91,7 @@ class Orchestrator(Control, Liveness):
         self._prefix = f"{realm}/proc/"
         self.campaigns = Campaigns(self, CampaignStore(store.conn))  # benchmark campaigns (orchestrator/campaigns/)
         self.deployments = Deployments(self)  # declared deployments (orchestrator/deployments.py)
+        self.history = History(self)  # module states, ended modules kept bounded (orchestrator/history.py)
         self._dirty = None  # nodes whose REST entry changed since the last snapshot (None: all)
         self.snapshots = Snapshots(self)  # the REST reads' view (reads.py)
         self._log_topics = (self.topics.log, self.topics.orchestrator_log)
@@ -182,6 +184,7 @@ class Orchestrator(Control, Liveness):
                     try:
                         with self.store.savepoint():
                             self._dispatch(topic, payload)
+                            self.deployments.tick()  # at once when it changed what a deployment needs (deployments.py)
                     except (Refused, ProtocolError) as e:
                         self._out[mark:] = [o for o in self._out[mark:] if o[0] in self._log_topics or "/proc/reg/" in o[0]]
                         self.report(str(e), topic, payload)
@@ -237,6 +240,7 @@ class Orchestrator(Control, Liveness):
                         " (each runtime's node was asked to register again; one refusal per runtime is reported,"
                         " the rest are counted here)", self.topics.keepalive("+"), None)
         self.deployments.tick()
+        self.history.tick()
         self.flush()
 
     # -- routing ------------------------------------------------------------------------

@@ -14,6 +14,8 @@ slot that ended, a runtime that registered or died) and at least every `FULL_PAS
   keeps ending within `STABLE` s of its start;
 - a slot whose module was killed with its runtime gets a new module on another eligible runtime,
   if there is one (else the killed one waits and is resurrected when its runtime comes back);
+  the slot remembers its *home* (where it was placed) and goes back there when that runtime is
+  alive again;
 - a deployment whose modules are spread unevenly over its eligible runtimes (one has 2 more than
   another: a runtime came back) moves one module per pass to the emptiest;
 - a count change adds or retires the highest slots; any other spec change replaces every module.
@@ -62,6 +64,7 @@ CREATE TABLE IF NOT EXISTS deployment_slots(
     next_at REAL NOT NULL DEFAULT 0,
     started REAL NOT NULL DEFAULT 0,
     done TEXT,
+    home TEXT,
     PRIMARY KEY(deployment, slot)
 );
 CREATE TABLE IF NOT EXISTS deployment_events(
@@ -87,6 +90,7 @@ class Slot:
     next_at: float = 0.0  # wall time before which no new module is made (backoff)
     started: float = 0.0
     done: str | None = None  # the slot is finished by its policy (the last end), nothing is restarted
+    home: str | None = None  # the runtime it was placed on: it goes back there when that runtime returns
 
 
 @dataclass
@@ -112,9 +116,11 @@ class Deployments:
         self.topic = f"{o.topics.realm}/proc/orchestrator/events"
         conn = o.store.conn
         conn.executescript(SCHEMA)
+        if "home" not in {r[1] for r in conn.execute("PRAGMA table_info(deployment_slots)")}:
+            conn.execute("ALTER TABLE deployment_slots ADD COLUMN home TEXT")  # a store of the first version
         for name, spec, rev in conn.execute("SELECT name, spec, rev FROM deployments"):
             self.deps[name] = Deployment(name, orjson.loads(spec), rev)
-        for row in conn.execute("SELECT deployment, slot, module, rev, restarts, fails, next_at, started, done"
+        for row in conn.execute("SELECT deployment, slot, module, rev, restarts, fails, next_at, started, done, home"
                                 " FROM deployment_slots"):
             d = self.deps.get(row[0])
             if d is not None:
@@ -255,6 +261,11 @@ class Deployments:
             if m is not None and m.status == KILLED and eligible:
                 self._retire(d, s, "its runtime is dead")
                 m = None
+            home = self.o.nodes.get(s.home) if s.home else None
+            if (m is not None and m.status in (ALIVE, QUEUED) and home is not None and m.parent != home.uuid
+                    and home in eligible):
+                self._retire(d, s, f"back to {home.name}, where it was placed, now that it is alive")
+                m = None
             if m is not None or s.done:
                 continue
             if now < s.next_at:
@@ -267,7 +278,9 @@ class Deployments:
                     self.event(d.name, "waiting", f"{d.name}-{i}: {why}")
                 continue
             d.waiting = None
-            rt = min(eligible, key=lambda r: (len(per[r.uuid]), r.load(), r.order))
+            home = self.o.nodes.get(s.home) if s.home else None
+            rt = home if home is not None and home in eligible else min(
+                eligible, key=lambda r: (len(per[r.uuid]), r.load(), r.order))
             if self._start(d, s, rt, now):
                 per[rt.uuid].append(s)
         self._rebalance(d, eligible, per, now)
@@ -283,8 +296,8 @@ class Deployments:
 
     def _rebalance(self, d: Deployment, eligible: list[Node], per: dict[str, list[Slot]], now: float) -> None:
         """Move one module from the fullest eligible runtime to the emptiest when they differ by 2 or more."""
-        if len(eligible) < 2:
-            return
+        if len(eligible) < 2 or any(x.module is None and not x.done for x in d.slots.values()):
+            return  # a slot waiting (backoff, no room) comes back where the spread wants it: no move meanwhile
         lo = min(eligible, key=lambda r: (len(per[r.uuid]), r.load(), r.order))
         hi = max(eligible, key=lambda r: (len(per[r.uuid]), -r.order))
         movable = [s for s in per[hi.uuid] if s.module and self.o.mods[s.module].status in (ALIVE, QUEUED)]
@@ -292,6 +305,7 @@ class Deployments:
             return
         s = movable[-1]
         self._retire(d, s, f"moved to {lo.name}: {hi.name} has {len(per[hi.uuid])} of its modules, {lo.name} {len(per[lo.uuid])}")
+        s.home = lo.uuid
         self._start(d, s, lo, now)
         self.dirty = True  # one move per pass: look again at the next tick
 
@@ -309,6 +323,9 @@ class Deployments:
             self.event(d.name, "refused", f"{d.name}-{s.index} could not be created on {rt.name}: {e}", uuid, rt.name)
             return False
         s.module, s.rev, s.started = uuid, d.rev, now
+        home = self.o.nodes.get(s.home) if s.home else None
+        if home is None or home.alive:  # placed elsewhere than an alive home: the placement no longer allows it
+            s.home = rt.uuid  # (a dead home is kept: the module goes back when it returns)
         self.by_module[uuid] = (d.name, s.index)
         self._save(d, s)
         state = "queued" if self.o.mods[uuid].status == QUEUED else "started"
@@ -333,8 +350,9 @@ class Deployments:
         if d.name not in self.deps:
             return
         self.o.store.conn.execute(
-            "INSERT OR REPLACE INTO deployment_slots(deployment, slot, module, rev, restarts, fails, next_at, started, done)"
-            " VALUES(?,?,?,?,?,?,?,?,?)", (d.name, s.index, s.module, s.rev, s.restarts, s.fails, s.next_at, s.started, s.done))
+            "INSERT OR REPLACE INTO deployment_slots(deployment, slot, module, rev, restarts, fails, next_at, started, done, home)"
+            " VALUES(?,?,?,?,?,?,?,?,?,?)",
+            (d.name, s.index, s.module, s.rev, s.restarts, s.fails, s.next_at, s.started, s.done, s.home))
 
     def event(self, name: str, step: str, text: str, module: str | None = None, runtime: str | None = None) -> None:
         """A reconcile step: a log line, a stored event, and a message on the events topic (after the commit)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from orchestrator import campaigns, dashboard, deployviews
+from orchestrator import campaigns, dashboard, deployviews, history
 from orchestrator.core import Orchestrator
 from orchestrator.model import ALIVE, EXITING, MANAGER, NOT_DEAD, QUEUED, RUNTIME, STATES
 from orchestrator.reads import QUEUED_IN_ENTRY, Snapshot
@@ -160,6 +160,10 @@ def answer(snap: Snapshot, r: Reader, path: str, query: str) -> Answer:
             return campaigns.route(rest, q).run(r.conn)
         if what == "deployments":
             return deployviews.route(r.conn, rest, q)
+        if what == "history":
+            return history.route(r.conn, rest)
+        if what == "logs":
+            return history.LOGS.answer(path, query)
         if what == "dashboard" and not rest:
             return 200, dashboard.snapshot(snap, r, dead="all" in q)
         if what == "queued" and not rest:

@@ -451,9 +451,12 @@ class Client:
         """The modules that are not dead that `stop(q, every=every)` would delete; ClientError if none."""
         row = self.rest.module(q)  # uuid (dead ones too), then name, then uuid suffix
         if row is None:
+            row = self.rest.module(q, dead=True)  # the newest of that name that ended (kept for a while)
+        if row is None:
             raise ClientError(f"unknown module {q!r}: no module has that name, uuid or uuid suffix at {self.rest.url}")
         if row.get("status") == "D":
-            raise ClientError(f"module {q!r} ({row['uuid']}) has already exited")
+            e = row.get("exit") or {}
+            raise ClientError(f"module {q!r} ({row['uuid']}) has already ended ({e.get('reason')}, code {e.get('code')})")
         if row.get("name") != q or row.get("uuid") == q:
             return [row]  # found by uuid or suffix: that one
         same = self._named(q) or [row]

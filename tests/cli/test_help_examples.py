@@ -26,7 +26,7 @@ from testbed.broker import Mosquitto
 from testbed.node import NodeProcess
 from testbed.orchestrator import OrchestratorProc
 
-MODULE_SCRIPTS = ("apply", "deployments", "run", "stop")
+MODULE_SCRIPTS = ("apply", "deployments", "inspect", "logs", "run", "stop")
 
 DEVICES = ("pi4", "nuc")
 
@@ -122,15 +122,15 @@ def test_local_example_runs(script: str, example: str, monkeypatch: pytest.Monke
 def test_module_example_runs(script: str, example: str, node1: OrchestratorProc, capsys: pytest.CaptureFixture[str]) -> None:
     words = shlex.split(example)
     assert words[:2] == ["manage.py", script], f"an example of `{script} -h` must start with `manage.py {script}`"
-    from cli import apply, deployments, run, stop
+    from cli import apply, deployments, inspect, logs, run, stop
 
-    if script in ("apply", "deployments"):  # the deployments the examples name exist (apply is idempotent)
-        assert apply.main(["-c", node1.config, "deploy/example-deployments.yaml"]) == 0
+    if script in ("apply", "deployments", "inspect", "logs"):  # what the examples name exists (apply is idempotent)
+        assert apply.main(["-c", node1.config, "deploy/example-deployments.yaml", "--wait", "20"]) == 0
     if script == "stop":  # something to stop: two modules of the example's name that wait on stdin
         name = words[words.index("-n") + 1]
         assert run.main(["-c", node1.config, "-r", "node1", "-n", name, "-f", "cat.wasm", "--copy", "2"]) == 0
     capsys.readouterr()
-    mod = {"apply": apply, "deployments": deployments, "run": run, "stop": stop}[script]
+    mod = {"apply": apply, "deployments": deployments, "inspect": inspect, "logs": logs, "run": run, "stop": stop}[script]
     rc = mod.main(["-c", node1.config, *words[2:]])
     out, err = capsys.readouterr()
     assert rc == 0, f"{example}\n{out}\n{err}"

@@ -131,3 +131,22 @@ def test_bad_spec_is_refused(tmp_path: Any) -> None:
     errs = [e["description"] for e in h.errors()]
     assert "name must be" in errs[0] and "restart must be one of" in errs[1]
     assert not h.o.deployments.deps
+
+
+def test_a_moved_module_goes_home(tmp_path: Any) -> None:
+    h = fleet(tmp_path)
+    h.manager("m-3", "node3")
+    h.runtime("rt-3", "node3", parent="m-3")
+    h.apply(*({"name": f"s{i}", "file": "s.wasm"} for i in range(3)))
+    homes = {n: h.slots(n)[0][1] for n in ("s0", "s1", "s2")}
+    assert sorted(homes.values()) == ["rt-1", "rt-2", "rt-3"]  # spread by load
+    victim = homes["s0"]
+    name = {"rt-1": "node1", "rt-2": "node2", "rt-3": "node3"}[victim]
+    parent = {"rt-1": "m-1", "rt-2": "m-2", "rt-3": "m-3"}[victim]
+    h.send(f"{R}/proc/reg/{victim}", envelope("delete", {"type": "runtime", "uuid": victim, "name": name}))
+    h.tick()
+    assert h.slots("s0")[0][1] != victim
+    h.runtime(victim, name, parent=parent)
+    h.tick()
+    assert {n: h.slots(n)[0][1] for n in homes} == homes
+    assert h.o.mods.get(h.slots("s0")[0][0]) is not None
