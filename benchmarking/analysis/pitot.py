@@ -107,18 +107,21 @@ def export(records: list[Record], out: str, opcodes_dir: str, root: str | None, 
         base = f"{_safe(str(mod.get('name') or uuid))}.{uuid}"
         if TIMED_OURS in types or types & set(TIMED_SEED):
             body: dict[str, Any] = _timed(recs, TIMED_OURS in types)
-            kind = "benchmarking"
+            kind = layouts.BENCHMARKING_SEED  # the original collector's type names
         elif types & {layouts.INTERFERENCE, layouts.INTERFERENCE_V2}:
             body = _interference(recs, files, layouts.INTERFERENCE_V2 in types)
-            kind = "interference"
+            kind = layouts.INTERFERENCE
         else:
             body, kind = {}, ""
-        samples = body.get("wall", []) if kind == "benchmarking" else [x for v in body.values() for x in v]
+        samples = body.get("wall", []) if kind == layouts.BENCHMARKING_SEED else [x for v in body.values() for x in v]
         if kind and not any(x > 0 for x in samples):
             res.all_failed.append(f"{mod.get('name') or uuid} ({uuid}) on {rtid}")
         elif kind:
             session.append((device, rtid, os.path.join(out, device, f"{base}.{kind}.json"), {**body, "module": module}))
-            setattr(res, kind, getattr(res, kind) + 1)
+            if kind == layouts.INTERFERENCE:
+                res.interference += 1
+            else:
+                res.benchmarking += 1
         ops = [r for r in recs if r["type"] == layouts.OPCODES]
         if ops:
             w = workload_name(module)
@@ -149,7 +152,7 @@ def export(records: list[Record], out: str, opcodes_dir: str, root: str | None, 
     for w, (_when, device, body) in sorted(opcodes.items()):
         if context is not None and w not in workloads:
             continue  # another campaign's workload
-        _write(os.path.join(opcodes_dir, device, f"{body.pop('base')}.opcodes.json"), body)
+        _write(os.path.join(opcodes_dir, device, f"{body.pop('base')}.{layouts.OPCODES}.json"), body)
         res.opcodes += 1
     if session:
         _write(os.path.join(out, "runtimes.json"), runtimes, indent=4)
