@@ -7,6 +7,7 @@ the U distribution's quantiles; exact where the test is). tests/benchmarking/tes
 checks them against scipy.stats."""
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ def stats(walls_us: list[int], level: float = 0.99) -> dict[str, Any]:
             "cv": sd / mean if mean else math.nan, "ci99_ms": [lo, hi], "outliers": outliers(xs)}
 
 
-def u_counts(n1: int, n2: int) -> list[int]:
+@functools.lru_cache(maxsize=64)  # a report compares many cells of the same run counts
+def u_counts(n1: int, n2: int) -> tuple[int, ...]:
     """How many of the C(n1+n2, n1) orderings (no ties) give U = 0, 1, ..., n1*n2: the
     coefficients of the Gaussian binomial [n1+n2, n1]_q = prod_i (1 - q^(n2+i)) / (1 - q^i)."""
     small, large = min(n1, n2), max(n1, n2)
@@ -77,7 +79,7 @@ def u_counts(n1: int, n2: int) -> list[int]:
             c[u] -= c[u - a]
         for u in range(i, m + 1):  # divided by (1 - q^i)
             c[u] += c[u - i]
-    return c
+    return tuple(c)
 
 
 def _ranks(values: list[float]) -> tuple[list[float], float]:
