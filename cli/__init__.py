@@ -44,9 +44,9 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
-    if not argv:  # a usage mistake: one line, as for every script
-        print("manage.py: name a script to run, e.g. `python manage.py list`; "
-              "`python manage.py -h` lists them", file=sys.stderr)
+    if not argv:  # a usage mistake (exit 2): the script list, and one line saying what is missing
+        print(usage())
+        print("manage.py: name a script to run, e.g. `python manage.py list`", file=sys.stderr)
         return 2
     name = argv[0]
     if name not in SCRIPTS:

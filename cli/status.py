@@ -82,6 +82,13 @@ def table(devices: list[Device], reach: list[bool | None], rts: list[tuple[bool 
 
 
 def snapshot(api: Api, devices: list[Device], ssh: SshOptions, timeout: float) -> Table:
+    """The table for --watch: an unreachable orchestrator is its caption (the watch goes on)."""
+    tab, error = _snapshot(api, devices, ssh, timeout)
+    tab.title = error
+    return tab
+
+
+def _snapshot(api: Api, devices: list[Device], ssh: SshOptions, timeout: float) -> tuple[Table, str | None]:
     def probe(d: Device) -> bool | None:
         return reachable(resolve(d, ssh), timeout) if d.type.lower() in PROBED_TYPES else None
 
@@ -92,7 +99,7 @@ def snapshot(api: Api, devices: list[Device], ssh: SshOptions, timeout: float) -
         runtimes: list[dict[str, Any]] | None = api.runtimes(queued=0)
     except CliError as e:
         runtimes, error = None, str(e)
-    return table(devices, reach, match_runtimes(devices, runtimes), error)
+    return table(devices, reach, match_runtimes(devices, runtimes), None), error
 
 
 @guard("status")
@@ -115,8 +122,11 @@ def main(argv: list[str]) -> int:
     # the same SSH options as the cluster scripts (cluster/options.py load_context)
     ssh = SshOptions(ssh_config=opts["--ssh_config"], username=cfg.username, domain=cfg.domain, connect_timeout=timeout)
     console = Console() if sys.stdout.isatty() else Console(width=200)
-    if watch <= 0:
-        console.print(snapshot(api, devices, ssh, timeout))
+    if watch <= 0:  # the devices' reachability still prints; an unreachable orchestrator is then one line, exit 1
+        tab, error = _snapshot(api, devices, ssh, timeout)
+        console.print(tab)
+        if error:
+            raise CliError(error)
         return 0
     with Live(snapshot(api, devices, ssh, timeout), console=console, auto_refresh=False) as live:
         while True:

@@ -281,10 +281,17 @@ class Engine(ABC):
                 data = f.read()
         except OSError as e:
             raise LoadError(path, e.strerror or str(e)) from None
-        why = not_webassembly(data) if path.endswith(".wasm") else None  # .cwasm etc.: the engine's artifacts
+        artifact = path.endswith(".cwasm") or data[:4] == b"\x7fELF"  # the engine's own precompiled form
+        why = None if artifact else not_webassembly(data)
         if why:
             raise LoadError(path, why)
-        return self.load_bytes(data, path)
+        try:
+            return self.load_bytes(data, path)
+        except LoadError as e:
+            if artifact or data[:4] == b"\0asm" or e.why.startswith("not a WebAssembly module"):
+                raise
+            # text that is no WAT either (README.md, a script): say so, with the parser's first complaint
+            raise LoadError(path, f"not a WebAssembly module (no \\0asm header, and not valid WAT: {e.why})") from None
 
     @abstractmethod
     def load_bytes(self, data: bytes, source: str = "<bytes>") -> CompiledModule:

@@ -36,6 +36,15 @@ def one_line_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
         assert n in lines[0], lines[0]
 
 
+def test_bare_and_unknown_scripts() -> None:
+    r = manage()
+    assert r.returncode == 2 and "    list " in r.stdout and "    apply " in r.stdout, r.stdout  # the script list
+    assert r.stderr.strip().count("\n") == 0 and "name a script" in r.stderr
+    r = manage("lst")
+    one_line_error(r, "unknown script 'lst'", "did you mean 'list'?")
+    assert r.returncode == 2
+
+
 def test_help_lists_scripts_and_each_has_usage() -> None:
     r = manage("-h")
     assert r.returncode == 0
@@ -133,6 +142,9 @@ def test_status_shows_manifest_devices(broker: Any, orch: OrchestratorProc, tmp_
         lines = {ln.split("│")[1].strip(): ln for ln in r.stdout.splitlines() if ln.count("│") > 3}
         assert "up" in lines["127.0.0.1"] and n.runtime_uuid() in lines["127.0.0.1"] and "epyc" in lines["127.0.0.1"]
         assert "down" in lines["192.0.2.1"] and "pi4" in lines["192.0.2.1"]
+    r = manage("status", "--url", f"http://127.0.0.1:{free_port()}", "-m", str(manifest), "--timeout", "0.5")
+    one_line_error(r, "manage.py status:", "cannot reach the orchestrator")  # the devices' table still on stdout
+    assert "192.0.2.1" in r.stdout
     one_line_error(manage("status", "-c", orch.config, "-m", str(tmp_path / "none.tsv")), "does not exist")
     one_line_error(manage("status", "-c", orch.config), "no manifest")
 
