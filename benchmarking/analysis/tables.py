@@ -103,10 +103,10 @@ def compare_text(rows: list[Row], what: str) -> str:
     cells = []
     for r in rows:
         lo, hi = r["ratio_ci"]
-        ci = f"{_f(lo)}-{_f(hi)}" if not math.isnan(lo) else "n too small"
+        ci = f"{_f(lo, '.4g')}-{_f(hi, '.4g')}" if not math.isnan(lo) else "n too small"
         p = _f(r["p"], ".2g") + ("" if r["p_method"] != "normal" else "~")
         cells.append([r["module"], r["engine"], r["runtime"], r["kind"], str(r["n_a"]), str(r["n_b"]),
-                      _f(r["ratio"]), ci, p, r["verdict"] + (" (too few runs)" if r["warning"] else "")])
+                      _f(r["ratio"], ".4g"), ci, p, r["verdict"] + (" (too few runs)" if r["warning"] else "")])
     lines = [f"\n{what} (Mann-Whitney U, two-sided, alpha {alpha:g})"] + _grid(head, cells)
     lines.append(f"B/A: ratio of medians; its {level} interval is the Hodges-Lehmann interval of the ratio; "
                  "p exact, or ~ for the normal approximation (ties or large samples)")
