@@ -400,7 +400,7 @@ def _acl(out: Outcome, figures: dict[str, Any]) -> None:
                 out.check(orch.publish_rc(f"{REALM}/proc/control/{rt_b}", module_create(good, rt_b, file="helloworld.wasm")) < 0x80,
                           "acl: the orchestrator's create was refused")
                 try:
-                    wait_until(lambda: any(t == f"{REALM}/proc/stdio/{good}" for t, _ in cli.messages), 60, "the module's stdout")
+                    wait_until(lambda: any(t == f"{REALM}/proc/stdio/{rt_b}/{good}" for t, _ in cli.messages), 60, "the module's stdout")
                 except TimeoutError:
                     out.fail("acl: the orchestrator's create did not run on nb")
                 bad: list[str] = []

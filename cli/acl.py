@@ -1,8 +1,8 @@
 """Write the mosquitto password and ACL files of a realm: each node may use only its own topics.
 
 Usage:
-    manage.py acl -o DIR [--realm REALM] [--channel TOPIC]... [--rotate]
-                  [--orchestrator-user USER] [--cli-user USER] [--collector-user USER] <state-file>...
+    manage.py acl -o DIR [--realm REALM] [--channel TOPIC]... [--rotate] [--module-root DIRS]
+                  [--orchestrator-user USER] [--cli-user USER]... [--collector-user USER] <state-file>...
     manage.py acl -h | --help
 
 Arguments:
@@ -13,29 +13,37 @@ Arguments:
 Options:
     -o DIR, --out DIR          Where the files go: mosquitto.passwd (hashed, PBKDF2-SHA512 as
                                mosquitto_passwd writes them), mosquitto.acl, mosquitto-auth.conf (the
-                               lines for mosquitto.conf) and passwords/USER (each account's password,
-                               mode 0600, for the `pwd` key of that account's config.json).
+                               lines for mosquitto.conf), identities.json (which uuid is which name, for
+                               the orchestrator's `identities` key) and passwords/USER (each account's
+                               password, mode 0600, for the `pwd` key of that account's config.json).
+                               DIR must not lie inside a module root (a module could read the passwords).
     --realm REALM              The realm [default: realm].
     --channel TOPIC            An application channel topic (filter) the nodes may use, e.g. 'apps/#'.
     --rotate                   New passwords for every account (default: keep those in DIR/passwords).
     --orchestrator-user USER   The orchestrator's account [default: orchestrator].
-    --cli-user USER            The account of manage.py [default: cli].
+    --cli-user USER            An account of manage.py; repeat it for one per operator or tool that may
+                               be connected at the same time [default: cli].
+    --module-root DIRS         The nodes' module roots (`:`-separated) that DIR must stay out of
+                               (default: the project's build/modules and the `module_root` settings of
+                               $SL_CONFIG or ./config.json).
     --collector-user USER      The profile collector's account [default: collector].
 
 Who may do what (everything else is refused; there is no anonymous access):
     a node NAME   its manager's and runtimes' `proc/reg/UUID`, `proc/keepalive/RT`, `proc/control/RT`
-                  (creates arrive, exited leaves), `proc/profile/+/RT/#`, `proc/stdio/#` (module
-                  stdio: module uuids are not known beforehand), read `proc/orchestrator` and
-                  `proc/stored/RT` (a collector's acks of its results), and
-                  the application channel topics given with --channel
+                  (creates arrive, exited leaves), `proc/profile/+/RT/#`, `proc/stdio/RT/#` (its
+                  modules' stdio), read `proc/orchestrator` and `proc/stored/RT` (a collector's acks
+                  of its results), and the application channel topics given with --channel
     orchestrator  all of `{realm}/proc/#`: only it publishes creates on a runtime's control topic
     cli           publish `proc/control` (requests to the orchestrator) and `proc/stdio/#` (stdin),
                   read `{realm}/proc/#`
     collector     read `{realm}/proc/#`, publish `proc/stored/#` (acks of the results it stored)
+Every account is bound to its client id (`use_username_as_clientid`): nobody can take over another
+account's session, and one account is one connection at a time (hence one --cli-user per operator).
+A runtime uuid may belong to one node only (exit 1 otherwise).
 
 Examples:
     manage.py acl -o /etc/mosquitto/silverline /var/lib/silverline/dev1.json /var/lib/silverline/dev2.json
-    manage.py acl -o acl --realm lab --channel 'lab/apps/#' state/*.json
+    manage.py acl -o /tmp/sl-acl --realm lab --channel 'lab/apps/#' --cli-user alice --cli-user bob state/*.json
 """
 from __future__ import annotations
 
@@ -47,6 +55,7 @@ import secrets
 from dataclasses import dataclass
 
 from cli._api import CliError, guard, parse
+from runtimes.files import default_roots
 from supervisor.identity import is_uuid
 
 SUMMARY = "Write the mosquitto password and ACL files of a realm (each node only its own topics)."
@@ -94,23 +103,42 @@ def _check_user(user: str, what: str) -> None:
         raise CliError(f"{what}: {user!r} is not a usable broker account name (no ':', spaces or '#')")
 
 
-def acl_text(realm: str, nodes: list[NodeIdentity], channels: list[str], orchestrator: str, cli: str,
+def check_unique(nodes: list[NodeIdentity]) -> None:
+    """CliError when a uuid (manager or runtime) belongs to two nodes, or twice to one."""
+    owner: dict[str, str] = {}
+    for n in nodes:
+        for what, u in [("manager", n.manager)] + [(f"runtime {k!r}", v) for k, v in n.runtimes.items()]:
+            if u in owner:
+                raise CliError(f"uuid {u} is {what} of node {n.name!r} and already {owner[u]}: one identity file was "
+                               f"copied from another; delete the copy's STATE_DIR/NAME.json, start that node once "
+                               f"(it draws new uuids) and run acl again")
+            owner[u] = f"{what} of node {n.name!r}"
+
+
+def acl_text(realm: str, nodes: list[NodeIdentity], channels: list[str], orchestrator: str, cli: str | list[str],
              collector: str) -> str:
     """The mosquitto ACL file (no anonymous section: anonymous clients get nothing)."""
     p = f"{realm}/proc"
     lines = ["# written by `manage.py acl` (docs/security.md); anonymous clients have no rights",
-             "", f"user {orchestrator}", f"topic readwrite {p}/#",
-             "", f"user {cli}", f"topic read {p}/#", f"topic write {p}/control", f"topic write {p}/stdio/#",
-             "", f"user {collector}", f"topic read {p}/#", f"topic write {p}/stored/#"]
+             "", f"user {orchestrator}", f"topic readwrite {p}/#"]
+    for c in [cli] if isinstance(cli, str) else cli:
+        lines += ["", f"user {c}", f"topic read {p}/#", f"topic write {p}/control", f"topic write {p}/stdio/#"]
+    lines += ["", f"user {collector}", f"topic read {p}/#", f"topic write {p}/stored/#"]
     for n in nodes:
         lines += ["", f"user {n.name}", f"topic readwrite {p}/reg/{n.manager}", f"topic read {p}/orchestrator"]
         for rt in sorted(n.runtimes.values()):
             lines += [f"topic readwrite {p}/reg/{rt}", f"topic write {p}/keepalive/{rt}",
                       f"topic readwrite {p}/control/{rt}", f"topic write {p}/profile/+/{rt}/#",
-                      f"topic read {p}/stored/{rt}"]
-        lines.append(f"topic readwrite {p}/stdio/#")
+                      f"topic read {p}/stored/{rt}", f"topic readwrite {p}/stdio/{rt}/#"]
         lines += [f"topic readwrite {c}" for c in channels]
     return "\n".join(lines) + "\n"
+
+
+def identities(nodes: list[NodeIdentity]) -> dict[str, dict[str, str]]:
+    """uuid -> {kind, name} of every manager and runtime (the orchestrator's `identities` file)."""
+    out = {n.manager: {"kind": "manager", "name": n.name} for n in nodes}
+    out.update({u: {"kind": "runtime", "name": k} for n in nodes for k, u in n.runtimes.items()})
+    return out
 
 
 def _password(out: str, user: str, rotate: bool) -> str:
@@ -138,9 +166,11 @@ def _write(path: str, text: str, mode: int) -> None:
 
 
 def write_realm(out: str, realm: str, nodes: list[NodeIdentity], channels: list[str], *, orchestrator: str = "orchestrator",
-                cli: str = "cli", collector: str = "collector", rotate: bool = False) -> dict[str, str]:
+                cli: str | list[str] = "cli", collector: str = "collector", rotate: bool = False) -> dict[str, str]:
     """Write the files; return account -> password."""
-    users = [orchestrator, cli, collector] + [n.name for n in nodes]
+    clis = [cli] if isinstance(cli, str) else list(cli)
+    check_unique(nodes)
+    users = [orchestrator, *clis, collector] + [n.name for n in nodes]
     seen: set[str] = set()
     for u in users:
         if u in seen:
@@ -149,12 +179,43 @@ def write_realm(out: str, realm: str, nodes: list[NodeIdentity], channels: list[
     os.makedirs(out, exist_ok=True)
     passwords = {u: _password(out, u, rotate) for u in users}
     _write(os.path.join(out, "mosquitto.passwd"), "".join(f"{u}:{password_hash(pw)}\n" for u, pw in passwords.items()), 0o640)
-    _write(os.path.join(out, "mosquitto.acl"), acl_text(realm, nodes, channels, orchestrator, cli, collector), 0o640)
+    _write(os.path.join(out, "mosquitto.acl"), acl_text(realm, nodes, channels, orchestrator, clis, collector), 0o640)
+    _write(os.path.join(out, "identities.json"), json.dumps(identities(nodes), indent=1) + "\n", 0o644)
     absout = os.path.abspath(out)
+    # use_username_as_clientid: an account's client id is its name, so no account can take over (kick)
+    # another's session, e.g. the orchestrator's or a node's (whose last will would then fire)
     _write(os.path.join(out, "mosquitto-auth.conf"),
            f"# include in mosquitto.conf (per listener with per_listener_settings true)\nallow_anonymous false\n"
-           f"password_file {absout}/mosquitto.passwd\nacl_file {absout}/mosquitto.acl\n", 0o644)
+           f"use_username_as_clientid true\npassword_file {absout}/mosquitto.passwd\nacl_file {absout}/mosquitto.acl\n", 0o644)
     return passwords
+
+
+def _roots(given: object) -> list[str]:
+    """The module roots DIR must stay out of: --module-root, else the default and the config's settings."""
+    if given:
+        return [r for r in str(given).split(":") if r]
+    roots = list(default_roots())
+    path = os.environ.get("SL_CONFIG") or "config.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError):
+        return roots
+    rts = cfg.get("runtimes") if isinstance(cfg, dict) else None
+    for section in (rts.values() if isinstance(rts, dict) else []):
+        r = section.get("module_root") if isinstance(section, dict) else None
+        roots += [r] if isinstance(r, str) else [str(x) for x in r] if isinstance(r, list) else []
+    return [x for r in roots for x in r.split(":") if x]
+
+
+def inside_module_root(out: str, roots: list[str]) -> str | None:
+    """The module root that `out` (existing or not) lies in, if any."""
+    real = os.path.realpath(out)
+    for r in roots:
+        rr = os.path.realpath(os.path.expanduser(r))
+        if os.path.commonpath([rr, real]) == rr:
+            return rr
+    return None
 
 
 @guard("acl")
@@ -170,11 +231,18 @@ def main(argv: list[str]) -> int:
         if not c or c.startswith(f"{realm}/proc") or c in ("#", "+/#"):
             raise CliError(f"--channel: {c!r} would open the realm's control topics to every node; name the "
                            f"application topics (e.g. '{realm}/apps/#')")
+    clis = list(dict.fromkeys(opts["--cli-user"] or ["cli"]))
+    for c in clis:
+        _check_user(c, "--cli-user")
     nodes = [load_identity(p) for p in opts["<state-file>"]]
     for n in nodes:
         _check_user(n.name, f"node {n.name!r}")
     out = str(opts["--out"])
-    write_realm(out, realm, nodes, channels, orchestrator=str(opts["--orchestrator-user"]), cli=str(opts["--cli-user"]),
+    root = inside_module_root(out, _roots(opts["--module-root"]))
+    if root is not None:
+        raise CliError(f"-o {out}: inside the module root {root}, where any module could read the passwords; "
+                       f"write them elsewhere (e.g. /etc/mosquitto/silverline)")
+    write_realm(out, realm, nodes, channels, orchestrator=str(opts["--orchestrator-user"]), cli=clis,
                 collector=str(opts["--collector-user"]), rotate=bool(opts["--rotate"]))
     print(f"wrote {out}/mosquitto.passwd, {out}/mosquitto.acl, {out}/mosquitto-auth.conf and {out}/passwords/ "
           f"({len(nodes)} nodes; realm {realm})")

@@ -51,10 +51,15 @@ def has_wildcard(topic: str) -> bool:
     return "+" in topic or "#" in topic
 
 
-def resolve(topic: str, flags: int, *, realm: str, module_uuid: str, grants: list[Grant] | None) -> str:
+STDIO = SL_PREFIX + "proc/stdio"  # a module's stdin/stdout (runtimes/wasm/host.py)
+
+
+def resolve(topic: str, flags: int, *, realm: str, module_uuid: str, grants: list[Grant] | None,
+            stdio_runtime: str | None = None) -> str:
     """The MQTT topic a module's channel `topic` stands for, or ChannelError.
 
-    `$SL/rest` -> `{realm}/rest/{module_uuid}` (always allowed). Otherwise, when `grants` is not
+    `$SL/rest` -> `{realm}/rest/{module_uuid}` (always allowed); with `stdio_runtime`, the module's
+    stdio `$SL/proc/stdio` -> `{realm}/proc/stdio/{stdio_runtime}/{module_uuid}` (per node, docs/protocol.md). Otherwise, when `grants` is not
     None, the topic must start with a granted `path` whose mode covers the flags, and that prefix
     is replaced by the grant's `topic`. `grants=None` means no access control (trusted callers).
     """
@@ -62,7 +67,9 @@ def resolve(topic: str, flags: int, *, realm: str, module_uuid: str, grants: lis
         raise ChannelError("empty topic")
     if not flags & (FLAG_READ | FLAG_WRITE):
         raise ChannelError(f"channel on {topic!r} is neither readable nor writable (flags {flags:#06b})")
-    if topic.startswith(SL_PREFIX):
+    if stdio_runtime and topic.rstrip("/") == STDIO:
+        out = f"{realm}/proc/stdio/{stdio_runtime}/{module_uuid}"
+    elif topic.startswith(SL_PREFIX):
         rest = topic[len(SL_PREFIX):].strip("/")
         out = f"{realm}/{rest}/{module_uuid}" if rest else f"{realm}/{module_uuid}"
     elif grants is None:

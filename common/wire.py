@@ -73,5 +73,9 @@ class Topics:
         """Where the original orchestrator publishes its error reports (ours publishes on both)."""
         return f"{self.realm}/proc/log/orchestrator"
 
-    def stdio(self, module_uuid: str) -> str:
+    def stdio(self, module_uuid: str, runtime_uuid: str | None = None) -> str:
+        """A module's stdio: `stdio/MODULE` (the original's, shared by every node), or per node
+        `stdio/RUNTIME/MODULE` (ours: a node with credentials; `runtime_uuid="+"` for a filter)."""
+        if runtime_uuid:
+            return f"{self.realm}/proc/stdio/{runtime_uuid}/{module_uuid}"
         return f"{self.realm}/proc/stdio/{module_uuid}"

@@ -10,7 +10,11 @@ Options:
     --db PATH             SQLite store (WAL); a restart reloads it [default: orchestrator.db].
     --http-port PORT      REST API port (default: config `http_port`).
     --bind ADDR           Address the REST API listens on (default: 127.0.0.1 when config `http` is
-                          localhost, else 0.0.0.0).
+                          localhost, else 0.0.0.0). Beyond loopback it needs --token-file.
+    --token-file FILE     The REST API's token (first line, 16 characters or more): every request must
+                          send `Authorization: Bearer TOKEN` (docs/orchestrator.md, "REST").
+    --identities FILE     The realm's identities.json (written by `manage.py acl -o DIR`): registrations
+                          of other uuids, or under other names, are refused (docs/security.md).
     --mqtt HOST           Broker host (default: config `mqtt`).
     --mqtt-port PORT      Broker port (default: config `mqtt_port`).
     --realm REALM         Topic realm (default: config `realm`).
@@ -94,11 +98,21 @@ def main(argv: list[str]) -> int:
         cfg.mqtt_port = int(port)  # type: ignore[call-overload]
     bind = opts["--bind"] or ("127.0.0.1" if cfg.http in ("localhost", "127.0.0.1", "::1") else "0.0.0.0")
 
+    from orchestrator.guard import IdentityError, load_identities
+    from orchestrator.rest import read_token
     from orchestrator.service import Service
+    from common.exposure import warn_unauthenticated
 
-    svc = Service(cfg, db_path=str(opts["--db"]), bind=str(bind),
-                  http_port=int(http_port) if http_port is not None else cfg.http_port,  # type: ignore[call-overload]
-                  ka_interval=ka, delete_timeout=delete_timeout)
+    warn_unauthenticated(cfg, "orchestrator")
+    try:
+        token = read_token(str(opts["--token-file"])) if opts["--token-file"] else None
+        ids = load_identities(str(opts["--identities"])) if opts["--identities"] else None
+        svc = Service(cfg, db_path=str(opts["--db"]), bind=str(bind),
+                      http_port=int(http_port) if http_port is not None else cfg.http_port,  # type: ignore[call-overload]
+                      ka_interval=ka, delete_timeout=delete_timeout, token=token, identities=ids)
+    except (ValueError, IdentityError) as e:
+        print(f"orchestrator: {e}", file=sys.stderr)
+        return 2
     from orchestrator.history import LOGS
 
     LOGS.lines = log_lines

@@ -50,6 +50,7 @@ from orchestrator.campaigns import Campaigns, CampaignStore
 from orchestrator.control import Control
 from orchestrator.deployments import Deployments
 from orchestrator.history import History
+from orchestrator.guard import Guard
 from orchestrator.liveness import RECONCILE_AFTER, Liveness
 from orchestrator.model import ALIVE, EXITING, KILLED, MISSED_KEEPALIVES, QUEUED, RUNTIME, Mod
 from orchestrator.presence import Presence
@@ -92,6 +93,7 @@ class Orchestrator(Control, Liveness):
         self.campaigns = Campaigns(self, CampaignStore(store.conn))  # benchmark campaigns (orchestrator/campaigns/)
         self.deployments = Deployments(self)  # declared deployments (orchestrator/deployments.py)
         self.history = History(self)  # module states, ended modules kept bounded (orchestrator/history.py)
+        self.guard = Guard()  # who may speak for which identity (guard.py; Service sets the identities)
         self._dirty = None  # nodes whose REST entry changed since the last snapshot (None: all)
         self.snapshots = Snapshots(self)  # the REST reads' view (reads.py)
         self._log_topics = (self.topics.log, self.topics.orchestrator_log)
@@ -252,6 +254,8 @@ class Orchestrator(Control, Liveness):
         if kind == "log":
             return
         if kind == "profile" and len(parts) == 4:  # ours: a campaign cell's profile (campaigns/hooks.py on_profile)
+            if (why := self.guard.foreign_profile(self.mods.get(parts[3]), parts[2])) is not None:
+                raise Refused(f"message on {topic}: {why}")
             self.campaigns.on_profile(parts[1], parts[3], payload)
             return
         msg = decode(payload, where=f"message on {topic}")

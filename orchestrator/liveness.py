@@ -117,6 +117,7 @@ class Liveness(Placement):
             node.max_nmodules = mx
             node.apis = frozenset(_str_list(data, "apis", where))
             node.provides = with_aliases(node.apis)
+        self.guard.check_registration(node, where, self.nodes, self._by_name, self.presence)  # issue #25 (guard.py)
         old = self.nodes.get(uuid)
         now = self.clock()
         if old is not None and old.alive:

@@ -24,9 +24,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -37,11 +35,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
 from common.wire import new_uuid
-from orchestrator import campaigns, dashboard, views
+from orchestrator import campaigns, views
 from orchestrator.core import DELETE_TIMEOUT, Orchestrator
 from orchestrator.model import MISSED_KEEPALIVES
 from orchestrator.presence import Presence, presence_topic
 from orchestrator.reads import Snapshot
+from orchestrator.rest import RestServer, host_names, is_loopback, make_handler
 from orchestrator.store import Store
 
 SESSION_EXPIRY = 24 * 3600  # seconds the broker keeps the session (and queues for it) while we are away
@@ -99,8 +98,13 @@ class Service:
     """`start()` / `stop()` (idempotent) an orchestrator for `cfg`."""
 
     def __init__(self, cfg: Config, *, db_path: str, bind: str, http_port: int, ka_interval: float,
-                 delete_timeout: float = DELETE_TIMEOUT) -> None:
+                 delete_timeout: float = DELETE_TIMEOUT, token: str | None = None,
+                 identities: dict[str, tuple[str, str]] | None = None) -> None:
+        if token is None and not is_loopback(bind):
+            raise ValueError(f"the REST API on {bind} (beyond loopback) needs a token: --token-file FILE (or --bind 127.0.0.1)")
         self.cfg = cfg
+        self.token = token
+        self.identities = identities
         self.db_path = db_path
         self.bind = bind
         self.http_port = http_port
@@ -112,7 +116,7 @@ class Service:
         self.subscribed = threading.Event()
         self.store: Store | None = None
         self.orch: Orchestrator | None = None
-        self.http: ThreadingHTTPServer | None = None
+        self.http: RestServer | None = None
         self.client: mqtt.Client | None = None
         self._threads: list[threading.Thread] = []
         self._sub_mid: int | None = None
@@ -132,10 +136,11 @@ class Service:
         self.store = Store(self.db_path, autocheckpoint=False)
         self.orch = Orchestrator(self.store, self._pending_append, realm=self.cfg.realm, ka_interval=self.ka_interval,
                                  delete_timeout=self.delete_timeout, instance=self.instance)
+        self.orch.guard.identities = self.identities
         self.snapshot = self.orch.snapshots.publish()
         self.client = self._make_client()
-        self.http = ThreadingHTTPServer((self.bind, self.http_port), _make_handler(self))
-        self.http.daemon_threads = True
+        self.http = RestServer((self.bind, self.http_port), make_handler(self.answer), token=self.token,
+                               hosts=host_names(self.bind, self.cfg.http))
         self.http_port = self.http.server_address[1]
         self._spawn("orch-http", self.http.serve_forever)
         self._spawn("orch-decide", self._decide_loop)
@@ -309,13 +314,12 @@ class Service:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connected.set()
         base = f"{self.cfg.realm}/proc"
-        # no-local: the orchestrator's own replies and creates never come back to it
-        subs = [(f"{base}/reg/+", SubscribeOptions(qos=2, noLocal=True)),
-                (f"{base}/keepalive/+", SubscribeOptions(qos=1, noLocal=True)),
-                (f"{base}/control", SubscribeOptions(qos=1, noLocal=True)),
-                (f"{base}/control/+", SubscribeOptions(qos=1, noLocal=True))]
+        # no-local: the orchestrator's own replies and creates never come back to it; retain handling 2:
+        # a retained request (anyone's, left on the broker) is never executed (issue #25)
+        subs = [(f"{base}/{t}", SubscribeOptions(qos=q, noLocal=True, retainHandling=2))
+                for t, q in (("reg/+", 2), ("keepalive/+", 1), ("control", 1), ("control/+", 1))]
         # ours: the profiles that say when a campaign cell is complete (campaigns.py on_profile)
-        subs += [(f"{base}/profile/{t}/+/+", SubscribeOptions(qos=1, noLocal=True)) for t in campaigns.PROFILE_TYPES]
+        subs += [(f"{base}/profile/{t}/+/+", SubscribeOptions(qos=1, noLocal=True, retainHandling=2)) for t in campaigns.PROFILE_TYPES]
         subs.append((self._fence_topic, SubscribeOptions(qos=0, noLocal=False)))  # our own fences come back
         subs.append((f"{base}/stdio/+", SubscribeOptions(qos=0, noLocal=True)))  # output tails (history.py LOGS)
         self._grace_at = time.monotonic()  # keepalives sent while we were away were not queued for us
@@ -366,39 +370,3 @@ class Service:
         # no lock: the snapshot is immutable, the connection read-only (reads.py)
         with store.reader() as r:
             return views.answer(snap, r, path, query)
-
-
-def _make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "silverline-orchestrator"
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            parts = urlsplit(self.path)
-            t0 = time.perf_counter()
-            html = dashboard.page(parts.path)  # the fleet dashboard's page (orchestrator/dashboard.py)
-            if html is not None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(html)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(html)
-                return
-            try:
-                code, body = service.answer(parts.path, parts.query)
-            except Exception as e:  # report, keep serving
-                log.exception("REST %s failed", self.path)
-                code, body = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
-            data = orjson.dumps(body, option=orjson.OPT_INDENT_2) if "pretty" in parts.query else orjson.dumps(body)
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            log.debug("GET %s -> %d (%.1f ms)", self.path, code, (time.perf_counter() - t0) * 1e3)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # requests are logged at DEBUG above, not on stderr
-
-    return Handler
-

@@ -22,6 +22,7 @@ from orchestrator.store import Store
 if TYPE_CHECKING:
     from orchestrator.campaigns import Campaigns
     from orchestrator.deployments import Deployments
+    from orchestrator.guard import Guard
     from orchestrator.reads import Snapshots
 
 log = logging.getLogger("orch")
@@ -63,6 +64,7 @@ class State:
     presence: Presence
     campaigns: "Campaigns"  # benchmark campaigns (orchestrator/campaigns/)
     deployments: "Deployments"  # declared deployments (orchestrator/deployments.py)
+    guard: "Guard"  # who may speak for which identity (guard.py)
     snapshots: "Snapshots"  # the REST reads' view (reads.py)
     seq: int  # the last module sequence number given
     _out: list[tuple[str, bytes]]  # messages to publish after the decision's commit

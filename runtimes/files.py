@@ -12,7 +12,8 @@ path field of a create: the module `file`, `args.dirs`, `args.dirmode`, `args.sc
   show any directory inside a root). Make such a mount a root of its own if it is meant.
 - Roots come from the runtime setting `module_root` (a path, a `:`-separated string or a list;
   `start.py --module-root` sets it for every runtime); the default is the project's
-  `build/modules` (where `make modules` puts the examples) and then the worker's current directory.
+  `build/modules` (where `make modules` puts the examples) only: never the node's working or state
+  directory, which hold its config.json, password file and identity (issue #25).
 
 Preopened dirs (`args.dirs`): an absolute entry is preopened at its own path (as before); a relative
 one (the original's benchmark creates send `"."`) resolves like a module file and is preopened as
@@ -31,7 +32,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 from common.preopen import PREOPEN_SEP, preopen_pair
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_ROOTS = (os.path.join(PROJECT_ROOT, "build", "modules"), ".")
+# never the working directory or the state directory: those hold config.json, its password file, the identity
+DEFAULT_ROOTS = (os.path.join(PROJECT_ROOT, "build", "modules"),)
 EXTENSIONS = (".wasm", ".wat", ".cwasm")
 
 

@@ -358,7 +358,7 @@ class Client:
             self._mods.update((m.uuid, m) for m in mods)
         conn = self._watch() if wait or stdout or listen else self.connection()
         for m in mods if stdout else []:
-            conn.subscribe([self.topics.stdio(m.uuid)], self._stdio_handler(m))
+            conn.subscribe([self.topics.stdio(m.uuid), self.topics.stdio(m.uuid, "+")], self._stdio_handler(m))
         msgs = create_messages(datas)
         conn.publish([(self.topics.control(), m) for m in msgs])
         if not wait and listen:

@@ -67,6 +67,7 @@ class MqttLink:
         self.cfg = cfg
         self.selector = selector
         self.on_message = on_message
+        self.no_retained: set[str] = set()  # topics subscribed without their retained message (issue #25)
         self.on_connect_cb = on_connect
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
                                   reconnect_on_failure=False)
@@ -346,7 +347,8 @@ class MqttLink:
         self.on_message(msg.topic, bytes(msg.payload))
 
     def _subscribe(self, topic: str, qos: int) -> None:
-        self.client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True))
+        # retain handling 2 on `no_retained` topics (control, registration): a retained create is never executed
+        self.client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True, retainHandling=2 if topic in self.no_retained else 0))
 
     def subscribe(self, topic: str, qos: int = 0) -> None:
         self._flush_fast()

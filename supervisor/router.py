@@ -30,11 +30,12 @@ Report = Callable[[Worker, int, bytes], None]  # (worker, module index, payload)
 
 class Router:
     def __init__(self, workers: list[Worker], outbox: Outbox, *, realm: str, access_control: bool,
-                 heartbeat: bool, on_exited: Report, on_register: Report) -> None:
+                 heartbeat: bool, on_exited: Report, on_register: Report, stdio_per_node: bool = False) -> None:
         self.workers = workers
         self.outbox = outbox
         self.realm = realm
         self.access_control = access_control  # channels: only granted topics plus $SL/
+        self.stdio_per_node = stdio_per_node  # stdio on `proc/stdio/RUNTIME/MODULE` (docs/protocol.md, "Stdio")
         self.heartbeat = heartbeat  # --worker-timeout is on: note when each worker was last heard
         self.on_exited = on_exited  # RT_EXITED: module control (modules.py)
         self.on_register = on_register  # RT_REGISTER: registration.py
@@ -247,7 +248,8 @@ class Router:
             if rec is None:
                 raise ChannelError(f"open channel for empty module slot {index}")
             mqtt_topic = resolve(topic, flags, realm=self.realm, module_uuid=rec.uuid,
-                                 grants=rec.grants if self.access_control else None)
+                                 grants=rec.grants if self.access_control else None,
+                                 stdio_runtime=w.uuid if self.stdio_per_node else None)
             self._apply(self.table.open(w.slot, index, fd, flags, mqtt_topic))
             chlog.debug("%s: module %s opened channel %d on %s (flags %#x)", w.name, rec.name, fd, mqtt_topic, flags)
         except (ipc.BadMessage, ChannelError) as e:

@@ -89,9 +89,9 @@ class _AuthMosquitto(Mosquitto):
 class AuthClient:
     """An MQTT 5 client with credentials (or none): `connect_rc`, `publish_rc`, `subscribe_rc`, messages."""
 
-    def __init__(self, port: int, user: str | None = None, password: str | None = None) -> None:
+    def __init__(self, port: int, user: str | None = None, password: str | None = None, client_id: str | None = None) -> None:
         self.port = port
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"acl-{user or 'anon'}-{_uuid.uuid4().hex[:6]}",
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"acl-{user or 'anon'}-{_uuid.uuid4().hex[:6]}",
                              protocol=mqtt.MQTTv5)
         if user is not None:
             self.c.username_pw_set(user, password)

@@ -43,29 +43,56 @@ def test_bad_input_is_named(tmp_path: Any, capsys: Any) -> None:
     assert acl.main(["-o", str(tmp_path / "o"), str(tmp_path / "missing.json")]) == 1
 
 
+def test_a_uuid_of_two_nodes_is_refused(tmp_path: Any, capsys: Any) -> None:
+    shared = str(_uuid.uuid4())
+    (tmp_path / "n1.json").write_text(json.dumps({"manager": str(_uuid.uuid4()), "runtimes": {"n1": shared}}))
+    (tmp_path / "n2.json").write_text(json.dumps({"manager": str(_uuid.uuid4()), "runtimes": {"n2": shared}}))
+    assert acl.main(["-o", str(tmp_path / "o"), str(tmp_path / "n1.json"), str(tmp_path / "n2.json")]) == 1
+    err = capsys.readouterr().err
+    assert shared in err and "'n1'" in err and "'n2'" in err and not (tmp_path / "o").exists()
+
+
+def test_out_inside_a_module_root_is_refused(tmp_path: Any, capsys: Any) -> None:
+    st = tmp_path / "n.json"
+    st.write_text(json.dumps({"manager": str(_uuid.uuid4()), "runtimes": {"n": str(_uuid.uuid4())}}))
+    (tmp_path / "mods").mkdir()
+    assert acl.main(["-o", str(tmp_path / "mods" / "acl"), "--module-root", str(tmp_path / "mods"), str(st)]) == 1
+    assert "module root" in capsys.readouterr().err and not (tmp_path / "mods" / "acl").exists()
+    # the default roots: the project's build/modules (never the working directory)
+    assert acl.main(["-o", os.path.join(acl.default_roots()[0], "acl-test"), str(st)]) == 1
+    assert not os.path.exists(os.path.join(acl.default_roots()[0], "acl-test"))
+    assert acl.main(["-o", str(tmp_path / "acl"), "--module-root", str(tmp_path / "mods"), str(st)]) == 0
+    conf = (tmp_path / "acl" / "mosquitto-auth.conf").read_text()
+    assert "use_username_as_clientid true" in conf
+    ids = json.loads((tmp_path / "acl" / "identities.json").read_text())
+    assert {v["name"] for v in ids.values()} == {"n"}
+
+
 def test_a_realm_under_its_acl(tmp_path: Any) -> None:
-    realm = AclRealm(str(tmp_path), {"na": ["na"], "nb": ["nb"]}, channels=["apps/#"])
+    # nc: a node account with no node running, the hostile one
+    realm = AclRealm(str(tmp_path), {"na": ["na"], "nb": ["nb"], "nc": ["nc"]}, channels=["apps/#"])
     # the files: hashed passwords only, secrets 0600, re-running keeps the passwords
     passwd = (tmp_path / "acl" / "mosquitto.passwd").read_text()
     assert "cli:$7$" in passwd and realm.password("cli") not in passwd
     assert os.stat(realm.password_file("na")).st_mode & 0o077 == 0
     before = realm.password("na")
     assert acl.main(["-o", realm.out, "--channel", "apps/#", os.path.join(realm.state, "na.json"),
-                     os.path.join(realm.state, "nb.json")]) == 0
+                     os.path.join(realm.state, "nb.json"), os.path.join(realm.state, "nc.json")]) == 0
     assert realm.password("na") == before
-    rt_a, rt_b = realm.runtime("na"), realm.runtime("nb")
+    rt_a, rt_b, rt_c = realm.runtime("na"), realm.runtime("nb"), realm.runtime("nc")
     with realm.broker() as broker:
         orch = OrchestratorProc(broker.port, str(tmp_path))
         realm.config("orchestrator", broker.port, orch.config, realm=R, http="127.0.0.1", http_port=orch.http_port)
         orch.start()
         nodes = []
         cli = AuthClient(broker.port, "cli", realm.password("cli"))
-        a = AuthClient(broker.port, "na", realm.password("na"))
+        # the hostile account takes the orchestrator's client id: bound to its account, it kicks nobody
+        a = AuthClient(broker.port, "nc", realm.password("nc"), client_id=orch_client_id(orch.db))
         try:
             for name in ("na", "nb"):
                 cfg = realm.config(name, broker.port, str(tmp_path / f"{name}.json"))
                 n = NodeProcess(broker.port, name=name, runtimes=["linux"], state_dir=realm.state, reg_timeout=5,
-                                extra_args=["-c", cfg], watch_auth=("cli", realm.password("cli")))
+                                extra_args=["-c", cfg], watch_auth=("collector", realm.password("collector")))
                 nodes.append(n)
                 n.start(timeout=90)
                 assert n.runtime_uuid() == realm.runtime(name)
@@ -78,14 +105,18 @@ def test_a_realm_under_its_acl(tmp_path: Any) -> None:
             assert cli.connect_rc() == 0 and a.connect_rc() == 0
             assert cli.subscribe_rc(f"{R}/proc/#") == 1
             a.subscribe_rc(f"{R}/proc/control/{rt_b}")  # granted by mosquitto, but nothing is delivered
-            # legitimate: the CLI asks the orchestrator, which creates on nb; stdout and exited come back
+            a.subscribe_rc(f"{R}/proc/stdio/#")  # nor of the other nodes' module stdio
+            # legitimate: the CLI asks the orchestrator, which creates on nb; stdout (per node) and exited come back
             good = str(_uuid.uuid4())
+            stdio = f"{R}/proc/stdio/{rt_b}/{good}"
             assert cli.publish_rc(f"{R}/proc/control", _create(good, rt_b)) == 0
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not any(t == f"{R}/proc/stdio/{good}" for t, _ in cli.messages):
-                time.sleep(0.1)
-            assert b"Hello, World!" in b"".join(p for t, p in cli.messages if t == f"{R}/proc/stdio/{good}")
-            # node na cannot create a module on nb, nor ask the orchestrator, nor register for nb
+            wait_until(lambda: any(t == stdio for t, _ in list(cli.messages)), 60, "the module's stdout")
+            wait_until(lambda: b"Hello, World!" in b"".join(p for t, p in list(cli.messages) if t == stdio), 30, "Hello, World!")
+            # a node account cannot feed nb's modules, nor take nb's stdio topic over
+            assert a.publish_rc(stdio, b"input\n") == NOT_AUTHORIZED
+            assert a.publish_rc(f"{R}/proc/stdio/{good}", b"x") == NOT_AUTHORIZED
+            assert a.publish_rc(f"{R}/proc/stdio/{rt_c}/{good}", b"own") < 0x80
+            # node nc cannot create a module on nb, nor ask the orchestrator, nor register for nb
             bad = [str(_uuid.uuid4()) for _ in range(3)]
             assert a.publish_rc(f"{R}/proc/control/{rt_b}", _create(bad[0], rt_b)) == NOT_AUTHORIZED
             assert a.publish_rc(f"{R}/proc/control", _create(bad[1], rt_b)) == NOT_AUTHORIZED
@@ -93,13 +124,13 @@ def test_a_realm_under_its_acl(tmp_path: Any) -> None:
             assert any(t == f"{R}/proc/control/{rt_b}" for t, _ in cli.messages)
             assert not any(t == f"{R}/proc/control/{rt_b}" for t, _ in a.messages)  # nb's creates stay hidden from na
             # ... but may use its own topics and the application channels
-            assert a.publish_rc(f"{R}/proc/keepalive/{rt_a}", {"action": "keepalive"}) == 0
+            assert a.publish_rc(f"{R}/proc/keepalive/{rt_c}", {"action": "keepalive"}) < 0x80
             assert a.publish_rc("apps/room1", b"hi") < 0x80  # 0x10: accepted, no subscriber
             # anonymous and wrong-password clients get nothing
             anon = AuthClient(broker.port)
             assert anon.connect_rc() != 0
             anon.close()
-            wrong = AuthClient(broker.port, "na", "guess")
+            wrong = AuthClient(broker.port, "nc", "guess")
             assert wrong.connect_rc() != 0
             wrong.close()
             # fence: a legitimate create after the refused ones; had one of them got through, the
@@ -110,12 +141,23 @@ def test_a_realm_under_its_acl(tmp_path: Any) -> None:
                        "the fence create sent on to nb")
             for u in bad:
                 assert not any(u in t or u.encode() in p for t, p in cli.messages), u
+            assert not any("/stdio/" in t and rt_c not in t for t, _ in a.messages), a.messages[:3]
+            # nobody was kicked: the orchestrator's and the nodes' sessions held all along
+            assert "disconnected from broker" not in orch.log(), orch.log()[-2000:]
+            for n in nodes:
+                assert "disconnected from MQTT broker" not in n.output(), n.output()[-2000:]
         finally:
             a.close()
             cli.close()
             for n in nodes:
                 n.stop()
             orch.stop()
+
+
+def orch_client_id(db: str) -> str:
+    """The client id the orchestrator asks for (service.py: `orchestrator-` + a hash of realm and store)."""
+    import hashlib
+    return "orchestrator-" + hashlib.sha1(f"{R}\0{os.path.abspath(db)}".encode()).hexdigest()[:12]
 
 
 def test_acl_help_example_runs(tmp_path: Any) -> None:

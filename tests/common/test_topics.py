@@ -72,3 +72,12 @@ def test_parse_grants_errors_name_the_entry() -> None:
     with pytest.raises(ValueError, match="mode"):
         topics.parse_grants([{"path": "a", "mode": "x", "topic": "b"}])
     assert topics.parse_grants(None) == []
+
+
+def test_stdio_per_node() -> None:
+    # issue #25: an authenticated node's module stdio is under its runtime, where the broker's ACL confines it
+    from common.topics import FLAG_READ, FLAG_WRITE, resolve
+    rw = FLAG_READ | FLAG_WRITE
+    assert resolve("$SL/proc/stdio", rw, realm="r", module_uuid="m", grants=[]) == "r/proc/stdio/m"
+    assert resolve("$SL/proc/stdio", rw, realm="r", module_uuid="m", grants=[], stdio_runtime="rt") == "r/proc/stdio/rt/m"
+    assert resolve("$SL/rest", rw, realm="r", module_uuid="m", grants=[], stdio_runtime="rt") == "r/rest/m"

@@ -92,3 +92,15 @@ def test_a_real_bind_mount_inside_a_root_is_refused(tree: dict[str, Any]) -> Non
                        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("REFUSED") and "mount point" in r.stdout, r.stdout
+
+
+def test_the_working_directory_is_no_default_root(tmp_path: Any, monkeypatch: Any) -> None:
+    # issue #25: the node's working directory holds config.json and its password file
+    (tmp_path / "config.json").write_text('{"pwd": "secret.txt"}')
+    monkeypatch.chdir(tmp_path)
+    files = ModuleFiles()
+    assert str(tmp_path) not in files.roots and all(r.endswith(os.path.join("build", "modules")) for r in files.roots)
+    with pytest.raises(ModuleFileError, match="config.json"):
+        files.resolve("config.json", "args.scriptmode")
+    with pytest.raises(ModuleFileError):
+        files.resolve(str(tmp_path / "config.json"))
