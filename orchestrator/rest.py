@@ -153,10 +153,12 @@ class RestServer(ThreadingHTTPServer):
                 self.active -= 1
 
 
-def make_handler(answer: Answer) -> type[BaseHTTPRequestHandler]:
+def make_handler(answer: Answer, timeout: float = TIMEOUT) -> type[BaseHTTPRequestHandler]:
+    wait = timeout
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "silverline-orchestrator"
-        timeout = TIMEOUT  # StreamRequestHandler: the socket's timeout while reading the request
+        timeout = wait  # StreamRequestHandler: the socket's timeout while reading the request
 
         def _send(self, code: int, data: bytes, ctype: str = "application/json") -> None:
             self.send_response(code)
