@@ -61,6 +61,7 @@ from typing import Any
 
 import runtimes
 from common.config import ConfigError, load_config
+from common.exposure import warn_unauthenticated
 from common.logs import EarlyRecords, parse_level, setup_logging
 from common.usage import UsageError, number, parse
 from supervisor import availability
@@ -196,6 +197,7 @@ def build_settings(argv: list[str]) -> Settings | None:
         spool_max=int(number(args, "--spool-max", float, 0) * (1 << 20)),
     )
     s.logdir = args["--logdir"]
+    warn_unauthenticated(cfg, f"node {name}")  # a broker beyond loopback without credentials (issue #25)
     return s
 
 

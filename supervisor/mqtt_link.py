@@ -350,9 +350,12 @@ class MqttLink:
         # retain handling 2 on `no_retained` topics (control, registration): a retained create is never executed
         self.client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True, retainHandling=2 if topic in self.no_retained else 0))
 
-    def subscribe(self, topic: str, qos: int = 0) -> None:
+    def subscribe(self, topic: str, qos: int = 0, retained: bool = True) -> None:
+        """`retained=False`: retain handling 2, the broker never hands over a retained message on `topic`."""
         self._flush_fast()
         self.subscriptions[topic] = qos
+        if not retained:
+            self.no_retained.add(topic)
         if self.connected:
             self._subscribe(topic, qos)
 

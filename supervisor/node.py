@@ -22,7 +22,6 @@ import sys
 import time
 
 import ipc
-from common.exposure import warn_unauthenticated
 from common.wire import Topics
 from supervisor.delivery import Delivery
 from supervisor.identity import EXIT_DUPLICATE, IdentityInUse, StateLock, load_identity
@@ -63,8 +62,7 @@ class Supervisor:
         # the router reports exited modules to module control, which sends through the router: the one late binding
         self.router = Router(self.workers, self.outbox, realm=settings.config.realm, access_control=settings.access_control,
                              heartbeat=bool(settings.worker_timeout), on_exited=lambda w, i, p: self.modules.exited(w, i, p),
-                             on_register=self.registration.report,
-                             stdio_per_node=bool(settings.config.mqtt_username))  # an authenticated node: per-node stdio
+                             on_register=self.registration.report, stdio_per_node=bool(settings.config.mqtt_username))
         self.modules = ModuleControl(self.outbox, self.router)
         self.delivery = Delivery(Spool.of(settings.state_dir, settings.name, settings.spool_max), self.outbox,
                                  settings.config.realm, [w.uuid for w in self.workers])
@@ -122,14 +120,12 @@ class Supervisor:
                                  selector=self.selector, on_message=self._on_mqtt, on_connect=self._on_connect,
                                  will=self.registration.will())
             self.outbox.link = self.status.link = self.link
-            self.link.no_retained.update(set(self.control_topics) | (self.registration.topics_in - {self.registration.presence}))
-            for topic in sorted(self.registration.topics_in):
-                self.link.subscribe(topic, 1)
+            for topic in sorted(self.registration.topics_in):  # a retained create or reply is never taken (issue #25)
+                self.link.subscribe(topic, 1, retained=topic == self.registration.presence)
             for topic in [*self.control_topics, *sorted(self.delivery.topics)]:
-                self.link.subscribe(topic, 1)
+                self.link.subscribe(topic, 1, retained=False)
             log.info("node %s (manager %s), runtimes: %s", self.settings.name, self.uuid,
                      ", ".join(f"{w.name}={w.spec.name} ({w.uuid})" for w in self.workers))
-            warn_unauthenticated(self.settings.config, f"node {self.settings.name}")  # a broker beyond loopback without credentials
             self.link.connect()
             self._loop()
         except Exception:

@@ -1,0 +1,26 @@
+"""Issue #25: a node or orchestrator configured for a broker beyond loopback without credentials (or
+TLS) says so at start, in one plain line; loopback brokers (make run) need nothing."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from common.config import Config
+from common.exposure import exposure, warn_unauthenticated
+
+
+def test_loopback_needs_nothing() -> None:
+    for host in ("localhost", "127.0.0.1", "::1", "[::1]", "127.0.1.1"):
+        assert exposure(Config(mqtt=host)) is None
+
+
+def test_beyond_loopback_without_credentials_or_tls_is_named(caplog: Any) -> None:
+    caplog.set_level(logging.WARNING, logger="mq")
+    assert exposure(Config(mqtt="broker.lab")) == "no credentials (mqtt_username, pwd) and no TLS (use_ssl)"
+    assert exposure(Config(mqtt="10.0.0.5", mqtt_username="n1")) == "no TLS (use_ssl)"
+    assert exposure(Config(mqtt="10.0.0.5", mqtt_username="n1", use_ssl=True)) is None
+    assert warn_unauthenticated(Config(mqtt="broker.lab", mqtt_port=1883), "node n1")
+    (rec,) = caplog.records
+    assert "node n1: broker broker.lab:1883 is beyond loopback" in rec.getMessage()
+    assert "anyone who reaches the broker can create modules" in rec.getMessage() and "\n" not in rec.getMessage()
+    assert not warn_unauthenticated(Config(mqtt="127.0.0.1"), "orchestrator")
