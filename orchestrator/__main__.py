@@ -121,7 +121,8 @@ def main(argv: list[str]) -> int:
         svc.start()
         assert svc.orch is not None and svc.client is not None
         svc.orch.history.keep, svc.orch.history.keep_for = keep, keep_for  # (the first prune is a minute away)
-        svc.client.message_callback_add(f"{cfg.realm}/proc/stdio/+", LOGS.on_message)  # output tails (history.py)
+        for t in ("stdio/+", "stdio/+/+"):  # output tails (history.py), per-node stdio too (docs/protocol.md "Stdio")
+            svc.client.message_callback_add(f"{cfg.realm}/proc/{t}", LOGS.on_message)
     except OSError as e:
         print(f"orchestrator: cannot listen on {bind}:{svc.http_port} for the REST API: {e.strerror}", file=sys.stderr)
         svc.stop()

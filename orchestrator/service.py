@@ -321,7 +321,7 @@ class Service:
         # ours: the profiles that say when a campaign cell is complete (campaigns.py on_profile)
         subs += [(f"{base}/profile/{t}/+/+", SubscribeOptions(qos=1, noLocal=True, retainHandling=2)) for t in campaigns.PROFILE_TYPES]
         subs.append((self._fence_topic, SubscribeOptions(qos=0, noLocal=False)))  # our own fences come back
-        subs.append((f"{base}/stdio/+", SubscribeOptions(qos=0, noLocal=True)))  # output tails (history.py LOGS)
+        subs += [(f"{base}/{t}", SubscribeOptions(qos=0, noLocal=True)) for t in ("stdio/+", "stdio/+/+")]  # output tails (history.py LOGS; per-node stdio too)
         self._grace_at = time.monotonic()  # keepalives sent while we were away were not queued for us
         _, self._sub_mid = c.subscribe(subs)
         if self.orch is not None:  # after the subscriptions: a node's answer to it finds us listening

@@ -112,6 +112,8 @@ def test_a_realm_under_its_acl(tmp_path: Any) -> None:
             assert cli.publish_rc(f"{R}/proc/control", _create(good, rt_b)) == 0
             wait_until(lambda: any(t == stdio for t, _ in list(cli.messages)), 60, "the module's stdout")
             wait_until(lambda: b"Hello, World!" in b"".join(p for t, p in list(cli.messages) if t == stdio), 30, "Hello, World!")
+            # the orchestrator keeps the output tail of per-node stdio too (history.py), and never shows env values
+            wait_until(lambda: "Hello, World!" in json.dumps(orch.get_status(f"/api/logs/{good}/")[1]), 30, "the output tail")
             # a node account cannot feed nb's modules, nor take nb's stdio topic over
             assert a.publish_rc(stdio, b"input\n") == NOT_AUTHORIZED
             assert a.publish_rc(f"{R}/proc/stdio/{good}", b"x") == NOT_AUTHORIZED
