@@ -7,7 +7,16 @@
 then it waits for the registrations, shows `manage.py list` (or the registration messages when there
 is no orchestrator), and keeps everything running until Ctrl-C (`--check`: stop right away, exit 0).
 
-Usage: python tools/run_local.py [--port PORT] [--http-port PORT] [--runtime NAME] [--check]
+It behaves like a supervisor: a component that dies is started again after a backoff (1 s doubling
+to 30 s; back to 1 s after a minute up), the others keep running. Ctrl-C prints one line
+(`== stopping`), stops the node, then the orchestrator, then the broker (so nobody logs a lost
+connection), and exits 0. The components run in sessions of their own: the terminal's Ctrl-C
+reaches only this script. Everything that should outlive the stack lives in the state directory
+(`--state-dir`, default ~/.local/state/silverline): the node's uuids, the orchestrator's store
+(`orchestrator.db`: campaigns, deployments, history) and the broker's persistence (`mosquitto/`:
+sessions and their queued messages).
+
+Usage: python tools/run_local.py [--port PORT] [--http-port PORT] [--runtime NAME] [--state-dir DIR] [--check]
 """
 from __future__ import annotations
 
@@ -76,13 +85,6 @@ def pick_runtime() -> str:
     return "test/echo"
 
 
-def pump(proc: subprocess.Popen[bytes], prefix: str) -> None:
-    assert proc.stdout is not None
-    for line in iter(proc.stdout.readline, b""):
-        sys.stdout.write(f"{prefix} {line.decode('utf-8', 'replace')}")
-        sys.stdout.flush()
-
-
 def run_hello(py: str, port: int, http_port: int, node: str, tmp: str) -> None:
     """`manage.py run` the hello module on the node and print what it wrote and how it exited."""
     import orjson
@@ -115,16 +117,81 @@ def run_hello(py: str, port: int, http_port: int, node: str, tmp: str) -> None:
         c.disconnect()
 
 
+class Component:
+    """One supervised process: started in a session of its own, its output prefixed and echoed."""
+
+    BACKOFF = (1.0, 30.0)  # first restart delay, max; reset after STABLE s up
+    STABLE = 60.0
+
+    def __init__(self, name: str, argv: list[str], prefix: str | None = None) -> None:
+        self.name, self.argv, self.prefix = name, argv, prefix
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.out: list[str] = []
+        self.started = 0.0
+        self.delay = self.BACKOFF[0]
+        self.restart_at: float | None = None
+
+    def start(self) -> "Component":
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.started = time.monotonic()
+        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+        return self
+
+    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            self.out.append(line)
+            if self.prefix is not None:
+                sys.stdout.write(f"{self.prefix} {line}" if self.prefix else line)
+                sys.stdout.flush()
+
+    def output(self) -> str:
+        return "".join(self.out)
+
+    def check(self, now: float) -> None:
+        """Start it again when it died (after the backoff)."""
+        if self.proc is None:
+            return
+        code = self.proc.poll()
+        if code is None:
+            if now - self.started > self.STABLE:
+                self.delay = self.BACKOFF[0]
+            return
+        if self.restart_at is None:
+            self.restart_at = now + self.delay
+            print(f"== {self.name} exited with code {code}; starting it again in {self.delay:g} s", flush=True)
+            self.delay = min(self.BACKOFF[1], self.delay * 2)
+        elif now >= self.restart_at:
+            self.restart_at = None
+            self.start()
+            print(f"== {self.name} started again (pid {self.proc.pid})", flush=True)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="broker + orchestrator + node on localhost")
     ap.add_argument("--port", type=int, default=1883, help="MQTT port (default 1883)")
     ap.add_argument("--http-port", type=int, default=8000, help="orchestrator REST port (default 8000)")
     ap.add_argument("--runtime", default=None, help="runtime of the node (default: linux if available, else test/echo)")
     ap.add_argument("--name", default="local", help="node name (default: local)")
+    ap.add_argument("--state-dir", default="~/.local/state/silverline",
+                    help="what outlives the stack: node uuids, orchestrator.db, mosquitto/ (default ~/.local/state/silverline)")
     ap.add_argument("--check", action="store_true", help="show that it works, then stop everything and exit")
     a = ap.parse_args(argv)
     py = sys.executable
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    state = os.path.expanduser(a.state_dir)
+    os.makedirs(os.path.join(state, "mosquitto"), exist_ok=True)
+    comps: list[Component] = []
     tmp = tempfile.mkdtemp(prefix="sl-run-")
     try:
         # 1. broker
@@ -134,42 +201,38 @@ def main(argv: list[str] | None = None) -> int:
             exe = ensure_mosquitto()
             conf = os.path.join(tmp, "mosquitto.conf")
             with open(conf, "w") as f:
-                # the fleet settings (common/broker.py), with persistence in this run's directory
-                f.write(f"listener {a.port} 127.0.0.1\nallow_anonymous true\n" + "\n".join(mosquitto_lines(tmp)) + "\n")
+                # the fleet settings (common/broker.py), with persistence in the state directory
+                f.write(f"listener {a.port} 127.0.0.1\nallow_anonymous true\n"
+                        + "\n".join(mosquitto_lines(os.path.join(state, "mosquitto"))) + "\n")
                 if os.geteuid() == 0:
                     f.write("user root\n")
-            procs.append(("mosquitto", subprocess.Popen([exe, "-c", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
+            comps.append(Component("mosquitto", [exe, "-c", conf]).start())
             wait_for(lambda: listening(a.port), 10, f"mosquitto on port {a.port}")
-            print(f"== MQTT broker: mosquitto on 127.0.0.1:{a.port} (pid {procs[-1][1].pid})")
+            print(f"== MQTT broker: mosquitto on 127.0.0.1:{a.port} (pid {comps[-1].proc.pid if comps[-1].proc else '?'},"
+                  f" persistence in {state}/mosquitto/)")
         # 2. orchestrator
         has_orch = os.path.exists(os.path.join(ROOT, "orchestrator", "__main__.py"))
         if has_orch:
-            db = os.path.join(tmp, "orchestrator.db")
-            p = subprocess.Popen([py, "-m", "orchestrator", "--db", db, "--mqtt", "127.0.0.1", "--mqtt-port", str(a.port),
-                                  "--http-port", str(a.http_port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            procs.append(("orchestrator", p))
-            threading.Thread(target=pump, args=(p, "[orch]"), daemon=True).start()
+            db = os.path.join(state, "orchestrator.db")
+            comps.append(Component("orchestrator", [py, "-m", "orchestrator", "--db", db, "--mqtt", "127.0.0.1", "--mqtt-port",
+                                                    str(a.port), "--http-port", str(a.http_port)], "[orch]").start())
             wait_for(lambda: listening(a.http_port), 20, f"the orchestrator's REST API on port {a.http_port}")
-            print(f"== orchestrator: REST API on http://127.0.0.1:{a.http_port}/api/runtimes/")
+            pid = comps[-1].proc.pid if comps[-1].proc else "?"
+            print(f"== orchestrator: REST API on http://127.0.0.1:{a.http_port}/api/runtimes/ (pid {pid}, store {db})")
         else:
             print("== orchestrator: not part of this checkout yet; the node registers and times out waiting for answers")
         # 3. node
         rt = a.runtime or pick_runtime()
-        from testbed.node import NodeProcess
-
-        node = NodeProcess(a.port, name=a.name, runtimes=[rt], reg_timeout=5.0 if has_orch else 1.0, log_level="INF",
-                           state_dir=os.path.join(tmp, "state"), backoff=1.0)
-        node.start(timeout=60)
-        assert node.proc is not None
-        procs.append(("node", node.proc))
-        print(f"== node {a.name}: pid {node.pid}, manager {node.manager_uuid}, runtime {rt} = {node.runtime_uuid()}")
-        if has_orch:  # start() returns once the registrations are published; wait for the answers
-            deadline = time.monotonic() + 15
-            while node.output().count("] registered ") < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-        printed = node.output()
-        print(printed, end="")
-        shown = len(printed)
+        node = Component("node", [py, os.path.join(ROOT, "start.py"), "-n", a.name, "-r", rt, "--mqtt", f"127.0.0.1:{a.port}",
+                                  "-v", "INF", "--reg-timeout", "5" if has_orch else "1", "--backoff", "1",
+                                  "--state-dir", state], "").start()
+        comps.append(node)
+        want = "] registered " if has_orch else "registering"
+        wait_for(lambda: node.output().count(want) >= (2 if has_orch else 1) or node.proc is None or node.proc.poll() is not None,
+                 60, f"node {a.name}'s registration")
+        if node.proc is None or node.proc.poll() is not None:
+            raise SystemExit(f"node {a.name} exited with code {node.proc.poll() if node.proc else '?'}")
+        print(f"== node {a.name}: pid {node.proc.pid}, runtime {rt}")
         if has_orch:
             time.sleep(1.0)
             url = f"http://127.0.0.1:{a.http_port}"
@@ -182,28 +245,18 @@ def main(argv: list[str] | None = None) -> int:
         if a.check:
             return 0
         try:
-            while all(p.poll() is None for _, p in procs):
-                time.sleep(0.5)
-                out = node.output()
-                if len(out) > shown:
-                    sys.stdout.write(out[shown:])
-                    sys.stdout.flush()
-                    shown = len(out)
-            dead = [n for n, p in procs if p.poll() is not None]
-            print(f"== {', '.join(dead)} ended; stopping the rest")
-            return 1
+            while True:
+                time.sleep(0.25)
+                now = time.monotonic()
+                for c in comps:
+                    c.check(now)
         except KeyboardInterrupt:
-            print("\n== stopping")
+            print("\n== stopping", flush=True)
             return 0
     finally:
-        for name, p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly stop short
+        for c in reversed(comps):  # the node first, the broker last: nobody loses its connection
+            c.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
