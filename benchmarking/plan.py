@@ -1,7 +1,8 @@
 """A benchmark campaign's plan: its expansion into cells, the cells' module names and creates,
 and a module's outcome. Shared by the orchestrator (orchestrator/campaigns/), the CLI
 (`manage.py benchmark`, which expands a plan itself for `--dry-run` and for an orchestrator that
-keeps no campaigns) and the client library; standard library only.
+keeps no campaigns) and the client library; standard library only (and the engine name table,
+benchmarking/engines/catalog.py, which is too).
 
 A cell is one (runtime, file, engine, argument set) with `repeat` runs: one module. Cell ids are
 the cell's position in the canonical (unshuffled) product: stable across resumes. The run order
@@ -19,6 +20,8 @@ import os
 import random
 import uuid as uuidlib
 from typing import Any
+
+from benchmarking.engines.catalog import resolve as engine_name
 
 FAILED = ("error", "trap", "limit", "killed", "lost")
 STATES = ("done",) + FAILED + ("queued", "running")
@@ -64,10 +67,10 @@ def expand(spec: dict[str, Any], where: str = "plan") -> list[Cell]:
     spec: `runtimes`, `files`, `engines` (lists of names), `argsets` (list of argv lists, default
     [[]]; `argsets_by_file` {file: [argv, ...]} overrides it per file), `seed` (int: the run
     order), `order` ("shuffle", the default, or "plan": runtime x file x engine x argset as given),
-    `window` (see `window_of`)."""
+    `window` (see `window_of`). Engine aliases become the catalog's names (`wasmtime` -> `wasmtime-j`)."""
     runtimes = _strs(spec, "runtimes", where)
     files = _strs(spec, "files", where)
-    engines = _strs(spec, "engines", where)
+    engines = list(dict.fromkeys(engine_name(e) for e in _strs(spec, "engines", where)))  # aliases: one engine, one name
     argsets = spec.get("argsets", [[]])
     if not _argsets(argsets):
         raise PlanError(f"{where}: plan.argsets must be a non-empty list of argument lists (lists of strings)")

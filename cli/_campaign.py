@@ -1,9 +1,13 @@
 """A benchmark campaign as `manage.py benchmark` shows it: progress while it runs (`follow`), its
-summary (`--status`) and the exit status it ends with (`finish`), from `GET /api/campaigns/ID/`."""
+summary (`--status`) and the exit status it ends with (`finish`), from `GET /api/campaigns/ID/`;
+failures by reason, each with the first message of that reason (`first_messages`, from
+`GET /api/campaigns/ID/cells/?state=REASON&count=1`)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
+from urllib.parse import quote
 from typing import Any
 
 from cli._api import Api, CliError
@@ -25,10 +29,51 @@ def progress_line(s: dict[str, Any], rate: float | None, width: int = 30) -> tup
     return f"[{'#' * filled}{'.' * (width - filled)}] {text}", f"benchmark {s['id']}: {text}"
 
 
-def summary_text(s: dict[str, Any]) -> str:
+LOST = "its module was killed with its runtime, or ended without an exit (node crash, orchestrator restart)"
+
+
+def record_message(record: dict[str, Any] | None, reason: str) -> str:
+    """The message of a failed cell's record (its module's `exited`: status.error, else its code)."""
+    rec: dict[str, Any] = record if isinstance(record, dict) else {}
+    got = rec.get("status")
+    st: dict[str, Any] = got if isinstance(got, dict) else {}
+    msg = st.get("error") or rec.get("error")
+    if msg:
+        return " ".join(str(msg).split())
+    if not rec:
+        return LOST if reason == "lost" else "its module was deleted before it sent an exit" if reason == "killed" else "no exit record"
+    code = st.get("code")
+    failure = rec.get("failure")
+    return (f"exit code {code}" if code is not None else f"reason {st.get('reason')!r}") + (f", {failure}" if failure else "")
+
+
+def first_messages(api: Api, s: dict[str, Any]) -> dict[str, str]:
+    """Failure reason -> the first message of that reason in campaign `s` (its lowest cell), with the cell."""
+    out: dict[str, str] = {}
+    for reason, n in s["failed"].items():
+        if not n:
+            continue
+        try:
+            page = api.get(f"/api/campaigns/{quote(str(s['id']))}/cells/?state={reason}&count=1")
+        except CliError:
+            continue  # the summary stands without it
+        cells = (page or {}).get("results") or []
+        if cells:
+            c = cells[0]
+            where = f"cell {c['cell']}: {os.path.basename(str(c['file']))}, engine {c['engine']}, runtime {c['runtime']}"
+            out[reason] = f"{record_message(c.get('record'), reason)} ({where})"
+    return out
+
+
+def summary_text(s: dict[str, Any], messages: dict[str, str] | None = None) -> str:
+    """The summary line, then one line per failure reason with its first message (when given)."""
     failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items() if v) or "none"
-    return (f"campaign {s['id']}: {s['cells']} cells: {s['done']} done; failed: {failed}"
+    text = (f"campaign {s['id']}: {s['cells']} cells: {s['done']} done; failed: {failed}"
             + (f"; {s['queued'] + s['running']} not finished" if not s["finished"] else ""))
+    for reason, msg in (messages or {}).items():
+        n = s["failed"].get(reason, 0)
+        text += f"\n  {reason} ({n} cell{'s' if n != 1 else ''}), the first: {msg}"
+    return text
 
 
 def follow(api: Api, cid: str, timeout: float, out: Any = None) -> dict[str, Any]:
@@ -84,13 +129,14 @@ def show_status(api: Api, cid: str | None) -> int:
     s = api.get(f"/api/campaigns/{cid}/")
     if s is None:
         raise CliError(f"no campaign {cid!r} at {api.url} (`manage.py benchmark --status` lists them)")
-    print(summary_text(s))
+    print(summary_text(s, first_messages(api, s)))
     print(f"  seed {s['seed']}, resumes {s['resumes']}, {s['running']} running, {s['queued']} queued")
     return 0
 
 
-def finish(s: dict[str, Any], resumable: bool = True) -> int:
-    print(summary_text(s), file=sys.stderr)
+def finish(s: dict[str, Any], resumable: bool = True, messages: dict[str, str] | None = None) -> int:
+    """Print the summary (failures by reason with their first messages); 0 when every cell is done."""
+    print(summary_text(s, messages), file=sys.stderr)
     ok = s["finished"] and s["done"] == s["cells"]
     if not ok and resumable:
         print(f"resume with: manage.py benchmark --resume {s['id']} --wait", file=sys.stderr)

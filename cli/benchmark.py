@@ -6,8 +6,12 @@ expands it into one module per cell (stable cell ids), queued per runtime in a r
 whose seed is recorded (engines and files interleaved). Results arrive as profiling messages:
 run the collector (`make profile`) to keep them, `manage.py report` to summarise. `--wait` shows
 progress with an ETA and ends with a summary (done, failed by reason: error, trap, limit,
-killed, lost); it exits 1 if any cell did not finish. After a node crash or an orchestrator
-restart, `--resume ID` runs only the cells that are not done; `--status ID` shows where it stands.
+killed, lost, each with its first message); it exits 1 if any cell did not finish. The plan is
+checked first (unknown runtimes and engines, engines off or missing on a runtime, missing files
+when the node runs on this host): each problem is one line, and nothing is sent. Engine aliases
+are normalised (`wasmtime` is `wasmtime-j`, see `manage.py engines`). After a node crash or an
+orchestrator restart, `--resume ID` runs only the cells that are not done; `--status ID` shows
+where it stands.
 Against an orchestrator that keeps no campaigns (the original SilverLine one) the plan is expanded
 here and sent as one `create_batch` per runtime (`data.parent`), as the original's benchmark does;
 `--wait` follows the modules' `exited` messages; `--resume` and `--status` need this project's.
@@ -72,7 +76,8 @@ from typing import Any
 
 from benchmarking.plan import FAILED, PlanError, cell_module, expand, outcome_of
 from cli._api import Api, CliError, Session, config, envelope, guard, number, parse, setup, topics
-from cli._campaign import finish, follow, progress_line, show_status
+from cli._campaign import finish, first_messages, follow, progress_line, record_message, show_status
+from cli._plancheck import engine_names, find_runtimes, refuse, runtime_problems
 from common.config import Config
 from common.wire import new_uuid
 
@@ -100,12 +105,11 @@ def load_argfile(path: str, norepeat: bool) -> dict[str, Any]:
     return out
 
 
-SHORT = {"if": "interference", "bench": "benchmarking", "seed": "seeded", "op": "opcodes"}
 MULTI = ("-f", "--file", "-r", "--runtime", "--engine", "-d", "--dir")
 
 
-def build_plan(opts: dict[str, Any], runtimes: list[str], rng: random.Random) -> dict[str, Any]:
-    """The campaign plan (benchmarking/plan.py `expand`) from the options."""
+def build_plan(opts: dict[str, Any], runtimes: list[str], engines: list[str], rng: random.Random) -> dict[str, Any]:
+    """The campaign plan (benchmarking/plan.py `expand`) from the options, for these runtimes and engines."""
     files: list[str] = list(opts["--file"])
     n_if = number(opts, "--interference", int, 1)
     if n_if and n_if > 1:
@@ -141,24 +145,9 @@ def build_plan(opts: dict[str, Any], runtimes: list[str], rng: random.Random) ->
         args["dirs"] = list(opts["--dir"]) or ["."]
     seed = number(opts, "--seed", int) if opts["--seed"] is not None else rng.randrange(2**31)
     window = number(opts, "--window", int, 1, 64)
-    return {"runtimes": runtimes, "files": files, "engines": list(dict.fromkeys(opts["--engine"] or ["wasmtime"])),
+    return {"runtimes": runtimes, "files": files, "engines": engines,
             "argsets": [base_argv], "argsets_by_file": by_file, "seed": seed,
             "order": "plan" if opts["--plan-order"] else "shuffle", "args": args, "window": window}
-
-
-def resolve_runtimes(api: Api, queries: list[str]) -> list[str]:
-    """The registered names of the runtimes asked for (`NODE.if` -> `NODE.interference`)."""
-    found: list[str] = []
-    for q in queries:
-        for part in (p.strip() for p in q.split(",") if p.strip()):
-            rt = api.runtime(part)
-            node, dot, short = part.rpartition(".")
-            if rt is None and dot and short in SHORT:
-                rt = api.runtime(f"{node}.{SHORT[short]}")
-            if rt is None:
-                raise CliError(f"runtime {part!r} is unknown to the orchestrator at {api.url} (see `manage.py list`)")
-            found.append(str(rt["name"]))
-    return list(dict.fromkeys(found))
 
 
 def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -219,6 +208,7 @@ def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str,
         groups.setdefault(mod.pop("parent"), []).append(mod)
     pending = {m["uuid"]: m for mods in groups.values() for m in mods}
     failed = {k: 0 for k in FAILED}
+    messages: dict[str, str] = {}  # reason -> its first message
     s: dict[str, Any] = {"id": cid, "cells": len(pending), "done": 0, "failed": failed, "running": 0, "queued": 0,
                          "finished": False}
     lock = threading.Lock()
@@ -233,11 +223,12 @@ def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str,
         data = msg.get("data") if isinstance(msg, dict) and msg.get("action") == "exited" else None
         with lock:
             if isinstance(data, dict) and pending.pop(str(data.get("uuid")), None) is not None:
-                outcome = outcome_of(data)[0]  # status "exited" (the original runtimes) or ours
+                outcome, record = outcome_of(data)  # status "exited" (the original runtimes) or ours
                 if outcome == "done":
                     s["done"] += 1
                 else:
                     failed[outcome] += 1
+                    messages.setdefault(outcome, record_message(record, outcome))
 
     with Session(cfg) as sess:
         sess.watch_log()
@@ -259,6 +250,7 @@ def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str,
                     for u in _uuids_in(err):
                         if pending.pop(u, None) is not None:
                             failed["error"] += 1
+                            messages.setdefault("error", f"refused: {err.get('desc') or err.get('description')}")
                             print(f"benchmark: refused {u}: {err.get('desc') or err.get('description')}", file=sys.stderr)
             with lock:
                 left = len(pending)
@@ -273,7 +265,7 @@ def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str,
                 print(progress_line(s, None)[1], file=sys.stderr, flush=True)
                 last = time.monotonic()
             time.sleep(0.2)
-    return finish(s, resumable=False)
+    return finish(s, resumable=False, messages=messages)
 
 
 @guard("benchmark")
@@ -282,8 +274,10 @@ def main(argv: list[str]) -> int:
     setup(opts)
     cfg = config(opts)
     timeout = number(opts, "--timeout", float, 0)
+    engines, problems = engine_names(list(opts["--engine"]) or ["wasmtime"])
     if opts["--dry-run"]:
-        plan = build_plan(opts, list(opts["--runtime"]), random.Random())
+        refuse(problems)
+        plan = build_plan(opts, list(opts["--runtime"]), engines, random.Random())
         for idx, rt, f, e, a in expanded(plan):
             print(json.dumps(cell_module("dry-run", idx, rt, f, e, a, plan["args"], new_uuid())))
         return 0
@@ -294,14 +288,20 @@ def main(argv: list[str]) -> int:
                        "orchestrator")
     if opts["--status"]:
         if opts["--wait"] and opts["ID"]:
-            return finish(follow(api, opts["ID"], timeout))
+            s = follow(api, opts["ID"], timeout)
+            return finish(s, messages=first_messages(api, s))
         return show_status(api, opts["ID"])
     if opts["--resume"]:
         cid = opts["ID"]
         s = submit(cfg, api, "resume_campaign", {"campaign": cid}, cid)
         print(f"campaign {cid} resumed: {s['queued'] + s['running']} cells to run", file=sys.stderr)
     else:
-        plan = build_plan(opts, resolve_runtimes(api, opts["--runtime"]), random.Random())
+        rts, bad = find_runtimes(api, list(opts["--runtime"]))
+        problems = bad + problems
+        plan = build_plan(opts, [str(r["name"]) for r in rts], engines, random.Random())
+        for rec in rts:
+            problems += runtime_problems(rec, engines, plan["files"])
+        refuse(problems)  # one line each, nothing sent
         cid = opts["--campaign"] or new_uuid()
         if not keeps_campaigns(api):  # e.g. the original SilverLine orchestrator (docs/compatibility.md)
             return run_without_campaigns(cfg, api, plan, cid, bool(opts["--wait"]), timeout)
@@ -314,4 +314,5 @@ def main(argv: list[str]) -> int:
     if not opts["--wait"]:
         print(f"follow it with: manage.py benchmark --status {cid} --wait", file=sys.stderr)
         return 0
-    return finish(follow(api, cid, timeout))
+    s = follow(api, cid, timeout)
+    return finish(s, messages=first_messages(api, s))

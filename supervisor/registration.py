@@ -23,6 +23,7 @@ from typing import Any, Callable
 import orjson
 
 from common.wire import ProtocolError, decode, encode, envelope
+from runtimes.files import ModuleFiles
 from supervisor.outbox import Outbox
 from supervisor.process import ProcessOps
 from supervisor.registrar import Registrar
@@ -96,7 +97,9 @@ class NodeRegistration:
                 "python": platform.python_version(), "cpus": os.cpu_count()}
         plat.update(self.platform_extra)
         meta: dict[str, Any] = {"runtime": w.spec.name, "host": socket.gethostname(), "pid": os.getpid(),
-                                "cpus": sorted(w.cpus) if w.cpus else self.ops.allowed_cpus()}
+                                "cpus": sorted(w.cpus) if w.cpus else self.ops.allowed_cpus(),
+                                # where its module files are looked up: `manage.py benchmark` on this host checks a plan's files
+                                "module_roots": ModuleFiles(w.settings.get("module_root")).roots}
         for extra in extras:
             plat.update(extra.get("platform") or {})
             meta.update(extra.get("metadata") or {})

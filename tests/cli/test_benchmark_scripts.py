@@ -90,7 +90,7 @@ def test_benchmark_dry_run_and_errors(capsys, tmp_path) -> None:  # type: ignore
                 and m["args"]["engine"] == "native"))
     assert a == [["1"], ["2", "x"]] and msgs[0]["args"]["repeat"] == 1 and msgs[0]["args"]["ilimit"] == 2.0
     assert all(m["args"]["dirs"] == ["data", "in"] for m in msgs)
-    assert len({m["args"]["cell"] for m in msgs}) == 12 and {m["name"] for m in msgs} >= {"a.native", "b.wasmtime"}
+    assert len({m["args"]["cell"] for m in msgs}) == 12 and {m["name"] for m in msgs} >= {"a.native", "b.wasmtime-j"}
     # default: the suite's directory `.` (as the original's --dir=.); --no-dir: none
     assert benchmark.main(["--dry-run", "-f", "a.wasm", "-r", "R"]) == 0
     assert json.loads(capsys.readouterr().out)["args"]["dirs"] == ["."]

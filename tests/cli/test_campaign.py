@@ -131,7 +131,7 @@ def test_a_cell_whose_profile_arrived_before_its_node_died_is_not_run_again(brok
     wait = time.monotonic() + 10
     while api.runtime(rt) is None and time.monotonic() < wait:
         time.sleep(0.05)
-    assert benchmark.main(["-c", str(cfg), "-f", "wasm/a.wasm", "wasm/b.wasm", "-r", "sn.benchmarking", "--engine", "e1", "e2",
+    assert benchmark.main(["-c", str(cfg), "-f", "wasm/a.wasm", "wasm/b.wasm", "-r", "sn.benchmarking", "--engine", "wasmtime-j", "wasmtime-b",
                            "--campaign", "c-prof", "--window", "3", "--no-dir"]) == 0
     creates = probe.wait_for(f"realm/proc/control/{rt}", count=3, timeout=10)
     first = orjson.loads(creates[0].payload)["data"]

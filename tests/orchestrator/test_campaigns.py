@@ -45,6 +45,8 @@ def test_expand_is_stable_and_interleaved() -> None:
     assert [c[0] for c in campaign_plan.expand(plan(order="plan"))] == list(range(8))
     assert [c[0] for c in cells] != list(range(8))
     assert campaign_plan.module_name("wasm/polybench/2mm.wasm", "wasmtime-j") == "2mm.wasmtime-j"
+    assert {c[3] for c in cells} == {"wasmtime-j", "wasmer-j-cl"}  # aliases become the catalog's names
+    assert len(campaign_plan.expand(plan(engines=["wasmtime", "wasmtime-j"]))) == 4  # one engine, not two
     with pytest.raises(campaign_plan.PlanError, match="plan.engines must be a non-empty list"):
         campaign_plan.expand(plan(engines=[]))
 
