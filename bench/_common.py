@@ -1,6 +1,7 @@
-"""Shared helpers of the bench/ scripts: percentiles, the machine line, table printing."""
+"""Shared helpers of the bench/ scripts: percentiles, the machine line, table printing, the --json end."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -53,3 +54,11 @@ def loadavg() -> list[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:  # pragma: no cover
         return []
+
+
+def finish(res: Any, as_json: bool) -> int:
+    """The end of a bench script's main(): with --json, the figures as one JSON object on the last
+    line of stdout (what `make bench` and the docs' tables read); the exit status."""
+    if as_json:
+        print(json.dumps(res))
+    return 0

@@ -15,7 +15,6 @@ Usage: bench/budget.py [--quick] [--json] [--mechanism auto|cgroup|deadline|thro
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -25,7 +24,7 @@ from typing import Any, Optional
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench._common import loadavg, machine, table  # noqa: E402
+from bench._common import finish, loadavg, machine, table  # noqa: E402
 from runtimes.engines import Limits, RunSpec  # noqa: E402
 from runtimes.engines import cpu_budget  # noqa: E402
 from runtimes.engines.wasmtime_engine import WasmtimeEngine  # noqa: E402
@@ -110,9 +109,7 @@ def main() -> int:
                   100 * r["throttle_measured"], r["throttle_error_pp"]] for r in rows]))
     print(f"budget_error_pp_max {out['budget_error_pp_max']:.2f} (target <= 3; {out['mechanism']}), "
           f"epoch throttle alone {out['throttle_error_pp_max']:.2f}")
-    if a.json:
-        print(json.dumps(out))
-    return 0
+    return finish(out, a.json)
 
 
 if __name__ == "__main__":

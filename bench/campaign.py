@@ -46,7 +46,7 @@ import orjson
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench._common import loadavg, machine  # noqa: E402
+from bench._common import finish, loadavg, machine  # noqa: E402
 from cli import benchmark as bench_cli  # noqa: E402
 from cli import export  # noqa: E402
 from cli._api import Api, Session  # noqa: E402
@@ -365,9 +365,7 @@ def main() -> int:
     print(f"node and orchestrator SIGKILLed mid-campaign, with --resume: {res['kill_run']}, "
           f"cells_done_twice {res['cells_done_twice']}, cells_lost {res['cells_lost']}")
     print(f"pitot_layout_ok {res['pitot_layout_ok']}")
-    if a.json:
-        print(json.dumps(res))
-    return 0
+    return finish(res, a.json)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ Usage: bench/channels.py [--quick] [--json] [--spin SEC] [--reps N]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -268,10 +269,8 @@ class RawCounter(threading.Thread):
 
     def close(self) -> None:
         self.end.set()
-        try:
+        with contextlib.suppress(OSError):
             self.s.close()
-        except OSError:
-            pass
 
 
 # --------------------------------------------------------------------------- the node

@@ -21,7 +21,6 @@ verdict passed (`--check` runs the suite first, ~2 min; else the verdicts of the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import subprocess
@@ -32,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import loadavg, machine, median_spread, table  # noqa: E402
+from bench._common import finish, loadavg, machine, median_spread, table  # noqa: E402
 from benchmarking.engines import conformance  # noqa: E402
 from benchmarking.engines import launch as engines  # noqa: E402
 from benchmarking.engines.verdicts import cached_verdict  # noqa: E402
@@ -162,9 +161,7 @@ def main() -> int:
           + f"; {out['seconds']} s")
     if a.plot:
         plot(results, sizes, a.plot)
-    if a.json:
-        print(json.dumps(_no_nan(out)))
-    return 0
+    return finish(_no_nan(out), a.json)
 
 
 def _no_nan(x: Any) -> Any:

@@ -25,7 +25,6 @@ Usage: bench/fleet.py [--quick] [--json] [--nodes N] [--ka S] [--hammers H] [--s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -39,7 +38,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import loadavg, machine, pct  # noqa: E402
+from bench._common import finish, loadavg, machine, pct  # noqa: E402
 from common.wire import envelope  # noqa: E402
 from orchestrator.core import Orchestrator  # noqa: E402
 from orchestrator.model import Node  # noqa: E402
@@ -223,9 +222,7 @@ def main() -> int:
     print(f"orchestrator: CPU {res['cpu_pct']} % while hammered, peak RSS {res['peak_rss_mb']} MB, fences {res['fences']}")
     print(f"placement at {runtimes} runtimes: {res['placement_creates_per_s']} creates/s (index) vs"
           f" {res['placement_scan_creates_per_s']} (scan, baseline)")
-    if a.json:
-        print(json.dumps(res))
-    return 0
+    return finish(res, a.json)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ In one run, each figure with its baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import machine, table  # noqa: E402
+from bench._common import finish, machine, table  # noqa: E402
 from benchmarking import harness  # noqa: E402
 from benchmarking.engines import launch as engines  # noqa: E402
 from benchmarking.opcodes.instrument import instrument  # noqa: E402
@@ -213,9 +212,7 @@ def main() -> int:
     ]
     print(f"# bench/harness.py on {res['machine']}{' (quick)' if q else ''}")
     print(table(["what", "ours", "baseline (same run)", "result"], rows))
-    if args.json:
-        print(json.dumps(res))
-    return 0
+    return finish(res, args.json)
 
 
 if __name__ == "__main__":

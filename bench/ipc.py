@@ -19,7 +19,6 @@ the table output; JSON keys of the same names, with their min-max under "spread"
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import socket
@@ -32,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import posix_ipc  # type: ignore[import-not-found]  # noqa: E402  (PyPI posix-ipc ships no type information)
 
-from bench._common import loadavg, machine, median_spread, pct, table  # noqa: E402
+from bench._common import finish, loadavg, machine, median_spread, pct, table  # noqa: E402
 from ipc import NodeIPC, WorkerEndpoint, ring  # noqa: E402
 from ipc.idle import DEFAULT_MAX_SPIN, IdleStrategy  # noqa: E402
 
@@ -519,9 +518,7 @@ def main() -> int:
         crows.append([k[:-3], out[k], "{:.3g}-{:.3g}".format(*spread[k]), out[k[:-3] + "_4096"]])
     print(table(["one write + read, one process (CPU us)", "64 B", "64 B min-max", "4 KiB"], crows))
     print("targets (issue 18): " + ", ".join(f"{k} {v}: {out[k]:.3g}" for k, v in TARGETS.items()))
-    if args.json:
-        print(json.dumps(out))
-    return 0
+    return finish(out, args.json)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import orjson  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from bench._common import machine, pct, table  # noqa: E402
+from bench._common import finish, machine, pct, table  # noqa: E402
 from testbed.broker import Mosquitto  # noqa: E402
 from testbed.node import NodeProcess  # noqa: E402
 
@@ -263,9 +263,7 @@ def main() -> int:
           f"{res['cold_vs_spawn_speedup']}x")
     print(f"1,000 hello modules back to back (<= 128 outstanding): {many['completed']} completed, "
           f"{many['lost']} lost, {many['seconds']:.2f} s ({many['per_s']:.0f}/s), exits {many['reasons']}")
-    if a.json:
-        print(json.dumps(res))
-    return 0
+    return finish(res, a.json)
 
 
 if __name__ == "__main__":

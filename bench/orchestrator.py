@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
 import socket
@@ -37,7 +36,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import machine, pct  # noqa: E402
+from bench._common import finish, machine, pct  # noqa: E402
 from common.wire import envelope  # noqa: E402
 from orchestrator.core import Orchestrator  # noqa: E402
 from orchestrator.store import Store  # noqa: E402
@@ -233,9 +232,7 @@ def main() -> int:
     print(f"target: <= 2 ms p99 per decision at >= 100,000 queued -> "
           f"{'met' if max(res['dispatch_p99_ms'], res['dequeue_p99_ms']) <= 2.0 else 'NOT met'}"
           f"{'' if res['queued'] >= 100_000 else ' (below the target depth)'}")
-    if a.json:
-        print(json.dumps(res))
-    return 0
+    return finish(res, a.json)
 
 
 if __name__ == "__main__":
