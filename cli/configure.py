@@ -36,6 +36,7 @@ from typing import Any
 
 from cli._api import CliError, guard, parse, setup
 from cli._compat import spellings
+from common import usage
 from common.config import Config, ConfigError, load_config
 
 SUMMARY = "Create node/cluster configuration file."
@@ -107,16 +108,8 @@ def platform_facts(target: str | None = None, cpu: str | None = None) -> dict[st
 
 
 def _port(opts: dict[str, Any], key: str, default: int) -> int:
-    raw = opts[key]
-    if raw is None:
-        return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise CliError(f"{key} must be a port number, got {raw!r}") from None
-    if not 0 < v < 65536:
-        raise CliError(f"{key} must be between 1 and 65535, got {v}")
-    return v
+    v = usage.number(opts, key, int, 1, 65535)
+    return default if v is None else int(v)
 
 
 def _host_port(opts: dict[str, Any], key: str, default_port: int | None) -> tuple[str, int | None]:

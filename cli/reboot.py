@@ -1,24 +1,10 @@
 """Reboot cluster devices (usually needs --sudo).
 
 The command is detached and delayed by 1 s so each SSH session ends cleanly first;
-try it with --dry_run.
-
-Usage:
-    manage.py reboot [options]
-
-Options:
-%s
-"""
+try it with --dry_run."""
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, guard
 from cluster.remote import power_script
-from cluster.scripts import run_shell_script, same_script
+from cluster.scripts import same_script, shell_command
 
-__doc__ = __doc__ % COMMON_OPTIONS
-SUMMARY = "Reboot nodes."
-
-
-@guard
-def main(argv: list[str]) -> int:
-    return run_shell_script(__doc__, "reboot", argv, same_script(power_script("reboot")))
+__doc__, SUMMARY, main = shell_command(__doc__ or "", "reboot", "Reboot nodes.", same_script(power_script("reboot")))

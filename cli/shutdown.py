@@ -1,24 +1,10 @@
 """Power off cluster devices (usually needs --sudo).
 
 The command is detached and delayed by 1 s so each SSH session ends cleanly first;
-try it with --dry_run.
-
-Usage:
-    manage.py shutdown [options]
-
-Options:
-%s
-"""
+try it with --dry_run."""
 from __future__ import annotations
 
-from cluster.options import COMMON_OPTIONS, guard
 from cluster.remote import power_script
-from cluster.scripts import run_shell_script, same_script
+from cluster.scripts import same_script, shell_command
 
-__doc__ = __doc__ % COMMON_OPTIONS
-SUMMARY = "Shut down nodes."
-
-
-@guard
-def main(argv: list[str]) -> int:
-    return run_shell_script(__doc__, "shutdown", argv, same_script(power_script("shutdown")))
+__doc__, SUMMARY, main = shell_command(__doc__ or "", "shutdown", "Shut down nodes.", same_script(power_script("shutdown")))

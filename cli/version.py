@@ -2,33 +2,17 @@
 
 Prints `<hash> <commit date>` per device, `(modified)` when the checkout has local changes,
 and which devices differ from the most common version. Where the node's systemd unit
-`silverline-node@DEVICE` is installed, the checkout is the unit's WorkingDirectory; elsewhere --path.
-
-Usage:
-    manage.py version [options] [--path=DIR]
-
-Options:
-    --path=DIR                  The SilverLine checkout on the devices (a template) [default: silverline-node].
-%s
-"""
+`silverline-node@DEVICE` is installed, the checkout is the unit's WorkingDirectory; elsewhere --path."""
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 
 from cluster.fanout import Action, fan_out
-from cluster.options import COMMON_OPTIONS, ClusterContext, execute, guard
+from cluster.options import ClusterContext, execute
 from cluster.remote import version_script
 from cluster.report import Reporter
-from cluster.scripts import Describe, checkout_script, run_shell_script
-
-__doc__ = __doc__ % COMMON_OPTIONS
-SUMMARY = "Get runtime version on each cluster node via commit hash."
-
-
-@guard
-def main(argv: list[str]) -> int:
-    return run_shell_script(__doc__, "version", argv, checkout_script(version_script), run=report_versions)
+from cluster.scripts import Describe, checkout_script, shell_command
 
 
 def report_versions(ctx: ClusterContext, title: str, action: Action, describe: Describe) -> int:
@@ -51,3 +35,7 @@ def report_versions(ctx: ClusterContext, title: str, action: Action, describe: D
             rep.console.print(f"{len(hashes)} different versions; most devices at {common[:12]}, other: {', '.join(odd)}")
         rep.console.print(rep.summary())
     return 0 if ctx.ignore_err or all(r.ok for r in results) else 1
+
+
+__doc__, SUMMARY, main = shell_command(__doc__ or "", "version", "Get runtime version on each cluster node via commit hash.",
+                                       checkout_script(version_script), path=True, run=report_versions)

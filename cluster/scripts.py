@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from cluster.fanout import Action
-from cluster.options import ClusterContext, execute, load_context, parse, shell_action
+from cluster.options import COMMON_OPTIONS, ClusterContext, execute, load_context, parse, shell_action
+from cluster.templates import TemplateError
+from common import usage
 from common.manifest import Device
 
 Describe = Callable[[Device], str]  # what --dry_run prints for a device
@@ -52,3 +54,21 @@ def checkout_script(script: Callable[[str, str], str]) -> ScriptBuilder:
 def same_script(script: str) -> ScriptBuilder:
     """The builder of a script that takes no options of its own and is the same on every device."""
     return lambda args, ctx: lambda d: script
+
+
+PATH_OPTION = "    --path=DIR                  The SilverLine checkout on the devices (a template) [default: silverline-node]."
+
+
+def shell_command(intro: str, name: str, summary: str, build: ScriptBuilder, *, path: bool = False,
+                  run: Run = execute) -> tuple[str, str, Callable[[list[str]], int]]:
+    """A whole `manage.py NAME` script that runs a shell script per device (cli/reboot.py,
+    cli/update.py, ...): its usage text (the script's `intro`, then the usage and options every such
+    script has, `--path` for the scripts over the node's checkout), its SUMMARY and its main."""
+    options = (PATH_OPTION + "\n" if path else "") + COMMON_OPTIONS
+    doc = f"{intro.rstrip()}\n\nUsage:\n    manage.py {name} [options]{' [--path=DIR]' if path else ''}\n\nOptions:\n{options}\n"
+
+    @usage.guard(f"manage.py {name}", (TemplateError,), 2)
+    def main(argv: list[str]) -> int:
+        return run_shell_script(doc, name, argv, build, run=run)
+
+    return doc, summary, main

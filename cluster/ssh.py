@@ -105,22 +105,22 @@ async def connect(device: Device, opts: SshOptions) -> SSHClientConnection:
 def describe_error(e: BaseException, host: str, timeout: float) -> str:
     """One line that says why `host` could not be reached or the session failed."""
     asyncssh = load_asyncssh()
-    if isinstance(e, asyncio.TimeoutError):
-        return f"no answer from {host} within {timeout:g}s"
-    if isinstance(e, socket.gaierror):
-        return f"cannot resolve {host!r} ({e.strerror})"
-    if isinstance(e, ConnectionRefusedError):
-        return f"connection refused by {host}"
-    if isinstance(e, asyncssh.HostKeyNotVerifiable):
-        return f"host key of {host} not verifiable ({e.reason}); connect once with `ssh {host}` or fix known_hosts"
-    if isinstance(e, asyncssh.PermissionDenied):
-        return f"permission denied by {host} ({e.reason}); check the key / agent / User in your SSH config"
-    if isinstance(e, asyncssh.DisconnectError):
-        return f"disconnected by {host}: {e.reason}"
-    if isinstance(e, asyncssh.ChannelOpenError):
-        return f"session refused by {host}: {e.reason}"
-    if isinstance(e, OSError):
-        return f"{host}: {e.strerror or e}"
+    why: list[tuple[Any, str]] = [  # the first kind `e` is decides
+        (asyncio.TimeoutError, "no answer from {host} within {timeout:g}s"),
+        (socket.gaierror, "cannot resolve {host!r} ({strerror})"),
+        (ConnectionRefusedError, "connection refused by {host}"),
+        (asyncssh.HostKeyNotVerifiable,
+         "host key of {host} not verifiable ({reason}); connect once with `ssh {host}` or fix known_hosts"),
+        (asyncssh.PermissionDenied, "permission denied by {host} ({reason}); check the key / agent / User in your SSH config"),
+        (asyncssh.DisconnectError, "disconnected by {host}: {reason}"),
+        (asyncssh.ChannelOpenError, "session refused by {host}: {reason}"),
+        (OSError, "{host}: {oserror}"),
+    ]
+    for kind, text in why:
+        if isinstance(e, kind):
+            strerror = getattr(e, "strerror", None)
+            return text.format(host=host, timeout=timeout, strerror=strerror, oserror=strerror or e,
+                               reason=getattr(e, "reason", ""))
     return f"{type(e).__name__}: {e}"
 
 
