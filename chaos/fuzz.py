@@ -221,6 +221,14 @@ class ErrLog:
             return [d for d in self.items[mark:] if field in d]
 
 
+def _await(cond: Callable[[], Any], timeout: float, what: str, failures: list[str], interval: float = 0.2) -> None:
+    """wait_until, a timeout noted in `failures` (the scenario goes on to report what it saw)."""
+    try:
+        wait_until(cond, timeout, what, interval=interval)
+    except TimeoutError as e:
+        failures.append(str(e))
+
+
 def _send_all(watch: Watch, items: list[tuple[str, bytes]]) -> None:
     infos = [watch.publish(t, p, qos=1) for t, p in items]
     for info in infos[-20:]:
@@ -254,11 +262,8 @@ def live_control_node(n: int, r: random.Random, *, node: NodeProcess, watch: Wat
         items.append((topic, raw))
     t0 = time.monotonic()
     _send_all(watch, items)
-    failures = []
-    try:
-        wait_until(lambda: len(errlog.since(mark, "error")) >= n, 60 + n / 200, f"{n} errors on proc/log", interval=0.2)
-    except TimeoutError as e:
-        failures.append(str(e))
+    failures: list[str] = []
+    _await(lambda: len(errlog.since(mark, "error")) >= n, 60 + n / 200, f"{n} errors on proc/log", failures)
     errs = errlog.since(mark, "error")
     unclear = [e for e in errs if not isinstance(e.get("error"), str) or len(e["error"]) < 10]
     if unclear:
@@ -281,11 +286,8 @@ def live_control_orch(n: int, r: random.Random, *, orch: OrchestratorProc, watch
             raw = b"\xfe" + raw  # the orchestrator refuses these differently; keep every case invalid
         items.append((f"{REALM}/proc/control", raw))
     _send_all(watch, items)
-    failures = []
-    try:
-        wait_until(lambda: len(errlog.since(mark, "description")) >= n, 60 + n / 100, f"{n} orchestrator errors", interval=0.2)
-    except TimeoutError as e:
-        failures.append(str(e))
+    failures: list[str] = []
+    _await(lambda: len(errlog.since(mark, "description")) >= n, 60 + n / 100, f"{n} orchestrator errors", failures)
     errs = errlog.since(mark, "description")
     ok = orch.get_status("/api/status/")[0] == 200
     if not ok:
@@ -326,11 +328,8 @@ def live_channel_open(n: int, r: random.Random, *, node: NodeProcess, watch: Wat
 
     def accounted() -> int:
         return opened() + len([e for e in errlog.since(mark, "error") if "channel refused" in str(e["error"])])
-    failures = []
-    try:
-        wait_until(lambda: accounted() >= n, 60 + n / 100, f"{n} opens answered (opened or refused)", interval=0.5)
-    except TimeoutError as e:
-        failures.append(str(e))
+    failures: list[str] = []
+    _await(lambda: accounted() >= n, 60 + n / 100, f"{n} opens answered (opened or refused)", failures, interval=0.5)
     refused = len([e for e in errlog.since(mark, "error") if "channel refused" in str(e["error"])])
     serves = node_serves(node, watch, inbox, rt)
     if not serves:

@@ -14,7 +14,7 @@ import select
 import threading
 import time
 import zlib
-from typing import Protocol
+from typing import Any, Protocol
 
 import posix_ipc  # type: ignore[import-not-found]
 
@@ -313,10 +313,7 @@ class SysvBackend:
             raise BackendUnavailable("sysv_ipc is not installed")
 
     def create_queue(self, name: str, max_messages: int, message_size: int) -> SysvQueue:
-        try:
-            mq = sysv_ipc.MessageQueue(sysv_key(name), sysv_ipc.IPC_CREX, mode=0o600, max_message_size=message_size)
-        except sysv_ipc.ExistentialError as e:
-            raise IPCError(f"queue {name} (key {sysv_key(name):#x}) already exists: {e}") from e
+        mq = _sysv_create("queue", name, sysv_ipc.MessageQueue, max_message_size=message_size)
         # bound the queue like the POSIX one: max_messages messages of message_size bytes
         try:
             mq.max_size = max(64, max_messages * message_size)
@@ -325,35 +322,42 @@ class SysvBackend:
         return SysvQueue(name, mq)
 
     def open_queue(self, name: str) -> SysvQueue:
-        try:
-            return SysvQueue(name, sysv_ipc.MessageQueue(sysv_key(name)))
-        except sysv_ipc.ExistentialError as e:
-            raise IPCError(f"queue {name} does not exist (supervisor gone?)") from e
+        return SysvQueue(name, _sysv_open("queue", name, sysv_ipc.MessageQueue))
 
     def unlink_queue(self, name: str) -> None:
-        try:
-            sysv_ipc.MessageQueue(sysv_key(name)).remove()
-        except sysv_ipc.ExistentialError:
-            pass
+        _sysv_unlink(name, sysv_ipc.MessageQueue)
 
     def create_shm(self, name: str, size: int) -> SysvBlock:
-        try:
-            shm = sysv_ipc.SharedMemory(sysv_key(name), sysv_ipc.IPC_CREX, mode=0o600, size=size)
-        except sysv_ipc.ExistentialError as e:
-            raise IPCError(f"shared memory {name} (key {sysv_key(name):#x}) already exists: {e}") from e
-        return SysvBlock(name, shm)
+        return SysvBlock(name, _sysv_create("shared memory", name, sysv_ipc.SharedMemory, size=size))
 
     def open_shm(self, name: str) -> SysvBlock:
-        try:
-            return SysvBlock(name, sysv_ipc.SharedMemory(sysv_key(name)))
-        except sysv_ipc.ExistentialError as e:
-            raise IPCError(f"shared memory {name} does not exist (supervisor gone?)") from e
+        return SysvBlock(name, _sysv_open("shared memory", name, sysv_ipc.SharedMemory))
 
     def unlink_shm(self, name: str) -> None:
-        try:
-            sysv_ipc.SharedMemory(sysv_key(name)).remove()
-        except sysv_ipc.ExistentialError:
-            pass
+        _sysv_unlink(name, sysv_ipc.SharedMemory)
+
+
+# one SysV object (sysv_ipc.MessageQueue or SharedMemory) by the key of its name: created (a
+# leftover of the same key is an error that names it), opened, removed (already gone is fine)
+def _sysv_create(what: str, name: str, kind: Any, **size: int) -> Any:
+    try:
+        return kind(sysv_key(name), sysv_ipc.IPC_CREX, mode=0o600, **size)
+    except sysv_ipc.ExistentialError as e:
+        raise IPCError(f"{what} {name} (key {sysv_key(name):#x}) already exists: {e}") from e
+
+
+def _sysv_open(what: str, name: str, kind: Any) -> Any:
+    try:
+        return kind(sysv_key(name))
+    except sysv_ipc.ExistentialError as e:
+        raise IPCError(f"{what} {name} does not exist (supervisor gone?)") from e
+
+
+def _sysv_unlink(name: str, kind: Any) -> None:
+    try:
+        kind(sysv_key(name)).remove()
+    except sysv_ipc.ExistentialError:
+        pass
 
 
 def get_backend(name: str = "posix") -> Backend:

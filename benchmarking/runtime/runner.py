@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarking.limits import ChildLimits
@@ -41,22 +42,23 @@ class Host(Protocol):
     def send_profile(self, index: int, ptype: str, data: bytes) -> None: ...
 
 
+@dataclass
 class Runner:
-    """The jobs of one benchmarking runtime (by slot: the running one and the ones waiting)."""
+    """The jobs of one benchmarking runtime (by slot: the running one and the ones waiting): the
+    runtime it reports through, its experiment, and the node's policies each job goes through."""
 
-    def __init__(self, host: Host, experiment: Experiment, *, settings: dict[str, Any], files: FilePolicy,
-                 gate: EngineGate, limits: ChildLimits, cpus: list[int],
-                 user_errors: tuple[type[Exception], ...] = ()) -> None:
-        self.host = host
-        self.experiment = experiment
-        self.settings = settings
-        self.files = files
-        self.gate = gate
-        self.limits = limits
-        self.cpus = cpus
-        self.publish = Publisher(host)
-        self.user_errors = user_errors  # errors of the create (the file policy's): one line, no traceback
-        self.default_limit = default_limit(settings)  # checked at start (the runtime's `unavailable`)
+    host: Host
+    experiment: Experiment
+    settings: dict[str, Any]
+    files: FilePolicy
+    gate: EngineGate
+    limits: ChildLimits
+    cpus: list[int]
+    user_errors: tuple[type[Exception], ...] = ()  # errors of the create (the file policy's): one line, no traceback
+
+    def __post_init__(self) -> None:
+        self.publish = Publisher(self.host)
+        self.default_limit = default_limit(self.settings)  # checked at start (the runtime's `unavailable`)
         self.jobs: dict[int, Job] = {}
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
@@ -114,15 +116,14 @@ class Runner:
     # -- the runner thread
 
     def _run_queue(self) -> None:
-        """The waiting modules in order, one at a time, back to back."""
-        while True:
-            with self._cond:
-                while not self._waiting and not self._closing:
-                    self._cond.wait()
-                if not self._waiting:
-                    return
-                job = self._waiting.popleft()
+        """The waiting modules in order, one at a time, back to back, until the runtime stops."""
+        while (job := self._next()) is not None:
             self._job(job)
+
+    def _next(self) -> Job | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._waiting or self._closing)
+            return self._waiting.popleft() if self._waiting else None
 
     def _job(self, job: Job) -> None:
         """One module's turn: its checks, its runs, its profiles, then its `exited`."""

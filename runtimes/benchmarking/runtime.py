@@ -75,9 +75,8 @@ class BenchmarkingRuntime(Runtime):
 
         s = self.config.settings or {}
         files = ModuleFiles(s.get("module_root"), mounts=MountTable().points)  # cached until the table changes
-        self.runner = Runner(self, self.EXPERIMENT(), settings=s, files=files, gate=EngineGate(s, self.config.runtime),
-                             limits=child_limits.from_settings(s), cpus=sorted(os.sched_getaffinity(0)),
-                             user_errors=(ModuleFileError,))
+        self.runner = Runner(self, self.EXPERIMENT(), s, files, EngineGate(s, self.config.runtime),
+                             child_limits.from_settings(s), sorted(os.sched_getaffinity(0)), (ModuleFileError,))
         log.info("%s: module roots %s; %s; child limits %s; default limit %s s", self.config.name, files.roots,
                  self.runner.gate.describe(), self.runner.limits, self.runner.default_limit)
 

@@ -13,20 +13,22 @@ from benchmarking.engines.wasi.state import WasiState
 
 class ProcCalls(WasiState):
     def args_sizes_get(self, argc: int, size: int) -> int:
-        self._u32(argc, len(self.argv))
-        self._u32(size, sum(len(a) for a in self.argv))
-        return 0
+        return self._sizes(self.argv, argc, size)
 
     def args_get(self, argv: int, buf: int) -> int:
         return self._strings(self.argv, argv, buf)
 
     def environ_sizes_get(self, count: int, size: int) -> int:
-        self._u32(count, len(self.env))
-        self._u32(size, sum(len(a) for a in self.env))
-        return 0
+        return self._sizes(self.env, count, size)
 
     def environ_get(self, environ: int, buf: int) -> int:
         return self._strings(self.env, environ, buf)
+
+    def _sizes(self, items: list[bytes], count: int, size: int) -> int:
+        """How many strings (args or environ) and their bytes, NULs included."""
+        self._u32(count, len(items))
+        self._u32(size, sum(len(a) for a in items))
+        return 0
 
     def _strings(self, items: list[bytes], ptrs: int, buf: int) -> int:
         for i, s in enumerate(items):
