@@ -95,9 +95,11 @@ class Placement(State):
             raise Refused(f"{where}: module uuid {uuid} already exists and is not dead (state {st})")
         if data.get("uuid"):
             old = self.store.module_name_of(uuid)
-            if old is not None:  # ours: a uuid names one module for good; a reuse would rewrite its history
-                raise Refused(f"{where}: module uuid {uuid} was used before, by module {old!r} (dead); a uuid"
-                              " names one module for good: send the create without 'uuid', or with a new one")
+            cid = self.campaigns.store.campaign_of(uuid) if old is None else None  # its row pruned (history.py)
+            if old is not None or cid is not None:  # ours: a uuid names one module for good; a reuse would rewrite its history
+                what = f"module {old!r} (dead)" if old is not None else f"a cell of campaign {cid}"
+                raise Refused(f"{where}: module uuid {uuid} was used before, by {what}; a uuid names one module for"
+                              " good: send the create without 'uuid', or with a new one")
         parent_q = data.get("parent")
         if parent_q is not None and parent_q != "":
             if not isinstance(parent_q, str):

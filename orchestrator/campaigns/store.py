@@ -122,7 +122,8 @@ class CampaignStore:
         return str(row[0]) if row is not None else None
 
     def set_outcome(self, module: str, outcome: str, record: dict[str, Any], now: float) -> None:
-        self.db.execute("UPDATE cells SET outcome=?, record=?, updated=? WHERE module=?",
+        """The outcome of the cell whose module this is; a recorded outcome stands (a resume clears it)."""
+        self.db.execute("UPDATE cells SET outcome=?, record=?, updated=? WHERE module=? AND outcome IS NULL",
                         (outcome, orjson.dumps(record), now, module))
 
     def open_cell(self, module: str) -> tuple[str, int, dict[str, Any] | None] | None:

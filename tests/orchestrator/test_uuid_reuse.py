@@ -61,3 +61,18 @@ def test_a_done_cell_stays_done_when_its_modules_uuid_is_sent_again(tmp_path: An
         {"type": "module", "uuid": done, "file": "x.wasm"}, {"type": "module", "uuid": "fresh-1", "file": "x.wasm"}]}))
     assert [e["description"] for e in h.errors() if "was used before" in e["description"]]
     assert "fresh-1" in h.o.mods
+
+
+def test_a_done_cells_uuid_stays_refused_after_its_module_row_is_pruned(tmp_path: Any) -> None:
+    h = Harness(str(tmp_path / "o.db"))
+    h.manager()
+    h.runtime("rt-1", "node1.bench", max_n=1)
+    h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "c2", "plan": plan(engines=["wasmtime"])}))
+    done = exit_running(h, "rt-1", samples=3)
+    with h.store.transaction():  # what history.py's prune does to an ended module whose cell has its outcome
+        h.store.conn.execute("DELETE FROM modules WHERE uuid=?", (done,))
+    h.errors()
+    h.send(f"{R}/proc/control", envelope("create", {"type": "module", "uuid": done, "file": "x.wasm", "parent": "rt-1"}))
+    errs = h.errors()
+    assert len(errs) == 1 and f"module uuid {done} was used before, by a cell of campaign c2" in errs[0]["description"]
+    assert status(h, "c2")["done"] == 1
