@@ -35,10 +35,13 @@ import urllib.request
 from typing import Any
 
 import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import finish, loadavg, machine, pct  # noqa: E402
+from common.broker import SYS_INTERVAL  # noqa: E402
 from common.wire import envelope  # noqa: E402
 from orchestrator.core import Orchestrator  # noqa: E402
 from orchestrator.model import Node  # noqa: E402
@@ -110,16 +113,111 @@ def _proc_stat(pid: int) -> tuple[float, float]:
     return cpu, hwm
 
 
-def fleet(nodes: int, ka: float, hammers: int, seconds: float) -> dict[str, Any]:
+class Drops:
+    """The broker's drop counter ($SYS, every sys_interval) as seen by a probe of the bench's own."""
+
+    def __init__(self, port: int) -> None:
+        self.values: list[int] = []
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-drops-{os.getpid()}", protocol=mqtt.MQTTv5)
+        self.c.on_message = lambda c, u, m: self.values.append(int(m.payload))
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe("$SYS/broker/publish/messages/dropped", 0)
+        self.c.loop_start()
+
+    def now(self, wait: float = SYS_INTERVAL * 2.5) -> int:
+        """The counter after the next update (what was dropped by now is in it)."""
+        n = len(self.values)
+        deadline = time.monotonic() + wait
+        while len(self.values) <= n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.values[-1] if self.values else 0
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def burst(port: int, n: int) -> dict[str, Any]:
+    """`n` creates without a target runtime published back to back (QoS 1, one client); each one's
+    latency is until the orchestrator sends it to a runtime; lost: never sent on nor refused."""
+    sent: dict[str, float] = {}
+    out: dict[str, float] = {}
+    refused: set[str] = set()
+    lock = threading.Lock()
+
+    def on_message(c: Any, u: Any, m: Any) -> None:
+        t = time.perf_counter()
+        try:
+            msg = orjson.loads(m.payload)
+        except orjson.JSONDecodeError:
+            return
+        data = msg.get("data") or {}
+        with lock:
+            if m.topic.startswith(f"{R}/proc/control/") and msg.get("action") == "create":
+                out.setdefault(str(data.get("uuid")), t)
+            elif m.topic == f"{R}/proc/log":
+                inner = (data.get("data") or {}).get("data") or {}
+                if isinstance(inner, dict) and str(inner.get("uuid", "")).startswith("burst-"):
+                    refused.add(str(inner["uuid"]))
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-burst-sub-{os.getpid()}", protocol=mqtt.MQTTv5)
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.subscribe([(f"{R}/proc/control/+", 1), (f"{R}/proc/log", 1)])
+    sub.loop_start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-burst-pub-{os.getpid()}", protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(1000)
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    try:
+        time.sleep(0.5)  # the SUBACK (paho gives no wait on a bare client)
+        msgs = [(f"burst-{j:08d}", orjson.dumps(envelope("create", {"type": "module", "uuid": f"burst-{j:08d}",
+                                                                      "name": "burst", "file": "job.wasm"})))
+                for j in range(n)]
+        t0 = time.perf_counter()
+        for u, body in msgs:
+            sent[u] = time.perf_counter()
+            pub.publish(f"{R}/proc/control", body, qos=1)
+        last, seen = time.monotonic(), 0
+        while time.monotonic() - last < 10.0:  # until nothing more comes for 10 s
+            with lock:
+                got = len(out) + len(refused)
+            if got >= n:
+                break
+            if got != seen:
+                seen, last = got, time.monotonic()
+            time.sleep(0.05)
+        with lock:
+            lat = [(out[u] - sent[u]) * 1e3 for u in sent if u in out]
+            end = max(out.values(), default=t0)
+            lost = n - len([u for u in sent if u in out or u in refused])
+            nref = len(refused)
+    finally:
+        for c in (pub, sub):
+            c.loop_stop()
+            c.disconnect()
+    return {"burst_creates": n, "burst_creates_lost": lost, "burst_creates_refused": nref,
+            "burst_creates_per_s": round(len(lat) / max(1e-9, end - t0)),
+            "burst_create_p50_ms": round(pct(lat, 50), 1) if lat else None,
+            "burst_create_p99_ms": round(pct(lat, 99), 1) if lat else None}
+
+
+def fleet(nodes: int, ka: float, hammers: int, seconds: float, burst_n: int) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="sl-bench-fleet-")
     res: dict[str, Any] = {}
     try:
-        with Mosquitto() as broker, OrchestratorProc(broker.port, tmp, ka_interval=ka) as orch:
+        # the documented broker settings (docs/orchestrator.md, "Broker settings"; common/broker.py)
+        with Mosquitto(fleet=True) as broker, OrchestratorProc(broker.port, tmp, ka_interval=ka) as orch:
             assert orch.proc is not None
             pid = orch.proc.pid
+            drops = Drops(broker.port)
+            drops0 = drops.now()
             with SimFleet(broker.port, nodes=nodes) as sim:
                 n = len(sim.runtimes)
                 res["storm_s"] = round(sim.start(timeout=600), 2)
+                res["storm_resends"] = sim.resends
+                res["storm_registrations"] = sim.registrations
                 while orch.get("/api/runtimes/?count=0")["count"] != n:
                     time.sleep(0.1)
                 stop = threading.Event()
@@ -168,9 +266,13 @@ def fleet(nodes: int, ka: float, hammers: int, seconds: float) -> dict[str, Any]
                 for t in threads:
                     t.join(60)
                 wall = time.monotonic() - t0
-                cpu1, hwm = _proc_stat(pid)
+                cpu1, hwm_hammer = _proc_stat(pid)
                 time.sleep(ka)  # one more round: a death due now would be declared by now
                 dead = orch.get("/api/runtimes/?status=D&count=0")["count"]
+                res.update(burst(broker.port, burst_n))
+                hwm = max(hwm_hammer, _proc_stat(pid)[1])
+                res["broker_drops"] = drops.now() - drops0
+                drops.close()
                 status = orch.get("/api/status/")
                 res.update({
                     "runtimes": n, "nodes": nodes, "ka_interval_s": ka, "hammers": hammers, "hammer_s": round(wall, 1),
@@ -195,6 +297,7 @@ def main() -> int:
     ap.add_argument("--ka", type=float, help="keepalive interval, s (default 5; --quick 1)")
     ap.add_argument("--hammers", type=int, default=4, help="clients reading full lists and the dashboard (default 4)")
     ap.add_argument("--seconds", type=float, help="hammer phase, s (default 8 intervals; --quick 8)")
+    ap.add_argument("--burst", type=int, help="creates in the burst (default 10,000; --quick 2,000)")
     a = ap.parse_args()
     nodes = a.nodes or (1000 if a.quick else 5000)
     ka = a.ka or (1.0 if a.quick else 5.0)
@@ -210,7 +313,7 @@ def main() -> int:
     res["placement_runtimes"] = runtimes
     res["placement_creates_per_s"] = round(placement(runtimes, creates, scan=False))
     res["placement_scan_creates_per_s"] = round(placement(runtimes, scan_creates, scan=True))
-    res.update(fleet(nodes, ka, a.hammers, seconds))
+    res.update(fleet(nodes, ka, a.hammers, seconds, a.burst or (2000 if a.quick else 10000)))
     res["loadavg_after"] = loadavg()
     print(f"machine: {res['machine']}; load {res['loadavg_before']} -> {res['loadavg_after']}")
     print(f"fleet: {res['nodes']} nodes x 2 = {res['runtimes']} runtimes, keepalive {ka:g} s; registered in {res['storm_s']} s")
@@ -220,6 +323,11 @@ def main() -> int:
           f" under the hammer p50 {res['rest_list_hammered_p50_ms']} ms, p99 {res['rest_list_hammered_p99_ms']} ms;"
           f" full list p50 {res['rest_full_list_p50_ms']} ms, p99 {res['rest_full_list_p99_ms']} ms")
     print(f"orchestrator: CPU {res['cpu_pct']} % while hammered, peak RSS {res['peak_rss_mb']} MB, fences {res['fences']}")
+    print(f"storm: {res['storm_registrations']} registrations sent, {res['storm_resends']} of them again (no answer in time);"
+          f" broker drops over the run {res['broker_drops']} (baseline: 26.8k at 5,000 nodes, mosquitto's defaults)")
+    print(f"burst of {res['burst_creates']} creates: {res['burst_creates_per_s']}/s, p50 {res['burst_create_p50_ms']} ms,"
+          f" p99 {res['burst_create_p99_ms']} ms, lost {res['burst_creates_lost']} (baseline: 312-582 of 2,000 lost),"
+          f" refused {res['burst_creates_refused']}")
     print(f"placement at {runtimes} runtimes: {res['placement_creates_per_s']} creates/s (index) vs"
           f" {res['placement_scan_creates_per_s']} (scan, baseline)")
     return finish(res, a.json)

@@ -35,7 +35,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
 from common.wire import new_uuid
-from orchestrator import campaigns, views
+from orchestrator import broker_drops, campaigns, views
 from orchestrator.core import DELETE_TIMEOUT, Orchestrator
 from orchestrator.model import MISSED_KEEPALIVES
 from orchestrator.presence import Presence, presence_topic
@@ -123,6 +123,7 @@ class Service:
         self._warned_fail = False
         self.instance = new_uuid()  # this start of the orchestrator (presence.py)
         self.inbound = Inbound()
+        self.drops = broker_drops.DropWatch()
         self.snapshot: Snapshot | None = None  # what REST reads see; replaced (never changed) by the decision thread
         self._pending: list[tuple[str, bytes]] = []  # decided, sent after the snapshot (decision thread)
         self._fence_topic = fence_topic(cfg.realm, self.instance)
@@ -234,11 +235,13 @@ class Service:
                 o.grace(self._grace_at)
                 self._grace_at = None
             fenced = False
-            for topic, payload, arrived in batch:
-                if topic == self._fence_topic:
-                    fenced |= self._fence_back(payload)
-                    continue
-                o.handle(topic, payload, arrived)
+            items = []
+            for item in batch:
+                if item[0] == self._fence_topic:
+                    fenced |= self._fence_back(item[1])
+                else:
+                    items.append(item)
+            o.handle_batch(items)  # one transaction (core.py); sent below, after the snapshot
             self.stats["messages"] += len(batch)
             now = time.monotonic()
             if fenced or now >= next_tick:
@@ -322,6 +325,8 @@ class Service:
         subs += [(f"{base}/profile/{t}/+/+", SubscribeOptions(qos=1, noLocal=True, retainHandling=2)) for t in campaigns.PROFILE_TYPES]
         subs.append((self._fence_topic, SubscribeOptions(qos=0, noLocal=False)))  # our own fences come back
         subs += [(f"{base}/{t}", SubscribeOptions(qos=0, noLocal=True)) for t in ("stdio/+", "stdio/+/+")]  # output tails (history.py LOGS; per-node stdio too)
+        self.drops.reset()
+        subs.append((broker_drops.TOPIC, SubscribeOptions(qos=0)))  # the broker's drop counter (broker_drops.py)
         self._grace_at = time.monotonic()  # keepalives sent while we were away were not queued for us
         _, self._sub_mid = c.subscribe(subs)
         if self.orch is not None:  # after the subscriptions: a node's answer to it finds us listening
@@ -349,6 +354,9 @@ class Service:
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
+        if topic == broker_drops.TOPIC:
+            self.drops.update(bytes(msg.payload))
+            return
         self.inbound.put(topic, bytes(msg.payload), time.monotonic(),
                          second="/proc/keepalive/" in topic or topic == self._fence_topic)
 
@@ -363,7 +371,8 @@ class Service:
                          "realm": self.cfg.realm, "broker": f"{self.cfg.mqtt}:{self.cfg.mqtt_port}",
                          "ka_interval_sec": self.ka_interval, "store": self.db_path,
                          "inbound_waiting": len(self.inbound), "heard_until_age": self._heard_age(),
-                         "quiet_refusals": self.orch.quiet_refusals if self.orch else 0, **self.stats}
+                         "quiet_refusals": self.orch.quiet_refusals if self.orch else 0,
+                         "broker_drops": self.drops.total, "broker_drops_known": self.drops.known, **self.stats}
         snap, store = self.snapshot, self.store
         if snap is None or store is None or self.stopping.is_set():
             return 503, {"error": "orchestrator is stopping"}

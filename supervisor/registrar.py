@@ -1,5 +1,5 @@
 """The registration rounds (docs/protocol.md, section 1): the manager first, then the runtimes; every
-registration asked again until the orchestrator answers it: backoff from 0.5 s doubling to BACKOFF_MAX
+registration asked again until the orchestrator answers it: backoff from 1 s doubling to BACKOFF_MAX
 (3 s) while it waits, then, once it is unanswered past `timeout`, doubling on to UNANSWERED_MAX (30 s);
 every delay is jittered (x 0.75-1.25) so a fleet that reconnected at once does not repeat in step. A
 busy or original orchestrator that answers slowly (or never: a repeated manager registration) is
@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 log = logging.getLogger("mgr")
 
-BACKOFF_FIRST = 0.5  # seconds before the first repeat of an unanswered registration
+BACKOFF_FIRST = 1.0  # seconds before the first repeat of an unanswered registration (0.5 before: a busy
+# orchestrator answering a storm in ~1 s drew a repeat from most of the fleet)
 DUPLICATE_WAIT_MAX = 300.0  # seconds: a duplicate refusal with a longer retry_after is final at once
 DUPLICATE_WAIT_MARGIN = 1.0  # seconds after the holder's expiry before asking again
 BACKOFF_MAX = 3.0  # ... doubling up to this while the registration waits (< `timeout` since its first send)

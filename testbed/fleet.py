@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import random
 import threading
 import time
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from supervisor.registrar import BACKOFF_FIRST, BACKOFF_MAX, JITTER
 
 
 def _envelope(action: str, data: dict[str, Any], oid: str) -> bytes:
@@ -51,7 +54,10 @@ class SimFleet:
         self.register_requests: dict[str, int] = {}
         self.sent_keepalives = 0
         self.registrations = 0
-        self._pending: dict[str, float] = {}  # uuid -> time its registration was sent (not answered)
+        self._pending: dict[str, float] = {}  # uuid -> when its registration is due again (not answered)
+        self._delay: dict[str, float] = {}  # uuid -> its next backoff delay (the node's: supervisor/registrar.py)
+        self.resends = 0  # registrations sent again because no answer came in time
+        self._rng = random.Random(26)
         self._oid = itertools.count()
         self._stop = threading.Event()
         self._pubs = [self._client(host, port, f"{prefix}-pub{i}-{os.getpid()}") for i in range(clients)]
@@ -80,7 +86,9 @@ class SimFleet:
             i = self.managers.index(uuid)
             data = {"type": "manager", "uuid": uuid, "name": f"simnode{i}", "metadata": {"host": "simfleet", "pid": 100000 + i}}
         with self.lock:
-            self._pending[uuid] = time.monotonic()
+            d = self._delay.get(uuid, BACKOFF_FIRST)
+            self._pending[uuid] = time.monotonic() + d * (1 - JITTER + 2 * JITTER * self._rng.random())
+            self._delay[uuid] = min(BACKOFF_MAX, d * 2)
             self.registrations += 1
         self._publish(f"{self.realm}/proc/reg/{uuid}", _envelope("create", data, f"sim-{next(self._oid)}"), 1)
 
@@ -99,6 +107,7 @@ class SimFleet:
             ka = details.get("ka_interval_sec")
             with self.lock:
                 self._pending.pop(uuid, None)
+                self._delay.pop(uuid, None)
                 self.ok[uuid] = now
                 if isinstance(ka, (int, float)) and ka > 0 and uuid in self.runtimes:
                     self.ka_interval = float(ka)
@@ -114,8 +123,8 @@ class SimFleet:
 
     # -- life ------------------------------------------------------------------------------
     def start(self, timeout: float = 120.0, chunk: int = 500) -> float:
-        """Register every manager, then every runtime (in chunks, re-sending unanswered ones after 3 s);
-        start the keepalives; returns the seconds it took."""
+        """Register every manager, then every runtime (in chunks, re-sending unanswered ones as a node
+        does: after 1 s doubling to 3 s, x 0.75-1.25); start the keepalives; returns the seconds it took."""
         t0 = time.monotonic()
         for group in (self.managers, list(self.runtimes)):
             for i in range(0, len(group), chunk):
@@ -130,7 +139,9 @@ class SimFleet:
         while True:
             with self.lock:
                 missing = [u for u in uuids if u not in self.ok]
-                stale = [u for u in missing if time.monotonic() - self._pending.get(u, 0.0) > 3.0]
+                now = time.monotonic()
+                stale = [u for u in missing if now >= self._pending.get(u, 0.0)]
+                self.resends += len(stale)
             if not missing:
                 return
             if time.monotonic() > deadline:

@@ -2,7 +2,8 @@
 with a tiny queue (`max_queued_messages 5`) and the orchestrator SIGSTOPped, so that a burst
 overflows its in-flight window (20) and queue and the broker drops the rest, counted in
 `$SYS/broker/publish/messages/dropped`.
-- a create that was dropped is sent again by the client library (`Client.create`) and taken."""
+- a create that was dropped is sent again by the client library (`Client.create`) and taken;
+- the orchestrator notices the drops (orchestrator/broker_drops.py): one log line, `/api/status/`."""
 from __future__ import annotations
 
 import os
@@ -84,3 +85,17 @@ def test_a_create_the_broker_dropped_is_sent_again_and_taken(s: Setup) -> None:
         assert s.dropped() > full  # the fence: the first copy really was dropped
         assert m.refused is None and m.state in ("A", "Q"), (m.state, m.refused)
         assert m._resent
+
+
+def test_the_orchestrator_notices_broker_drops_and_says_so_once(s: Setup) -> None:
+    """The broker's drop counter grows: one WRN line (rate-limited, not one per message) and the
+    count in /api/status/."""
+    full = s.stall()
+    s.resume()
+    wait_until(lambda: s.orch.get("/api/status/").get("broker_drops", 0) >= 1, 20, "the orchestrator counted the drops")
+    status = s.orch.get("/api/status/")
+    assert status["broker_drops_known"] is True
+    assert status["broker_drops"] <= full  # its own count: since it connected, not more than the broker's
+    log = s.orch.log()
+    assert log.count("the broker dropped") == 1, log[-3000:]
+    assert "max_queued_messages" in log

@@ -149,7 +149,7 @@ def test_a_worker_report_is_merged_over_the_class_extras_and_a_bad_one_is_logged
 
 
 def test_unanswered_registrations_back_off_with_jitter_to_thirty_seconds() -> None:
-    """Repeats: 0.5 s doubling to 3 s while the registration waits (`timeout`), then on to 30 s, each
+    """Repeats: 1 s doubling to 3 s while the registration waits (`timeout`), then on to 30 s, each
     delay x 0.75-1.25 (issue #26: a fleet at a flat 3 s flooded a slow orchestrator with repeats)."""
     from supervisor.registrar import JITTER, UNANSWERED_MAX
 
@@ -166,7 +166,7 @@ def test_unanswered_registrations_back_off_with_jitter_to_thirty_seconds() -> No
             r.tick()
         gaps = [b - a for a, b in zip(sent, sent[1:])]
         f = 1 - JITTER + 2 * JITTER * draw
-        assert abs(gaps[0] - 0.5 * f) < 1e-9 and abs(gaps[1] - 1.0 * f) < 1e-9, gaps
+        assert abs(gaps[0] - 1.0 * f) < 1e-9 and abs(gaps[1] - 2.0 * f) < 1e-9, gaps
         assert all(b >= a - 1e-9 for a, b in zip(gaps, gaps[1:])), gaps  # never faster
         assert all(g <= 3.0 * f + 1e-9 for s0, g in zip(sent, gaps) if s0 < 5), gaps  # 3 s at most while waiting
         assert abs(max(gaps) - UNANSWERED_MAX * f) < 1e-9, gaps  # then on to 30 s
