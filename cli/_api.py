@@ -101,6 +101,16 @@ class Session(Connection):
             out, self._reports = self._reports, []
         return out
 
+    def refusal(self, match: Callable[[dict[str, Any]], bool]) -> str | None:
+        """The orchestrator's description of why it refused a request of ours: the first report
+        since the last call whose quoted request `data` matches; None when none did."""
+        for err in self.errors():
+            body = err.get("data")
+            sent = body.get("data") if isinstance(body, dict) else None
+            if isinstance(sent, dict) and match(sent):
+                return str(err.get("description"))
+        return None
+
 
 def publish(cfg: Config, messages: list[tuple[str, dict[str, Any]]], timeout: float = 10.0) -> None:
     """Publish (topic, envelope) pairs with QoS 1 on a short-lived connection."""

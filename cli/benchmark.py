@@ -152,17 +152,17 @@ def build_plan(opts: dict[str, Any], runtimes: list[str], engines: list[str], rn
 
 def submit(cfg: Config, api: Api, action: str, data: dict[str, Any], cid: str, timeout: float = 60.0) -> dict[str, Any]:
     """Send a campaign request; wait until the orchestrator shows it (or reports why not)."""
-    before = api.get(f"/api/campaigns/{cid}/") if action == "resume_campaign" else None
+    before = api.get(f"/api/campaigns/{cid}/")
+    if action == "create_campaign" and before is not None:  # else its record would read as the answer
+        raise CliError(f"campaign {cid} exists already (resume it with `manage.py benchmark --resume {cid}`)")
     with Session(cfg) as sess:
         sess.watch_log()
         sess.publish([(topics(cfg).control(), envelope(action, data))])
         deadline = time.monotonic() + timeout
         while True:
-            for err in sess.errors():
-                body = err.get("data")
-                d = body if isinstance(body, dict) else {}
-                if (d.get("data") or {}).get("campaign") == cid:
-                    raise CliError(f"the orchestrator refused campaign {cid}: {err.get('description')}")
+            why = sess.refusal(lambda sent: sent.get("campaign") == cid)
+            if why is not None:
+                raise CliError(f"the orchestrator refused campaign {cid}: {why}")
             try:
                 s = api.get(f"/api/campaigns/{cid}/")
             except CliError:  # busy expanding a big plan (reads wait for its transaction): ask again

@@ -54,6 +54,13 @@ def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, wasm_root, tmp_pa
             assert rc == 1 and "2 cells: 1 done; failed: trap 1" in err and "--resume c-trap" in err
             assert benchmark.main(["-c", str(cfg), "--status", "c-trap"]) == 0
             assert "1 done; failed: trap 1" in capsys.readouterr().out
+            # the same id again: refused (it used to exit 0, the old campaign's record read as the answer)
+            assert benchmark.main(["-c", str(cfg), "-f", wasm["spin"], "-r", "cn", "--campaign", "c-trap"]) == 1
+            assert "campaign c-trap exists already" in (err := capsys.readouterr().err), err
+        # its node gone: the orchestrator refuses to resume (the runtime is not alive), and says so in one line
+        wait_until(lambda: not api.runtimes(), 60, "the stopped node's runtimes dead")
+        assert benchmark.main(["-c", str(cfg), "--resume", "c-trap"]) == 1
+        assert "the orchestrator refused campaign c-trap: " in (err := capsys.readouterr().err) and "not alive" in err, err
         # a node that goes away in the middle: lost cells; it comes back (same uuids); --resume runs only those
         node = NodeProcess(broker.port, name="cn", runtimes=["benchmarking"], state_dir=state, reg_timeout=5,
                           extra_args=["--module-root", wasm_root])
