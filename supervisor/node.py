@@ -59,14 +59,14 @@ class Supervisor:
         self.registration = NodeRegistration(self.outbox, self.workers, ops, platform_extra=dict(settings.config.platform or {}),
                                              timeout=settings.reg_timeout, on_registered=lambda: self.status.registered(),
                                              on_refused=self._refused)
+        self.delivery = Delivery(Spool.of(settings.state_dir, settings.name, settings.spool_max), self.outbox,
+                                 settings.config.realm, [w.uuid for w in self.workers])
         # the router reports exited modules to module control, which sends through the router: the one late binding
         self.router = Router(self.workers, self.outbox, realm=settings.config.realm, access_control=settings.access_control,
                              heartbeat=bool(settings.worker_timeout), on_exited=lambda w, i, p: self.modules.exited(w, i, p),
-                             on_register=self.registration.report, stdio_per_node=bool(settings.config.mqtt_username))
+                             on_register=self.registration.report, stdio_per_node=bool(settings.config.mqtt_username),
+                             on_profile=self.delivery.offer)
         self.modules = ModuleControl(self.outbox, self.router)
-        self.delivery = Delivery(Spool.of(settings.state_dir, settings.name, settings.spool_max), self.outbox,
-                                 settings.config.realm, [w.uuid for w in self.workers])
-        self.router.on_profile = self.delivery.offer
         self.lock = StateLock(settings.state_dir, settings.name) if settings.state_dir else None
         self.refused = False
         self.pool = WorkerPool(settings, self.workers, ops, outbox=self.outbox, router=self.router, modules=self.modules,

@@ -30,7 +30,8 @@ Report = Callable[[Worker, int, bytes], None]  # (worker, module index, payload)
 
 class Router:
     def __init__(self, workers: list[Worker], outbox: Outbox, *, realm: str, access_control: bool,
-                 heartbeat: bool, on_exited: Report, on_register: Report, stdio_per_node: bool = False) -> None:
+                 heartbeat: bool, on_exited: Report, on_register: Report, stdio_per_node: bool = False,
+                 on_profile: Callable[[str, bytes], None] | None = None) -> None:
         self.workers = workers
         self.outbox = outbox
         self.realm = realm
@@ -39,7 +40,7 @@ class Router:
         self.heartbeat = heartbeat  # --worker-timeout is on: note when each worker was last heard
         self.on_exited = on_exited  # RT_EXITED: module control (modules.py)
         self.on_register = on_register  # RT_REGISTER: registration.py
-        self.on_profile: Callable[[str, bytes], None] | None = None  # the result spool (delivery.py), else publish
+        self.on_profile = on_profile  # a profile message: the result spool (delivery.py); None: publish it
         self.table = ChannelTable()
         self.waiting: set[int] = set()  # slots of the workers with a backlog (the loop retries them)
 
