@@ -50,6 +50,7 @@ from orchestrator.campaigns import Campaigns, CampaignStore
 from orchestrator.control import Control
 from orchestrator.deployments import Deployments
 from orchestrator.history import History
+from orchestrator.metrics import DECISIONS
 from orchestrator.guard import Guard
 from orchestrator.liveness import RECONCILE_AFTER, Liveness
 from orchestrator.model import ALIVE, EXITING, KILLED, MISSED_KEEPALIVES, QUEUED, RUNTIME, Mod
@@ -167,7 +168,9 @@ class Orchestrator(Control, Liveness):
         handled, and answered, once."""
         start = 0
         while start < len(items):
-            start = self._handle_some(items, start)
+            end = self._handle_some(items, start)
+            DECISIONS.observe_many(self.clock() - r for _, _, r in items[start:end])  # metrics.py
+            start = end
             self.flush()
 
     def _handle_some(self, items: Sequence[tuple[str, bytes, float]], start: int) -> int:

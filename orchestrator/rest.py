@@ -199,6 +199,8 @@ def make_handler(answer: Answer, timeout: float = TIMEOUT) -> type[BaseHTTPReque
             except Exception as e:  # report, keep serving
                 log.exception("REST %s failed", self.path)
                 code, body = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+            if isinstance(body, bytes):  # /metrics: Prometheus text (orchestrator/metrics.py)
+                return self._send(code, body, "text/plain; version=0.0.4; charset=utf-8")
             self._send(code, orjson.dumps(body, option=orjson.OPT_INDENT_2) if "pretty" in parts.query else orjson.dumps(body))
             log.debug("GET %s -> %d (%.1f ms)", self.path, code, (time.perf_counter() - t0) * 1e3)
 

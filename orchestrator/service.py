@@ -35,7 +35,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.config import Config
 from common.wire import new_uuid
-from orchestrator import broker_drops, campaigns, views
+from orchestrator import broker_drops, campaigns, metrics, views
 from orchestrator.core import DELETE_TIMEOUT, Orchestrator
 from orchestrator.model import MISSED_KEEPALIVES
 from orchestrator.presence import Presence, presence_topic
@@ -365,7 +365,7 @@ class Service:
             self.client.publish(topic, payload, qos=0 if topic == self._fence_topic else 1)
 
     # -- REST ---------------------------------------------------------------------------
-    def answer(self, path: str, query: str) -> tuple[int, dict[str, Any]]:
+    def answer(self, path: str, query: str) -> tuple[int, Any]:
         if path.rstrip("/") == "/api/status":
             return 200, {"mqtt_connected": self.connected.is_set(), "subscribed": self.subscribed.is_set(),
                          "realm": self.cfg.realm, "broker": f"{self.cfg.mqtt}:{self.cfg.mqtt_port}",
@@ -378,4 +378,7 @@ class Service:
             return 503, {"error": "orchestrator is stopping"}
         # no lock: the snapshot is immutable, the connection read-only (reads.py)
         with store.reader() as r:
+            if path in metrics.PATHS:  # Prometheus text, bytes (metrics.py; rest.py sends them as they are)
+                return 200, metrics.text(snap, r.conn, {**self.stats, "inbound_waiting": len(self.inbound),
+                                                        "mqtt_connected": self.connected.is_set()})
             return views.answer(snap, r, path, query)
