@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         rt = a.runtime or pick_runtime()
         node = Component("node", [py, os.path.join(ROOT, "start.py"), "-n", a.name, "-r", rt, "--mqtt", f"127.0.0.1:{a.port}",
                                   "-v", "INF", "--reg-timeout", "5" if has_orch else "1", "--backoff", "1",
-                                  "--state-dir", state], "").start()
+                                  "--state-dir", state, "--module-root", os.path.join(ROOT, "build", "modules")], "").start()
         comps.append(node)
         want = "] registered " if has_orch else "registering"
         wait_for(lambda: node.output().count(want) >= (2 if has_orch else 1) or node.proc is None or node.proc.poll() is not None,
