@@ -129,5 +129,6 @@ def documents(doc: Any, where: str = "file") -> list[dict[str, Any]]:
 
 
 def redacted(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as REST shows it: env names only, never their values (they may be secrets)."""
-    return {**spec, "env": sorted(spec.get("env", {}))}
+    """The spec as REST shows it: env names only, never their values (they may be secrets); the same
+    form the REST server's own redaction gives (orchestrator/rest.py), so applying it again changes nothing."""
+    return {**spec, "env": {k: "(redacted)" for k in sorted(spec.get("env", {}))}}
