@@ -53,7 +53,7 @@ from cli._api import Api, Session  # noqa: E402
 from collector import Collector, ProfileStore  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.wire import envelope, new_uuid  # noqa: E402
-from benchmarking.engines import launch as engines  # noqa: E402
+from benchmarking.engines import catalog, launch as engines  # noqa: E402
 from testbed.bench_modules import build_modules  # noqa: E402
 from testbed.broker import Mosquitto  # noqa: E402
 from testbed.node import NodeProcess  # noqa: E402
@@ -212,7 +212,7 @@ def fake_runtime(rig: Rig, name: str) -> str:
 
 def plan_submit(rig: Rig, rt: str, cid: str) -> float:
     files = [f"wasm/suite/p{i}.wasm" for i in range(100)]
-    engs = [f"e{i}" for i in range(10)]
+    engs = catalog.all_names()[:10]  # names the catalog knows: `benchmark` refuses a plan with an unknown engine
     argf = os.path.join(rig.tmp, "args100.json")
     with open(argf, "w") as f:
         json.dump({fn: [[str(j)] for j in range(100)] for fn in files}, f)

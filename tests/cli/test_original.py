@@ -116,7 +116,7 @@ def test_benchmark_against_the_original_orchestrator(orig: tuple[OriginalOrchest
     o, cfg = orig
     probe = MqttProbe(broker.port)
     p = subprocess.Popen([sys.executable, os.path.join(ROOT, "manage.py"), "benchmark", "-c", cfg, "-r", "orig.bench",
-                          "orig.min", "-f", "wasm/a.wasm", "wasm/b.wasm", "--engine", "wasmtime", "iwasm", "-k", "3",
+                          "orig.min", "-f", "wasm/a.wasm", "wasm/b.wasm", "--engine", "wasmtime", "iwasm-i", "-k", "3",
                           "--limit", "30", "--seed", "7", "--wait", "--timeout", "60"],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -136,7 +136,7 @@ def test_benchmark_against_the_original_orchestrator(orig: tuple[OriginalOrchest
                 mods.append(m)
         # the plan's seeded order, as our orchestrator would expand it (campaigns.expand)
         dry = [json.loads(ln) for ln in manage(cfg, "benchmark", "-r", "orig.bench", "orig.min", "-f", "wasm/a.wasm",
-                                                "wasm/b.wasm", "--engine", "wasmtime", "iwasm", "--seed", "7",
+                                                "wasm/b.wasm", "--engine", "wasmtime", "iwasm-i", "--seed", "7",
                                                 "--dry-run").stdout.splitlines()]
         assert [m["args"]["cell"] for m in batches[RT_B]["data"]["modules"] + batches[RT_A]["data"]["modules"]] == \
             [d["args"]["cell"] for d in dry]
