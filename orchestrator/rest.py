@@ -108,6 +108,7 @@ class RestServer(ThreadingHTTPServer):
         self._count = threading.Lock()
         self._at_cap = False
         self._out_of_fds = False
+        self.readers = threading.Semaphore(1)
         super().__init__(address, handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -193,15 +194,21 @@ def make_handler(answer: Answer, timeout: float = TIMEOUT) -> type[BaseHTTPReque
             if refusal is not None:
                 self._send(refusal[0], orjson.dumps({"error": refusal[1]}))
                 return
-            try:
-                code, body = answer(parts.path, parts.query)
-                body = redact(body)
-            except Exception as e:  # report, keep serving
-                log.exception("REST %s failed", self.path)
-                code, body = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
-            if isinstance(body, bytes):  # /metrics: Prometheus text (orchestrator/metrics.py)
-                return self._send(code, body, "text/plain; version=0.0.4; charset=utf-8")
-            self._send(code, orjson.dumps(body, option=orjson.OPT_INDENT_2) if "pretty" in parts.query else orjson.dumps(body))
+            srv = self.server
+            assert isinstance(srv, RestServer)
+            with srv.readers:  # one answer computed at a time: pollers never take more than one core's share from decisions
+                try:
+                    code, body = answer(parts.path, parts.query)
+                    body = redact(body)
+                except Exception as e:  # report, keep serving
+                    log.exception("REST %s failed", self.path)
+                    code, body = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+                if isinstance(body, bytes):  # /metrics: Prometheus text (orchestrator/metrics.py)
+                    data, ctype = body, "text/plain; version=0.0.4; charset=utf-8"
+                else:
+                    data = orjson.dumps(body, option=orjson.OPT_INDENT_2) if "pretty" in parts.query else orjson.dumps(body)
+                    ctype = "application/json"
+            self._send(code, data, ctype)
             log.debug("GET %s -> %d (%.1f ms)", self.path, code, (time.perf_counter() - t0) * 1e3)
 
         def log_message(self, format: str, *args: Any) -> None:

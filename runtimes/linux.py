@@ -8,9 +8,12 @@ running module within milliseconds (wasmtime epochs).
 
 Settings (config.json `"runtimes": {"linux": {...}}`):
   module_root   path or list of paths where `file` and `args.dirs` are looked up (default:
-                <project>/build/modules, then the current directory); paths outside them are refused
+                <project>/build/modules only); paths outside them are refused
                 (runtimes/files.py: one policy for every runtime)
   memory_limit  bytes of linear memory per module (default 256 MiB)
+  memory_total  bytes of linear memory all its modules may reserve together (default half the RAM;
+                a create past it is refused; runtimes/wasm/limits.py)
+  file_bytes    the largest file a module may write (default 256 MiB; RLIMIT_FSIZE, the write fails)
   cache_dir     compile cache directory (default ~/.cache/silverline/wasmtime; "" = memory only)
   max_restarts  fault_crash restarts before giving up (default 5); restart_backoff (s, default 0.5)
 """
@@ -60,12 +63,16 @@ class WasmRuntime(Runtime):
             self.features.restart_backoff = float(s["restart_backoff"])
         self.files = ModuleFiles(s.get("module_root"))
         self.memory_limit: Optional[int] = int(s.get("memory_limit", DEFAULT_MEMORY_LIMIT))
+        from runtimes.wasm.limits import Limits
+        self.limits = Limits(s, self.memory_limit)
+        self.limits.apply_file_size()
         cache_dir = s.get("cache_dir", DEFAULT_CACHE_DIR)
         self.engine = open_engine(self.ENGINE, **self.engine_settings(cache_dir or None))
         self.hosts: Dict[int, Any] = {}
         self.hosts_lock = threading.Lock()
-        self.log_rt.info("%s: engine %s, module roots %s, memory limit %s bytes per module", self.config.name,
-                         self.ENGINE, self.files.roots, self.memory_limit)
+        self.log_rt.info("%s: engine %s, module roots %s, memory limit %s bytes per module, %s in all, files up to %s bytes",
+                         self.config.name, self.ENGINE, self.files.roots, self.memory_limit, self.limits.memory_total,
+                         self.limits.file_bytes)
 
     def engine_settings(self, cache_dir: Optional[str]) -> Dict[str, Any]:
         return {"cache_dir": cache_dir}
@@ -78,6 +85,11 @@ class WasmRuntime(Runtime):
             args.dirs = self.files.preopens(args.dirs)
         except (BadArgs, ModuleFileError) as e:
             self.send_exited(index, "error", None, f"module {module.name}: {e}")
+            return
+        with self.hosts_lock:
+            full = self.limits.refuse(len(self.hosts))
+        if full is not None:
+            self.send_exited(index, "error", None, f"module {module.name}: {full}")
             return
         host = ModuleHost(self, index, module.uuid, module.name, args, self.engine, self.files, self.features,
                           self.memory_limit, self._gone)
