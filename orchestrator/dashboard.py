@@ -4,8 +4,11 @@
 assets (its CSS and script are inline). The page polls `GET /api/dashboard/` once a second, a
 snapshot made here from the decision thread's published snapshot (reads.py), no lock: runtimes grouped by node with state, load (running of
 max, queued, CPU of their modules from the last keepalive), their modules and the head of their
-queues, and the progress of the newest benchmark campaigns. Everything the page shows comes from
-that JSON, written into the page as text (names are the users': never markup).
+queues, and the progress of the newest benchmark campaigns; ours (issue #27): each runtime's
+keepalive age, the newest ended modules with how they ended, the deployments (desired vs running),
+and the output tail of the module named in the page's address (`#logs=UUID`, a click on a module;
+`GET /api/logs/UUID/`). Everything the page shows comes from that JSON, written into the page as
+text (names are the users': never markup). Read-only: the page sends nothing but GETs.
 """
 from __future__ import annotations
 
@@ -24,8 +27,33 @@ PATHS = ("/", "/dashboard", "/dashboard/")
 MODULES_SHOWN = 50  # per runtime
 QUEUED_SHOWN = 10
 CAMPAIGNS_SHOWN = 5
+ENDED_SHOWN = 15
 POLL_MS = 1000
 CACHE_S = 1.0  # seconds one snapshot's dashboard answer is shared (campaign progress is read with it)
+
+
+def _ended(r: "Reader", names: dict[str, str]) -> list[dict[str, Any]]:
+    """The newest ended modules (the `(status, seq)` index: no scan)."""
+    import orjson
+    rows = r.conn.execute("SELECT uuid, name, parent, file, exit, updated FROM modules WHERE status='D'"
+                          " ORDER BY seq DESC LIMIT ?", (ENDED_SHOWN,)).fetchall()
+    out = []
+    for u, name, parent, file, ex, updated in rows:
+        e = orjson.loads(ex) if ex else {}
+        out.append({"uuid": u, "name": name, "file": file, "runtime": names.get(parent or "", parent), "time": updated,
+                    "reason": e.get("reason"), "code": e.get("code"), "error": (e.get("error") or "")[:200]})
+    return out
+
+
+def _deployments(r: "Reader") -> list[dict[str, Any]]:
+    if r.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='deployments'").fetchone() is None:
+        return []
+    import orjson
+    running = dict(r.conn.execute(
+        "SELECT s.deployment, count(*) FROM deployment_slots s JOIN modules m ON m.uuid = s.module"
+        " WHERE m.status='A' GROUP BY s.deployment").fetchall())
+    return [{"name": n, "desired": orjson.loads(spec)["count"], "running": running.get(n, 0),
+             "restart": orjson.loads(spec)["restart"]} for n, spec in r.conn.execute("SELECT name, spec FROM deployments ORDER BY name")]
 
 
 def _runtime(e: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +69,8 @@ def _runtime(e: dict[str, Any]) -> dict[str, Any]:
     return {"name": e["name"], "uuid": e["uuid"], "status": e["status"], "runtime_type": e["runtime_type"],
             "kind": runtime_kind(e["apis"]), "running": len(e["children"]), "max": e["max_nmodules"],
             "queued": e["nqueued"], "killed": e["nkilled"], "cpu": round(cpu, 1), "modules": mods,
-            "queue_head": queued}
+            "queue_head": queued, "keepalive_age": e.get("seconds_since_keepalive"),
+            "sends_keepalives": e.get("sends_keepalives")}
 
 
 def snapshot(snap: "Snapshot", r: "Reader", *, dead: bool = False) -> dict[str, Any]:
@@ -53,7 +82,7 @@ def snapshot(snap: "Snapshot", r: "Reader", *, dead: bool = False) -> dict[str, 
         return hit[1]  # type: ignore[no-any-return]
     nodes: dict[str, dict[str, Any]] = {}
     for u in snap.uuids(frozenset({RUNTIME}), frozenset(STATES if dead else (ALIVE,))):
-        e = snap.entries[u]
+        e = snap.entry(u)  # with its live keepalive age
         mgr = snap.entries.get(e["parent"]) if e["parent"] else None
         key_ = mgr["uuid"] if mgr else "-"
         node = nodes.setdefault(key_, {"name": mgr["name"] if mgr else "(no node)", "uuid": mgr["uuid"] if mgr else None,
@@ -70,7 +99,9 @@ def snapshot(snap: "Snapshot", r: "Reader", *, dead: bool = False) -> dict[str, 
             campaigns.append({k: s[k] for k in ("id", "cells", "done", "failed", "queued", "running", "finished")})
     running = sum(r["running"] for d in out for r in d["runtimes"])
     queued = sum(r["queued"] for d in out for r in d["runtimes"])
-    got = {"time": time.time(), "nodes": out, "campaigns": campaigns,
+    names = {r_["uuid"]: r_["name"] for d in out for r_ in d["runtimes"]}
+    got = {"time": time.time(), "nodes": out, "campaigns": campaigns, "ended": _ended(r, names),
+           "deployments": _deployments(r),
            "totals": {"nodes": len(out), "runtimes": sum(len(d["runtimes"]) for d in out),
                       "running": running, "queued": queued}}
     snap.cache[key] = (time.monotonic(), got)
@@ -115,6 +146,15 @@ PAGE = """<!doctype html>
   li.queued { color: var(--q); }
   .campaign { background: var(--card); border-radius: 8px; padding: 10px 16px; }
   .empty { color: var(--dim); }
+  .panel { background: var(--card); border-radius: 8px; padding: 10px 16px; }
+  .panel h2 { font-size: 15px; margin: 0 0 6px; }
+  table { border-collapse: collapse; font-size: 12px; width: 100%; }
+  td, th { text-align: left; padding: 2px 8px 2px 0; white-space: nowrap; }
+  td.err { white-space: normal; color: var(--bad); }
+  .late { color: var(--warn); font-weight: 600; }
+  a { color: inherit; text-decoration: none; } a:hover { text-decoration: underline; }
+  pre#logtext { background: #1d2430; color: #e6edf3; padding: 8px; border-radius: 6px; max-height: 320px; overflow: auto;
+                font-size: 12px; margin: 4px 0 0; white-space: pre-wrap; }
 </style>
 </head>
 <body>
@@ -124,12 +164,17 @@ PAGE = """<!doctype html>
   <div id="status">connecting...</div>
 </header>
 <main>
+  <section id="logs" class="panel" hidden><h2 id="logtitle"></h2><pre id="logtext"></pre></section>
+  <section id="deployments"></section>
   <section id="campaigns"></section>
   <section id="nodes"><p class="empty">loading...</p></section>
+  <section id="ended" class="panel"></section>
 </main>
 <script>
 "use strict";
 const POLL_MS = __POLL_MS__;
+const KA_WARN = 5;  // seconds: a keepalive older than twice this is shown as late
+const LOG_TAIL = 50;
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -138,7 +183,10 @@ function el(tag, cls, text) {
 }
 function moduleItem(m, queued) {
   const li = el("li", queued ? "queued" : "");
-  li.append(el("span", "name", m.name), " ", el("span", "uuid", m.uuid.slice(-8)), " ", el("span", "", m.file));
+  const a = el("a", "name", m.name);
+  a.href = "#logs=" + encodeURIComponent(m.uuid);
+  a.title = "show its output";
+  li.append(a, " ", el("span", "uuid", m.uuid.slice(-8)), " ", el("span", "", m.file));
   if (m.status && m.status !== "A") li.append(" ", el("span", "state " + m.status, "[" + m.status + "]"));
   if (m.cpu !== null && m.cpu !== undefined) li.append(" ", el("span", "meta", "cpu " + Math.round(m.cpu) + "%"));
   return li;
@@ -152,6 +200,11 @@ function runtimeCard(r) {
   const cap = r.max > 0 ? r.max : Math.max(r.running, 1);
   card.append(el("div", "meta", (r.runtime_type || "-") + " \\u00b7 " + r.kind + " \\u00b7 running " + r.running +
     (r.max > 0 ? "/" + r.max : "") + " \\u00b7 queued " + r.queued + " \\u00b7 cpu " + r.cpu + "%"));
+  if (r.keepalive_age !== null && r.keepalive_age !== undefined) {
+    const late = r.sends_keepalives && r.keepalive_age > 2 * KA_WARN;
+    card.append(el("div", "meta ka" + (late ? " late" : ""), "keepalive " + r.keepalive_age.toFixed(1) + " s ago" +
+                   (r.sends_keepalives ? "" : " (sends none)")));
+  }
   const bar = el("div", "bar"), fill = el("div");
   fill.style.width = Math.min(100, 100 * r.running / cap) + "%";
   bar.append(fill);
@@ -181,6 +234,8 @@ function render(s) {
     box.append(grid);
     nodes.append(box);
   }
+  renderEnded(s.ended || []);
+  renderDeployments(s.deployments || []);
   const camps = document.getElementById("campaigns");
   camps.replaceChildren();
   for (const c of s.campaigns) {
@@ -196,12 +251,67 @@ function render(s) {
     camps.append(box);
   }
 }
+function row(cells, cls) {
+  const tr = el("tr");
+  cells.forEach((c, i) => tr.append(el("td", cls && i === cells.length - 1 ? cls : "", c)));
+  return tr;
+}
+function renderEnded(ended) {
+  const box = document.getElementById("ended");
+  box.replaceChildren(el("h2", "", "Ended modules (newest first)"));
+  if (!ended.length) { box.append(el("p", "empty", "none kept")); return; }
+  const t = el("table");
+  const head = el("tr");
+  for (const h of ["module", "uuid", "runtime", "ended", "reason", "code", "error"]) head.append(el("th", "", h));
+  t.append(head);
+  for (const m of ended) {
+    const tr = row([m.name, m.uuid.slice(-8), m.runtime || "-", new Date(m.time * 1000).toLocaleTimeString(),
+                    m.reason, m.code === null ? "" : m.code, m.error || ""], "err");
+    tr.dataset.ended = m.name;
+    const a = el("a", "", m.name);
+    a.href = "#logs=" + encodeURIComponent(m.uuid);
+    tr.firstChild.replaceChildren(a);
+    t.append(tr);
+  }
+  box.append(t);
+}
+function renderDeployments(deps) {
+  const box = document.getElementById("deployments");
+  box.replaceChildren();
+  if (!deps.length) return;
+  box.className = "panel";
+  box.append(el("h2", "", "Deployments"));
+  const t = el("table");
+  const head = el("tr");
+  for (const h of ["deployment", "running", "desired", "restart"]) head.append(el("th", "", h));
+  t.append(head);
+  for (const d of deps) {
+    const tr = row([d.name, d.running, d.desired, d.restart]);
+    tr.dataset.deployment = d.name;
+    if (d.running < d.desired) tr.children[1].className = "late";
+    t.append(tr);
+  }
+  box.append(t);
+}
+async function showLogs() {
+  const box = document.getElementById("logs");
+  const m = /^#logs=(.+)$/.exec(location.hash);
+  if (!m) { box.hidden = true; return; }
+  const uuid = decodeURIComponent(m[1]);
+  const r = await fetch("/api/logs/" + encodeURIComponent(uuid) + "/?tail=" + LOG_TAIL, {cache: "no-store"});
+  const body = r.ok ? await r.json() : {lines: [], heard: false};
+  box.hidden = false;
+  document.getElementById("logtitle").textContent = "output of " + uuid + (body.heard ? "" : " (none kept)");
+  document.getElementById("logtext").textContent = body.lines.map(l => l.line).join("\\n");
+}
+window.addEventListener("hashchange", () => showLogs().catch(() => {}));
 async function poll() {
   const status = document.getElementById("status");
   try {
     const r = await fetch("/api/dashboard/", {cache: "no-store"});
     if (!r.ok) throw new Error("HTTP " + r.status);
     render(await r.json());
+    await showLogs();
     status.className = "";
     status.textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {

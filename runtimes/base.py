@@ -83,6 +83,50 @@ class Module:
     created: float = field(default_factory=time.monotonic)
 
 
+class TreeCpu:
+    """CPU % of this process and its descendants between two calls of `percent()` (Linux /proc)."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float] | None = None
+
+    @classmethod
+    def _descendants(cls, pid: int) -> float:
+        """CPU seconds of the live descendants of `pid`."""
+        kids: list[int] = []
+        try:
+            for t in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{t}/children") as f:
+                    kids += [int(k) for k in f.read().split()]
+        except (OSError, ValueError):
+            return 0.0
+        total = 0.0
+        for k in kids:
+            try:
+                with open(f"/proc/{k}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / cls.TICK + cls._descendants(k)
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
+    def cpu_seconds(self) -> float:
+        """This process, its waited-for children and its live descendants."""
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system + self._descendants(os.getpid())
+
+    def percent(self) -> float:
+        now, cpu = time.monotonic(), self.cpu_seconds()
+        last, self._last = self._last, (now, cpu)
+        if last is None or now <= last[0]:
+            return 0.0
+        return max(0.0, 100.0 * (cpu - last[1]) / (now - last[0]))
+
+
+tree_cpu = TreeCpu()  # one per worker process (a worker runs one runtime)
+
+
 class Runtime:
     """Base class of every runtime (worker side). Subclass, set the class attributes, override hooks.
 
@@ -185,9 +229,14 @@ class Runtime:
         """Called at least every `tick_interval` seconds from the loop thread."""
 
     def children(self) -> list[dict[str, Any]]:
-        """Keepalive `children`: one entry per module. Override to add cpu/memory figures."""
+        """Keepalive `children`: one entry per module. Override for per-module figures; this one gives
+        each module an equal share of the CPU the worker and its child processes used since the last
+        call (the benchmarking runtimes run a module's runs in forked children: issue #27, the
+        dashboard showed 0 % while benchmark cells ran)."""
         # list(): module threads may call send_exited (which pops) while the loop thread is here
-        return [{"uuid": m.uuid, "active": True, "cpu_usage_percent": 0.0, "mem_usage": 0} for m in list(self.modules.values())]
+        mods = list(self.modules.values())
+        share = round(tree_cpu.percent() / len(mods), 1) if mods else 0.0
+        return [{"uuid": m.uuid, "active": True, "cpu_usage_percent": share, "mem_usage": 0} for m in mods]
 
     tick_interval: float = 1.0
 

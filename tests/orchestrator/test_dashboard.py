@@ -1,8 +1,11 @@
 """The fleet dashboard (orchestrator/dashboard.py) in a real headless Chromium (Debian's
 `chromium`): the page on the REST port loads, renders a real node and its running module from
-`/api/dashboard/`, and its screenshot is not blank."""
+`/api/dashboard/`, and its screenshot is not blank; ours (issue #27): ended modules with how they
+ended, deployments desired vs running, keepalive age per runtime, a module's output tail
+(`#logs=UUID`), and CPU that shows real use while a benchmark cell runs (its runs are forked children)."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import urllib.request
@@ -12,10 +15,13 @@ from typing import Iterator
 import pytest
 from PIL import Image
 
+import orjson
+
+from common.wire import envelope
 from silverline import Client
 from testbed.broker import Mosquitto
 from testbed.node import NodeProcess
-from testbed.orchestrator import OrchestratorProc
+from testbed.orchestrator import ROOT, OrchestratorProc
 from testbed.wait import wait_until
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -42,6 +48,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrchestratorProc
         with Client(orch.config) as c:
             (m,) = c.run("cat.wasm", "dashnode", name="dash-mod")  # waits on stdin: stays running
             assert m.state == "A" and m.exit is None
+            (h,) = c.run("helloworld.wasm", "dashnode", name="dash-hello")  # ends at once: an ended module
+            assert h.wait(20).ok
+            (t,) = c.run("trap.wasm", "dashnode", name="dash-trap")
+            assert not t.wait(20).ok
+            c.publish("realm/proc/control", orjson.dumps(envelope("apply_deployments", {"deployments": [
+                {"name": "dash-dep", "file": "nosuch-for-dashboard.wasm", "count": 1, "restart": "never"}]})))
+            wait_until(lambda: "Hello" in json.dumps(orch.get(f"/api/logs/{h.uuid}/")), 20, "hello's output kept")
+            wait_until(lambda: len(orch.get("/api/dashboard/")["ended"]) >= 3, 20, "three ended modules")
             yield orch
             m.stop()
             m.wait(20)
@@ -55,6 +69,12 @@ def test_snapshot_groups_runtimes_by_node(fleet: OrchestratorProc) -> None:
     assert rt["name"] == "dashnode" and rt["kind"] == "plain" and rt["running"] == 1 and rt["max"] == 128
     assert [m["name"] for m in rt["modules"]] == ["dash-mod"]
     assert snap["totals"] == {"nodes": 1, "runtimes": 1, "running": 1, "queued": 0}
+    assert isinstance(rt["keepalive_age"], float) and 0 <= rt["keepalive_age"] < 30
+    ended = {m["name"]: m for m in snap["ended"]}
+    assert ended["dash-hello"]["reason"] == "exited" and ended["dash-hello"]["code"] == 0
+    assert ended["dash-trap"]["reason"] == "crashed" and ended["dash-trap"]["error"], ended["dash-trap"]
+    assert ended["dash-dep-0"]["runtime"] == "dashnode" and ended["dash-dep-0"]["error"], ended["dash-dep-0"]
+    assert snap["deployments"] == [{"name": "dash-dep", "desired": 1, "running": 0, "restart": "never"}]
 
 
 def test_page_is_self_contained() -> None:
@@ -73,6 +93,14 @@ def test_the_page_in_headless_chromium(fleet: OrchestratorProc, tmp_path: Path) 
     assert 'data-node="dashnode"' in dom.stdout, dom.stdout[-3000:]
     assert 'data-runtime="dashnode"' in dom.stdout and "dash-mod" in dom.stdout
     assert "1 modules running" in dom.stdout
+    assert 'data-ended="dash-hello"' in dom.stdout and 'data-ended="dash-trap"' in dom.stdout and ">crashed<" in dom.stdout
+    assert 'data-deployment="dash-dep"' in dom.stdout
+    assert "keepalive " in dom.stdout and " s ago" in dom.stdout
+    hello = next(m for m in fleet.get("/api/dashboard/")["ended"] if m["name"] == "dash-hello")
+    logs = browse(fleet.url + "/#logs=" + hello["uuid"], tmp_path / "profile-logs", "--dump-dom")
+    assert logs.returncode == 0, logs.stderr[-2000:]
+    pre = logs.stdout.split('id="logtext"', 1)[1].split("</pre>", 1)[0]
+    assert "Hello" in pre, logs.stdout[-3000:]
     shot = tmp_path / "dashboard.png"
     r = browse(fleet.url + "/", tmp_path / "profile-shot", f"--screenshot={shot}")
     assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
@@ -84,3 +112,20 @@ def test_the_page_in_headless_chromium(fleet: OrchestratorProc, tmp_path: Path) 
     dark = sum(n for n, (r_, g, b) in colors if r_ + g + b < 150)
     light = sum(n for n, (r_, g, b) in colors if r_ + g + b > 600)
     assert dark > 1280 * 20 and light > 1280 * 200, (dark, light)
+
+
+def test_cpu_shows_while_a_benchmark_cell_runs(tmp_path: Path) -> None:
+    """A benchmarking runtime runs a cell's runs in forked children: its keepalive must still show
+    the CPU they use (it showed 0 %: issue #27)."""
+    with Mosquitto() as broker, OrchestratorProc(broker.port, str(tmp_path), ka_interval=1.0) as orch, \
+            NodeProcess(broker.port, name="cpunode", runtimes=["benchmarking"], reg_timeout=5,
+                        extra_args=["--module-root", f"{ROOT}/build/modules"]), Client(orch.config) as c:
+        (b,) = c.benchmark(f"{ROOT}/build/modules/spin.wasm", "cpunode", repeat=200, argv=["50"])
+
+        def busy() -> bool:
+            (node,) = orch.get("/api/dashboard/")["nodes"]
+            return any(m["name"] == b.name and (m["cpu"] or 0) > 5 for m in node["runtimes"][0]["modules"])
+
+        wait_until(busy, 60, "the cell's CPU shown above 5 %")
+        b.stop()
+        b.wait(30)
