@@ -1,6 +1,6 @@
-"""The mosquitto settings a fleet needs (docs/orchestrator.md, "Broker settings"): written into the
-broker configurations this repository generates (`make run`'s, chaos and bench fleets) and quoted
-in the docs for operators.
+"""Broker addresses (`broker_list`: one, or a list to fail over between) and the mosquitto settings
+a fleet needs (docs/orchestrator.md, "Broker settings"): written into the broker configurations this
+repository generates (`make run`'s, chaos and bench fleets) and quoted in the docs for operators.
 
 Why each one (issue #26 item 2):
 - `max_queued_messages`: mosquitto queues QoS 1/2 messages per client while the client is away or
@@ -47,3 +47,35 @@ def mosquitto_lines(persistence_dir: str | None) -> list[str]:
             out.append(f"# {comment}")
         out.append(value)
     return out
+
+
+def broker_list(mqtt: str, port: int) -> list[tuple[str, int]]:
+    """The brokers of config key `mqtt` (or `--mqtt`): one host, or a comma-separated list of
+    `HOST[:PORT]` (PORT default `port`, the config's `mqtt_port`), tried in that order; a client
+    that loses one goes on to the next (docs/cluster.md, "A fleet on a broker cluster"). An IPv6
+    address with a port is written `[ADDR]:PORT`. ValueError when nothing is named or a port is bad."""
+    out: list[tuple[str, int]] = []
+    for item in (x.strip() for x in mqtt.split(",")):
+        if not item:
+            continue
+        host, p = item, port
+        if item.startswith("["):
+            addr, _, rest = item[1:].partition("]")
+            host = addr
+            if rest.startswith(":"):
+                p = _port(rest[1:], item)
+        elif item.count(":") == 1:
+            host, _, ps = item.partition(":")
+            p = _port(ps, item)
+        if not host:
+            raise ValueError(f"broker {item!r}: no host")
+        out.append((host, p))
+    if not out:
+        raise ValueError(f"no MQTT broker named in {mqtt!r}")
+    return out
+
+
+def _port(text: str, item: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"broker {item!r}: the port must be a number from 1 to 65535")
+    return int(text)

@@ -16,7 +16,8 @@ Options:
     -g CPUS --cpus=CPUS          Pin workers: one value per runtime (`-g 0 1`), or one value for
                                  all; a value is a CPU list like `0,2` or `2-3`.
     -l DIR --logdir=DIR          Also write the log to DIR/NAME.log.
-    --mqtt=HOST:PORT             MQTT broker (overrides config.json `mqtt`/`mqtt_port`).
+    --mqtt=HOST:PORT             MQTT broker (overrides config.json `mqtt`/`mqtt_port`); a comma-separated
+                                 list: brokers to fail over between, in that order (docs/cluster.md).
     --realm=REALM                Realm (overrides config.json `realm`).
     --uuid=UUID                  Manager uuid (runtime uuids are derived from it).
     --state-dir=DIR              Where the node's uuids persist across restarts
@@ -60,6 +61,7 @@ import sys
 from typing import Any
 
 import runtimes
+from common.broker import broker_list
 from common.config import ConfigError, load_config
 from common.exposure import warn_unauthenticated
 from common.logs import EarlyRecords, parse_level, setup_logging
@@ -147,10 +149,14 @@ def build_settings(argv: list[str]) -> Settings | None:
         with open(cfg.path, encoding="utf-8") as f:
             raw_cfg = json.load(f)
     if args["--mqtt"]:
-        host, _, port = str(args["--mqtt"]).rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(f"--mqtt: expected HOST:PORT, got {args['--mqtt']!r}")
-        cfg.mqtt, cfg.mqtt_port = host, int(port)
+        mqtt_spec = str(args["--mqtt"])
+        try:  # HOST:PORT, or a list of them to fail over between (common/broker.py)
+            brokers = broker_list(mqtt_spec, 0)
+        except ValueError as e:
+            raise UsageError(f"--mqtt: expected HOST:PORT[,HOST:PORT...], got {mqtt_spec!r} ({e})") from None
+        if any(p == 0 for _, p in brokers):
+            raise UsageError(f"--mqtt: expected HOST:PORT[,HOST:PORT...] (every broker with its port), got {mqtt_spec!r}")
+        cfg.mqtt, cfg.mqtt_port = (brokers[0][0] if len(brokers) == 1 else mqtt_spec), brokers[0][1]
     if args["--realm"]:
         cfg.realm = args["--realm"]
     cpus = [parse_cpus(c) for c in args["--cpus"]]

@@ -9,7 +9,8 @@ With the external loop no thread exists for paho, and its socket is one more fd 
 MQTT 5 with `no_local` subscriptions: the broker never sends the supervisor its own publishes back
 (loopback to local channels is done by the supervisor itself). Clean start on every connection, so
 after a reconnect the link re-subscribes everything and calls `on_connect` (the supervisor then
-registers again). Reconnects back off from 0.5 s to 2 s (RECONNECT_MAX_DELAY).
+registers again). A list of brokers (config `mqtt`, common/broker.py): a lost or refused one is followed
+at once by the next; after a round of failures reconnects back off from 0.5 s to 2 s (RECONNECT_MAX_DELAY).
 
 QoS 0 fast path: paho's `publish()` costs ~15 us per message in Python and its writer does one
 `send()` per packet, which caps a node below 30k msg/s. QoS 0 PUBLISH packets are therefore encoded
@@ -38,6 +39,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from common.broker import broker_list
 from common.config import Config
 from common.outage import OutageLog
 from supervisor import mqtt_codec
@@ -49,9 +51,8 @@ log = logging.getLogger("mq")
 OnMessage = Callable[[str, bytes], None]
 
 FAST_BATCH = 256 * 1024  # hand the QoS 0 buffer to paho when it reaches this size
-# Reconnect attempts back off from 0.5 s to this. Regression (chaos broker_loss): with a 30 s cap a
-# broker back after a 9 s outage saw the node only 6.5 s later (the promise is 5 s); an attempt on
-# a closed port costs one SYN, so 2 s keeps the worst case at ~2 s plus the registration round.
+# Reconnect attempts back off from 0.5 s to this. Regression (chaos broker_loss): a 30 s cap saw a broker back
+# after 9 s only 6.5 s later (the promise is 5 s); an attempt on a closed port costs one SYN.
 RECONNECT_MAX_DELAY = 2.0
 BACKLOG_PACKETS = 16  # packets waiting in paho's output queue before the supervisor holds back
 ACK_WAIT = 2.0  # clean stop: seconds to wait for the broker's acknowledgements of our last publishes
@@ -89,6 +90,9 @@ class MqttLink:
         self.client.on_socket_close = self._on_socket_close
         self.client.on_socket_register_write = self._on_register_write
         self.client.on_socket_unregister_write = self._on_unregister_write
+        self.brokers = broker_list(cfg.mqtt, cfg.mqtt_port)  # failover order (common/broker.py)
+        self._at = 0  # index of the broker in use (or tried now)
+        self._tried = 0  # brokers tried since the last connection (a full round backs off)
         self.subscriptions: dict[str, int] = {}  # filter -> qos, restored after every reconnect
         self.connected = False
         self.connections = 0  # successful CONNACKs so far
@@ -120,30 +124,38 @@ class MqttLink:
 
     @property
     def address(self) -> str:
-        return f"{self.cfg.mqtt}:{self.cfg.mqtt_port}"
+        return "%s:%d" % self.brokers[self._at]
 
     def connect(self) -> None:
         """First connection attempt; failures are retried from `tick()` with backoff."""
         self._started = True
-        try:
-            self.client.connect(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30, clean_start=True)
-        except (OSError, ssl.SSLError) as e:
-            self._schedule_retry(f"cannot connect to MQTT broker {self.address}: {e}")
+        self._reconnect()
 
     def _schedule_retry(self, why: str) -> None:
+        """The broker in use failed (or refused, or went away): the next one of the list at once;
+        once every one was tried, back off (0.5 s doubling to RECONNECT_MAX_DELAY) and start over."""
+        self._tried += 1
+        if len(self.brokers) > 1:
+            self._at = (self._at + 1) % len(self.brokers)
+            if self._tried < len(self.brokers):
+                log.info("%s; trying the next broker, %s", why, self.address)
+                self._next_attempt = time.monotonic()  # tick() connects at the loop's next turn
+                return
+        self._tried = 0  # a round of failures: back off
         self._outage.failed(why, f"retrying every {RECONNECT_MAX_DELAY:g} s at most")  # not one ERR line per retry
         log.debug("%s; retrying in %.1fs", why, self._delay)
         self._next_attempt = time.monotonic() + self._delay
         self._delay = min(RECONNECT_MAX_DELAY, self._delay * 2)
 
     def _reconnect(self) -> None:
-        self._next_attempt = 0.0
+        self._next_attempt, (host, port) = 0.0, self.brokers[self._at]
         try:
             if self.paho.has_address():
+                self.paho.set_address(host, port)
                 self.client.reconnect()
             else:
-                self.client.connect(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30, clean_start=True)
-        except (OSError, ssl.SSLError) as e:
+                self.client.connect(host, port, keepalive=30, clean_start=True)
+        except (OSError, ssl.SSLError, RuntimeError) as e:
             self._schedule_retry(f"cannot connect to MQTT broker {self.address}: {e}")
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
@@ -152,7 +164,7 @@ class MqttLink:
             return
         self.connected = True
         self.connections += 1
-        self._delay = 0.5
+        self._delay, self._tried = 0.5, 0
         log.info("connected to MQTT broker %s%s%s", self.address, " (reconnected)" if self.connections > 1 else "",
                  self._outage.recovered())
         for topic, qos in self.subscriptions.items():

@@ -97,6 +97,11 @@ class PahoAdapter:
         """`connect()` got as far as remembering the broker's address (then `reconnect()` works)."""
         return bool(getattr(self.client, "_host", ""))
 
+    def set_address(self, host: str, port: int) -> None:
+        """The broker the next `reconnect()` goes to (failover). paho's `host`/`port` setters refuse
+        while its state is "connection lost", which is exactly when we switch."""
+        self.client._host, self.client._port = host, port
+
     def unacked(self) -> int:
         """Our QoS 1/2 publishes the broker has not acknowledged (paho keeps them until PUBACK/PUBCOMP)."""
         return len(getattr(self.client, "_out_messages", ()))

@@ -1,0 +1,72 @@
+"""Past one broker (issue #26 item 4), node side: `--mqtt A,B` (config `mqtt` as a list) and the
+broker the node is on stops: it is on the next one within 5 s, re-subscribed and registered again,
+and its module keeps running (not restarted, not lost). The two mosquittos are bridged (docs/cluster.md,
+"Past one broker"), the orchestrator is on B; real processes throughout."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from common.wire import envelope, new_uuid
+from testbed.broker import Mosquitto
+from testbed.mqtt import MqttProbe
+from testbed.node import NodeProcess
+from testbed.orchestrator import OrchestratorProc
+from testbed.wait import wait_until
+
+R = "realm"
+
+
+def bridge_conf(remote_port: int) -> str:
+    return "\n".join(["connection fleet-bridge", f"address 127.0.0.1:{remote_port}", "topic # both 2",
+                      "try_private true", "cleansession true", "bridge_protocol_version mqttv50", "restart_timeout 1 2"])
+
+
+def ping(probe: MqttProbe, topic: str, mod: str, word: str, timeout: float = 20.0) -> None:
+    """Publish `word` on `topic` until the echo module answers it (its channel may not be open yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        probe.publish(topic, word.encode())
+        try:
+            probe.wait_for(topic, lambda m: m.payload == f"{mod}|{word}".encode(), timeout=1.0)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_a_node_fails_over_to_the_next_broker_within_5_s_and_keeps_its_module(tmp_path: Any) -> None:
+    b = Mosquitto().start()
+    a = Mosquitto(extra_conf=bridge_conf(b.port)).start()
+    orch = OrchestratorProc(b.port, str(tmp_path), ka_interval=1.0).start()
+    probe = MqttProbe(b.port)
+    n = NodeProcess(a.port, name="hopper", runtimes=["test/echo"], reg_timeout=5, failover=[b.port])
+    try:
+        n.start()
+        rt = n.runtime_uuid()
+        wait_until(lambda: orch.get_status(f"/api/runtimes/{rt}/")[1].get("status") == "A", 30, "registered through the bridge")
+        mod, topic = new_uuid(), f"fleet/hop/{new_uuid()[:8]}"
+        probe.subscribe(topic)
+        probe.publish(f"{R}/proc/control", envelope("create", {
+            "type": "module", "uuid": mod, "name": "echo", "parent": rt, "file": "none",
+            "args": {"prefix": f"{mod}|"}, "channels": [{"path": topic, "mode": "rw", "topic": topic}]}))
+        wait_until(lambda: orch.get_status(f"/api/modules/{mod}/")[1].get("status") == "A", 20, "the module runs")
+        ping(probe, topic, mod, "before")  # through the bridge to the node on A, and back
+        out0 = n.output()
+        assert out0.count("connected to MQTT broker") == 1
+        t0 = time.monotonic()
+        a.stop()  # the broker the node is on
+        wait_until(lambda: f"connected to MQTT broker 127.0.0.1:{b.port}" in n.output(), 10, "the node on broker B")
+        took = time.monotonic() - t0
+        assert took <= 5.0, f"the node was back on another broker after {took:.1f} s"
+        # registered again there (it re-registers on every connection) and its module was kept
+        wait_until(lambda: "registered runtime hopper" in n.output()[len(out0):], 20, "registered again on broker B")
+        probe.clear()
+        ping(probe, topic, mod, "after")  # now straight to the node on B
+        assert orch.get_status(f"/api/modules/{mod}/")[1].get("status") == "A"  # the same module: never exited
+    finally:
+        probe.close()
+        n.stop()
+        orch.stop()
+        a.close()
+        b.close()
