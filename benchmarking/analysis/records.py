@@ -1,8 +1,8 @@
 """The one loader of collected benchmark records, as dicts with `type`, `data`, `module` and
 `runtime` (the collector's record of each, as it knew them when it stored the message) and
 `received`. A directory with the collector's results store (`DIR/results.sqlite`,
-benchmarking/resultdb.py) is read from the store, one record per stored result; any other
-directory from its files (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`, what older
+benchmarking/resultdb.py) is read from the store, one record per stored result, plus the files
+the store does not name (written before the store existed); any other directory from its files (`DIR/<date>/<runtime>/<module>.<uuid>.<type>.json`, what older
 collectors and the original write). Report, the Pitot export and the tidy table read through here.
 """
 from __future__ import annotations
@@ -51,11 +51,13 @@ def read(dirs: list[str]) -> Loaded:
         try:
             for rec in db.records():
                 _add(rec, out)
+            in_store = {str(f) for (f,) in db.conn.execute("SELECT file FROM results WHERE file IS NOT NULL")}
         except sqlite3.Error as e:
             raise AnalysisError(f"{db.path}: the results store cannot be read: {e}") from None
         finally:
             db.close()
         out.stores.append(db.path)
+        _read_files(d, out, skip=in_store)  # files from before the store (a collector upgraded in place)
     return out
 
 
@@ -70,10 +72,13 @@ def _add(rec: Any, out: Loaded) -> None:
     out.records.append(rec)
 
 
-def _read_files(d: str, out: Loaded) -> None:
+def _read_files(d: str, out: Loaded, skip: set[str] | None = None) -> None:
+    """The records of the files under `d`, but those (relative to `d`) in `skip`."""
     for path in sorted(glob.glob(os.path.join(d, "**", "*.json"), recursive=True)):
         if os.path.basename(path) == "runtimes.json":
             continue  # the original collector's index of runtimes, not a record
+        if skip and os.path.relpath(path, d) in skip:
+            continue
         try:
             with open(path) as f:
                 rec = json.load(f)

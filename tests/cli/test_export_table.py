@@ -93,3 +93,21 @@ def test_one_row_per_run_from_the_store_and_from_files(tmp_path, capsys) -> None
     # nothing to write: one line, exit 1
     assert export.main(["--table", str(tmp_path / "n"), "--campaign", "nosuch", data]) == 1
     assert "no runs of campaign nosuch" in capsys.readouterr().err
+
+
+def test_files_from_before_the_store_are_read_too(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A collector upgraded in place: its data directory holds files from before the store (not in
+    it) and the store (whose results also have files): each run once."""
+    data = tmp_path / "data"
+    old = data / "2026-01-01" / "pc.benchmarking" / "old.wasm.m-9.benchmarking-v3.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"type": "benchmarking-v3", "received": 1.0, "runtime": {"uuid": "rt-1", "name": "pc.benchmarking"},
+                               "module": {"uuid": "m-9", "name": "old.wasm", "file": "/w/wasm/old.wasm",
+                                          "args": {"engine": "wasmtime"}},
+                               "data": v3([7_000_000, 8_000_000], ["ok", "ok"], "wasmtime")}))
+    fill(str(data))
+    assert export.main(["--table", str(tmp_path / "t"), str(data)]) == 0
+    assert "wrote 10 runs from the results store" in capsys.readouterr().err
+    rows = read_csv(str(tmp_path / "t.csv"))
+    assert [r["wall_ns"] for r in rows if r["module_uuid"] == "m-9"] == ["7000000", "8000000"]
+    assert len([r for r in rows if r["module_uuid"] == "m-1"]) == 3  # the store's results: not again from their files
