@@ -44,6 +44,9 @@ Options:
                                  (overrides config.json runtimes.NAME.module_root; default:
                                  <project>/build/modules, then the current directory). Paths that
                                  leave these roots are refused.
+    --metrics-port=PORT          Serve Prometheus metrics (worker states and starts, ring traffic,
+                                 backpressure, modules) on http://127.0.0.1:PORT/metrics; off when
+                                 not given (supervisor/metrics.py).
     --list-runtimes              List the known runtimes and exit.
     -h --help                    Show this help.
 
@@ -203,6 +206,8 @@ def build_settings(argv: list[str]) -> Settings | None:
         spool_max=int(number(args, "--spool-max", float, 0) * (1 << 20)),
     )
     s.logdir = args["--logdir"]
+    if args["--metrics-port"] is not None:
+        s.metrics_port = int(number(args, "--metrics-port", int, 0, 65535))
     warn_unauthenticated(cfg, f"node {name}")  # a broker beyond loopback without credentials (issue #25)
     return s
 

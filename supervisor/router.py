@@ -70,6 +70,7 @@ class Router:
         if not b.held:
             try:
                 w.ep.send(h1, h2, payload, 0)  # type: ignore[union-attr]  # callers checked w.ep
+                w.to_worker, w.to_worker_bytes = w.to_worker + 1, w.to_worker_bytes + len(payload)
                 return
             except ipc.RingFullError:
                 pass
@@ -105,6 +106,7 @@ class Router:
                 b.retried(now, False)
                 return
             b.pop()
+            w.to_worker, w.to_worker_bytes = w.to_worker + 1, w.to_worker_bytes + len(payload)
         loud, (since, count, peak) = b.loud, b.end()
         self.waiting.discard(w.slot)
         log.log(logging.INFO if loud else logging.DEBUG, "runtime %s: its ring has room again after %.3fs (%d messages waited, at most %d bytes at once)",
@@ -162,6 +164,8 @@ class Router:
                     if w.backlog.held:  # it talks, so it runs: maybe it made room
                         self._flush(w, now)
                 return
+            w.from_worker += len(msgs)
+            w.from_worker_bytes += sum(len(m.payload) for m in msgs)
             for msg in msgs:
                 try:
                     self._from_worker(w, msg)

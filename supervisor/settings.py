@@ -40,3 +40,4 @@ class Settings:
     stdin_commands: bool = True  # `q`/`quit` on a terminal stdin stops the node
     spool_max: int = 256 << 20  # bytes of results the spool holds for a collector (STATE_DIR/NAME.spool); 0 = no spool
     logdir: str | None = None  # -l: also log to LOGDIR/NAME.log
+    metrics_port: int | None = None  # --metrics-port: the node's Prometheus endpoint (supervisor/metrics.py); None = off

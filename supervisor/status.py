@@ -1,12 +1,14 @@
 """What the node tells systemd (sd_notify, notify.py): READY once the workers run (broker or no
 broker: a unit must not time out at boot while the broker is down), STATUS = what the node waits
 for or else its runtimes and modules (sent when it changes, looked at every second), WATCHDOG
-pings from the start, STOPPING."""
+pings from the start, STOPPING. It also runs the node's metrics endpoint when one is asked for
+(`--metrics-port`, supervisor/metrics.py), from READY (the workers are forked) to the stop."""
 from __future__ import annotations
 
 import logging
 import time
 
+from supervisor.metrics import MetricsServer
 from supervisor.mqtt_link import MqttLink
 from supervisor.notify import Notifier
 from supervisor.pool import WorkerPool
@@ -28,10 +30,17 @@ class NodeStatus:
         self._status = ""
         self._next_status = 0.0
         self._next_watchdog = 0.0
+        self.metrics: MetricsServer | None = None
 
     def ready(self, text: str) -> None:
         self.ready_sent = True
         self.notifier.ready(text)
+        port = self.pool.settings.metrics_port
+        if port is not None and self.metrics is None:
+            try:
+                self.metrics = MetricsServer(self.pool.settings.name, self.pool.workers, port).start()
+            except OSError as e:  # the node runs on without it; say what is wrong
+                log.error("cannot serve metrics on 127.0.0.1:%d: %s (--metrics-port)", port, e.strerror)
         if self.notifier.watchdog_interval():
             self._next_watchdog = time.monotonic()
 
@@ -70,3 +79,6 @@ class NodeStatus:
 
     def close(self) -> None:
         self.notifier.close()
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None

@@ -75,6 +75,11 @@ class Worker:
     next_keepalive: float = 0.0
     backlog: Backlog = field(default_factory=Backlog)  # messages waiting for room in its input ring (router.py)
     reported: dict[str, Any] | None = None  # its registration extras (RT_REGISTER), once a worker sent them
+    starts: int = 0  # counters for the node's metrics endpoint (supervisor/metrics.py)
+    to_worker: int = 0
+    to_worker_bytes: int = 0
+    from_worker: int = 0
+    from_worker_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.modules = ModuleSlots(self.max_nmodules)
@@ -103,6 +108,7 @@ class Worker:
         self.change_state(WorkerState.STARTING, "spawn")  # STOPPED|BACKOFF -> STARTING
         pid = self.ops.spawn(launch)
         self.pid = pid
+        self.starts += 1
         self.booted = False
         self.started_at = self.last_heard = now
         self.abort_sent = None
