@@ -13,6 +13,7 @@ import os
 import threading
 from typing import Any, Callable
 
+from benchmarking.analysis import AnalysisError
 from common import usage
 from common.config import Config, ConfigError, load_config
 from common.logs import parse_level, setup_logging
@@ -50,8 +51,9 @@ def config(opts: dict[str, Any]) -> Config:
 
 
 def guard(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[list[str]], int]]:
-    """Decorate a script's main: a usage mistake -> one line on stderr and exit 2, CliError -> exit 1."""
-    return usage.guard(f"manage.py {name}", (CliError,), 1)
+    """Decorate a script's main: a usage mistake -> one line on stderr and exit 2, CliError (or the
+    analysis' AnalysisError, a problem with the collected data) -> exit 1."""
+    return usage.guard(f"manage.py {name}", (CliError, AnalysisError), 1)
 
 
 class Api(Rest):

@@ -55,7 +55,7 @@ import os
 import sys
 from typing import Any
 
-from benchmarking.analysis import AnalysisError, pitot, pitot_check, records, tidy
+from benchmarking.analysis import pitot, pitot_check, records, tidy
 from cli._api import CliError, guard, parse, setup
 
 SUMMARY = "Export collected data: a tidy table of runs (CSV, Parquet) or Pitot's layout."
@@ -69,10 +69,7 @@ pitot_problems = pitot_check.pitot_problems
 def main(argv: list[str]) -> int:
     opts = parse(__doc__ or "", "export", argv)
     setup(opts)
-    try:
-        return _export(opts)
-    except AnalysisError as e:
-        raise CliError(str(e)) from None
+    return _export(opts)
 
 
 def _table(opts: dict[str, Any], dirs: list[str]) -> int:

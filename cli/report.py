@@ -42,7 +42,7 @@ import sys
 from collections import defaultdict
 from typing import Any, Callable
 
-from benchmarking.analysis import AnalysisError, dataset, figures, page, records, tables
+from benchmarking.analysis import dataset, figures, page, records, tables
 from benchmarking.engines.catalog import resolve
 from cli._api import Api, CliError, config, guard, parse, setup
 
@@ -85,10 +85,7 @@ def campaign_counts(api: Api | None, cid: str, from_data: dict[int, str]) -> tup
 def main(argv: list[str]) -> int:
     opts = parse(__doc__ or "", "report", argv)
     setup(opts)
-    try:
-        return _report(opts)
-    except AnalysisError as e:
-        raise CliError(str(e)) from None
+    return _report(opts)
 
 
 def _report(opts: dict[str, Any]) -> int:
