@@ -16,7 +16,7 @@ from typing import Any
 
 from chaos.base import SIZES, Outcome
 
-SCENARIOS = ["worker_kills", "broker_loss", "supervisor_kill", "orchestrator_restart", "fuzz", "sandbox", "security", "fleet"]
+SCENARIOS = ["worker_kills", "broker_loss", "supervisor_kill", "orchestrator_restart", "fuzz", "sandbox", "security", "fleet", "fleet_security"]
 
 # the --json keys the issue names, and where they come from: (scenario, figure, how to combine)
 SUMMARY = {
@@ -42,6 +42,9 @@ SUMMARY = {
     "graceful_restart_modules": ("fleet", "graceful_restart_modules"),
     "bridge_channel_ok": ("fleet", "bridge_channel_ok"),
     "bridge_duplicates": ("fleet", "bridge_duplicates"),
+    "attacks_tried": ("fleet_security", "attacks_tried"),
+    "attacks_refused": ("fleet_security", "attacks_refused"),
+    "attacks_succeeded": ("fleet_security", "attacks_succeeded"),
 }
 
 

@@ -37,6 +37,7 @@ class OrchestratorProc:
         self.ka_interval = ka_interval
         self.realm = realm
         self.extra_args = list(extra_args or [])
+        self.token: str | None = None  # the REST token (--token-file), sent by get() and get_status()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,14 +64,18 @@ class OrchestratorProc:
                 raise TimeoutError(f"orchestrator not subscribed after {timeout}s:\n{self.log()}")
             time.sleep(0.05)
 
+    def _req(self, path: str) -> urllib.request.Request:
+        """GET `path`, with the REST token when the orchestrator runs with `--token-file` (`self.token`)."""
+        return urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.token}"} if self.token else {})
+
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+        with urllib.request.urlopen(self._req(path), timeout=10) as r:
             return json.loads(r.read())
 
     def get_status(self, path: str) -> tuple[int, Any]:
         """(HTTP status, JSON body), also for 4xx answers."""
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            with urllib.request.urlopen(self._req(path), timeout=10) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             with e:

@@ -82,3 +82,11 @@ def test_fleet_heals_itself() -> None:
     assert f["duplicate_executions"] == 0 and f["last_wills_on_clean_stop"] == 0 and f["last_wills_on_sigkill"] == 2
     assert f["resurrected_after_graceful_restart"] == f["graceful_restart_modules"] > 0
     assert f["bridge_channel_ok"] is True and f["bridge_duplicates"] == 0
+
+
+def test_fleet_security_refuses_every_attack() -> None:
+    f: dict[str, Any] = scenario("fleet_security").figures
+    assert f["attacks_succeeded"] == 0 and f["attacks_refused"] == f["attacks_tried"] >= 20
+    assert set(f["attacks"]) >= {"create_on_another_node", "forged_manager_delete", "retained_create", "squat_a_runtime_uuid",
+                                 "squat_a_runtime_name", "take_over_the_orchestrators_session", "rest_env_values",
+                                 "module_reads_the_node_password", "acl_uuid_of_two_accounts", "read_another_nodes_stdio_or_control"}
