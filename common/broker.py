@@ -52,7 +52,7 @@ def mosquitto_lines(persistence_dir: str | None) -> list[str]:
 def broker_list(mqtt: str, port: int) -> list[tuple[str, int]]:
     """The brokers of config key `mqtt` (or `--mqtt`): one host, or a comma-separated list of
     `HOST[:PORT]` (PORT default `port`, the config's `mqtt_port`), tried in that order; a client
-    that loses one goes on to the next (docs/cluster.md, "A fleet on a broker cluster"). An IPv6
+    that loses one goes on to the next (docs/cluster.md, "A list of brokers: failover"). An IPv6
     address with a port is written `[ADDR]:PORT`. ValueError when nothing is named or a port is bad."""
     out: list[tuple[str, int]] = []
     for item in (x.strip() for x in mqtt.split(",")):

@@ -15,7 +15,8 @@ Options:
                           send `Authorization: Bearer TOKEN` (docs/orchestrator.md, "REST").
     --identities FILE     The realm's identities.json (written by `manage.py acl -o DIR`): registrations
                           of other uuids, or under other names, are refused (docs/security.md).
-    --mqtt HOST           Broker host (default: config `mqtt`).
+    --mqtt HOST           Broker host (default: config `mqtt`), or a list HOST:PORT,HOST:PORT,... to fail
+                          over between, in that order (docs/cluster.md).
     --mqtt-port PORT      Broker port (default: config `mqtt_port`).
     --realm REALM         Topic realm (default: config `realm`).
     --ka-interval SEC     Keepalive interval told to runtimes; dead after 3 missed (only runtimes that

@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from common.broker import broker_list
 from common.config import Config
 from common.wire import new_uuid
 from orchestrator import broker_drops, campaigns, metrics, views
@@ -124,6 +125,8 @@ class Service:
         self.instance = new_uuid()  # this start of the orchestrator (presence.py)
         self.inbound = Inbound()
         self.drops = broker_drops.DropWatch()
+        self.brokers = broker_list(cfg.mqtt, cfg.mqtt_port)  # failover order
+        self._at = 0
         self.snapshot: Snapshot | None = None  # what REST reads see; replaced (never changed) by the decision thread
         self._pending: list[tuple[str, bytes]] = []  # decided, sent after the snapshot (decision thread)
         self._fence_topic = fence_topic(cfg.realm, self.instance)
@@ -147,10 +150,10 @@ class Service:
         self._spawn("orch-decide", self._decide_loop)
         self._spawn("orch-tick", self._tick_loop)
         log.info("REST API on http://%s:%d/api/ (store %s)", self.bind, self.http_port, self.db_path)
-        mqlog.info("connecting to %s:%d (realm %r)", self.cfg.mqtt, self.cfg.mqtt_port, self.cfg.realm)
+        mqlog.info("connecting to %s (realm %r)", self.broker, self.cfg.realm)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY
-        self.client.connect_async(self.cfg.mqtt, self.cfg.mqtt_port, keepalive=30, clean_start=False, properties=props)
+        self.client.connect_async(*self.brokers[0], keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
         return self
 
@@ -284,6 +287,10 @@ class Service:
         self._pending.append((topic, payload))
 
     # -- MQTT ---------------------------------------------------------------------------
+    @property
+    def broker(self) -> str:
+        return "%s:%d" % self.brokers[self._at]
+
     def _make_client(self) -> mqtt.Client:
         # a persistent session named after realm + store: a restarted orchestrator (crash, SIGKILL) gets the
         # QoS 1 messages sent while it was away (a module's `exited`: campaigns must not lose it)
@@ -308,9 +315,10 @@ class Service:
 
     def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if rc.is_failure:
-            mqlog.error("broker %s:%d refused the connection: %s", self.cfg.mqtt, self.cfg.mqtt_port, rc)
+            mqlog.error("broker %s refused the connection: %s", self.broker, rc)
+            self._next_broker(c)
             return
-        mqlog.info("connected to %s:%d", self.cfg.mqtt, self.cfg.mqtt_port)
+        mqlog.info("connected to %s", self.broker)
         self._warned_fail = False
         sock = c.socket()
         if isinstance(sock, socket.socket):  # paho leaves Nagle on: a reply would wait for the last ACK (~40 ms)
@@ -334,8 +342,15 @@ class Service:
 
     def _on_connect_fail(self, c: mqtt.Client, u: Any) -> None:
         if not self._warned_fail:
-            mqlog.warning("cannot reach broker %s:%d; retrying", self.cfg.mqtt, self.cfg.mqtt_port)
+            mqlog.warning("cannot reach broker %s; retrying%s", self.broker, " (the next of the list)" * (len(self.brokers) > 1))
             self._warned_fail = True
+        self._next_broker(c)
+
+    def _next_broker(self, c: mqtt.Client) -> None:
+        """paho reconnects to the next broker of the list (config `mqtt`, common/broker.py): same session id."""
+        if len(self.brokers) > 1 and not self.stopping.is_set():
+            self._at = (self._at + 1) % len(self.brokers)
+            c._host, c._port = self.brokers[self._at]  # paho's setters refuse while its connection is "lost"
 
     def _on_subscribe(self, c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any = None) -> None:
         if mid == self._sub_mid:
@@ -350,7 +365,8 @@ class Service:
         self.connected.clear()
         self.subscribed.clear()
         if not self.stopping.is_set():
-            mqlog.warning("disconnected from broker (%s); reconnecting", rc)
+            mqlog.warning("disconnected from broker %s (%s); reconnecting", self.broker, rc)
+            self._next_broker(c)
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
@@ -368,7 +384,7 @@ class Service:
     def answer(self, path: str, query: str) -> tuple[int, Any]:
         if path.rstrip("/") == "/api/status":
             return 200, {"mqtt_connected": self.connected.is_set(), "subscribed": self.subscribed.is_set(),
-                         "realm": self.cfg.realm, "broker": f"{self.cfg.mqtt}:{self.cfg.mqtt_port}",
+                         "realm": self.cfg.realm, "broker": self.broker,
                          "ka_interval_sec": self.ka_interval, "store": self.db_path,
                          "inbound_waiting": len(self.inbound), "heard_until_age": self._heard_age(),
                          "quiet_refusals": self.orch.quiet_refusals if self.orch else 0,

@@ -1,4 +1,5 @@
-"""One MQTT connection for a client: publish with acknowledgement, subscribe with a handler.
+"""One MQTT connection for a client: publish with acknowledgement, subscribe with a handler. A list
+of brokers (config `mqtt`): the first one that accepts the TCP connection.
 
 paho's network thread calls the handlers; they must be quick (the client's handlers only
 append to queues and set events).
@@ -13,6 +14,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from common.broker import broker_list
 from common.config import Config, ConfigError
 from common.wire import encode
 from silverline.errors import ClientError
@@ -72,10 +74,19 @@ class Connection:
             c.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key, cert_reqs=ssl.CERT_REQUIRED)
             c.tls_insecure_set(cfg.ssl_insecure)
         try:
-            c.connect(cfg.mqtt, cfg.mqtt_port, keepalive=30)
-        except (OSError, ValueError) as e:
-            raise ClientError(f"cannot reach the MQTT broker at {self.where}: {getattr(e, 'strerror', None) or e}"
-                              " (config keys `mqtt`/`mqtt_port`)") from None
+            brokers = broker_list(cfg.mqtt, cfg.mqtt_port)
+        except ValueError as e:
+            raise ClientError(f"bad config: key `mqtt`: {e}") from None
+        failed = []
+        for host, port in brokers:  # a list: the first that answers (common/broker.py)
+            self.where = f"{host}:{port}"
+            try:
+                c.connect(host, port, keepalive=30)
+                break
+            except (OSError, ValueError) as e:
+                failed.append(f"{self.where}: {getattr(e, 'strerror', None) or e}")
+        else:
+            raise ClientError(f"cannot reach the MQTT broker at {'; '.join(failed)} (config keys `mqtt`/`mqtt_port`)")
         c.loop_start()
         self._open = True
         try:

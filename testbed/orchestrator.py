@@ -25,8 +25,10 @@ class OrchestratorProc:
     """One orchestrator process; `url` is its REST base, `db` its store."""
 
     def __init__(self, broker_port: int, tmpdir: str, *, ka_interval: float = 0.5, realm: str = "realm",
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, mqtt: str = "127.0.0.1") -> None:
+        """`mqtt`: its --mqtt (a list `HOST:PORT,...` to fail over between)."""
         self.broker_port = broker_port
+        self.mqtt = mqtt
         self.http_port = free_port()
         self.db = os.path.join(tmpdir, "orchestrator.db")
         self.logpath = os.path.join(tmpdir, "orchestrator.log")
@@ -46,7 +48,7 @@ class OrchestratorProc:
 
     def start(self, timeout: float = 30.0) -> "OrchestratorProc":
         cmd = [sys.executable, "-m", "orchestrator", "--db", self.db, "--http-port", str(self.http_port),
-               "--mqtt", "127.0.0.1", "--mqtt-port", str(self.broker_port), "--realm", self.realm,
+               "--mqtt", self.mqtt, "--mqtt-port", str(self.broker_port), "--realm", self.realm,
                "--ka-interval", str(self.ka_interval), "-v", "DBG", "-c", self.config, *self.extra_args]
         with open(self.logpath, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

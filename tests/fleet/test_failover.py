@@ -70,3 +70,61 @@ def test_a_node_fails_over_to_the_next_broker_within_5_s_and_keeps_its_module(tm
         orch.stop()
         a.close()
         b.close()
+
+
+def test_a_client_connects_to_the_first_broker_of_the_list_that_answers(tmp_path: Any) -> None:
+    """The client library (manage.py's scripts): `mqtt` = "DOWN,UP" connects to UP; every one down
+    is one error naming each."""
+    from common.broker import broker_list
+    from common.config import Config
+    from silverline.errors import ClientError
+    from silverline.mqtt import Connection
+    from testbed.broker import free_port
+
+    down = free_port()
+    with Mosquitto() as up:
+        cfg = Config(mqtt=f"127.0.0.1:{down},127.0.0.1:{up.port}")
+        assert broker_list(cfg.mqtt, cfg.mqtt_port) == [("127.0.0.1", down), ("127.0.0.1", up.port)]
+        with Connection(cfg, timeout=5) as c:
+            assert c.where == f"127.0.0.1:{up.port}"
+            c.publish([("fleet/x", b"1")])
+    cfg = Config(mqtt=f"127.0.0.1:{down},127.0.0.1:{free_port()}")
+    try:
+        Connection(cfg, timeout=5).open()
+        raise AssertionError("connected to no broker at all")
+    except ClientError as e:
+        assert str(e).count("127.0.0.1:") == 2, e
+
+
+def test_the_orchestrator_fails_over_and_keeps_deciding(tmp_path: Any) -> None:
+    """The orchestrator on A of `A,B` (bridged), a node on B: A stops; the orchestrator is subscribed on
+    B at once (its reconnect delay: 1 s), its node's runtime was not declared dead, and a create
+    made after the failover runs."""
+    b = Mosquitto().start()
+    a = Mosquitto(extra_conf=bridge_conf(b.port)).start()
+    orch = OrchestratorProc(a.port, str(tmp_path), ka_interval=1.0,
+                            mqtt=f"127.0.0.1:{a.port},127.0.0.1:{b.port}").start()
+    probe = MqttProbe(b.port)
+    n = NodeProcess(b.port, name="stayer", runtimes=["test/echo"], reg_timeout=5)
+    try:
+        n.start()
+        rt = n.runtime_uuid()
+        wait_until(lambda: orch.get_status(f"/api/runtimes/{rt}/")[1].get("status") == "A", 30, "registered through the bridge")
+        assert orch.get("/api/status/")["broker"] == f"127.0.0.1:{a.port}"
+        a.stop()
+        wait_until(lambda: orch.get("/api/status/").get("subscribed") and orch.get("/api/status/")["broker"] == f"127.0.0.1:{b.port}",
+                   10, "the orchestrator subscribed on broker B")
+        mod, topic = new_uuid(), f"fleet/stay/{new_uuid()[:8]}"
+        probe.subscribe(topic)
+        probe.publish(f"{R}/proc/control", envelope("create", {
+            "type": "module", "uuid": mod, "name": "echo", "parent": rt, "file": "none",
+            "args": {"prefix": f"{mod}|"}, "channels": [{"path": topic, "mode": "rw", "topic": topic}]}))
+        ping(probe, topic, mod, "hello")
+        assert orch.get_status(f"/api/runtimes/{rt}/")[1].get("status") == "A"
+        assert "missed 3 keepalives" not in orch.log()
+    finally:
+        probe.close()
+        n.stop()
+        orch.stop()
+        a.close()
+        b.close()
