@@ -1,0 +1,360 @@
+"""Typed definitions of every JSON message of the protocol (docs/protocol.md), decoded and checked in one pass.
+
+Each process decodes a message once, at its edge, with the decoder of the topic it came from
+(`decode_reg`, `decode_keepalive`, `decode_control`, `decode_runtime_control`, `decode_ipc_create`)
+and gets typed objects back, or a `ProtocolError` whose one line names the key that is wrong
+("message on realm/proc/control: key 'data.args.env[0]' must be str, got int"). A module create is
+checked here and nowhere else: `ModuleCreate` (its keys) and `ModuleArgs` (the `args` keys every
+runtime reads). Runtime-specific `args` keys (a test runtime's `role`, a benchmark's `max_seed`)
+stay in the open `args` object and are the runtime's business.
+
+Unknown keys are ignored, as the original tools send some we do not read (`index`, `status`), and
+replies (`type: "resp"`) on a request topic are recognised and returned as `Reply`.
+
+Standard library + msgspec only: the client side (silverline/, cli/) imports it too. Speed against
+orjson plus hand checks: docs/performance.md, "Message schema".
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from common.wire import ProtocolError
+
+NonNegInt = Annotated[int, Meta(ge=0)]
+PosInt = Annotated[int, Meta(gt=0)]
+EnvItem = Annotated[str, Meta(pattern=r"^[^=]+=")]  # "NAME=VALUE"
+
+
+class Grant(Struct, frozen=True):
+    """One `channels` entry of a create: topics starting with `path` are rewritten to start with `topic`."""
+    path: str
+    mode: Literal["r", "w", "rw"]
+    topic: str
+
+
+class Resources(Struct):
+    """`args.resources`: a CPU budget of `runtime` ns every `period` ns (linux runtime)."""
+    period: PosInt
+    runtime: PosInt
+
+
+class ModuleArgs(Struct):
+    """The `args` keys of a create that the runtimes read (docs/protocol.md, "Creating modules",
+    docs/benchmarking.md); every other key is left to its runtime."""
+    argv: Union[str, list[Union[str, list[str]]], None] = None  # benchmarking: a list of argv lists (one module per argv, no repeat)
+    env: Union[list[EnvItem], None] = None
+    dirs: Union[str, list[str], None] = None
+    resources: Union[Resources, None] = None
+    fault_crash: Literal["ignore", "restart"] = "ignore"
+    # benchmarking runtimes
+    engine: Union[str, list[str], None] = None
+    stdout: Union[str, None] = None
+    profile: Union[str, None] = None
+    repeat: Union[PosInt, None] = None
+    warmup: Union[NonNegInt, None] = None
+    limit: Union[Annotated[float, Meta(gt=0)], None] = None
+    ilimit: Union[Annotated[float, Meta(gt=0)], None] = None
+
+    def argv_list(self) -> list[str]:
+        """`argv` as one list (a single string is one argument); a benchmark's list of lists is an error here."""
+        if self.argv is None:
+            return []
+        if isinstance(self.argv, str):
+            return [self.argv]
+        out = [a for a in self.argv if isinstance(a, str)]
+        if len(out) != len(self.argv):
+            raise ValueError("args.argv must be a list of strings")
+        return out
+
+    def argv_lists(self) -> tuple[list[list[str]], bool]:
+        """Benchmarks: (the argv lists, whether `argv` was a list of lists, i.e. one run per argv)."""
+        if self.argv and not isinstance(self.argv, str) and all(isinstance(a, list) for a in self.argv):
+            return [list(a) for a in self.argv if isinstance(a, list)], True
+        return [self.argv_list()], False
+
+    def dir_list(self) -> list[str]:
+        return [] if self.dirs is None else [self.dirs] if isinstance(self.dirs, str) else self.dirs
+
+    def env_dict(self) -> dict[str, str]:
+        return dict(e.split("=", 1) for e in self.env or ())
+
+
+class ModuleCreate(Struct, dict=True, omit_defaults=True):
+    """The `data` of a module `create` (docs/protocol.md, "Creating modules"). `args` stays an open
+    object (it is forwarded as sent); its common keys are checked into `margs`."""
+    type: Literal["module"] = "module"
+    uuid: Union[str, None] = None
+    name: Union[str, None] = None
+    file: Union[str, None] = None
+    filename: Union[str, None] = None  # the original CLI's spelling of `file`
+    parent: Union[str, None] = None
+    apis: Union[list[str], None] = None
+    args: Union[dict[str, Any], None] = None
+    channels: Union[list[Grant], None] = None
+    index: Union[int, None] = None  # ours: the node's slot (supervisor -> worker); any sent by a tool is dropped
+
+    def __post_init__(self) -> None:
+        if self.file is None and self.filename is not None:
+            self.file, self.filename = self.filename, None
+        if self.file is not None and not self.file:
+            raise ValueError("@file@must not be empty (it names the module's program)")
+        try:
+            self.margs = msgspec.convert(self.args or {}, ModuleArgs)
+        except msgspec.ValidationError as e:
+            raise ValueError(_nested(str(e), "args")) from None
+
+    @property
+    def grants(self) -> list[Grant]:
+        return self.channels or []
+
+
+class ModuleRef(Struct):
+    """The `data` of a module `delete`: a uuid (the orchestrator also takes a name or uuid suffix)."""
+    uuid: str
+    type: Literal["module"] = "module"
+
+
+class Exited(Struct):
+    """The `data` of `exited` (node -> orchestrator); `status` is ours `{reason, code, error}` or the
+    original's string "exited" (common/exit_status.py reads both)."""
+    uuid: str
+    type: Literal["module"] = "module"
+    status: Any = None
+
+
+class Registration(Struct):
+    """The `data` of a registration `create` on `reg/UUID` (manager or runtime)."""
+    type: Literal["manager", "runtime"]
+    name: str
+    uuid: Union[str, None] = None
+    parent: Union[str, None] = None
+    runtime_type: Union[str, None] = None
+    max_nmodules: NonNegInt = 0
+    apis: Union[list[str], None] = None
+    platform: Union[dict[str, Any], None] = None
+    metadata: Union[dict[str, Any], None] = None
+
+
+class Unregistration(Struct):
+    """The `data` of a registration `delete` (a clean stop, or the manager's last will)."""
+    type: Literal["manager", "runtime"]
+    uuid: Union[str, None] = None
+    name: Union[str, None] = None
+    metadata: Union[dict[str, Any], None] = None
+    last_will: bool = False
+
+
+class Keepalive(Struct):
+    """The `data` of a keepalive `update`: `children` are the running modules' stats, as the worker sends them."""
+    type: str = "runtime"
+    uuid: Union[str, None] = None
+    name: Union[str, None] = None
+    apis: Union[list[str], None] = None
+    children: Union[list[dict[str, Any]], None] = None
+
+
+ArgList = list[str]
+
+
+class CampaignPlan(Struct):
+    """A compact benchmark plan (docs/protocol.md, "Campaign messages"), expanded by the orchestrator."""
+    runtimes: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)]
+    files: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)]
+    engines: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)]
+    argsets: Annotated[list[ArgList], Meta(min_length=1)] = field(default_factory=lambda: [[]])
+    argsets_by_file: Union[dict[str, Annotated[list[ArgList], Meta(min_length=1)]], None] = None
+    seed: int = 0
+    order: Literal["shuffle", "plan"] = "shuffle"
+    window: Union[PosInt, None] = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+class CampaignCreate(Struct, dict=True):
+    campaign: str
+    plan: dict[str, Any]  # stored as sent; checked into `checked`
+
+    def __post_init__(self) -> None:
+        try:
+            self.checked = msgspec.convert(self.plan, CampaignPlan)
+        except msgspec.ValidationError as e:
+            raise ValueError(_nested(str(e), "plan")) from None
+
+
+class CampaignRef(Struct):
+    campaign: str
+
+
+class Batch(Struct):
+    modules: list[ModuleCreate]
+    parent: Union[str, None] = None
+
+
+# -- envelopes: one class per (action, data type); `action` tells them apart ---------------------------
+class _Msg(Struct, tag_field="action", kw_only=True):
+    object_id: Union[str, None] = None
+    type: Literal["req"] = "req"
+
+
+class CreateMsg(_Msg, tag="create"):
+    data: ModuleCreate
+
+
+class CreateBatchMsg(_Msg, tag="create_batch"):
+    data: Batch
+
+
+class DeleteMsg(_Msg, tag="delete"):
+    data: ModuleRef
+
+
+class ExitedMsg(_Msg, tag="exited"):
+    data: Exited
+
+
+class CampaignMsg(_Msg, tag="create_campaign"):
+    data: CampaignCreate
+
+
+class ResumeMsg(_Msg, tag="resume_campaign"):
+    data: CampaignRef
+
+
+class RegisterMsg(_Msg, tag="create"):
+    data: Registration
+
+
+class UnregisterMsg(_Msg, tag="delete"):
+    data: Unregistration
+
+
+class KeepaliveMsg(_Msg, tag="update"):
+    data: Keepalive
+
+
+class Reply(Struct):
+    """Any `type: "resp"` message (a reply, an error report): requests' topics ignore them."""
+    action: str
+    type: Literal["resp"]
+    object_id: Union[str, None] = None
+    data: Any = None
+
+
+class Head(Struct):
+    """Just enough of an envelope to tell a reply, or an action a topic does not take."""
+    action: str
+    type: str = "req"
+
+
+ControlRequest = Union[CreateMsg, CreateBatchMsg, DeleteMsg, CampaignMsg, ResumeMsg]
+RuntimeControl = Union[CreateMsg, DeleteMsg, ExitedMsg]
+RegMessage = Union[RegisterMsg, UnregisterMsg]
+
+_dec_control = msgspec.json.Decoder(ControlRequest)
+_dec_runtime_control = msgspec.json.Decoder(RuntimeControl)
+_dec_reg = msgspec.json.Decoder(RegMessage)
+_dec_keepalive = msgspec.json.Decoder(KeepaliveMsg)
+_dec_create = msgspec.json.Decoder(ModuleCreate)
+_dec_head = msgspec.json.Decoder(Head)
+_dec_reply = msgspec.json.Decoder(Reply)
+_enc = msgspec.json.Encoder()
+
+_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
+_EXPECTED = re.compile(r"^Expected `(.+?)`(?:, got `(.+?)`)?(.*)$")
+_MISSING = re.compile(r"^Object missing required field `(.+)`$")
+
+
+def _nested(text: str, prefix: str) -> str:
+    """An error inside a nested check (`args`, `plan`), carried up to the outer decoder as "@PATH@TEXT"."""
+    m = _AT.match(text)
+    msg, path = (m.group(1), m.group(2) or "") if m else (text, "")
+    return f"@{prefix}{path}@{msg}"
+
+
+def _explain(text: str) -> str:
+    """msgspec's "Expected `int`, got `str` - at `$.data.max_nmodules`" as "key 'data.max_nmodules' must
+    be int, got str" (the form every error of ours takes)."""
+    m = _AT.match(text)
+    msg, path = (m.group(1), m.group(2) or "") if m else (text, "")
+    path = path.lstrip(".")
+    if msg.startswith("@"):
+        sub, msg = msg[1:].split("@", 1)
+        path = f"{path}.{sub}" if path else sub
+    e = _EXPECTED.match(msg)
+    if e:
+        if not path:
+            return f"expected a JSON {e.group(1)}{', got ' + e.group(2) if e.group(2) else ''}"
+        return f"key {path!r} must be {e.group(1)}{e.group(3)}{', got ' + e.group(2) if e.group(2) else ''}"
+    mm = _MISSING.match(msg)
+    if mm:
+        return f"missing key {(path + '.' if path else '') + mm.group(1)!r}"
+    if msg.startswith("Invalid"):
+        msg = msg[0].lower() + msg[1:]
+    return f"key {path!r}: {msg}" if path else msg
+
+
+def _decode(dec: "msgspec.json.Decoder[Any]", payload: bytes | str, where: str, accepts: str = "") -> Any:
+    try:
+        return dec.decode(payload)
+    except msgspec.ValidationError as e:
+        err = e
+    except msgspec.DecodeError as e:
+        raise ProtocolError(f"{where}: malformed JSON: {e}") from None
+    try:
+        head = _dec_head.decode(payload)
+    except msgspec.ValidationError:
+        head = None
+    except msgspec.DecodeError:
+        raise ProtocolError(f"{where}: malformed JSON") from None
+    if head is not None and head.type == "resp":
+        try:
+            return _dec_reply.decode(payload)
+        except msgspec.ValidationError:
+            pass
+    text = _explain(str(err))
+    if accepts and text.startswith("key 'action'"):
+        text += f" ({where.split(' on ')[-1]} takes {accepts})"
+    raise ProtocolError(f"{where}: {text}") from None
+
+
+def decode_control(payload: bytes | str, where: str) -> ControlRequest | Reply:
+    """A request on `REALM/proc/control` (to the orchestrator)."""
+    return _decode(_dec_control, payload, where, "create, create_batch, delete, create_campaign, resume_campaign")  # type: ignore[no-any-return]
+
+
+def decode_runtime_control(payload: bytes | str, where: str) -> RuntimeControl | Reply:
+    """A message on `REALM/proc/control/RUNTIME`: create and delete for the node, exited for the orchestrator."""
+    return _decode(_dec_runtime_control, payload, where, "create, delete, exited")  # type: ignore[no-any-return]
+
+
+def decode_reg(payload: bytes | str, where: str) -> RegMessage | Reply:
+    return _decode(_dec_reg, payload, where, "create, delete")  # type: ignore[no-any-return]
+
+
+def decode_keepalive(payload: bytes | str, where: str) -> KeepaliveMsg | Reply:
+    return _decode(_dec_keepalive, payload, where, "update")  # type: ignore[no-any-return]
+
+
+def decode_ipc_create(payload: bytes, where: str = "create") -> ModuleCreate:
+    """The create `data` the supervisor hands a worker (checked by the supervisor already; typed here)."""
+    return _decode(_dec_create, payload, where)  # type: ignore[no-any-return]
+
+
+def check_create(data: Any, where: str) -> ModuleCreate:
+    """A module create already decoded as a plain object (a batch member, a stored body)."""
+    try:
+        return msgspec.convert(data, ModuleCreate)
+    except msgspec.ValidationError as e:
+        raise ProtocolError(f"{where}: {_explain(str(e))}") from None
+
+
+def encode(msg: Any) -> bytes:
+    """Structs and plain objects as JSON."""
+    return _enc.encode(msg)
+
+
+def to_builtins(obj: Any) -> Any:
+    return msgspec.to_builtins(obj)
