@@ -17,7 +17,7 @@ orjson plus hand checks: docs/performance.md, "Message schema".
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -45,9 +45,9 @@ class Resources(Struct):
 class ModuleArgs(Struct):
     """The `args` keys of a create that the runtimes read (docs/protocol.md, "Creating modules",
     docs/benchmarking.md); every other key is left to its runtime."""
-    argv: Union[str, list[Union[str, list[str]]], None] = None  # benchmarking: a list of argv lists (one module per argv, no repeat)
+    argv: Union[list[Union[str, list[str]]], None] = None  # benchmarking: also a list of argv lists (one run each)
     env: Union[list[EnvItem], None] = None
-    dirs: Union[str, list[str], None] = None
+    dirs: Union[list[str], None] = None
     resources: Union[Resources, None] = None
     fault_crash: Literal["ignore", "restart"] = "ignore"
     # benchmarking runtimes
@@ -60,11 +60,9 @@ class ModuleArgs(Struct):
     ilimit: Union[Annotated[float, Meta(gt=0)], None] = None
 
     def argv_list(self) -> list[str]:
-        """`argv` as one list (a single string is one argument); a benchmark's list of lists is an error here."""
+        """`argv` as one list of strings; a benchmark's list of lists is an error here."""
         if self.argv is None:
             return []
-        if isinstance(self.argv, str):
-            return [self.argv]
         out = [a for a in self.argv if isinstance(a, str)]
         if len(out) != len(self.argv):
             raise ValueError("args.argv must be a list of strings")
@@ -72,12 +70,12 @@ class ModuleArgs(Struct):
 
     def argv_lists(self) -> tuple[list[list[str]], bool]:
         """Benchmarks: (the argv lists, whether `argv` was a list of lists, i.e. one run per argv)."""
-        if self.argv and not isinstance(self.argv, str) and all(isinstance(a, list) for a in self.argv):
+        if self.argv and all(isinstance(a, list) for a in self.argv):
             return [list(a) for a in self.argv if isinstance(a, list)], True
         return [self.argv_list()], False
 
     def dir_list(self) -> list[str]:
-        return [] if self.dirs is None else [self.dirs] if isinstance(self.dirs, str) else self.dirs
+        return self.dirs or []
 
     def env_dict(self) -> dict[str, str]:
         return dict(e.split("=", 1) for e in self.env or ())
@@ -103,9 +101,14 @@ class ModuleCreate(Struct, dict=True, omit_defaults=True):
         if self.file is not None and not self.file:
             raise ValueError("@file@must not be empty (it names the module's program)")
         try:
-            self.margs = msgspec.convert(self.args or {}, ModuleArgs)
+            self.__dict__["margs"] = msgspec.convert(self.args or {}, ModuleArgs)
         except msgspec.ValidationError as e:
             raise ValueError(_nested(str(e), "args")) from None
+
+    @property
+    def margs(self) -> ModuleArgs:
+        """The checked common keys of `args`."""
+        return cast(ModuleArgs, self.__dict__["margs"])
 
     @property
     def grants(self) -> list[Grant]:
@@ -179,9 +182,13 @@ class CampaignCreate(Struct, dict=True):
 
     def __post_init__(self) -> None:
         try:
-            self.checked = msgspec.convert(self.plan, CampaignPlan)
+            self.__dict__["checked"] = msgspec.convert(self.plan, CampaignPlan)
         except msgspec.ValidationError as e:
             raise ValueError(_nested(str(e), "plan")) from None
+
+    @property
+    def checked(self) -> CampaignPlan:
+        return cast(CampaignPlan, self.__dict__["checked"])
 
 
 class CampaignRef(Struct):
@@ -283,6 +290,7 @@ def _explain(text: str) -> str:
     if msg.startswith("@"):
         sub, msg = msg[1:].split("@", 1)
         path = f"{path}.{sub}" if path else sub
+    msg = msg.replace("Expected `str` matching regex '^[^=]+='", "Expected `a 'NAME=VALUE' string`")
     e = _EXPECTED.match(msg)
     if e:
         if not path:
@@ -296,7 +304,8 @@ def _explain(text: str) -> str:
     return f"key {path!r}: {msg}" if path else msg
 
 
-def _decode(dec: "msgspec.json.Decoder[Any]", payload: bytes | str, where: str, accepts: str = "") -> Any:
+def _decode(dec: "msgspec.json.Decoder[Any]", payload: bytes | str, where: str, accepts: str = "",
+            ignore: tuple[str, ...] = ()) -> Any:
     try:
         return dec.decode(payload)
     except msgspec.ValidationError as e:
@@ -314,10 +323,51 @@ def _decode(dec: "msgspec.json.Decoder[Any]", payload: bytes | str, where: str, 
             return _dec_reply.decode(payload)
         except msgspec.ValidationError:
             pass
+    if head is not None and head.action in ignore:
+        return head
     text = _explain(str(err))
     if accepts and text.startswith("key 'action'"):
         text += f" ({where.split(' on ')[-1]} takes {accepts})"
-    raise ProtocolError(f"{where}: {text}") from None
+    try:
+        raw = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        raw = None
+    data = raw.get("data") if isinstance(raw, dict) else None
+    raise SchemaError(f"{where}: {text}", raw, data, head.action if head is not None else None, text) from None
+
+
+class SchemaError(ProtocolError):
+    """A message the schema refuses. `action` and `uuid` (the `data.uuid` it carries, if a string) let
+    a node answer a create it cannot take with an `exited` error, so the orchestrator's record ends."""
+
+    def __init__(self, text: str, raw: Any, data: Any, action: str | None, detail: str) -> None:
+        self.action, self.uuid = action, None
+        if isinstance(data, dict) and isinstance(data.get("uuid"), str):
+            self.uuid = data["uuid"]
+        got = _value_at(raw, detail)
+        self.detail = detail + (f", got {got}" if got is not None and ", got " not in detail and "invalid" not in detail else "")
+        super().__init__(text + (self.detail[len(detail):]))
+
+
+_PATH = re.compile(r"^(?:missing )?key '([^']+)'")
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _value_at(raw: Any, detail: str) -> str | None:
+    """The offending value a message's error names, quoted short (at most 60 characters)."""
+    m = _PATH.match(detail)
+    if m is None or detail.startswith("missing"):
+        return None
+    v = raw
+    for name, idx in _STEP.findall(m.group(1)):
+        if name and isinstance(v, dict) and name in v:
+            v = v[name]
+        elif idx and isinstance(v, list) and int(idx) < len(v):
+            v = v[int(idx)]
+        else:
+            return None
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def decode_control(payload: bytes | str, where: str) -> ControlRequest | Reply:
@@ -325,9 +375,10 @@ def decode_control(payload: bytes | str, where: str) -> ControlRequest | Reply:
     return _decode(_dec_control, payload, where, "create, create_batch, delete, create_campaign, resume_campaign")  # type: ignore[no-any-return]
 
 
-def decode_runtime_control(payload: bytes | str, where: str) -> RuntimeControl | Reply:
-    """A message on `REALM/proc/control/RUNTIME`: create and delete for the node, exited for the orchestrator."""
-    return _decode(_dec_runtime_control, payload, where, "create, delete, exited")  # type: ignore[no-any-return]
+def decode_runtime_control(payload: bytes | str, where: str, ignore: tuple[str, ...] = ()) -> RuntimeControl | Reply | Head:
+    """A message on `REALM/proc/control/RUNTIME`: create and delete for the node, exited for the
+    orchestrator. A malformed message whose action is in `ignore` (another party's business) is a `Head`."""
+    return _decode(_dec_runtime_control, payload, where, "create, delete, exited", ignore)  # type: ignore[no-any-return]
 
 
 def decode_reg(payload: bytes | str, where: str) -> RegMessage | Reply:
@@ -348,7 +399,23 @@ def check_create(data: Any, where: str) -> ModuleCreate:
     try:
         return msgspec.convert(data, ModuleCreate)
     except msgspec.ValidationError as e:
-        raise ProtocolError(f"{where}: {_explain(str(e))}") from None
+        text = _explain(str(e))
+        raise SchemaError(f"{where}: {text}", data, data, "create", text) from None
+
+
+_GrantList = Union[list[Grant], None]
+
+
+def check_grants(channels: Any) -> list[Grant]:
+    """A `channels` list by itself; ValueError "[1]: missing key 'topic'" naming the entry."""
+    try:
+        return msgspec.convert(channels, _GrantList) or []
+    except msgspec.ValidationError as e:
+        text = _explain(str(e))
+        m = re.match(r"^(missing )?key '(\[\d+\])\.?([^']*)'(.*)$", text)
+        if m is None:
+            raise ValueError(f": {text}") from None
+        raise ValueError(f"{m.group(2)}: key {m.group(3)!r}{' is missing' if m.group(1) else m.group(4)}") from None
 
 
 def encode(msg: Any) -> bytes:

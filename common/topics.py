@@ -5,9 +5,10 @@ under Python 3.10), so a runtime can refuse a channel before asking the supervis
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from common import schema
+from common.schema import Grant as Grant  # re-exported: one `channels[]` entry of a create
 from ipc.messages import FLAG_QOS1 as FLAG_QOS1, FLAG_QOS2 as FLAG_QOS2, FLAG_READ as FLAG_READ, FLAG_WRITE as FLAG_WRITE, qos_of as qos_of  # re-exported
 
 SL_PREFIX = "$SL/"
@@ -17,34 +18,13 @@ class ChannelError(ValueError):
     """A channel that may not be opened; the text says why."""
 
 
-@dataclass(frozen=True)
-class Grant:
-    """One `channels[]` entry of a create message: module topics under `path` map to `topic`."""
-
-    path: str
-    mode: str  # "r", "w" or "rw"
-    topic: str
-
-
 def parse_grants(channels: Any, *, where: str = "channels") -> list[Grant]:
-    """Validate the `channels` list of a create message (ProtocolError-style ValueError on bad input)."""
-    if channels is None:
-        return []
-    if not isinstance(channels, list):
-        raise ValueError(f"{where}: must be a list, got {type(channels).__name__}")
-    out: list[Grant] = []
-    for i, c in enumerate(channels):
-        if not isinstance(c, dict):
-            raise ValueError(f"{where}[{i}]: must be an object, got {type(c).__name__}")
-        for key in ("path", "mode", "topic"):
-            if not isinstance(c.get(key), str):
-                raise ValueError(f"{where}[{i}]: key {key!r} must be a string")
-        if c["mode"] not in ("r", "w", "rw"):
-            raise ValueError(f"{where}[{i}]: mode must be 'r', 'w' or 'rw', got {c['mode']!r}")
-        out.append(Grant(c["path"], c["mode"], c["topic"]))
-    return out
-
-
+    """A `channels` list outside a create message (tests, tools); a ValueError naming the entry and key.
+    A create's own are checked with it, by the schema (common/schema.py)."""
+    try:
+        return schema.check_grants(channels)
+    except ValueError as e:
+        raise ValueError(f"{where}{e}") from None
 
 
 def has_wildcard(topic: str) -> bool:

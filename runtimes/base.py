@@ -22,9 +22,11 @@ from typing import Any, ClassVar, Protocol
 
 import orjson
 
+from common import schema
 from common.exit_status import exit_status
 from common.profile import encode_profile
-from common.topics import ChannelError, Grant, parse_grants, resolve
+from common.topics import ChannelError, Grant, resolve
+from common.wire import ProtocolError
 from ipc import messages
 from ipc.messages import Message
 
@@ -78,9 +80,15 @@ class Module:
     index: int
     uuid: str
     name: str
-    data: dict[str, Any]  # the create message `data` (file, args, channels, ...)
+    create: schema.ModuleCreate  # the create message `data`, checked (file, args, margs, channels, ...)
     grants: list[Grant]
     created: float = field(default_factory=time.monotonic)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The create as a plain object (for code that has not moved to `create` yet)."""
+        out: dict[str, Any] = schema.to_builtins(self.create)
+        return out
 
 
 class TreeCpu:
@@ -361,14 +369,14 @@ class Runtime:
                 self.send_exited(index, "error", None, f"{type(e).__name__}: {e}")
 
     def _create(self, index: int, payload: bytes) -> None:
-        data = orjson.loads(payload)
-        try:
-            grants = parse_grants(data.get("channels"))
-        except ValueError as e:
-            self.modules[index] = Module(index, str(data.get("uuid", "")), str(data.get("name", "")), data, [])
+        try:  # the supervisor checked it (common/schema.py); this is the worker's edge: decoded once, typed
+            create = schema.decode_ipc_create(payload, where=f"create of slot {index}")
+        except ProtocolError as e:
+            self.modules[index] = Module(index, "", "", schema.ModuleCreate(), [])
             self.send_exited(index, "error", None, str(e))
             return
-        m = Module(index, str(data["uuid"]), str(data.get("name") or data["uuid"]), data, grants)
+        uuid = create.uuid or ""
+        m = Module(index, uuid, create.name or uuid, create, create.grants)
         self.modules[index] = m
         self.on_create(index, m)
 

@@ -81,7 +81,7 @@ class WasmRuntime(Runtime):
         from runtimes.files import ModuleFileError
         from runtimes.wasm.host import BadArgs, ModuleHost, parse_args
         try:
-            args = parse_args(module.data, self.features)
+            args = parse_args(module.create, self.features)
             args.dirs = self.files.preopens(args.dirs)
         except (BadArgs, ModuleFileError) as e:
             self.send_exited(index, "error", None, f"module {module.name}: {e}")

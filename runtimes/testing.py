@@ -43,7 +43,7 @@ class EchoRuntime(Runtime):
         self.prefix: dict[int, bytes] = {}
 
     def on_create(self, index: int, module: Module) -> None:
-        args: dict[str, Any] = module.data.get("args") or {}
+        args: dict[str, Any] = module.create.args or {}
         qos = int(args.get("qos", 0))
         qflag = messages.FLAG_QOS2 if qos == 2 else messages.FLAG_QOS1 if qos == 1 else 0
         self.writers[index] = []
@@ -158,7 +158,7 @@ class BenchRuntime(Runtime):
         self._last = 0
 
     def on_create(self, index: int, module: Module) -> None:
-        args = module.data.get("args") or {}
+        args = module.create.args or {}
         self.role[index] = str(args.get("role", "sink"))
         self.lat[index] = []
         for fd, g in enumerate(module.grants):

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from common import schema
 from common.exit_status import exit_status
 from common.wire import ProtocolError, encode, envelope
 from ipc import messages
@@ -32,6 +33,10 @@ class ModuleControl:
             req = parse_control(payload, where=f"control message on {topic}")
         except ProtocolError as e:
             self.outbox.error(str(e), payload=payload)
+            if isinstance(e, schema.SchemaError) and e.action == "create" and e.uuid and w.modules.find(e.uuid) is None:
+                # the orchestrator placed it: end its record with why (docs/protocol.md, "Delete and exited")
+                rec = ModuleRecord(-1, e.uuid, e.uuid, schema.ModuleCreate(), [])
+                self.publish_exited(w, rec, exit_status("error", None, f"create refused by the node: {e.detail}"))
             return
         if req is None:
             return
@@ -51,9 +56,9 @@ class ModuleControl:
         if index is None:
             self.outbox.error(f"create of module {req.uuid}: runtime {w.name} is full (max_nmodules {w.max_nmodules})", payload=raw)
             return
-        data = dict(req.data)
-        data.pop("index", None)  # the orchestrator's database id: we use our own slot index
-        rec = ModuleRecord(index, req.uuid, str(data.get("name") or req.uuid), data, req.grants)
+        create = req.create
+        assert create is not None
+        rec = ModuleRecord(index, req.uuid, create.name or req.uuid, create, create.grants)
         w.modules.add(rec)
         w.logger.info("create module %s (%s) in slot %d", rec.name, rec.uuid, index)
         if w.ep is None:
@@ -75,9 +80,8 @@ class ModuleControl:
         self.router.send(w, messages.ctrl(rec.index), messages.MGR_DELETE)
 
     def _send_create(self, w: Worker, rec: ModuleRecord) -> None:
-        body = dict(rec.data)
-        body["index"] = rec.index
-        raw = orjson.dumps(body)
+        rec.data.index = rec.index
+        raw = schema.encode(rec.data)
         limit = w.ep.tx.max_payload if w.ep is not None else None
         if limit is not None and len(raw) > limit:
             # Regression (chaos fuzz): such a create stayed pending forever, silently
@@ -133,7 +137,7 @@ class ModuleControl:
     def worker_died(self, w: Worker, code: int) -> None:
         """The modules of a dead worker: re-created at its restart (`fault_crash: restart`) or exited."""
         for rec in w.modules:
-            restart = ((rec.data.get("args") or {}).get("fault_crash") == "restart"
+            restart = (rec.data.margs.fault_crash == "restart"
                        and w.state is WorkerState.BACKOFF and not rec.deleting)
             if restart:
                 rec.pending_create = True

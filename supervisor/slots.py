@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from common.topics import Grant
+from common.schema import Grant, ModuleCreate
 
 
 @dataclass
@@ -16,7 +16,7 @@ class ModuleRecord:
     index: int
     uuid: str
     name: str
-    data: dict[str, Any]
+    data: ModuleCreate  # the checked create, as the worker gets it
     grants: list[Grant]
     pending_create: bool = False  # create not delivered yet (worker was down): sent at next spawn
     deleting: bool = False

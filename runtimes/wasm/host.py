@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+from common.schema import ModuleCreate
 from runtimes.base import Runtime
 from runtimes.engines import (ERROR, EXITED, INTERRUPTED, LIMIT, TRAP, Engine, EngineError, Limits,
                               RunControl, RunResult, RunSpec, StdinPipe)
@@ -66,47 +67,23 @@ class ModuleArgs:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-def _str_list(args: Dict[str, Any], key: str) -> List[str]:
-    v = args.get(key)
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [v]
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise BadArgs(f"args.{key} must be a list of strings, got {v!r}")
-    return list(v)
-
-
-def parse_args(data: Dict[str, Any], features: Features) -> ModuleArgs:
-    """Validate a create message `data`; BadArgs naming the key when something is wrong."""
-    file = data.get("file")
-    if not isinstance(file, str) or not file:
-        raise BadArgs(f"file must be a non-empty string, got {file!r}")
-    args = data.get("args") or {}
-    if not isinstance(args, dict):
-        raise BadArgs(f"args must be an object, got {type(args).__name__}")
-    argv = _str_list(args, "argv")
-    env = _str_list(args, "env")
-    for item in env:
-        if "=" not in item or item.startswith("="):
-            raise BadArgs(f"args.env entry {item!r} is not NAME=VALUE")
-    dirs = _str_list(args, "dirs") if features.dirs else []  # resolved by the runtime's file policy
-    out = ModuleArgs(file=file, argv=[os.path.basename(file)] + argv, env=env, dirs=dirs)
-    res = args.get("resources")
-    if res is not None and features.resources:
-        if not isinstance(res, dict):
-            raise BadArgs(f"args.resources must be an object {{period, runtime}} (ns), got {res!r}")
-        period, runtime = res.get("period"), res.get("runtime")
-        if not (isinstance(period, int) and isinstance(runtime, int) and period > 0 and 0 < runtime):
-            raise BadArgs(f"args.resources needs positive integer period and runtime (ns), got {res!r}")
-        if runtime < period:
-            out.cpu_period_ns, out.cpu_runtime_ns = period, runtime
-    fc = args.get("fault_crash", "ignore")
-    if fc not in ("ignore", "restart"):
-        raise BadArgs(f"args.fault_crash must be 'ignore' or 'restart', got {fc!r}")
-    out.fault_crash = fc if features.fault_crash else "ignore"
-    apis = data.get("apis") or []
-    out.profile = features.profile and isinstance(apis, list) and f"profile:{DEPLOYED}" in apis
+def parse_args(create: ModuleCreate, features: Features) -> ModuleArgs:
+    """What a module run needs from its create, checked by the schema (common/schema.py) at the
+    worker's edge; here only what this runtime offers (`features`) and the file's presence."""
+    a = create.margs
+    if not create.file:
+        raise BadArgs("the create message has no `file` (path of the module on this node)")
+    try:
+        argv = a.argv_list()
+    except ValueError:
+        raise BadArgs(f"args.argv must be a list of strings (lists of argv lists are for benchmarking runtimes), got {a.argv!r}"[:300]) from None
+    out = ModuleArgs(file=create.file, argv=[os.path.basename(create.file)] + argv, env=list(a.env or ()),
+                     dirs=a.dir_list() if features.dirs else [])  # dirs: resolved by the runtime's file policy
+    res = a.resources
+    if res is not None and features.resources and res.runtime < res.period:
+        out.cpu_period_ns, out.cpu_runtime_ns = res.period, res.runtime
+    out.fault_crash = a.fault_crash if features.fault_crash else "ignore"
+    out.profile = features.profile and f"profile:{DEPLOYED}" in (create.apis or ())
     return out
 
 

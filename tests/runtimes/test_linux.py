@@ -288,7 +288,7 @@ def test_cpu_budget_module_completes(node: Node) -> None:
 def test_bad_args_are_an_error_naming_the_key(node: Node) -> None:
     u = node.create("helloworld.wasm", env=["NOT_A_PAIR"])
     st = node.exited(u)["status"]
-    assert st["reason"] == "error" and "args.env" in st["error"] and "NOT_A_PAIR" in st["error"]
+    assert st["reason"] == "error" and "args.env[0]" in st["error"] and "NOT_A_PAIR" in st["error"]
 
 
 # --------------------------------------------------------------------------- minimal runtimes

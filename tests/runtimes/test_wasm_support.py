@@ -15,7 +15,9 @@ from runtimes.engines import bridge as br
 from runtimes.wasm.channels import STDIO_FD, ModuleChannels
 from runtimes.files import ModuleFileError, ModuleFiles
 from runtimes.wasm.host import BadArgs, Features, deployed_payload, parse_args
+from common.schema import check_create
 from common.topics import ChannelError
+from common.wire import ProtocolError
 
 
 def test_files_resolve_inside_roots_and_refuse_escapes(tmp_path: Any) -> None:
@@ -40,26 +42,35 @@ def test_files_resolve_inside_roots_and_refuse_escapes(tmp_path: Any) -> None:
             files.resolve(bad_name)
 
 
+def _args(data: dict[str, Any], f: Features) -> Any:
+    return parse_args(check_create(data, "create"), f)
+
+
 def test_parse_args_validates_and_names_the_key() -> None:
     f = Features()
-    a = parse_args({"file": "dir/x.wasm", "apis": ["profile:deployed"], "args": {
+    a = _args({"file": "dir/x.wasm", "apis": ["profile:deployed"], "args": {
         "argv": ["1", "2"], "env": ["A=b"], "dirs": ["/tmp"], "resources": {"period": 100, "runtime": 20},
         "fault_crash": "restart"}}, f)
     assert a.argv == ["x.wasm", "1", "2"] and a.env == ["A=b"] and a.dirs == ["/tmp"]
     assert (a.cpu_period_ns, a.cpu_runtime_ns, a.fault_crash, a.profile) == (100, 20, "restart", True)
-    full = parse_args({"file": "x.wasm", "args": {"resources": {"period": 100, "runtime": 100}}}, f)
+    full = _args({"file": "x.wasm", "args": {"resources": {"period": 100, "runtime": 100}}}, f)
     assert full.cpu_period_ns is None  # a budget of the whole period is no budget
-    cases: list[tuple[dict[str, Any], str]] = [({"file": ""}, "file"), ({"file": "x", "args": ["x"]}, "args"),
-                      ({"file": "x", "args": {"argv": [1]}}, "args.argv"),
-                      ({"file": "x", "args": {"env": ["nope"]}}, "args.env"),
-                      ({"file": "x", "args": {"dirs": [3]}}, "args.dirs"),
-                      ({"file": "x", "args": {"resources": {"period": 1}}}, "args.resources"),
+    # checked by the schema at the edge (one place for every runtime), each error naming the key
+    cases: list[tuple[dict[str, Any], str]] = [({"file": ""}, "key 'file': must not be empty"), ({"file": "x", "args": ["x"]}, "args"),
+                      ({"file": "x", "args": {"argv": [1]}}, r"args.argv\[0\]"),
+                      ({"file": "x", "args": {"env": ["nope"]}}, r"args.env\[0\]' must be a 'NAME=VALUE' string, got 'nope'"),
+                      ({"file": "x", "args": {"dirs": [3]}}, r"args.dirs\[0\]"),
+                      ({"file": "x", "args": {"resources": {"period": 1}}}, "args.resources.runtime"),
                       ({"file": "x", "args": {"fault_crash": "sometimes"}}, "args.fault_crash")]
     for data, key in cases:
-        with pytest.raises(BadArgs, match=key):
-            parse_args(data, f)
+        with pytest.raises(ProtocolError, match=key):
+            _args(data, f)
+    with pytest.raises(BadArgs, match="args.argv must be a list of strings"):
+        _args({"file": "x", "args": {"argv": [["a"], ["b"]]}}, f)  # a benchmark's argv lists
+    with pytest.raises(BadArgs, match="no `file`"):
+        _args({}, f)
     minimal = Features(dirs=False, resources=False, fault_crash=False, profile=False)
-    m = parse_args({"file": "x", "apis": ["profile:deployed"], "args": {"dirs": ["/tmp"], "fault_crash": "restart"}}, minimal)
+    m = _args({"file": "x", "apis": ["profile:deployed"], "args": {"dirs": ["/tmp"], "fault_crash": "restart"}}, minimal)
     assert m.dirs == [] and m.fault_crash == "ignore" and not m.profile
 
 

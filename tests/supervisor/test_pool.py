@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 
+from common.schema import ModuleCreate
 from common.topics import parse_grants
 from ipc import messages
 from supervisor.slots import ModuleRecord
@@ -38,7 +39,7 @@ def make_pool(rig: Rig) -> tuple[WorkerPool, Reaper]:
 def test_one_sigchld_reaps_every_dead_worker(rig: Rig) -> None:
     pool, reaper = make_pool(rig)
     a, b = rig.workers
-    a.modules.add(ModuleRecord(0, "m-a", "mod-a", {}, parse_grants([{"path": "t", "mode": "r", "topic": "t/a"}])))
+    a.modules.add(ModuleRecord(0, "m-a", "mod-a", ModuleCreate(), parse_grants([{"path": "t", "mode": "r", "topic": "t/a"}])))
     rig.from_worker(0, messages.ctrl(0), messages.RT_OPEN, messages.encode_open(1, messages.FLAG_READ, "t"))
     assert rig.link.subscriptions == {"t/a": 0}
     assert a.pid is not None and b.pid is not None

@@ -15,9 +15,10 @@ RW = messages.FLAG_READ | messages.FLAG_WRITE
 
 
 def add_module(rig: Rig, slot: int, index: int, uuid: str, channels: list[dict[str, str]]) -> None:
+    from common.schema import ModuleCreate
     from common.topics import parse_grants
 
-    rig.workers[slot].modules.add(ModuleRecord(index, uuid, f"mod-{uuid}", {}, parse_grants(channels)))
+    rig.workers[slot].modules.add(ModuleRecord(index, uuid, f"mod-{uuid}", ModuleCreate(), parse_grants(channels)))
 
 
 def open_channel(rig: Rig, slot: int, index: int, fd: int, flags: int, topic: str) -> None:
