@@ -6,6 +6,10 @@ SilverLine tools that this project does not use (`file_store`, `file_store_port`
 accepted with a note; any other unknown key is a warning naming the closest known key
 (`mqtt_prot`: did you mean 'mqtt_port'?); a password file (`pwd`) that does not exist is a warning and the
 connection goes on without a password, as the original's does (docs/compatibility.md).
+
+The types of the keys, each runtime's section of `runtimes` included, are the schema's
+(`common.schema.ConfigFile`, `RuntimeSettings`): a wrong one is a ConfigError naming the key path,
+e.g. `config.json: key 'runtimes.linux.memory_limit' must be int, got str '1G'`.
 """
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from common import schema
+
 DEFAULT_PATH = "config.json"
 
 log = logging.getLogger("cfg")
@@ -26,8 +34,6 @@ ORIGINAL_ONLY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "file_store": ((str,), "the original's file store host (its `--file_store`)"),
     "file_store_port": ((int,), "the original's file store port"),
 }
-# keys other parts read from the file itself: key -> who
-OTHER_KEYS: dict[str, str] = {"runtimes": "start.py (per-runtime settings)"}
 _warned_pwd: set[str] = set()
 
 
@@ -53,6 +59,7 @@ class Config:
     domain: str = ""
     username: str = ""
     platform: dict[str, Any] = field(default_factory=dict)
+    runtimes: dict[str, Any] = field(default_factory=dict)  # per-runtime settings (start.py), checked by the schema
     path: str | None = None  # where it was loaded from (None: defaults)
 
     def password(self) -> str | None:
@@ -80,13 +87,12 @@ class Config:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("path")
+        if not d["runtimes"]:
+            d.pop("runtimes")
         return d
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    f.name: ((int,) if f.type == "int" else (bool,) if f.type == "bool" else (str,) if f.type == "str" else (str, type(None)) if f.type == "str | None" else (dict,))
-    for f in dataclasses.fields(Config)
-}
+KNOWN_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(schema.ConfigFile))
 
 
 def load_config(path: str | None = None, *, required: bool = False) -> Config:
@@ -108,28 +114,23 @@ def load_config(path: str | None = None, *, required: bool = False) -> Config:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a JSON object at top level, got {type(raw).__name__}")
-    cfg = Config(path=path)
+    known: dict[str, Any] = {}
     for key, value in raw.items():
         if key in ORIGINAL_ONLY_KEYS:
             types, what = ORIGINAL_ONLY_KEYS[key]
             if not isinstance(value, types) or isinstance(value, bool):
                 raise ConfigError(f"{path}: key {key!r} ({what}) must be {' or '.join(t.__name__ for t in types)}, got {value!r}")
             log.info("%s: key %r is %s; this project does not use it", path, key, what)
-            continue
-        if key in OTHER_KEYS:
-            continue
-        if key not in _TYPES or key == "path":
+        elif key in KNOWN_KEYS:
+            known[key] = value
+        else:
             # tolerated (configs are shared with other tools), but a typo must not go unnoticed
-            known = sorted(k for k in (*_TYPES, *ORIGINAL_ONLY_KEYS, *OTHER_KEYS) if k != "path")
-            close = difflib.get_close_matches(key, known, 1, 0.6)
+            names = sorted((*KNOWN_KEYS, *ORIGINAL_ONLY_KEYS))
+            close = difflib.get_close_matches(key, names, 1, 0.6)
             log.warning("%s: unknown key %r ignored%s", path, key, f"; did you mean {close[0]!r}?" if close else
-                        f" (known keys: {', '.join(known)})")
-            continue
-        want = _TYPES[key]
-        if isinstance(value, bool) and int in want and bool not in want:
-            raise ConfigError(f"{path}: key {key!r} must be a number, got {value!r}")
-        if not isinstance(value, want):
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in want)
-            raise ConfigError(f"{path}: key {key!r} must be {names}, got {type(value).__name__} {value!r}")
-        setattr(cfg, key, value)
-    return cfg
+                        f" (known keys: {', '.join(names)})")
+    try:
+        typed = schema.check_config(known)
+    except schema.ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return Config(path=path, **{k: getattr(typed, k) for k in known})

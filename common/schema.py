@@ -200,6 +200,90 @@ class Batch(Struct):
     parent: Union[str, None] = None
 
 
+# -- the configuration file (config.json, common/config.py) --------------------------------------------
+class ConfigFile(Struct, kw_only=True):
+    """The keys of config.json this project reads, typed (docs/supervisor.md, docs/orchestrator.md)."""
+    mqtt: str = "localhost"
+    mqtt_port: Annotated[int, Meta(ge=1, le=65535)] = 1883
+    mqtt_username: Union[str, None] = None
+    pwd: Union[str, None] = None
+    use_ssl: bool = False
+    ssl_ca: Union[str, None] = None
+    ssl_cert: Union[str, None] = None
+    ssl_key: Union[str, None] = None
+    ssl_insecure: bool = False
+    realm: Annotated[str, Meta(min_length=1)] = "realm"
+    http: str = "localhost"
+    http_port: Annotated[int, Meta(ge=0, le=65535)] = 8000
+    manifest: Union[str, None] = None
+    domain: str = ""
+    username: str = ""
+    platform: dict[str, Any] = field(default_factory=dict)
+    runtimes: dict[str, Any] = field(default_factory=dict)  # runtime name -> RuntimeSettings
+
+
+class ChildLimits(Struct, forbid_unknown_fields=True):
+    """`child_limits` of a benchmarking runtime (benchmarking/limits.py): null keeps the default."""
+    memory_bytes: Union[PosInt, None] = None
+    file_bytes: Union[PosInt, None] = None
+    processes: Union[PosInt, None] = None
+    cpu_seconds: Union[Annotated[float, Meta(gt=0)], None] = None
+
+
+class RuntimeSettings(Struct, kw_only=True):
+    """One runtime's section of config.json `runtimes` (docs/runtimes.md, docs/benchmarking.md). Keys
+    not listed here are the runtime's own and are handed over unchecked."""
+    module_root: Union[str, list[str], None] = None
+    memory_limit: Union[PosInt, None] = None  # bytes of linear memory per module (linux runtimes)
+    cache_dir: Union[str, None] = None
+    max_restarts: Union[NonNegInt, None] = None
+    restart_backoff: Union[Annotated[float, Meta(ge=0)], None] = None
+    wasmer_python: Union[str, None] = None
+    python: Union[str, None] = None
+    profile: Union[Literal["both", "seed", "ours"], None] = None
+    warmup: Union[NonNegInt, None] = None
+    child_limits: Union[ChildLimits, None] = None
+    enable_engines: Union[bool, str, list[str], None] = None
+    default_limit: Union[Annotated[float, Meta(gt=0)], None] = None  # benchmarking: a module's `limit` when it gives none
+
+
+class ConfigError(ValueError):
+    """A configuration value of the wrong type; the text names the key."""
+
+
+def _config_error(e: msgspec.ValidationError, raw: Any, prefix: str = "") -> ConfigError:
+    text = _explain(str(e))
+    m = re.match(r"^key '([^']*)': Object contains unknown field `(.+)`$", text)
+    if m:
+        text = f"key '{m.group(1)}': unknown key {m.group(2)!r}"
+    got = _value_at(raw, text)
+    if got is not None and "invalid" not in text and "unknown" not in text:
+        text = f"{text} {got}" if ", got " in text else f"{text}, got {got}"
+    if prefix:
+        text = re.sub(r"^(missing )?key '", lambda mm: f"{mm.group(1) or ''}key '{prefix}.", text, count=1)
+    return ConfigError(text)
+
+
+def check_config(raw: dict[str, Any]) -> ConfigFile:
+    """config.json's object, typed, each runtime's section too (`runtimes` stays plain: a runtime's own
+    keys pass unchecked); ConfigError "key 'runtimes.linux.memory_limit' must be int, got str '1G'"."""
+    try:
+        cfg = msgspec.convert(raw, ConfigFile)
+    except msgspec.ValidationError as e:
+        err = _config_error(e, raw)
+        if str(err).startswith("key 'runtimes' must be object"):
+            err = ConfigError(f"{err} (an object: runtime name -> its settings)")
+        raise err from None
+    for name, section in cfg.runtimes.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"key 'runtimes.{name}' must be object (the runtime's settings), got {type(section).__name__}")
+        try:
+            msgspec.convert(section, RuntimeSettings)
+        except msgspec.ValidationError as e:
+            raise _config_error(e, section, f"runtimes.{name}") from None
+    return cfg
+
+
 # -- envelopes: one class per (action, data type); `action` tells them apart ---------------------------
 class _Msg(Struct, tag_field="action", kw_only=True):
     object_id: Union[str, None] = None
@@ -291,6 +375,7 @@ def _explain(text: str) -> str:
         sub, msg = msg[1:].split("@", 1)
         path = f"{path}.{sub}" if path else sub
     msg = msg.replace("Expected `str` matching regex '^[^=]+='", "Expected `a 'NAME=VALUE' string`")
+    msg = msg.replace(" | null`", "`")  # optional keys: null means absent, not worth saying
     e = _EXPECTED.match(msg)
     if e:
         if not path:
@@ -345,7 +430,12 @@ class SchemaError(ProtocolError):
         if isinstance(data, dict) and isinstance(data.get("uuid"), str):
             self.uuid = data["uuid"]
         got = _value_at(raw, detail)
-        self.detail = detail + (f", got {got}" if got is not None and ", got " not in detail and "invalid" not in detail else "")
+        if got is None or "invalid" in detail:
+            self.detail = detail
+        elif ", got " in detail:
+            self.detail = f"{detail} {got}"  # "got str 'many'"
+        else:
+            self.detail = f"{detail}, got {got}"
         super().__init__(text + (self.detail[len(detail):]))
 
 

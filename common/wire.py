@@ -11,6 +11,24 @@ class ProtocolError(ValueError):
     """A message that does not follow the protocol; the text says what is wrong."""
 
 
+QUOTE_BYTES = 200  # at most this much of an offending payload is quoted in a log line or error report
+LINE_CHARS = 600  # an error line longer than this is cut (descriptions quote values, never whole payloads)
+
+
+def quote(payload: bytes | None, limit: int = QUOTE_BYTES) -> str | None:
+    """The first `limit` bytes of an offending payload as text, saying how long it was when cut."""
+    if payload is None:
+        return None
+    text = payload[:limit].decode("utf-8", "replace")
+    return text if len(payload) <= limit else f"{text}... ({len(payload)} bytes)"
+
+
+def one_line(text: str, limit: int = LINE_CHARS) -> str:
+    """An error text as one bounded line."""
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def new_uuid() -> str:
     return str(_uuid.uuid4())
 

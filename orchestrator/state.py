@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
-from common.wire import ProtocolError, Topics, envelope
+from common.wire import QUOTE_BYTES, ProtocolError, Topics, envelope, one_line, quote
 from orchestrator.model import DEAD, NOT_DEAD, RUNTIME, Mod, Node
 from orchestrator.presence import Presence
 from orchestrator.scheduler import Scheduler
@@ -100,11 +100,14 @@ class State:
     def report(self, description: str, topic: str, payload: bytes | None) -> None:
         """Publish an error on proc/log with the offending data."""
         data: Any = None
-        if payload is not None:
+        if payload is not None and len(payload) <= QUOTE_BYTES:
             try:
                 data = orjson.loads(payload)
             except orjson.JSONDecodeError:
-                data = payload[:4096].decode("utf-8", "replace")
+                data = quote(payload)
+        elif payload is not None:
+            data = quote(payload)  # at most 200 bytes of a large one, as text
+        description = one_line(description)
         log.error("%s (topic %s)", description, topic)
         msg = envelope("error", {"description": description, "topic": topic, "data": data}, type="resp")
         try:
@@ -113,7 +116,7 @@ class State:
             # Regression (chaos fuzz, control_orch): JSON nested ~1024 deep parses but cannot be written
             # back inside the envelope; the TypeError escaped into paho's thread and the orchestrator
             # stopped hearing MQTT. Quote such data as text.
-            msg["data"]["data"] = (payload or b"")[:4096].decode("utf-8", "replace")
+            msg["data"]["data"] = quote(payload or b"")
             body = orjson.dumps(msg)
         for topic in self._log_topics:
             self._out.append((topic, body))

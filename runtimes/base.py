@@ -84,12 +84,6 @@ class Module:
     grants: list[Grant]
     created: float = field(default_factory=time.monotonic)
 
-    @property
-    def data(self) -> dict[str, Any]:
-        """The create as a plain object (for code that has not moved to `create` yet)."""
-        out: dict[str, Any] = schema.to_builtins(self.create)
-        return out
-
 
 class TreeCpu:
     """CPU % of this process and its descendants between two calls of `percent()` (Linux /proc)."""

@@ -53,7 +53,8 @@ Options:
 Stop with SIGTERM or Ctrl-C (or `q` Enter on a terminal) for a restart: the modules stay
 resurrectable (the orchestrator re-creates them when the node is back). SIGUSR1 stops and ends
 the modules (reported exited, not resurrected). Exit status 0 after a clean stop, 2 for a usage
-error (unknown runtime, bad value, bad config file), 4 when the identity is taken (another
+error (unknown runtime, bad value, bad config file) or unusable state (a state directory it cannot
+write, a corrupt identity file: never replaced), 4 when the identity is taken (another
 supervisor holds the state dir's lock, or the orchestrator refused a duplicate).
 """
 from __future__ import annotations
@@ -144,13 +145,7 @@ def build_settings(argv: list[str]) -> Settings | None:
         level = parse_level(args["--verbose"])
     except ValueError as e:
         raise UsageError(f"-v/--verbose: {e}") from None
-    cfg = load_config(args["--config"])
-    raw_cfg: dict[str, Any] = {}
-    if cfg.path:
-        import json
-
-        with open(cfg.path, encoding="utf-8") as f:
-            raw_cfg = json.load(f)
+    cfg = load_config(args["--config"])  # every key typed, each runtime's settings too (common/schema.py)
     if args["--mqtt"]:
         mqtt_spec = str(args["--mqtt"])
         try:  # HOST:PORT, or a list of them to fail over between (common/broker.py)
@@ -167,8 +162,7 @@ def build_settings(argv: list[str]) -> Settings | None:
     if isinstance(rt_names, str):
         rt_names = [rt_names]
     choices = runtime_choices(name, list(rt_names), cpus)
-    rraw = raw_cfg.get("runtimes")
-    rs: dict[str, dict[str, Any]] = rraw if isinstance(rraw, dict) else {}
+    rs: dict[str, dict[str, Any]] = {k: dict(v) for k, v in cfg.runtimes.items()}
     if args["--module-root"]:
         roots = [os.path.abspath(os.path.expanduser(r)) for r in str(args["--module-root"]).split(":") if r]
         for d in roots:
@@ -227,11 +221,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     setup_logging(settings.log_level, settings.logdir, logfile_name=f"{settings.name}.log")
     held.replay()
+    from supervisor.identity import StateError, check_state_dir
     from supervisor.node import Supervisor
 
     try:
+        if settings.state_dir:
+            check_state_dir(settings.state_dir)
         sup = Supervisor(settings)
-    except (runtimes.UnknownRuntime, runtimes.RuntimeUnavailable) as e:
+    except (runtimes.UnknownRuntime, runtimes.RuntimeUnavailable, StateError) as e:
+        log.critical("%s", e)  # one line; exit 2: final (the systemd unit does not restart it)
+        return 2
+    try:
+        return sup.run()
+    except StateError as e:  # the lock or the result spool in the state directory
         log.critical("%s", e)
         return 2
-    return sup.run()

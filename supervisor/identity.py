@@ -4,6 +4,11 @@ Stored in `STATE_DIR/<name>.json` = `{"manager": uuid, "runtimes": {full_name: u
 directory: `$XDG_STATE_HOME/silverline` or `~/.local/state/silverline`. A `--uuid` flag overrides the
 manager uuid; runtime uuids are then derived from it (uuid5), so the same flag gives the same uuids.
 
+A state directory the node cannot write, or an identity file it cannot read or parse, is a
+`StateError` (start.py: one line, exit 2, which the systemd unit does not restart): a corrupt
+identity is never replaced by new uuids, since the orchestrator knows the node's modules under the
+old ones.
+
 `StateLock`: one supervisor per identity on a machine. A second supervisor with the same
 name and state dir (e.g. the systemd unit plus `manage.py start`) ran every module twice; now it
 refuses to start, naming the pid that holds `STATE_DIR/<name>.lock` (an flock, released by the
@@ -19,11 +24,39 @@ import os
 import tempfile
 import uuid as _uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("mgr")
 
 NAMESPACE = _uuid.UUID("5e1f7a2c-3b1d-4c2e-9a57-51c0e2d0a001")
 EXIT_DUPLICATE = 4  # start.py's exit status when this identity is taken (the lock, or the orchestrator refused it)
+EXIT_STATE = 2  # start.py's exit status for an unusable state directory or identity file (like a usage error: final)
+
+
+class StateError(Exception):
+    """The state directory or the identity file cannot be used; the text says which and what to do."""
+
+
+def check_state_dir(state_dir: str) -> None:
+    """Create `state_dir` if needed and prove it writable (a file created and removed); StateError if not."""
+    try:
+        os.makedirs(state_dir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=state_dir, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise StateError(f"state directory {state_dir!r} is not writable ({e.strerror}): make it writable by this "
+                         f"user, or choose another with --state-dir (or run with --no-state)") from None
+
+
+def open_spool(delivery: Any) -> None:
+    """`delivery.open()` (the result spool in the state directory); StateError when it cannot be written."""
+    try:
+        delivery.open()
+    except OSError as e:
+        path = getattr(delivery.spool, "path", "?")
+        raise StateError(f"cannot open the result spool {path} ({e.strerror}): make the state directory writable "
+                         f"by this user, or choose another with --state-dir") from None
 
 
 class IdentityInUse(Exception):
@@ -39,8 +72,12 @@ class StateLock:
         self._fd = -1
 
     def acquire(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise StateError(f"cannot open the lock file {self.path} ({e.strerror}): make the state directory "
+                             f"writable by this user, or choose another with --state-dir") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -89,14 +126,7 @@ def load_identity(name: str, runtime_names: list[str], *, state_dir: str | None,
     path = os.path.join(state_dir, f"{name.replace('/', '_')}.json") if state_dir else None
     stored = Identity(manager="")
     if path and os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                raw = json.load(f)
-            if is_uuid(raw.get("manager")):
-                stored.manager = raw["manager"]
-            stored.runtimes = {k: v for k, v in (raw.get("runtimes") or {}).items() if is_uuid(v)}
-        except (OSError, ValueError, AttributeError) as e:
-            log.warning("state file %s is unreadable (%s): drawing new uuids", path, e)
+        stored = read_identity(path)
     if manager_uuid:
         if manager_uuid != stored.manager:
             stored.runtimes = {}
@@ -117,5 +147,26 @@ def load_identity(name: str, runtime_names: list[str], *, state_dir: str | None,
                 json.dump({"manager": ident.manager, "runtimes": merged}, f, indent=1)
             os.replace(tmp, path)
         except OSError as e:
-            log.warning("cannot write state file %s (%s): uuids will change at the next start", path, e)
+            raise StateError(f"cannot write the identity file {path} ({e.strerror}): make the state directory "
+                             f"writable by this user, or choose another with --state-dir (or run with --no-state)") from None
     return ident
+
+
+def read_identity(path: str) -> Identity:
+    """The stored identity; StateError for a file that cannot be read or is not one (never new uuids:
+    the orchestrator knows this node's modules under the stored ones)."""
+    what = (f"restore it (from a backup, or write the uuids the orchestrator knows: `manage.py list`), "
+            f"or move it away to start as a new node with new uuids (its modules at the orchestrator stay orphaned)")
+    try:
+        with open(path, "rb") as f:
+            raw = json.loads(f.read())
+    except OSError as e:
+        raise StateError(f"identity file {path} is unreadable ({e.strerror}): make it readable by this user") from None
+    except ValueError as e:
+        raise StateError(f"identity file {path} is corrupt (not JSON: {e}): {what}") from None
+    if not isinstance(raw, dict) or not is_uuid(raw.get("manager")):
+        raise StateError(f"identity file {path} is corrupt (no manager uuid): {what}")
+    rts = raw.get("runtimes", {})
+    if not isinstance(rts, dict) or not all(isinstance(k, str) and is_uuid(v) for k, v in rts.items()):
+        raise StateError(f"identity file {path} is corrupt (runtimes must map names to uuids): {what}")
+    return Identity(raw["manager"], dict(rts))

@@ -80,8 +80,8 @@ class ModuleControl:
         self.router.send(w, messages.ctrl(rec.index), messages.MGR_DELETE)
 
     def _send_create(self, w: Worker, rec: ModuleRecord) -> None:
-        rec.data.index = rec.index
-        raw = schema.encode(rec.data)
+        rec.create.index = rec.index
+        raw = schema.encode(rec.create)
         limit = w.ep.tx.max_payload if w.ep is not None else None
         if limit is not None and len(raw) > limit:
             # Regression (chaos fuzz): such a create stayed pending forever, silently
@@ -137,7 +137,7 @@ class ModuleControl:
     def worker_died(self, w: Worker, code: int) -> None:
         """The modules of a dead worker: re-created at its restart (`fault_crash: restart`) or exited."""
         for rec in w.modules:
-            restart = (rec.data.margs.fault_crash == "restart"
+            restart = (rec.create.margs.fault_crash == "restart"
                        and w.state is WorkerState.BACKOFF and not rec.deleting)
             if restart:
                 rec.pending_create = True

@@ -24,7 +24,7 @@ import time
 import ipc
 from common.wire import Topics
 from supervisor.delivery import Delivery
-from supervisor.identity import EXIT_DUPLICATE, IdentityInUse, StateLock, load_identity
+from supervisor.identity import EXIT_DUPLICATE, IdentityInUse, StateLock, load_identity, open_spool
 from supervisor.modules import ModuleControl
 from supervisor.mqtt_link import MqttLink
 from supervisor.notify import Notifier
@@ -89,7 +89,7 @@ class Supervisor:
                 log.critical("%s", e)
                 return EXIT_DUPLICATE
         try:
-            self.delivery.open()  # under the lock: one supervisor per spool
+            open_spool(self.delivery)  # under the lock: one supervisor per spool; StateError when it cannot
             return self._run()
         finally:
             self.delivery.close()

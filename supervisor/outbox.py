@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from common.wire import Topics, encode, envelope
+from common.wire import Topics, encode, envelope, one_line, quote
 from supervisor.mqtt_link import MqttLink
 
 log = logging.getLogger("mgr")
@@ -32,8 +32,9 @@ class Outbox:
 
     def error(self, text: str, *, payload: bytes | None = None, logger: logging.Logger = log) -> None:
         """An error the sender should see: our log and `{realm}/proc/log`."""
+        text = one_line(text)
         logger.error("%s", text)
         data: dict[str, Any] = {"error": text, "node": self.node_name, "manager": self.manager_uuid}
         if payload is not None:
-            data["payload"] = payload[:1024].decode("utf-8", "replace")
+            data["payload"] = quote(payload)  # at most 200 bytes of what was refused
         self.publish(self.topics.log, encode(envelope("error", data, type="resp")), 1)

@@ -16,7 +16,7 @@ class ModuleRecord:
     index: int
     uuid: str
     name: str
-    data: ModuleCreate  # the checked create, as the worker gets it
+    create: ModuleCreate  # the checked create, as the worker gets it
     grants: list[Grant]
     pending_create: bool = False  # create not delivered yet (worker was down): sent at next spawn
     deleting: bool = False

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarking import layouts
+from common.schema import ModuleCreate
 
 
 class ArgError(ValueError):
@@ -70,57 +71,33 @@ class Job:
         return os.path.basename(file or self.file)
 
 
-def number(args: dict[str, Any], key: str, default: float | None, *, integer: bool = False, minimum: float = 0) -> Any:
-    v = args.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
-        raise ArgError(f"args.{key} must be {'an integer' if integer else 'a number'}, got {v!r}")
-    if v < minimum or (minimum == 0 and not integer and v == 0):
-        raise ArgError(f"args.{key} must be {'>= ' + str(minimum) if integer else 'positive'}, got {v!r}")
-    return v
-
-
 def str_list(v: Any, key: str) -> list[str]:
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
         raise ArgError(f"args.{key} must be a list of strings, got {v!r}")
     return list(v)
 
 
-def parse_job(index: int, data: dict[str, Any], settings: dict[str, Any] | None = None) -> Job:
-    """Check a create message's `data`; ArgError names the first bad key. `settings` (the
-    runtime's config) give the defaults of `profile` and `warmup`."""
+def parse_job(index: int, create: ModuleCreate, settings: dict[str, Any] | None = None) -> Job:
+    """A checked create (common/schema.py: every key's type and range) as a Job; ArgError for what
+    only this runtime decides: a module file, an engine, a profile layout. `settings` (the runtime's
+    config) give the defaults of `profile` and `warmup`."""
     from benchmarking.engines.catalog import DEFAULT_ENGINE  # the worker's, never the supervisor's
 
     settings = settings or {}
-    file = data.get("file")
-    if not isinstance(file, str) or not file:
+    a = create.margs
+    if not create.file:
         raise ArgError("the create message has no `file` (path of the module on this node)")
-    args = data.get("args") or {}
-    if not isinstance(args, dict):
-        raise ArgError(f"args must be an object, got {type(args).__name__}")
-    raw_argv = args.get("argv", [])
-    norepeat = isinstance(raw_argv, list) and bool(raw_argv) and all(isinstance(a, list) for a in raw_argv)
-    argvs = [str_list(a, "argv[]") for a in raw_argv] if norepeat else [str_list(raw_argv, "argv")]
-    eng = args.get("engine", DEFAULT_ENGINE)
-    eng_list = [eng] if isinstance(eng, str) else str_list(eng, "engine") if eng else []
-    if not eng_list:
+    argvs, norepeat = a.argv_lists()
+    eng = DEFAULT_ENGINE if a.engine is None else a.engine
+    eng_list = [eng] if isinstance(eng, str) else list(eng)
+    if not eng_list or not all(eng_list):
         raise ArgError("args.engine must be an engine name or a non-empty list of names")
-    env: dict[str, str] = {}
-    for item in str_list(args.get("env", []), "env"):
-        k, sep, v = item.partition("=")
-        if not sep or not k:
-            raise ArgError(f"args.env entries must be 'KEY=VALUE', got {item!r}")
-        env[k] = v
-    dirs = str_list(args.get("dirs", []), "dirs")  # resolved by the runtime's file policy (Runner.confine)
-    stdout = args.get("stdout")
-    if stdout is not None and not isinstance(stdout, str):
-        raise ArgError(f"args.stdout must be a file path (module output is discarded without it), got {stdout!r}")
-    layout = args.get("profile", settings.get("profile", layouts.DEFAULT_LAYOUT))
+    layout = a.profile if a.profile is not None else settings.get("profile", layouts.DEFAULT_LAYOUT)
     if layout not in layouts.LAYOUTS:
         raise ArgError(f"args.profile must be one of {', '.join(layouts.LAYOUTS)} (which profile layouts to send), got {layout!r}")
-    warmup = number(args, "warmup", settings.get("warmup", 0), integer=True, minimum=0)
-    return Job(index=index, file=file, argvs=argvs, norepeat=norepeat,
-               repeat=number(args, "repeat", 1, integer=True, minimum=1), limit=number(args, "limit", None),
-               ilimit=number(args, "ilimit", None), engines=eng_list, env=env, dirs=dirs, stdout=stdout, args=args,
-               layout=layout, warmup=warmup)
+    warmup = a.warmup if a.warmup is not None else settings.get("warmup", 0)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ArgError(f"setting warmup must be an integer >= 0, got {warmup!r}")
+    return Job(index=index, file=create.file, argvs=argvs, norepeat=norepeat, repeat=a.repeat or 1, limit=a.limit,
+               ilimit=a.ilimit, engines=eng_list, env=a.env_dict(), dirs=a.dir_list(), stdout=a.stdout,
+               args=create.args or {}, layout=layout, warmup=warmup)

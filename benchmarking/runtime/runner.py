@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarking.limits import ChildLimits
 from benchmarking.runtime.job import ArgError, Job, default_limit, parse_job
+from common.schema import ModuleCreate
 from benchmarking.runtime.publish import Publisher
 from benchmarking.runtime.strategy import Ending, Experiment, FilePolicy
 
@@ -68,7 +69,7 @@ class Runner:
 
     # -- the runtime's hooks (its loop thread)
 
-    def create(self, index: int, data: dict[str, Any]) -> None:
+    def create(self, index: int, data: ModuleCreate) -> None:
         """The arguments are checked now (a bad one ends the module at once); the file policy, the
         engine gate and the engines' own checks when its turn comes (`_job`): a create that
         arrives during another module's run costs that run only its receipt and this parse."""

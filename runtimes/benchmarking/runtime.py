@@ -81,7 +81,7 @@ class BenchmarkingRuntime(Runtime):
                  self.runner.gate.describe(), self.runner.limits, self.runner.default_limit)
 
     def on_create(self, index: int, module: Module) -> None:
-        self.runner.create(index, module.data)
+        self.runner.create(index, module.create)
 
     def on_delete(self, index: int) -> None:
         self.runner.delete(index)

@@ -73,7 +73,7 @@ def test_benchmarking_repeat_ilimit_engines_norepeat(broker, probe, wasm, wasm_r
         st = exited(probe, rt, "m-noengine")
         assert st["status"]["reason"] == "error" and "wasmedge-i" in st["status"]["error"]
         create(probe, rt, "m-badarg", wasm["spin"], repeat="many")
-        assert "args.repeat must be an integer" in exited(probe, rt, "m-badarg")["status"]["error"]
+        assert "key 'data.args.repeat' must be int, got str" in exited(probe, rt, "m-badarg")["status"]["error"]
         # the whole-module limit stops the repeats: reason `limit`, the samples so far are kept
         create(probe, rt, "m-limit", wasm["spin"], argv=["1"], repeat=100000, limit=1.0, engine="wasmtime-aot")
         st = exited(probe, rt, "m-limit")
