@@ -306,6 +306,23 @@ class ExitedMsg(_Msg, tag="exited"):
     data: Exited
 
 
+class BatchOpen(Struct):
+    """A `create_batch` one of whose modules the schema refuses: each module is checked by itself
+    (`check_create`), so the good ones still go in and each bad one is reported."""
+    modules: list[Any]
+    parent: Union[str, None] = None
+
+
+class CreateBatchOpenMsg(_Msg, tag="create_batch"):
+    data: BatchOpen
+
+
+class ExitedOpenMsg(_Msg, tag="exited"):
+    """`exited` as the orchestrator reads it: `data` stays an open object (a worker merges its own fields,
+    e.g. a benchmark's `samples` and `failure`, which a campaign keeps as the cell's record)."""
+    data: dict[str, Any]
+
+
 class CampaignMsg(_Msg, tag="create_campaign"):
     data: CampaignCreate
 
@@ -341,6 +358,7 @@ class Head(Struct):
 
 
 ControlRequest = Union[CreateMsg, CreateBatchMsg, DeleteMsg, CampaignMsg, ResumeMsg]
+ControlRequestOpen = Union[ControlRequest, "CreateBatchOpenMsg"]
 RuntimeControl = Union[CreateMsg, DeleteMsg, ExitedMsg]
 RegMessage = Union[RegisterMsg, UnregisterMsg]
 
@@ -348,6 +366,8 @@ _dec_control = msgspec.json.Decoder(ControlRequest)
 _dec_runtime_control = msgspec.json.Decoder(RuntimeControl)
 _dec_reg = msgspec.json.Decoder(RegMessage)
 _dec_keepalive = msgspec.json.Decoder(KeepaliveMsg)
+_dec_exited_open = msgspec.json.Decoder(ExitedOpenMsg)
+_dec_batch_open = msgspec.json.Decoder(CreateBatchOpenMsg)
 _dec_create = msgspec.json.Decoder(ModuleCreate)
 _dec_head = msgspec.json.Decoder(Head)
 _dec_reply = msgspec.json.Decoder(Reply)
@@ -426,9 +446,11 @@ class SchemaError(ProtocolError):
     a node answer a create it cannot take with an `exited` error, so the orchestrator's record ends."""
 
     def __init__(self, text: str, raw: Any, data: Any, action: str | None, detail: str) -> None:
-        self.action, self.uuid = action, None
+        self.action, self.uuid, self.object_id = action, None, None
         if isinstance(data, dict) and isinstance(data.get("uuid"), str):
             self.uuid = data["uuid"]
+        if isinstance(raw, dict) and isinstance(raw.get("object_id"), str):
+            self.object_id = raw["object_id"]
         got = _value_at(raw, detail)
         if got is None or "invalid" in detail:
             self.detail = detail
@@ -460,15 +482,39 @@ def _value_at(raw: Any, detail: str) -> str | None:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def decode_control(payload: bytes | str, where: str) -> ControlRequest | Reply:
-    """A request on `REALM/proc/control` (to the orchestrator)."""
-    return _decode(_dec_control, payload, where, "create, create_batch, delete, create_campaign, resume_campaign")  # type: ignore[no-any-return]
+def decode_control(payload: bytes | str, where: str, ignore: tuple[str, ...] = ()) -> ControlRequestOpen | Reply | Head:
+    """A request on `REALM/proc/control` (to the orchestrator); an action in `ignore` (typed elsewhere) is a `Head`."""
+    accepts = ", ".join(("create, create_batch, delete, create_campaign, resume_campaign", *ignore))
+    try:
+        return _decode(_dec_control, payload, where, accepts, ignore)  # type: ignore[no-any-return]
+    except SchemaError as e:
+        if e.action != "create_batch" or not e.detail.startswith(("key 'data.modules[", "missing key 'data.modules[")):
+            raise
+        try:
+            return _dec_batch_open.decode(payload)  # a bad module in a batch: the others still count
+        except msgspec.ValidationError:
+            raise e from None
 
 
 def decode_runtime_control(payload: bytes | str, where: str, ignore: tuple[str, ...] = ()) -> RuntimeControl | Reply | Head:
     """A message on `REALM/proc/control/RUNTIME`: create and delete for the node, exited for the
     orchestrator. A malformed message whose action is in `ignore` (another party's business) is a `Head`."""
     return _decode(_dec_runtime_control, payload, where, "create, delete, exited", ignore)  # type: ignore[no-any-return]
+
+
+def decode_exited(payload: bytes | str, where: str) -> ExitedOpenMsg | Reply | Head:
+    """An `exited` on `REALM/proc/control/RUNTIME` for the orchestrator (a create or delete there is a `Head`)."""
+    msg = _decode(_dec_exited_open, payload, where, "exited", ("create", "delete"))
+    if isinstance(msg, ExitedOpenMsg):
+        uuid = msg.data.get("uuid", _MISSING_KEY)
+        if not isinstance(uuid, str):
+            text = ("missing key 'data.uuid'" if uuid is _MISSING_KEY
+                    else f"key 'data.uuid' must be str, got {type(uuid).__name__}")
+            raise SchemaError(f"{where}: {text}", None, msg.data, "exited", text)
+    return msg  # type: ignore[no-any-return]
+
+
+_MISSING_KEY = object()
 
 
 def decode_reg(payload: bytes | str, where: str) -> RegMessage | Reply:

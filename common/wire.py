@@ -23,6 +23,22 @@ def quote(payload: bytes | None, limit: int = QUOTE_BYTES) -> str | None:
     return text if len(payload) <= limit else f"{text}... ({len(payload)} bytes)"
 
 
+def skeleton(obj: Any, payload: bytes) -> dict[str, Any]:
+    """A large offending JSON message as a report may carry it: its identifying keys only (`action`,
+    `object_id`, `uuid`, and those of its `data` and `modules[]`, so a client still learns which of its
+    modules were refused), the first 200 bytes quoted, and its length."""
+    def ids(d: Any) -> Any:
+        if not isinstance(d, dict):
+            return None
+        out: dict[str, Any] = {k: d[k] for k in ("action", "object_id", "uuid") if isinstance(d.get(k), str)}
+        if isinstance(d.get("data"), dict):
+            out["data"] = ids(d["data"])
+        if isinstance(d.get("modules"), list):
+            out["modules"] = [{"uuid": m["uuid"]} for m in d["modules"] if isinstance(m, dict) and isinstance(m.get("uuid"), str)]
+        return out
+    return {**(ids(obj) or {}), "quote": quote(payload), "bytes": len(payload)}
+
+
 def one_line(text: str, limit: int = LINE_CHARS) -> str:
     """An error text as one bounded line."""
     text = text.replace("\n", " ")

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from common import schema
 from common.exit_status import exit_status_of
-from common.wire import ProtocolError, require
-from orchestrator.campaigns import ACTIONS as CAMPAIGN_ACTIONS
-from orchestrator.deployments import ACTIONS as DEPLOY_ACTIONS
 from orchestrator.model import QUEUED
 from orchestrator.placement import Placement
 from orchestrator.state import Refused
@@ -18,38 +16,31 @@ class Control(Placement):
     """The control topics' requests (a part of `Orchestrator`, core.py)."""
 
     # -- module control -----------------------------------------------------------------
-    def _on_control(self, action: str, data: dict[str, Any]) -> None:
+    def _on_control(self, req: schema.ControlRequestOpen) -> None:
         where = f"request on {self.topics.control()}"
-        if action == "create":
-            self._create_many([data], where)
-        elif action == "create_batch":
-            mods = data.get("modules")
-            if not isinstance(mods, list) or not all(isinstance(m, dict) for m in mods):
-                raise ProtocolError(f"{where}: create_batch needs data.modules, a list of module objects")
-            parent = data.get("parent")
-            if parent is not None and parent != "":
-                if not isinstance(parent, str):
-                    raise ProtocolError(f"{where}: create_batch data.parent must be a runtime uuid, name or uuid suffix, got {parent!r}")
-                # the original CLI names the runtime once for the whole batch; a module's own parent wins
-                mods = [m if m.get("parent") not in (None, "") else {**m, "parent": parent} for m in mods]
-            self._create_many(mods, where)
-        elif action == "delete":
-            self._delete(data, where)
-        elif action in CAMPAIGN_ACTIONS:
-            self.campaigns.handle(action, data, where)
-        elif action in DEPLOY_ACTIONS:
-            self.deployments.handle(action, data, where)
-        else:
-            raise ProtocolError(f"{where}: action must be create, create_batch, delete, create_campaign or"
-                                f" resume_campaign, got {action!r}")
+        if isinstance(req, schema.CreateMsg):
+            self._create_many([req.data], where)
+        elif isinstance(req, schema.CreateBatchMsg):
+            mods, parent = req.data.modules, req.data.parent
+            if parent:  # the original CLI names the runtime once for the whole batch; a module's own parent wins
+                for m in mods:
+                    m.parent = m.parent or parent
+            self._create_many(list(mods), where)
+        elif isinstance(req, schema.CreateBatchOpenMsg):  # one of them is bad: each is checked by itself
+            parent = req.data.parent
+            self._create_many([m if not parent or not isinstance(m, dict) or m.get("parent") not in (None, "")
+                               else {**m, "parent": parent} for m in req.data.modules], where)
+        elif isinstance(req, schema.DeleteMsg):
+            self._delete({"uuid": req.data.uuid}, where)
+        elif isinstance(req, schema.CampaignMsg):
+            self.campaigns.handle("create_campaign", {"campaign": req.data.campaign, "plan": req.data.plan}, where)
+        elif isinstance(req, schema.ResumeMsg):
+            self.campaigns.handle("resume_campaign", {"campaign": req.data.campaign}, where)
 
-    def _on_runtime_control(self, rt_uuid: str, action: str, data: dict[str, Any]) -> None:
+    def _on_runtime_control(self, rt_uuid: str, data: dict[str, Any]) -> None:
+        """An `exited` (data: an open object whose `uuid` the schema checked)."""
         where = f"message on {self.topics.control(rt_uuid)}"
-        if action in ("create", "delete"):
-            return  # orchestrator -> runtime traffic (another orchestrator's, or ours without no-local)
-        if action != "exited":
-            raise ProtocolError(f"{where}: action must be exited, got {action!r}")
-        uuid = require(data, "uuid", str, where=where)
+        uuid: str = data["uuid"]
         m = self.mods.get(uuid)
         if m is None:
             raise Refused(f"{where}: exited for module {uuid}, which is unknown or already dead")

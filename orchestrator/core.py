@@ -45,8 +45,10 @@ import time
 from typing import Callable, Sequence
 
 from common.apis import with_aliases
+from common import schema
 from common.wire import ProtocolError, Topics, decode, require
 from orchestrator.campaigns import Campaigns, CampaignStore
+from orchestrator.deployments import ACTIONS as DEPLOY_ACTIONS
 from orchestrator.control import Control
 from orchestrator.deployments import Deployments
 from orchestrator.history import History
@@ -261,16 +263,21 @@ class Orchestrator(Control, Liveness):
                 raise Refused(f"message on {topic}: {why}")
             self.campaigns.on_profile(parts[1], parts[3], payload)
             return
-        msg = decode(payload, where=f"message on {topic}")
-        if msg.get("type") == "resp":
-            return  # replies (ours or another orchestrator's) are not requests
-        action = require(msg, "action", str, where=f"message on {topic}")
-        data = require(msg, "data", dict, where=f"message on {topic}")
+        # each topic's messages decoded and checked once, here, by the schema (common/schema.py)
         if kind == "reg" and len(parts) == 2:
-            self._on_reg(parts[1], msg, action, data)
+            self._on_reg_message(parts[1], payload)
         elif kind == "keepalive" and len(parts) == 2:
-            self._on_keepalive(parts[1], action, data)
+            ka = schema.decode_keepalive(payload, f"keepalive on {topic}")
+            if isinstance(ka, schema.KeepaliveMsg):
+                self._on_keepalive(parts[1], ka.data)
         elif kind == "control" and len(parts) == 1:
-            self._on_control(action, data)
+            where = f"request on {topic}"
+            req = schema.decode_control(payload, where, ignore=DEPLOY_ACTIONS)
+            if isinstance(req, schema.Head):  # declared deployments: their own checks (deployments.py)
+                self.deployments.handle(req.action, require(decode(payload, where=where), "data", dict, where=where), where)
+            elif not isinstance(req, schema.Reply):
+                self._on_control(req)
         elif kind == "control" and len(parts) == 2:
-            self._on_runtime_control(parts[1], action, data)
+            ex = schema.decode_exited(payload, f"message on {topic}")
+            if isinstance(ex, schema.ExitedOpenMsg):
+                self._on_runtime_control(parts[1], ex.data)

@@ -12,12 +12,13 @@ from typing import Any
 
 import orjson
 
+from common import schema
 from common.apis import with_aliases
-from common.wire import ProtocolError, new_uuid, require
+from common.wire import ProtocolError, new_uuid
 from orchestrator.model import ALIVE, DEAD, KILLED, MANAGER, MISSED_KEEPALIVES, RUNTIME, Node
 from orchestrator.placement import Placement
 from orchestrator.presence import process_of
-from orchestrator.state import Refused, _str_list
+from orchestrator.state import Refused
 
 log = logging.getLogger("orch")
 
@@ -76,46 +77,47 @@ class Liveness(Placement):
         return late
 
     # -- registration -------------------------------------------------------------------
-    def _reply(self, topic: str, msg: dict[str, Any], action: str, result: str, details: dict[str, Any]) -> None:
-        oid = msg.get("object_id") if isinstance(msg.get("object_id"), str) else new_uuid()
-        reply = {"object_id": oid, "action": action, "type": "resp", "data": {"result": result, "details": details}}
+    def _reply(self, topic: str, object_id: str | None, action: str, result: str, details: dict[str, Any]) -> None:
+        reply = {"object_id": object_id or new_uuid(), "action": action, "type": "resp", "data": {"result": result, "details": details}}
         self._out.append((topic, orjson.dumps(reply)))
 
-    def _on_reg(self, topic_uuid: str, msg: dict[str, Any], action: str, data: dict[str, Any]) -> None:
+    def _on_reg_message(self, topic_uuid: str, payload: bytes) -> None:
+        """A message on `reg/UUID`, decoded and checked by the schema; a refused one is answered too (the
+        node would repeat it for ever)."""
+        topic = self.topics.reg(topic_uuid)
+        try:
+            msg = schema.decode_reg(payload, f"registration on {topic}")
+        except schema.SchemaError as e:
+            self._reply(topic, e.object_id, e.action or "create", "error", {"description": str(e)})
+            raise
+        if isinstance(msg, (schema.RegisterMsg, schema.UnregisterMsg)):
+            self._on_reg(topic_uuid, msg)
+
+    def _on_reg(self, topic_uuid: str, msg: schema.RegisterMsg | schema.UnregisterMsg) -> None:
         topic = self.topics.reg(topic_uuid)
         where = f"registration on {topic}"
+        action = "create" if isinstance(msg, schema.RegisterMsg) else "delete"
         try:
-            kind = require(data, "type", str, where=where)
-            if kind not in (MANAGER, RUNTIME):
-                raise ProtocolError(f"{where}: type must be 'manager' or 'runtime', got {kind!r}")
-            uuid = data.get("uuid", topic_uuid)
-            if not isinstance(uuid, str) or uuid != topic_uuid:
+            uuid = topic_uuid if msg.data.uuid is None else msg.data.uuid
+            if uuid != topic_uuid:
                 raise ProtocolError(f"{where}: data.uuid {uuid!r} differs from the topic's uuid {topic_uuid!r}")
-            if action == "create":
-                details = self._register(kind, uuid, data, where)
-            elif action == "delete":
-                details = self._unregister(kind, uuid, data, where)
+            if isinstance(msg, schema.RegisterMsg):
+                details = self._register(msg.data.type, uuid, msg.data, where)
             else:
-                raise ProtocolError(f"{where}: action must be create or delete, got {action!r}")
+                details = self._unregister(msg.data.type, uuid, msg.data, where)
         except (Refused, ProtocolError) as e:
-            self._reply(topic, msg, action, "error", {"description": str(e), **getattr(e, "details", {})})
+            self._reply(topic, msg.object_id, action, "error", {"description": str(e), **getattr(e, "details", {})})
             raise
-        self._reply(topic, msg, action, "ok", details)
+        self._reply(topic, msg.object_id, action, "ok", details)
 
-    def _register(self, kind: str, uuid: str, data: dict[str, Any], where: str) -> dict[str, Any]:
-        name = require(data, "name", str, where=where)
-        parent = data.get("parent")
-        if parent is not None and not isinstance(parent, str):
-            raise ProtocolError(f"{where}: key 'parent' must be a manager uuid (str), got {parent!r}")
-        node = Node(uuid=uuid, kind=kind, name=name, status=ALIVE, parent=parent, ka_interval=self.ka_interval,
-                    info={k: data[k] for k in ("platform", "metadata") if k in data})
+    def _register(self, kind: str, uuid: str, data: schema.Registration, where: str) -> dict[str, Any]:
+        name, parent = data.name, data.parent
+        info = {k: v for k, v in (("platform", data.platform), ("metadata", data.metadata)) if v is not None}
+        node = Node(uuid=uuid, kind=kind, name=name, status=ALIVE, parent=parent, ka_interval=self.ka_interval, info=info)
         if kind == RUNTIME:
-            node.runtime_type = data.get("runtime_type", "") if isinstance(data.get("runtime_type", ""), str) else ""
-            mx = data.get("max_nmodules", 0)
-            if not isinstance(mx, int) or isinstance(mx, bool) or mx < 0:
-                raise ProtocolError(f"{where}: key 'max_nmodules' must be a non-negative integer, got {mx!r}")
-            node.max_nmodules = mx
-            node.apis = frozenset(_str_list(data, "apis", where))
+            node.runtime_type = data.runtime_type or ""
+            node.max_nmodules = data.max_nmodules
+            node.apis = frozenset(data.apis or ())
             node.provides = with_aliases(node.apis)
         self.guard.check_registration(node, where, self.nodes, self._by_name, self.presence)  # issue #25 (guard.py)
         old = self.nodes.get(uuid)
@@ -173,15 +175,15 @@ class Liveness(Placement):
         for m in revived:
             self._place(m, rt)
 
-    def _unregister(self, kind: str, uuid: str, data: dict[str, Any], where: str) -> dict[str, Any]:
+    def _unregister(self, kind: str, uuid: str, data: schema.Unregistration, where: str) -> dict[str, Any]:
         node = self.nodes.get(uuid)
         if node is None:
             raise Refused(f"{where}: delete of unknown {kind} {uuid}")
-        name = data.get("name")
-        if node.alive and isinstance(name, str) and name != node.name:
+        name = data.name
+        if node.alive and name is not None and name != node.name:
             # ours: a node that borrowed another's uuid must not take the real one down with it
             raise Refused(f"{where}: delete of {node.kind} {node.name!r} ({uuid}) sent by {name!r}: refused")
-        foreign = self.presence.foreign_delete(node, data) if node.alive else None
+        foreign = self.presence.foreign_delete(node, {"metadata": data.metadata}) if node.alive else None
         if foreign is not None:
             raise Refused(f"{where}: {foreign}")
         if node.alive:
@@ -231,10 +233,8 @@ class Liveness(Placement):
         log.info("runtime %s dead: %d modules killed, %d dead", rt.name, len(killed), len(dead))
 
     # -- keepalive ----------------------------------------------------------------------
-    def _on_keepalive(self, uuid: str, action: str, data: dict[str, Any]) -> None:
+    def _on_keepalive(self, uuid: str, data: schema.Keepalive) -> None:
         where = f"keepalive on {self.topics.keepalive(uuid)}"
-        if action != "update":
-            raise ProtocolError(f"{where}: action must be 'update', got {action!r}")
         rt = self.nodes.get(uuid)
         ask = None
         if rt is None or rt.kind != RUNTIME or not rt.alive:
@@ -249,7 +249,7 @@ class Liveness(Placement):
             if n != MISSED_KEEPALIVES:
                 log.debug("%s: no runtime %s is registered (yet); asked its node to register", where, uuid)
                 return
-            raise Refused(f"{where}: {n} keepalives from runtime {data.get('name', '?')!r} ({uuid}), which never"
+            raise Refused(f"{where}: {n} keepalives from runtime {data.name or '?'!r} ({uuid}), which never"
                           " registered here (a new orchestrator store?); asked its node to register again (a node"
                           " older than that request must be restarted)")
         if not rt.alive:
@@ -269,9 +269,9 @@ class Liveness(Placement):
             self.store.put_node(rt, self.wallclock())
             self._watch_runtime(rt)
             self._changed(rt)
-        children = data.get("children")
-        if isinstance(children, list):
-            stats = {c["uuid"]: c for c in children if isinstance(c, dict) and isinstance(c.get("uuid"), str)}
+        children = data.children
+        if children is not None:
+            stats = {c["uuid"]: c for c in children if isinstance(c.get("uuid"), str)}
             if stats != rt.stats:  # most keepalives repeat the last one: no new REST entry for those
                 rt.stats = stats
                 if self._dirty is not None:

@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 
+from common import schema
 from common.wire import ProtocolError, envelope, new_uuid, require
 from orchestrator.model import ALIVE, EXITING, KILLED, QUEUED, Mod, Node
 from orchestrator.scheduler import PLAIN, module_kind
-from orchestrator.state import Refused, State, _str_list
+from orchestrator.state import Refused, State
 
 log = logging.getLogger("orch")
 
@@ -21,21 +22,23 @@ log = logging.getLogger("orch")
 class Placement(State):
     """Creates, placement, queues and deletes of modules (a part of `Orchestrator`, core.py)."""
 
-    def _create_many(self, items: list[dict[str, Any]], where: str) -> None:
-        """Validate and place modules; the valid ones of a batch go in, each bad one is reported."""
+    def _create_many(self, items: list[schema.ModuleCreate | Any], where: str) -> None:
+        """Place modules (creates checked by the schema; a plain object, e.g. a deployment's, is checked
+        here); the valid ones of a batch go in, each bad one is reported."""
         now = self.wallclock()
         rows: list[tuple[int, str, str, str | None, str, str, bytes, float, float]] = []
         errors: list[str] = []
         seen: set[str] = set()
-        for i, data in enumerate(items):
+        for i, item in enumerate(items):
             w = where if len(items) == 1 else f"{where}, module #{i}"
             try:
-                rows.append(self._new_module(data, w, seen, now))
+                create = item if isinstance(item, schema.ModuleCreate) else schema.check_create(item, w)
+                rows.append(self._new_module(create, w, seen, now))
             except (Refused, ProtocolError) as e:
                 if len(items) == 1:
                     raise
                 errors.append(str(e))
-                self.report(str(e), self.topics.control(), orjson.dumps(data))
+                self.report(str(e), self.topics.control(), schema.encode(item))
         self.store.insert_modules(rows)
         if errors:
             log.warning("%s: %d of %d modules refused", where, len(errors), len(items))
@@ -68,42 +71,26 @@ class Placement(State):
         """Whether a module that is not dead has this uuid."""
         return uuid in self.mods
 
-    def _new_module(self, data: dict[str, Any], where: str, seen: set[str], now: float) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
-        t = data.get("type", "module")
-        if t != "module":
-            raise ProtocolError(f"{where}: type must be 'module', got {t!r}")
-        uuid = data.get("uuid") or new_uuid()
-        if not isinstance(uuid, str):
-            raise ProtocolError(f"{where}: key 'uuid' must be str, got {type(uuid).__name__}")
-        name = data.get("name", "module")
-        if not isinstance(name, str):
-            raise ProtocolError(f"{where}: key 'name' must be str, got {type(name).__name__}")
-        file = data.get("file", data.get("filename"))
-        if not isinstance(file, str) or not file:
-            raise ProtocolError(f"{where}: key 'file' (the module's program) must be a non-empty string, got {file!r}")
-        apis = frozenset(_str_list(data, "apis", where))
-        args = data.get("args", {})
-        if args is None:
-            args = {}
-        if not isinstance(args, dict):
-            raise ProtocolError(f"{where}: key 'args' must be an object, got {type(args).__name__}")
-        channels = data.get("channels", [])
-        if not isinstance(channels, list):
-            raise ProtocolError(f"{where}: key 'channels' must be a list, got {type(channels).__name__}")
+    def _new_module(self, create: schema.ModuleCreate, where: str, seen: set[str], now: float) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
+        uuid = create.uuid or new_uuid()
+        name = "module" if create.name is None else create.name
+        file = create.file
+        if not file:
+            raise ProtocolError(f"{where}: missing key 'data.file' (the module's program)")
+        apis = frozenset(create.apis or ())
+        args = create.args or {}
         if uuid in self.mods or uuid in seen:
             st = self.mods[uuid].status if uuid in self.mods else QUEUED
             raise Refused(f"{where}: module uuid {uuid} already exists and is not dead (state {st})")
-        if data.get("uuid"):
+        if create.uuid:
             old = self.store.module_name_of(uuid)
             cid = self.campaigns.store.campaign_of(uuid) if old is None else None  # its row pruned (history.py)
             if old is not None or cid is not None:  # ours: a uuid names one module for good; a reuse would rewrite its history
                 what = f"module {old!r} (dead)" if old is not None else f"a cell of campaign {cid}"
                 raise Refused(f"{where}: module uuid {uuid} was used before, by {what}; a uuid names one module for"
                               " good: send the create without 'uuid', or with a new one")
-        parent_q = data.get("parent")
-        if parent_q is not None and parent_q != "":
-            if not isinstance(parent_q, str):
-                raise ProtocolError(f"{where}: key 'parent' must be a runtime uuid, name or uuid suffix, got {parent_q!r}")
+        parent_q = create.parent
+        if parent_q:
             rt = self.resolve_runtime(parent_q)
             if rt is None:
                 raise Refused(f"{where}: unknown parent runtime {parent_q!r} (no runtime with that uuid, name or uuid suffix)")
@@ -120,9 +107,8 @@ class Placement(State):
             rt = picked
         seen.add(uuid)
         self.seq += 1
-        body = {k: v for k, v in data.items() if k not in ("index", "status", "filename")}
-        body.update(type="module", uuid=uuid, name=name, file=file, apis=sorted(apis), args=args, channels=channels)
-        body["parent"] = rt.uuid
+        body = {"type": "module", "uuid": uuid, "name": name, "file": file, "apis": sorted(apis), "args": args,
+                "channels": [{"path": g.path, "mode": g.mode, "topic": g.topic} for g in create.grants], "parent": rt.uuid}
         m = Mod(uuid, self.seq, name, rt.uuid, QUEUED, file, 1)  # window 1: no campaign's cell (those: _create_cells)
         self.mods[uuid] = m
         status = self._place(m, rt, persist=False, body=body)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
-from common.wire import QUOTE_BYTES, ProtocolError, Topics, envelope, one_line, quote
+from common.wire import QUOTE_BYTES, ProtocolError, Topics, envelope, one_line, quote, skeleton
 from orchestrator.model import DEAD, NOT_DEAD, RUNTIME, Mod, Node
 from orchestrator.presence import Presence
 from orchestrator.scheduler import Scheduler
@@ -36,15 +36,6 @@ class Refused(Exception):
     def __init__(self, text: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(text)
         self.details = details or {}
-
-
-def _str_list(d: dict[str, Any], key: str, where: str) -> list[str]:
-    v = d.get(key, [])
-    if v is None:
-        return []
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise ProtocolError(f"{where}: key {key!r} must be a list of strings, got {v!r}")
-    return v
 
 
 
@@ -100,13 +91,13 @@ class State:
     def report(self, description: str, topic: str, payload: bytes | None) -> None:
         """Publish an error on proc/log with the offending data."""
         data: Any = None
-        if payload is not None and len(payload) <= QUOTE_BYTES:
+        if payload is not None:
             try:
                 data = orjson.loads(payload)
+                if len(payload) > QUOTE_BYTES:  # a large one: which modules it was about, 200 bytes of it
+                    data = skeleton(data, payload)
             except orjson.JSONDecodeError:
                 data = quote(payload)
-        elif payload is not None:
-            data = quote(payload)  # at most 200 bytes of a large one, as text
         description = one_line(description)
         log.error("%s (topic %s)", description, topic)
         msg = envelope("error", {"description": description, "topic": topic, "data": data}, type="resp")

@@ -214,10 +214,10 @@ def test_delete_goes_exiting_forwarded_then_dead(h: Harness) -> None:
 @pytest.mark.parametrize("topic,payload,needle", [
     ("realm/proc/control", b"{not json", "malformed JSON"),
     ("realm/proc/control", orjson.dumps(envelope("create", {"type": "module", "uuid": "x", "file": "f.wasm", "parent": "ghost"})), "unknown parent runtime 'ghost'"),
-    ("realm/proc/control", orjson.dumps(envelope("create", {"type": "module", "uuid": "x"})), "key 'file'"),
-    ("realm/proc/control", orjson.dumps(envelope("frobnicate", {})), "action must be"),
+    ("realm/proc/control", orjson.dumps(envelope("create", {"type": "module", "uuid": "x"})), "missing key 'data.file'"),
+    ("realm/proc/control", orjson.dumps(envelope("frobnicate", {})), "key 'action': invalid value 'frobnicate'"),
     ("realm/proc/control", orjson.dumps({"action": "create"}), "missing key 'data'"),
-    ("realm/proc/keepalive/rt-1", orjson.dumps(envelope("create", {"type": "runtime"})), "action must be 'update'"),
+    ("realm/proc/keepalive/rt-1", orjson.dumps(envelope("create", {"type": "runtime"})), "key 'action': invalid value 'create' (realm/proc/keepalive/rt-1 takes update)"),
     ("realm/proc/reg/rt-1", orjson.dumps(envelope("delete", {"type": "runtime", "uuid": "rt-1", "name": "impostor"})), "sent by 'impostor'"),
     ("realm/proc/control/rt-1", orjson.dumps(envelope("exited", {"type": "module", "uuid": "ghost"})), "unknown or already dead"),
     ("realm/proc/reg/rt-9", orjson.dumps(envelope("create", {"type": "runtime", "uuid": "rt-9", "name": "n", "max_nmodules": "x"})), "max_nmodules"),
