@@ -123,9 +123,10 @@ def test_orchestrator_quotes_at_most_200_bytes_of_a_big_bad_payload(broker: Any,
         probe.publish(f"{REALM}/proc/control", BIG)
         got = probe.wait_for(f"{REALM}/proc/log/#", lambda m: "data.uuid" in js(m)["data"].get("description", ""), count=2)
         for msg in got:  # proc/log and proc/log/orchestrator
-            data = js(msg)["data"]
-            assert isinstance(data["data"], str) and data["data"].endswith(f"... ({len(BIG)} bytes)")
-            assert len(data["data"].encode()) <= 200 + len(f"... ({len(BIG)} bytes)")
+            data = js(msg)["data"]["data"]  # what identifies it (for the clients), 200 bytes of it, its length
+            assert data["action"] == "create" and data["bytes"] == len(BIG)
+            assert data["quote"].endswith(f"... ({len(BIG)} bytes)")
+            assert len(data["quote"].encode()) <= 200 + len(f"... ({len(BIG)} bytes)")
             assert len(msg.payload) < 2000
         small = orjson.dumps({"action": "create", "data": {"uuid": 7}})
         probe.publish(f"{REALM}/proc/control", small)
