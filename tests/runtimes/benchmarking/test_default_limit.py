@@ -24,7 +24,7 @@ def test_a_spinning_module_ends_at_the_default_limit_and_the_queue_goes_on(broke
         rt = rts["benchmarking"]
         # no limit, no ilimit: only the default can end it; the next create waits behind it
         create(probe, rt, "spin", wasm["forever"], repeat=2, engine="wasmtime-aot", profile="ours")
-        create(probe, rt, "next", wasm["spin"], argv=["1"], repeat=2, engine="wasmtime-aot", profile="ours")
+        create(probe, rt, "next", wasm["spin"], argv=["1"], repeat=2, engine="wasmtime-aot", profile="ours", limit=120.0)
         st = exited(probe, rt, "spin")
         assert st["status"]["reason"] == "limit" and outcome_of(st)[0] == "limit", st
         assert "limit 3 s (the runtime setting default_limit)" in st["status"]["error"]
