@@ -43,6 +43,7 @@ log = logging.getLogger("orch")
 
 ACTIONS = ("apply_deployments", "delete_deployment")
 FULL_PASS = 5.0  # seconds between two reconcile passes when nothing happened (a backoff that ends wakes it sooner)
+MIN_GAP = 0.25  # seconds at least between two passes a change asked for (a registration storm is not a pass per message)
 STABLE = 10.0  # a module that ran this long resets its slot's backoff
 EVENTS_KEPT = 5000  # rows of deployment_events kept (the oldest go first)
 
@@ -111,6 +112,7 @@ class Deployments:
         self.by_module: dict[str, tuple[str, int]] = {}  # module uuid -> (deployment, slot)
         self.dirty = True
         self.next_pass = 0.0
+        self.last_pass = float("-inf")
         self.steps = 0  # reconcile steps taken since the start (metrics)
         self._events = 0
         self.topic = f"{o.topics.realm}/proc/orchestrator/events"
@@ -209,7 +211,9 @@ class Deployments:
         now = self.o.wallclock()
         if not self.deps or (not force and not self.dirty and now < self.next_pass):
             return
-        self.dirty = False
+        if not force and now < self.next_pass and now - self.last_pass < MIN_GAP:
+            return  # stays dirty: the next tick after the gap takes it
+        self.dirty, self.last_pass = False, now
         wake = now + FULL_PASS
         with self.o.store.transaction():
             for d in list(self.deps.values()):

@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS module_history(
 CREATE INDEX IF NOT EXISTS module_history_uuid ON module_history(uuid, time);
 DROP TRIGGER IF EXISTS module_history_insert;
 DROP TRIGGER IF EXISTS module_history_update;
-CREATE TRIGGER module_history_change AFTER UPDATE OF status, parent ON modules
+CREATE TRIGGER IF NOT EXISTS module_history_change AFTER UPDATE OF status, parent ON modules
 WHEN old.status IS NOT new.status OR old.parent IS NOT new.parent BEGIN
     INSERT INTO module_history(uuid, time, status, parent, exit, prev, prev_parent)
     VALUES(new.uuid, new.updated, new.status, new.parent, new.exit, old.status, old.parent);

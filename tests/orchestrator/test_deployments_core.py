@@ -99,13 +99,13 @@ def test_dead_runtime_moves_modules_and_back(tmp_path: Any) -> None:
     assert Counter(rt for _, rt in h.slots("d").values()) == {"rt-1": 1, "rt-2": 1}
     pinned = h.slots("pinned")[0]
     h.send(f"{R}/proc/reg/rt-1", envelope("delete", {"type": "runtime", "uuid": "rt-1", "name": "node1"}))
-    h.tick()
+    h.tick(0.3)
     assert Counter(rt for _, rt in h.slots("d").values()) == {"rt-2": 2}
     assert h.slots("pinned")[0] == pinned and h.o.mods[pinned[0]].status == "K"  # nowhere else to go: waits
     h.take()
     h.runtime("rt-1", "node1", parent="m-1")  # back: the pinned one is resurrected, one of d moves back
-    h.tick()
-    h.tick()
+    h.tick(0.3)
+    h.tick(0.3)
     assert Counter(rt for _, rt in h.slots("d").values()) == {"rt-1": 1, "rt-2": 1}
     assert h.o.mods[pinned[0]].status == "A"
     assert "stopped" in h.events()
@@ -144,9 +144,9 @@ def test_a_moved_module_goes_home(tmp_path: Any) -> None:
     name = {"rt-1": "node1", "rt-2": "node2", "rt-3": "node3"}[victim]
     parent = {"rt-1": "m-1", "rt-2": "m-2", "rt-3": "m-3"}[victim]
     h.send(f"{R}/proc/reg/{victim}", envelope("delete", {"type": "runtime", "uuid": victim, "name": name}))
-    h.tick()
+    h.tick(0.3)
     assert h.slots("s0")[0][1] != victim
     h.runtime(victim, name, parent=parent)
-    h.tick()
+    h.tick(0.3)
     assert {n: h.slots(n)[0][1] for n in homes} == homes
     assert h.o.mods.get(h.slots("s0")[0][0]) is not None
