@@ -55,6 +55,7 @@ import secrets
 from dataclasses import dataclass
 
 from cli._api import CliError, guard, parse
+from common.jsonfile import JsonFileError, read_object
 from runtimes.files import default_roots
 from supervisor.identity import is_uuid
 
@@ -84,13 +85,10 @@ def load_identity(path: str) -> NodeIdentity:
     if not name.endswith(".json"):
         raise CliError(f"{path}: expected a node's identity file STATE_DIR/NAME.json (start.py writes it at its first start)")
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except OSError as e:
-        raise CliError(f"{path}: cannot read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise CliError(f"{path}: not JSON: {e.msg} at line {e.lineno}") from None
-    if not isinstance(raw, dict) or not is_uuid(raw.get("manager")) or not isinstance(raw.get("runtimes"), dict):
+        raw = read_object(path)
+    except JsonFileError as e:
+        raise CliError(str(e)) from None
+    if not is_uuid(raw.get("manager")) or not isinstance(raw.get("runtimes"), dict):
         raise CliError(f"{path}: expected {{\"manager\": UUID, \"runtimes\": {{NAME: UUID}}}}")
     bad = [k for k, v in raw["runtimes"].items() if not is_uuid(v)]
     if bad:

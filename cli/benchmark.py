@@ -79,6 +79,7 @@ from cli._api import Api, CliError, Session, config, envelope, guard, number, pa
 from cli._campaign import finish, first_messages, follow, progress_line, record_message, show_status
 from cli._plancheck import engine_names, find_runtimes, refuse, runtime_problems
 from common.config import Config
+from common.jsonfile import JsonFileError, read_object
 from common.wire import new_uuid
 
 SUMMARY = "Run (runtimes x files x engines) benchmarking."
@@ -86,14 +87,9 @@ SUMMARY = "Run (runtimes x files x engines) benchmarking."
 
 def load_argfile(path: str, norepeat: bool) -> dict[str, Any]:
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError as e:
-        raise CliError(f"--argfile {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise CliError(f"--argfile {path}: not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise CliError(f"--argfile {path}: expected an object mapping file -> arguments")
+        data = read_object(path, "an object mapping file -> arguments")
+    except JsonFileError as e:
+        raise CliError(f"--argfile {e}") from None
     out: dict[str, Any] = {}
     for k, v in data.items():
         if norepeat:

@@ -28,6 +28,7 @@ import sys
 from typing import Any
 
 from cli._api import CliError, guard, parse
+from common.jsonfile import JsonFileError, read_object
 
 SUMMARY = "List the benchmark engines of this node (kind, package, version, enabled, conformance)."
 
@@ -40,11 +41,10 @@ def node_gate(path: str | None) -> Any:
     raw: dict[str, Any] = {}
     if path:
         try:
-            with open(path, encoding="utf-8") as f:
-                raw = json.load(f)
-        except (OSError, ValueError) as e:
-            raise CliError(f"--cfg {path}: cannot read the node's config: {e}") from None
-    section = (raw.get("runtimes") or {}).get("benchmarking") if isinstance(raw, dict) else None
+            raw = read_object(path, "a node's config (a JSON object)")
+        except JsonFileError as e:
+            raise CliError(f"--cfg {e}") from None
+    section = (raw.get("runtimes") or {}).get("benchmarking")
     try:
         return EngineGate(section if isinstance(section, dict) else {})
     except ValueError as e:
