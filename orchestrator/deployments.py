@@ -43,7 +43,7 @@ log = logging.getLogger("orch")
 
 ACTIONS = ("apply_deployments", "delete_deployment")
 FULL_PASS = 5.0  # seconds between two reconcile passes when nothing happened (a backoff that ends wakes it sooner)
-MIN_GAP = 0.25  # seconds at least between two passes a change asked for (a registration storm is not a pass per message)
+MIN_GAP = 0.05  # seconds at least between two passes a change asked for (a registration storm is not a pass per message)
 STABLE = 10.0  # a module that ran this long resets its slot's backoff
 EVENTS_KEPT = 5000  # rows of deployment_events kept (the oldest go first)
 
@@ -113,6 +113,7 @@ class Deployments:
         self.dirty = True
         self.next_pass = 0.0
         self.last_pass = float("-inf")
+        self._eligible: dict[bytes, list[Node]] = {}  # eligible runtimes per placement, during one pass
         self.steps = 0  # reconcile steps taken since the start (metrics)
         self._events = 0
         self.topic = f"{o.topics.realm}/proc/orchestrator/events"
@@ -214,6 +215,7 @@ class Deployments:
         if not force and now < self.next_pass and now - self.last_pass < MIN_GAP:
             return  # stays dirty: the next tick after the gap takes it
         self.dirty, self.last_pass = False, now
+        self._eligible = {}  # one scan of the runtimes per distinct placement and pass
         wake = now + FULL_PASS
         with self.o.store.transaction():
             for d in list(self.deps.values()):
@@ -222,7 +224,14 @@ class Deployments:
 
     # -- reconciling --------------------------------------------------------------------
     def eligible(self, d: Deployment) -> list[Node]:
-        """Alive runtimes that the deployment's placement allows."""
+        """Alive runtimes that the deployment's placement allows (cached for the pass)."""
+        key = orjson.dumps([d.spec["placement"], d.spec["apis"]])
+        got = self._eligible.get(key)
+        if got is None:
+            got = self._eligible[key] = self._eligible_scan(d)
+        return got
+
+    def _eligible_scan(self, d: Deployment) -> list[Node]:
         p = d.spec["placement"]
         named = set(p["runtimes"])
         kind = p["kind"] or module_kind(d.spec["apis"] + p["apis"], None)
