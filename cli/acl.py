@@ -2,6 +2,7 @@
 
 Usage:
     manage.py acl -o DIR [--realm REALM] [--channel TOPIC]... [--rotate] [--module-root DIRS]
+                  [--broker HOST] [--port PORT] [--no-tls]
                   [--orchestrator-user USER] [--cli-user USER]... [--collector-user USER] <state-file>...
     manage.py acl -h | --help
 
@@ -18,6 +19,12 @@ Options:
                                password, mode 0600, for the `pwd` key of that account's config.json).
                                DIR must not lie inside a module root (a module could read the passwords).
     --realm REALM              The realm [default: realm].
+    --broker HOST              The broker's host name or address as the nodes reach it: the TLS
+                               certificate's name and the `mqtt` of every account's config (default:
+                               this machine's fully qualified name).
+    --port PORT                The broker's TLS listener port (with --no-tls: its plain port) [default: 8883].
+    --no-tls                   No CA, no certificate: for a broker the nodes reach on loopback or a
+                               network nobody else is on (passwords then cross it in clear).
     --channel TOPIC            An application channel topic (filter) the nodes may use, e.g. 'apps/#'.
     --rotate                   New passwords for every account (default: keep those in DIR/passwords).
     --orchestrator-user USER   The orchestrator's account [default: orchestrator].
@@ -52,8 +59,10 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 from dataclasses import dataclass
 
+from cli import acl_tls
 from cli._api import CliError, guard, parse
 from common.jsonfile import JsonFileError, read_object
 from runtimes.files import default_roots
@@ -242,8 +251,20 @@ def main(argv: list[str]) -> int:
                        f"write them elsewhere (e.g. /etc/mosquitto/silverline)")
     write_realm(out, realm, nodes, channels, orchestrator=str(opts["--orchestrator-user"]), cli=clis,
                 collector=str(opts["--collector-user"]), rotate=bool(opts["--rotate"]))
-    print(f"wrote {out}/mosquitto.passwd, {out}/mosquitto.acl, {out}/mosquitto-auth.conf and {out}/passwords/ "
-          f"({len(nodes)} nodes; realm {realm})")
-    print(f"mosquitto.conf: include {os.path.abspath(out)}/mosquitto-auth.conf's lines; each account's config.json: "
-          f"\"mqtt_username\": USER, \"pwd\": \"{os.path.abspath(out)}/passwords/USER\"")
+    broker = str(opts["--broker"] or socket.getfqdn())
+    try:
+        port = int(str(opts["--port"]))
+    except ValueError:
+        raise CliError(f"--port: expected a port number, got {opts['--port']!r}") from None
+    tls = None if opts["--no-tls"] else acl_tls.make_tls(out, broker)
+    users = [str(opts["--orchestrator-user"]), *clis, str(opts["--collector-user"])] + [n.name for n in nodes]
+    acl_tls.account_configs(out, users, broker, port, tls, realm)
+    absout = os.path.abspath(out)
+    if tls is not None:
+        _write(os.path.join(out, "mosquitto-tls.conf"), acl_tls.tls_conf(out, tls, port), 0o644)
+    print(f"wrote {out}/mosquitto.passwd, mosquitto.acl, mosquitto-auth.conf{', mosquitto-tls.conf, tls/' if tls else ''}, "
+          f"identities.json, passwords/ and config/ ({len(nodes)} nodes; realm {realm}; broker {broker}:{port})")
+    print(f"mosquitto.conf: include {absout}/{'mosquitto-tls.conf' if tls else 'mosquitto-auth.conf'}; each account's "
+          f"config.json: the keys of {absout}/config/USER.json (manage.py install --credentials {absout} does it for a node); "
+          f"the orchestrator: --identities {absout}/identities.json")
     return 0

@@ -20,6 +20,9 @@ Options:
     --etc DIR               Where the config and NAME.env go [default: /etc/silverline].
     --unit-dir DIR          Where the unit goes [default: /etc/systemd/system].
     --python PATH           Interpreter of the node (default: this checkout's .venv/bin/python).
+    --credentials DIR       The node's account from `manage.py acl -o DIR` (the fleet path, docs/cluster.md):
+                            its password and the realm's CA go to ETC/NAME.pwd (0640) and ETC/ca.crt, and
+                            ETC/config.json gets DIR/config/NAME.json's keys (broker, port, TLS, user).
     --force                 Overwrite an existing ETC/config.json and ETC/NAME.env.
     --enable                Also `systemctl enable --now silverline-node@NAME`.
     --print                 Print the unit as it would be written; change nothing.
@@ -131,6 +134,27 @@ def _chain_ok(p: str, uid: int, groups: set[int], execute: bool) -> bool:
     return True
 
 
+def credentials(src: str, name: str, etc: str, gid: int) -> dict[str, object]:
+    """Node `name`'s account from `manage.py acl -o SRC`, installed under ETC: the config keys to merge."""
+    path = os.path.join(src, "config", f"{name}.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            keys: dict[str, object] = json.load(f)
+        with open(os.path.join(src, "passwords", name), encoding="utf-8") as f:
+            password = f.read()
+    except (OSError, ValueError) as e:
+        raise CliError(f"--credentials {src}: no account {name!r} there ({e}): run `manage.py acl -o {src}` with this node's "
+                       f"identity file ({STATE_DIR}/{name}.json, written at its first start) first") from None
+    pwd_path = os.path.join(etc, f"{name}.pwd")
+    _write(pwd_path, password, 0o640, owner=(0, gid))
+    keys["pwd"] = pwd_path
+    if keys.get("use_ssl") and isinstance(keys.get("ssl_ca"), str):
+        with open(str(keys["ssl_ca"]), encoding="utf-8") as f:
+            _write(os.path.join(etc, "ca.crt"), f.read(), 0o644)
+        keys["ssl_ca"] = os.path.join(etc, "ca.crt")
+    return keys
+
+
 def _systemd_running() -> bool:
     return os.path.isdir("/run/systemd/system")  # sd_booted()
 
@@ -172,6 +196,14 @@ def main(argv: list[str]) -> int:
         # the node runs as `user`: it must read the config and the password file
         _write(cfg_path, json.dumps(body, indent=2) + "\n", 0o640, owner=(0, gid))
         print(f"wrote {cfg_path}" + (f" (from {cfg.path})" if cfg.path else " (embedded defaults)"))
+    if opts["--credentials"]:
+        keys = credentials(str(opts["--credentials"]), name, etc, gid)
+        with open(cfg_path, encoding="utf-8") as f:
+            body = {**json.load(f), **keys}
+        _write(cfg_path, json.dumps(body, indent=2) + "\n", 0o640, owner=(0, gid))
+        print(f"wrote {cfg_path}: account {keys['mqtt_username']} on {keys['mqtt']}:{keys['mqtt_port']}"
+              f"{' over TLS' if keys.get('use_ssl') else ''}, password in {keys['pwd']}")
+        cfg.pwd = str(keys["pwd"])
     if cfg.pwd and not readable_by(uid, gid, os.path.expanduser(cfg.pwd)):
         print(f"warning: user {user!r} cannot read the MQTT password file {cfg.pwd}", file=sys.stderr)
     env_path = os.path.join(etc, f"{name}.env")

@@ -47,7 +47,8 @@ class AclRealm:
                 json.dump(ident, f)
             self.identities[name] = ident
             paths.append(path)
-        args = ["-o", self.out, "--realm", realm] + [a for c in channels or [] for a in ("--channel", c)] + paths
+        args = ["-o", self.out, "--realm", realm, "--no-tls", "--broker", "127.0.0.1"] + [
+            a for c in channels or [] for a in ("--channel", c)] + paths
         rc = acl.main(args)
         if rc != 0:
             raise RuntimeError(f"manage.py acl {' '.join(args)} failed ({rc})")

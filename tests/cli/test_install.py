@@ -111,3 +111,27 @@ def test_install_refuses_an_interpreter_the_user_cannot_run(tmp_path: Path, user
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert f"user {user!r} cannot run" in r.stderr
     assert not (tmp_path / "u").exists()
+
+
+def test_install_credentials_of_the_fleet_path(tmp_path: Path, user: str) -> None:
+    # issue #25: manage.py acl -o DIR (TLS by default), then install --credentials DIR gives the node its own account
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "edge2.json").write_text(json.dumps({"manager": str(uuid.uuid4()), "runtimes": {"edge2": str(uuid.uuid4())}}))
+    acl_dir = tmp_path / "acl"
+    r = manage("acl", "-o", str(acl_dir), "--broker", "broker.lab", str(state / "edge2.json"))
+    assert r.returncode == 0, r.stderr
+    etc = tmp_path / "etc"
+    r = manage("install", "-n", "edge2", "--user", user, "--unit-dir", str(tmp_path / "units"), "--etc", str(etc),
+               "--python", "/usr/bin/python3", "--credentials", str(acl_dir))
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((etc / "config.json").read_text())
+    assert cfg["mqtt"] == "broker.lab" and cfg["mqtt_port"] == 8883 and cfg["use_ssl"] is True
+    assert cfg["mqtt_username"] == "edge2" and cfg["pwd"] == str(etc / "edge2.pwd") and cfg["ssl_ca"] == str(etc / "ca.crt")
+    assert (etc / "edge2.pwd").read_text() == (acl_dir / "passwords" / "edge2").read_text()
+    st = os.stat(etc / "edge2.pwd")
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == pwd.getpwnam(user).pw_gid
+    assert (etc / "ca.crt").read_text() == (acl_dir / "tls" / "ca.crt").read_text()
+    r = manage("install", "-n", "edge3", "--user", user, "--unit-dir", str(tmp_path / "units"), "--etc", str(etc),
+               "--python", "/usr/bin/python3", "--credentials", str(acl_dir))
+    assert r.returncode == 1 and "no account 'edge3'" in r.stderr
