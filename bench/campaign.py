@@ -22,9 +22,15 @@
 
 Medians with spread: the clean campaign per window (2 times, 1 with --quick) and the plan
 submission (3 times, 1 with --quick) are repeated.
-Usage: bench/campaign.py [--quick] [--json] [--cells N]
-  --quick  150 cells per campaign (~60 s here); full: 2,100
-  --json   one JSON object on the last line
+5. `--outages` (bench/outages.py, issue #24) runs only the outage scenarios, each in the middle of a
+   campaign (full: 510 cells, --quick: 60): broker stopped 20 s, collector SIGKILLed and restarted,
+   the collector's disk full (a tmpfs, as root) then freed, node SIGKILLed; `cells_done_without_data`,
+   `results_stored_twice`, `cells_lost` for each; and `overhead_ms_per_cell` with the node's result
+   spool on beside the same-run baseline without it.
+Usage: bench/campaign.py [--quick] [--json] [--cells N] [--outages]
+  --quick    150 cells per campaign (~60 s here); full: 2,100
+  --json     one JSON object on the last line
+  --outages  the outage scenarios only (see 5)
 """
 from __future__ import annotations
 
@@ -288,7 +294,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--cells", type=int, default=None)
+    ap.add_argument("--outages", action="store_true")
     a = ap.parse_args()
+    if a.outages:
+        return outages_main(a)
     n = a.cells or (150 if a.quick else 2100)
     n -= n % len(ENGINES)
     reps = 1 if a.quick else 3
@@ -366,6 +375,27 @@ def main() -> int:
           f"cells_done_twice {res['cells_done_twice']}, cells_lost {res['cells_lost']}")
     print(f"pitot_layout_ok {res['pitot_layout_ok']}")
     return finish(res, a.json)
+
+
+def outages_main(a: argparse.Namespace) -> int:
+    from bench import outages
+
+    n = a.cells or (60 if a.quick else 510)
+    n -= n % len(ENGINES)
+    tmp = tempfile.mkdtemp(prefix="sl-bench-outages-")
+    res: dict[str, Any] = {"machine": machine(), "loadavg_start": loadavg()}
+    try:
+        os.makedirs(os.path.join(tmp, "wasm"))
+        spin = build_modules(os.path.join(tmp, "wasm"))["spin"]
+        res.update(outages.run(tmp, spin, n, a.quick))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res["loadavg_end"] = loadavg()
+    print(f"machine: {res['machine']}; load average {res['loadavg_start']} at the start, {res['loadavg_end']} at the end")
+    outages.report(res)
+    if a.json:
+        print(json.dumps(res))
+    return 0
 
 
 if __name__ == "__main__":

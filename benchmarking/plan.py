@@ -24,7 +24,8 @@ from typing import Any
 from benchmarking.engines.catalog import resolve as engine_name
 
 FAILED = ("error", "trap", "limit", "killed", "lost")
-STATES = ("done",) + FAILED + ("queued", "running")
+DATA_PENDING = "data_pending"  # ran to its end; no collector has said its results are stored yet
+STATES = ("done",) + FAILED + ("queued", "running", DATA_PENDING)
 MAX_CELLS = 2_000_000
 WINDOW = 3  # cells of a campaign in flight per runtime (one running, the others created ahead)
 MAX_WINDOW = 64

@@ -24,7 +24,9 @@ def progress_line(s: dict[str, Any], rate: float | None, width: int = 30) -> tup
     failed = sum(s["failed"].values())
     fin = s["done"] + failed - (s["failed"]["lost"] if not s["finished"] else 0)
     eta = f"ETA {_fmt_eta((total - fin) / rate)}" if rate and fin < total else "ETA ?" if fin < total else "done"
-    text = f"{fin}/{s['cells']} cells, {s['done']} done, {failed} failed, {s['running']} running, {s['queued']} queued, {eta}"
+    fin += s.get("data_pending", 0)
+    dp = f", {s['data_pending']} data pending" if s.get("data_pending") else ""
+    text = f"{fin}/{s['cells']} cells, {s['done']} done{dp}, {failed} failed, {s['running']} running, {s['queued']} queued, {eta}"
     filled = int(width * fin / total)
     return f"[{'#' * filled}{'.' * (width - filled)}] {text}", f"benchmark {s['id']}: {text}"
 
@@ -69,6 +71,8 @@ def summary_text(s: dict[str, Any], messages: dict[str, str] | None = None) -> s
     """The summary line, then one line per failure reason with its first message (when given)."""
     failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items() if v) or "none"
     text = (f"campaign {s['id']}: {s['cells']} cells: {s['done']} done; failed: {failed}"
+            + (f"; data pending {s['data_pending']} (ran; no collector has said their results are stored yet)"
+               if s.get("data_pending") else "")
             + (f"; {s['queued'] + s['running']} not finished" if not s["finished"] else ""))
     for reason, msg in (messages or {}).items():
         n = s["failed"].get(reason, 0)
@@ -76,11 +80,25 @@ def summary_text(s: dict[str, Any], messages: dict[str, str] | None = None) -> s
     return text
 
 
-def follow(api: Api, cid: str, timeout: float, out: Any = None) -> dict[str, Any]:
-    """Poll the campaign until every cell has finished; progress on `out` (stderr)."""
+def pending_cells(api: Api, cid: str, limit: int = 20) -> str:
+    """The cells that ran but whose data no collector has acknowledged: one line."""
+    page = api.get(f"/api/campaigns/{cid}/cells/?state=data_pending&count={limit}") or {"results": [], "count": 0}
+    cells = ", ".join(str(c["cell"]) for c in page["results"])
+    more = f" and {page['count'] - len(page['results'])} more" if page["count"] > len(page["results"]) else ""
+    return (f"  cells without stored data: {cells}{more} (their nodes keep the results in their spool and send them "
+            "again until a collector stores them: is `python -m collector` running on this realm?)")
+
+
+DATA_WAIT = 60.0  # s `--wait` waits, once every cell ran, for the collector to store the last results
+
+
+def follow(api: Api, cid: str, timeout: float, out: Any = None, data_wait: float = DATA_WAIT) -> dict[str, Any]:
+    """Poll the campaign until every cell has finished and its data is stored (or `data_wait` s
+    have passed since the last cell ran); progress on `out` (stderr)."""
     out = out or sys.stderr
     tty = out.isatty()
     t0 = time.monotonic()
+    ran_at: float | None = None
     first: int | None = None
     last_plain = 0.0
     down = False
@@ -107,9 +125,11 @@ def follow(api: Api, cid: str, timeout: float, out: Any = None) -> dict[str, Any
                 print(plain, file=out, flush=True)
                 last_plain = time.monotonic()
             if s["finished"]:
-                if tty:
-                    print(file=out)
-                return dict(s)
+                ran_at = ran_at if ran_at is not None else time.monotonic()
+                if not s.get("data_pending") or time.monotonic() - ran_at >= data_wait:
+                    if tty:
+                        print(file=out)
+                    return dict(s)
         if time.monotonic() - t0 > timeout:
             raise CliError(f"campaign {cid} had not finished after {timeout:g} s; follow it with "
                            f"`manage.py benchmark --status {cid} --wait`")
@@ -131,13 +151,21 @@ def show_status(api: Api, cid: str | None) -> int:
         raise CliError(f"no campaign {cid!r} at {api.url} (`manage.py benchmark --status` lists them)")
     print(summary_text(s, first_messages(api, s)))
     print(f"  seed {s['seed']}, resumes {s['resumes']}, {s['running']} running, {s['queued']} queued")
+    if s.get("data_pending"):
+        print(pending_cells(api, cid))
     return 0
 
 
-def finish(s: dict[str, Any], resumable: bool = True, messages: dict[str, str] | None = None) -> int:
-    """Print the summary (failures by reason with their first messages); 0 when every cell is done."""
+def finish(s: dict[str, Any], resumable: bool = True, messages: dict[str, str] | None = None,
+           api: Api | None = None) -> int:
+    """Print the summary (failures by reason with their first messages; the cells whose data is
+    pending, given `api`); 0 when every cell is done."""
     print(summary_text(s, messages), file=sys.stderr)
     ok = s["finished"] and s["done"] == s["cells"]
-    if not ok and resumable:
+    if s.get("data_pending") and api is not None:
+        print(pending_cells(api, s["id"]), file=sys.stderr)
+    if not ok and s["done"] + s.get("data_pending", 0) == s["cells"]:
+        print(f"not lost, nothing to resume: check again with manage.py benchmark --status {s['id']} --wait", file=sys.stderr)
+    elif not ok and resumable:
         print(f"resume with: manage.py benchmark --resume {s['id']} --wait", file=sys.stderr)
     return 0 if ok else 1

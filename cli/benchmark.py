@@ -57,6 +57,8 @@ Options:
     --campaign ID          The campaign id (default: a new uuid).
     --wait                 Follow the campaign until every cell has finished, then summarise.
     --timeout SEC          How long --wait waits [default: 259200].
+    --data-wait SEC        Once every cell ran, how long --wait waits more for a collector to store
+                           the last cells' data (`data_pending` cells) [default: 60].
     --dry-run              Print the cells' create messages (JSON lines) and send nothing.
     -c, --cfg PATH         Config file (default: $SL_CONFIG, else config.json if present, else built-in defaults).
     --url URL              Orchestrator REST URL (default: http://{http}:{http_port} of the config).
@@ -205,8 +207,8 @@ def run_without_campaigns(cfg: Config, api: Api, plan: dict[str, Any], cid: str,
     pending = {m["uuid"]: m for mods in groups.values() for m in mods}
     failed = {k: 0 for k in FAILED}
     messages: dict[str, str] = {}  # reason -> its first message
-    s: dict[str, Any] = {"id": cid, "cells": len(pending), "done": 0, "failed": failed, "running": 0, "queued": 0,
-                         "finished": False}
+    s: dict[str, Any] = {"id": cid, "cells": len(pending), "done": 0, "data_pending": 0, "failed": failed, "running": 0,
+                         "queued": 0, "finished": False}
     lock = threading.Lock()
 
     def on_control(topic: str, payload: bytes) -> None:
@@ -271,6 +273,7 @@ def main(argv: list[str]) -> int:
     cfg = config(opts)
     timeout = number(opts, "--timeout", float, 0)
     engines, problems = engine_names(list(opts["--engine"]) or ["wasmtime"])
+    data_wait = number(opts, "--data-wait", float, 0)
     if opts["--dry-run"]:
         refuse(problems)
         plan = build_plan(opts, list(opts["--runtime"]), engines, random.Random())
@@ -284,8 +287,8 @@ def main(argv: list[str]) -> int:
                        "orchestrator")
     if opts["--status"]:
         if opts["--wait"] and opts["ID"]:
-            s = follow(api, opts["ID"], timeout)
-            return finish(s, messages=first_messages(api, s))
+            s = follow(api, opts["ID"], timeout, data_wait=data_wait)
+            return finish(s, messages=first_messages(api, s), api=api)
         return show_status(api, opts["ID"])
     if opts["--resume"]:
         cid = opts["ID"]
@@ -310,5 +313,5 @@ def main(argv: list[str]) -> int:
     if not opts["--wait"]:
         print(f"follow it with: manage.py benchmark --status {cid} --wait", file=sys.stderr)
         return 0
-    s = follow(api, cid, timeout)
-    return finish(s, messages=first_messages(api, s))
+    s = follow(api, cid, timeout, data_wait=data_wait)
+    return finish(s, messages=first_messages(api, s), api=api)

@@ -261,7 +261,10 @@ class Orchestrator(Control, Liveness):
         if kind == "profile" and len(parts) == 4:  # ours: a campaign cell's profile (campaigns/hooks.py on_profile)
             if (why := self.guard.foreign_profile(self.mods.get(parts[3]), parts[2])) is not None:
                 raise Refused(f"message on {topic}: {why}")
-            self.campaigns.on_profile(parts[1], parts[3], payload)
+            self.campaigns.on_profile(parts[1], parts[2], parts[3], payload)
+            return
+        if kind == "stored" and len(parts) == 2:  # ours: a collector's ack of stored results (common/results.py)
+            self.campaigns.on_stored(parts[1], payload)
             return
         # each topic's messages decoded and checked once, here, by the schema (common/schema.py)
         if kind == "reg" and len(parts) == 2:

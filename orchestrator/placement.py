@@ -71,6 +71,14 @@ class Placement(State):
         """Whether a module that is not dead has this uuid."""
         return uuid in self.mods
 
+    def module_parent(self, uuid: str) -> str | None:
+        """The runtime uuid a module (alive, or dead in the store) was placed on (campaigns/hooks.py)."""
+        m = self.mods.get(uuid)
+        if m is not None:
+            return m.parent
+        row = self.store.conn.execute("SELECT parent FROM modules WHERE uuid=?", (uuid,)).fetchone()
+        return str(row[0]) if row is not None and row[0] is not None else None
+
     def _new_module(self, create: schema.ModuleCreate, where: str, seen: set[str], now: float) -> tuple[int, str, str, str | None, str, str, bytes, float, float]:
         uuid = create.uuid or new_uuid()
         name = "module" if create.name is None else create.name

@@ -331,6 +331,7 @@ class Service:
                 for t, q in (("reg/+", 2), ("keepalive/+", 1), ("control", 1), ("control/+", 1))]
         # ours: the profiles that say when a campaign cell is complete (campaigns.py on_profile)
         subs += [(f"{base}/profile/{t}/+/+", SubscribeOptions(qos=1, noLocal=True, retainHandling=2)) for t in campaigns.PROFILE_TYPES]
+        subs.append((f"{base}/stored/+", SubscribeOptions(qos=1, noLocal=True, retainHandling=2)))  # ours: collectors' acks (campaigns/data.py)
         subs.append((self._fence_topic, SubscribeOptions(qos=0, noLocal=False)))  # our own fences come back
         subs += [(f"{base}/{t}", SubscribeOptions(qos=0, noLocal=True)) for t in ("stdio/+", "stdio/+/+")]  # output tails (history.py LOGS; per-node stdio too)
         self.drops.reset()

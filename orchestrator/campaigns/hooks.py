@@ -13,6 +13,8 @@ import orjson
 from benchmarking import layouts
 from benchmarking.plan import MAX_WINDOW, WINDOW, PlanError, cell_module, expand, module_name, new_uuids, outcome_of
 from common.wire import ProtocolError, require
+from common.results import decode_ack
+from orchestrator.campaigns.data import CellData
 from orchestrator.campaigns.store import CampaignStore
 from orchestrator.model import ALIVE, EXITING, KILLED, QUEUED, Mod, Node
 from orchestrator.state import Refused
@@ -42,6 +44,9 @@ class Host(Protocol):
     def has_module(self, uuid: str) -> bool:
         """Whether a module that is not dead has this uuid."""
 
+    def module_parent(self, uuid: str) -> str | None:
+        """The runtime uuid a module (alive or dead) was placed on; None when unknown."""
+
 
 def queue_ahead(rt: Node) -> int:
     """How many creates a runtime accepts beyond its max_nmodules (its registration's
@@ -69,6 +74,7 @@ class Campaigns:
     def __init__(self, host: Host, store: CampaignStore) -> None:
         self.host = host
         self.store = store
+        self.data = CellData(store.db)
         self._windows: dict[str, int] = {}  # campaign id -> plan.window (plans do not change)
 
     def ahead(self, rt: Node, m: Mod) -> int:
@@ -170,15 +176,36 @@ class Campaigns:
             if got is not None:
                 outcome, record = got[0], {**got[1], "exited": record}
         self.store.set_outcome(module_uuid, outcome, record, self.host.wallclock())
+        of = self.store.cell_of(module_uuid)
+        if of is not None and not self.data.refresh(*of) and outcome == "done" and not self._tracked(of[0], module_uuid):
+            self.data.untracked(*of)
+
+    TRACKED = ("benchmarking", "benchmarking/seeded", "benchmarking/interference")  # send result ids (ours)
+
+    def _tracked(self, cid: str, module_uuid: str) -> bool:
+        """Whether the cell's results carry ids the collector acknowledges: our layouts, from one of
+        our runtimes that sends them (not `benchmarking/opcodes`, not the original's runtimes, which
+        register without the api named like their type, not a plan with `profile: seed`)."""
+        parent = self.host.module_parent(module_uuid)
+        rt = self.host.resolve_runtime(parent) if parent else None
+        args = (self.store.spec(cid) or {}).get("args") or {}
+        ours = rt is None or (rt.runtime_type in self.TRACKED and rt.runtime_type in rt.apis)  # the original's lack that api
+        return ours and not (isinstance(args, dict) and args.get("profile") == "seed")
+
+    # -- hook: a collector's ack (`{realm}/proc/stored/RUNTIME`, common/results.py) ------------
+    def on_stored(self, runtime: str, payload: bytes) -> None:
+        """The results a collector stored: the cells whose data is now complete are done."""
+        ack = decode_ack(payload)
+        if ack is not None:
+            self.data.on_stored(runtime, ack[1])
 
     # -- hook: a profile message of a cell (`{realm}/proc/profile/TYPE/RUNTIME/MODULE`) --------
-    def on_profile(self, ptype: str, module_uuid: str, payload: bytes) -> None:
-        """Count a part of a cell's profile: which parts of how many arrived, and the runs' outcomes."""
-        if ptype not in PROFILE_TYPES or not self.host.has_module(module_uuid):
-            return  # another layout, or a module that is not running (the exited came first: nothing to keep)
-        cell = self.store.open_cell(module_uuid)
-        if cell is None:
-            return
+    def on_profile(self, ptype: str, runtime: str, module_uuid: str, payload: bytes) -> None:
+        """Count a part of a cell's profile: which parts of how many arrived, and the runs' outcomes;
+        note its result id (data.py). Only from the runtime the cell's module was placed on: a
+        node's profile on its own topic naming another node's module settles nothing."""
+        if ptype not in PROFILE_TYPES or self.host.module_parent(module_uuid) != runtime:
+            return  # another layout, an unknown module, or not this runtime's
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -188,6 +215,14 @@ class Campaigns:
         part = body.get("part", [0, 1])
         if not (isinstance(part, list) and len(part) == 2 and all(isinstance(x, int) for x in part) and 0 <= part[0] < part[1]):
             part = [0, 1]
+        rid, of = body.get("id"), self.store.cell_of(module_uuid)
+        if isinstance(rid, str) and rid and of is not None:
+            self.data.on_result(runtime, rid, of[0], of[1], module_uuid, part[0], part[1])
+        if not self.host.has_module(module_uuid):
+            return  # not running (the exited came first): its outcome is recorded
+        cell = self.store.open_cell(module_uuid)
+        if cell is None:
+            return
 
         def column(runs: Any) -> list[str]:
             got = runs.get("outcome") if isinstance(runs, dict) else None

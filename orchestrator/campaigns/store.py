@@ -41,6 +41,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 2: the parts of a cell's profile seen so far, and their run outcomes (hooks.py on_profile, settle)
         "ALTER TABLE cells ADD COLUMN profile BLOB",
     ),
+    (  # 3: whether a collector stored the cell's data (data.py); cells done before it count as stored
+        "ALTER TABLE cells ADD COLUMN data INTEGER",
+        "UPDATE cells SET data=1 WHERE outcome='done'",
+        """CREATE TABLE IF NOT EXISTS results(
+            runtime TEXT NOT NULL,
+            id TEXT NOT NULL,
+            campaign TEXT,
+            idx INTEGER,
+            module TEXT,
+            part INTEGER,
+            nparts INTEGER,
+            stored INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY(runtime, id))""",
+        "CREATE INDEX IF NOT EXISTS results_cell ON results(campaign, idx)",
+    ),
 )
 VERSION = len(MIGRATIONS)
 
@@ -112,7 +127,7 @@ class CampaignStore:
 
     def restart(self, cid: str, cells: Iterable[tuple[str, float, str, int]], now: float) -> None:
         """Cells of a resume get a new module: (module, updated, campaign, idx)."""
-        self.db.executemany("UPDATE cells SET module=?, attempts=attempts+1, outcome=NULL, record=NULL, profile=NULL,"
+        self.db.executemany("UPDATE cells SET module=?, attempts=attempts+1, outcome=NULL, record=NULL, profile=NULL, data=NULL,"
                             " updated=? WHERE campaign=? AND idx=?", cells)
         self.db.execute("UPDATE campaigns SET resumes=resumes+1, updated=? WHERE id=?", (now, cid))
 
@@ -120,6 +135,11 @@ class CampaignStore:
     def campaign_of(self, module: str) -> str | None:
         row = self.db.execute("SELECT campaign FROM cells WHERE module=?", (module,)).fetchone()
         return str(row[0]) if row is not None else None
+
+    def cell_of(self, module: str) -> tuple[str, int] | None:
+        """(campaign, idx) of the cell whose current module this is."""
+        row = self.db.execute("SELECT campaign, idx FROM cells WHERE module=?", (module,)).fetchone()
+        return (str(row[0]), int(row[1])) if row is not None else None
 
     def set_outcome(self, module: str, outcome: str, record: dict[str, Any], now: float) -> None:
         """The outcome of the cell whose module this is; a recorded outcome stands (a resume clears it)."""

@@ -1,7 +1,8 @@
 """The campaigns' REST reads: `GET /api/campaigns/` (list), `GET /api/campaigns/ID/` (counts by
 state), `GET /api/campaigns/ID/cells/?state=S&start=N&count=M` (the cells with their records).
 
-A cell's state is its recorded outcome when its module sent `exited` (or its profile settled it);
+A cell's state is its recorded outcome when its module sent `exited` (or its profile settled it),
+`data_pending` for a `done` cell whose results no collector has acknowledged yet (data.py);
 otherwise that of its current module: `queued`, `running`, or `lost` (killed with its runtime, or
 dead without an exit), `killed` for a module deleted (benchmarking/plan.py).
 """
@@ -12,7 +13,7 @@ from typing import Any, Sequence
 
 import orjson
 
-from benchmarking.plan import FAILED, STATES
+from benchmarking.plan import DATA_PENDING, FAILED, STATES
 from orchestrator.model import ALIVE, DEAD, EXITING, QUEUED
 
 
@@ -29,7 +30,8 @@ class CampaignReads:
         return self._conn
 
     _STATE_SQL = (
-        "CASE WHEN c.outcome IS NOT NULL THEN c.outcome"
+        f"CASE WHEN c.outcome = 'done' AND c.data IS NULL THEN '{DATA_PENDING}'"
+        " WHEN c.outcome IS NOT NULL THEN c.outcome"
         f" WHEN m.status = '{QUEUED}' THEN 'queued'"
         f" WHEN m.status IN ('{ALIVE}', '{EXITING}') THEN 'running'"
         f" WHEN m.status = '{DEAD}' AND json_extract(CAST(m.exit AS TEXT), '$.reason') = 'deleted' THEN 'killed'"
@@ -48,7 +50,7 @@ class CampaignReads:
         failed = {s: counts[s] for s in FAILED}
         pending = counts["queued"] + counts["running"]
         return {"id": row[0], "created": row[1], "updated": row[2], "cells": row[3], "resumes": row[4],
-                "done": counts["done"], "failed": failed, "queued": counts["queued"], "running": counts["running"],
+                "done": counts["done"], "data_pending": counts[DATA_PENDING], "failed": failed, "queued": counts["queued"], "running": counts["running"],
                 "finished": pending == 0, "seed": spec.get("seed"), "plan": {k: spec.get(k) for k in
                 ("runtimes", "files", "engines", "argsets", "order", "args", "window")} if len(orjson.dumps(spec)) < 65536 else None}
 

@@ -17,6 +17,7 @@ import pytest
 from cli import benchmark, report
 from cli._api import Api
 from collector import Collector, ProfileStore
+from collector.store import rest_lookup
 from testbed.node import NodeProcess, running_node
 from testbed.wait import wait_until
 
@@ -123,6 +124,7 @@ def test_a_cell_whose_profile_arrived_before_its_node_died_is_not_run_again(brok
     """The orchestrator process hears the cells' benchmarking-v3 profiles: a stand-in runtime takes
     the cells' creates, publishes the first one's profile and dies (registration delete) before its
     `exited`; when it registers again only the other cells come back, and that cell is done."""
+    from common.results import encode_ack
     from common.wire import envelope
 
     cfg = tmp_path / "config.json"
@@ -144,8 +146,9 @@ def test_a_cell_whose_profile_arrived_before_its_node_died_is_not_run_again(brok
     first = orjson.loads(creates[0].payload)["data"]
     body = {"v": 3, "runs": {"wall_ns": [1000], "utime_us": [1], "stime_us": [0], "maxrss_kb": [1000], "outcome": ["ok"],
                              "exit_code": [0], "signal": [None], "engine": [first["args"]["engine"]]},
-            "errors": {}, "env": {}, "warmup": 0, "part": [0, 1], "first_run": 0}
+            "errors": {}, "env": {}, "warmup": 0, "part": [0, 1], "first_run": 0, "id": "result-first"}
     probe.publish(f"realm/proc/profile/benchmarking-v3/{rt}/{first['uuid']}", orjson.dumps(body))
+    probe.publish(f"realm/proc/stored/{rt}", encode_ack("a-collector", ["result-first"]))  # a collector stored it
     # fence: the orchestrator handles its messages one at a time, in the order they come; once it has
     # registered a runtime announced after the profile, it has taken the profile too
     fence = envelope("create", {"type": "runtime", "uuid": "rt-fence-0001", "name": "fence.test",
@@ -167,3 +170,35 @@ def test_a_cell_whose_profile_arrived_before_its_node_died_is_not_run_again(brok
     again = [orjson.loads(m.payload)["data"]["uuid"] for m in probe.messages(f"realm/proc/control/{rt}")
              if orjson.loads(m.payload).get("action") == "create"]
     assert first["uuid"] not in again and len(again) == 2, again  # the 2 killed ones; the queued one died with the runtime
+
+
+def test_cells_wait_as_data_pending_until_a_collector_stores_their_data(broker, orch, wasm, wasm_root, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Issue #24: with no collector, cells that ran are `data_pending` (not done, not lost): `--status`
+    names them, `--wait` exits 1 saying so; a collector started later gets the results from the node's
+    spool (sent again) and the cells become done."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"mqtt": "127.0.0.1", "mqtt_port": broker.port, "http": "127.0.0.1",
+                               "http_port": orch.http_port}))
+    api = Api(orch.url)
+    data = str(tmp_path / "data")
+    with running_node(broker, name="dn", runtimes=["benchmarking"], state_dir=str(tmp_path / "state"), reg_timeout=5,
+                      extra_args=["--module-root", wasm_root]) as node:
+        rc = benchmark.main(["-c", str(cfg), "-f", wasm["spin"], "-r", "dn", "--engine", "wasmtime-aot", "wasmtime-j",
+                             "--argv", "1", "--wait", "--timeout", "120", "--data-wait", "1", "--campaign", "c-data"])
+        err = capsys.readouterr().err
+        assert rc == 1 and "data pending 2" in err and "not lost, nothing to resume" in err and "--resume" not in err
+        assert "cells without stored data: 0, 1" in err
+        assert benchmark.main(["-c", str(cfg), "--status", "c-data"]) == 0
+        assert "cells without stored data" in capsys.readouterr().out
+        s = api.get("/api/campaigns/c-data/")
+        assert s["done"] == 0 and s["data_pending"] == 2 and sum(s["failed"].values()) == 0
+        col = Collector(ProfileStore(data, rest_lookup(orch.url)), "127.0.0.1", broker.port).start()  # names from REST
+        try:
+            node.proc.send_signal(__import__("signal").SIGTERM)  # type: ignore[union-attr]
+            node.wait_exit(30)
+            node.start()  # restarted: it reads its spool back and sends the results again
+            assert benchmark.main(["-c", str(cfg), "--status", "c-data", "--wait", "--timeout", "60"]) == 0
+            assert "2 cells: 2 done; failed: none" in capsys.readouterr().err
+            assert done_cells(data, "c-data") == Counter({0: 1, 1: 1})
+        finally:
+            col.stop()

@@ -57,7 +57,8 @@ def test_a_store_of_before_the_profile_column_is_migrated_and_keeps_its_campaign
     h.store.close()
     # make it the store an orchestrator of version 1 left: no profile column, no user_version
     db = sqlite3.connect(path)
-    db.executescript("ALTER TABLE cells DROP COLUMN profile; PRAGMA user_version = 0;")
+    db.executescript("ALTER TABLE cells DROP COLUMN profile; ALTER TABLE cells DROP COLUMN data; DROP TABLE results;"
+                     " PRAGMA user_version = 0;")
     db.close()
     assert schema(path) == (0, schema(path)[1]) and "profile" not in schema(path)[1]
     h.restart()

@@ -9,6 +9,7 @@ import orjson
 
 import pytest
 
+from common.results import encode_ack
 from common.wire import envelope
 from benchmarking import plan as campaign_plan
 from orchestrator import views
@@ -29,13 +30,23 @@ def status(h: Harness, cid: str) -> dict[str, Any]:
 
 
 def exit_running(h: Harness, rt: str, **status_: Any) -> str:
-    """The runtime's running module exits (as the benchmarking runtime reports it); returns its uuid."""
+    """The runtime's running module sends its profile and exits (as the benchmarking runtime
+    reports it), and a collector acknowledges the profile; returns its uuid."""
     uuid = h.creates(rt)[-1]
     st = {"reason": "exited", "code": 0, "error": None}
     st.update({k: v for k, v in status_.items() if k in ("reason", "code", "error")})
     extra = {k: v for k, v in status_.items() if k not in ("reason", "code", "error")}
+    if not status_:  # a run that went well: its profile, acknowledged by a collector
+        h.send(f"{R}/proc/profile/benchmarking-v3/{rt}/{uuid}", v3(["ok"], rid=f"r-{uuid}"))
     h.send(f"{R}/proc/control/{rt}", envelope("exited", {"type": "module", "uuid": uuid, "status": st, **extra}))
+    if not status_:
+        stored(h, rt, f"r-{uuid}")
     return uuid
+
+
+def stored(h: Harness, rt: str, *ids: str) -> None:
+    """A collector's ack: it has stored these results of runtime `rt`."""
+    h.send(f"{R}/proc/stored/{rt}", encode_ack("collector", list(ids)))
 
 
 def test_expand_is_stable_and_interleaved() -> None:
@@ -142,7 +153,7 @@ def test_window_sends_cells_ahead_within_the_runtimes_queue_ahead(tmp_path, wind
         assert len(more) <= 1
         order += more
         assert len(h.o.nodes["rt-1"].children) <= in_flight
-    assert status(h, "cw")["done"] == 8
+    assert status(h, "cw")["done"] + status(h, "cw")["data_pending"] == 8  # no collector here
     # a module that is no campaign's cell waits for max_nmodules (1), also behind a campaign's window
     h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cw2", "plan": plan(window=window)}))
     first = h.creates("rt-1")
@@ -160,10 +171,10 @@ def test_window_must_be_a_small_positive_integer() -> None:
             campaign_plan.expand(plan(window=bad))
 
 
-def v3(outcomes: list[str], part: tuple[int, int] = (0, 1)) -> bytes:
+def v3(outcomes: list[str], part: tuple[int, int] = (0, 1), rid: str | None = None) -> bytes:
     n = len(outcomes)
     return orjson.dumps({"v": 3, "runs": {"wall_ns": [1000] * n, "outcome": outcomes}, "errors": {}, "env": {},
-                         "warmup": 0, "part": list(part), "first_run": 0})
+                         "warmup": 0, "part": list(part), "first_run": 0, **({"id": rid} if rid else {})})
 
 
 def test_node_dying_between_profile_and_exited_does_not_run_the_cell_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -175,12 +186,14 @@ def test_node_dying_between_profile_and_exited_does_not_run_the_cell_again(tmp_p
     h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cp", "plan": plan(window=3)}))
     a, b, c = h.creates("rt-1")
     prof = f"{R}/proc/profile/benchmarking-v3/rt-1"
-    h.send(f"{prof}/{a}", v3(["ok", "ok", "ok"]))                      # a: complete, then the node dies
+    h.send(f"{prof}/{a}", v3(["ok", "ok", "ok"], rid="ra"))            # a: complete, then the node dies
     h.send(f"{prof}/{b}", v3(["ok", "ok"], part=(0, 2)))                # b: half of its profile only
     h.o.handle(f"{R}/proc/profile/benchmarking/rt-1/{c}", b"\0" * 12)   # c: the seed's layout says nothing
     h.send(f"{prof}/{a}", v3(["ok", "ok", "ok"]))                      # a QoS 1 duplicate changes nothing
     h.send(f"{R}/proc/reg/rt-1", envelope("delete", {"type": "runtime", "uuid": "rt-1"}))
     assert h.errors() == []
+    assert status(h, "cp")["data_pending"] == 1
+    stored(h, "rt-1", "ra")
     s = status(h, "cp")
     assert s["done"] == 1 and s["failed"]["killed"] == 0 and s["failed"]["lost"] == 7
     code, cells = views.route(h.o, "/api/campaigns/cp/cells/", "state=done")
@@ -202,7 +215,8 @@ def test_failed_runs_in_a_complete_profile_give_the_cells_failure(tmp_path) -> N
     h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cf", "plan": plan(window=2)}))
     a, b = h.creates("rt-1")
     h.send(f"{R}/proc/profile/benchmarking-v3/rt-1/{a}", v3(["ok", "trap"]))
-    h.send(f"{R}/proc/profile/benchmarking-v3/rt-1/{b}", v3(["ok"]))
+    h.send(f"{R}/proc/profile/benchmarking-v3/rt-1/{b}", v3(["ok"], rid="rb"))
+    stored(h, "rt-1", "rb")  # before the cell has an outcome: it counts once it has
     # the worker died (the supervisor reports it: no samples counted): b's complete profile stands
     h.send(f"{R}/proc/control/rt-1", envelope("exited", {"type": "module", "uuid": b,
                                                           "status": {"reason": "error", "code": None, "error": "worker died"}}))
@@ -241,4 +255,64 @@ def test_create_lost_by_an_orchestrator_that_died_before_publishing_it_is_sent_a
     assert h.creates("rt-1") == []
     for u in (b, c, d[0]):
         h.exited("rt-1", u)
-    assert status(h, "cr")["done"] == 4 and status(h, "cr")["running"] == 3
+    assert status(h, "cr")["data_pending"] == 4 and status(h, "cr")["running"] == 3  # no collector here
+
+
+def test_a_cell_is_done_only_once_a_collector_stored_its_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue #24: an exited cell whose results no collector acknowledged is `data_pending` (neither
+    done nor failed, never run again by a resume); the ack may come before or after the exited; every
+    part must be stored; a profile on another runtime's topic settles nothing."""
+    h = Harness(str(tmp_path / "o.db"))
+    h.manager()
+    bench_runtime(h, "rt-1", "node1.bench", 3)
+    bench_runtime(h, "rt-9", "node9.bench", 3)
+    h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "cd", "plan": plan(window=3, argsets=[[]])}))
+    a, b, c = h.creates("rt-1")
+    prof = f"{R}/proc/profile/benchmarking-v3"
+    # a: profile, exited, no ack yet -> data pending; the ack -> done
+    h.send(f"{prof}/rt-1/{a}", v3(["ok"], rid="ra"))
+    h.exited("rt-1", a)
+    s = status(h, "cd")
+    assert s["done"] == 0 and s["data_pending"] == 1 and s["finished"] is False
+    code, cells = views.route(h.o, "/api/campaigns/cd/cells/", "state=data_pending")
+    assert code == 200 and [x["module"] for x in cells["results"]] == [a]
+    stored(h, "rt-9", "ra")  # the ack on another runtime's topic is not this result's
+    assert status(h, "cd")["data_pending"] == 1
+    stored(h, "rt-1", "ra")
+    assert status(h, "cd")["done"] == 1 and status(h, "cd")["data_pending"] == 0
+    # b: two parts; the ack of the first comes before the exited, the second's after
+    h.send(f"{prof}/rt-1/{b}", v3(["ok"], part=(0, 2), rid="rb0"))
+    stored(h, "rt-1", "rb0", "sha256:ignored")
+    h.send(f"{prof}/rt-1/{b}", v3(["ok"], part=(1, 2), rid="rb1"))
+    h.exited("rt-1", b)
+    assert status(h, "cd")["data_pending"] == 1
+    stored(h, "rt-1", "rb1")
+    assert status(h, "cd")["done"] == 2
+    # c: another node's profile naming c, on that node's own topic, settles nothing (cross-node)
+    h.send(f"{prof}/rt-9/{c}", v3(["ok"], rid="rc-forged"))
+    stored(h, "rt-9", "rc-forged")
+    h.send(f"{R}/proc/reg/rt-1", envelope("delete", {"type": "runtime", "uuid": "rt-1"}))  # c dies unsettled
+    s = status(h, "cd")
+    assert s["done"] == 2 and s["failed"]["killed"] + s["failed"]["lost"] == 2
+
+
+def test_a_data_pending_cell_is_not_run_again_by_a_resume(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    h = Harness(str(tmp_path / "o.db"))
+    h.manager()
+    bench_runtime(h, "rt-1", "node1.bench", None)
+    h.send(f"{R}/proc/control", envelope("create_campaign", {"campaign": "ce", "plan": plan(argsets=[[]])}))
+    (a,) = h.creates("rt-1")
+    h.send(f"{R}/proc/profile/benchmarking-v3/rt-1/{a}", v3(["ok"], rid="ra"))
+    h.exited("rt-1", a)
+    h.creates("rt-1")
+    h.send(f"{R}/proc/reg/rt-1", envelope("delete", {"type": "runtime", "uuid": "rt-1"}))
+    bench_runtime(h, "rt-2", "node1.bench", None)
+    h.send(f"{R}/proc/control", envelope("resume_campaign", {"campaign": "ce"}))
+    s = status(h, "ce")
+    assert s["data_pending"] == 1 and s["running"] + s["queued"] == 3
+    code, cells = views.route(h.o, "/api/campaigns/ce/cells/", "state=data_pending")
+    assert [x["module"] for x in cells["results"]] == [a]
+    for u in [m[1]["data"]["uuid"] for m in h.take(f"{R}/proc/control/rt-2") if m[1]["action"] == "create"]:
+        assert u != a
+    stored(h, "rt-1", "ra")  # the collector caught up (the old runtime's topic: where the result came from)
+    assert status(h, "ce")["done"] == 1
