@@ -92,3 +92,13 @@ def test_follow_then_ctrl_c(s: Setup, detach: bool) -> None:
     else:
         assert p.returncode == 130 and f"stopping {name}" in err, err
     wait_until(lambda: s.status(uuid) == "D", 20, "stopped")
+
+
+def test_logs_follow_prints_new_output_then_returns_at_the_end(s: Setup) -> None:
+    r = s.manage("run", "-n", "spinner", "-f", "spin.wasm", "-a", "1500", "--settle", "0")  # seconds of spinning
+    assert r.returncode == 0, r.stderr
+    uuid = r.stdout.split()[2]
+    f = s.manage("logs", uuid, "-f")  # prints what comes (the count, at the end), returns when it ended
+    assert f.returncode == 0, f.stderr
+    assert f.stdout.startswith("spun 1500 ("), f.stdout
+    assert s.status(uuid) == "D"
