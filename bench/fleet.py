@@ -46,6 +46,7 @@ from common.wire import envelope  # noqa: E402
 from orchestrator.core import Orchestrator  # noqa: E402
 from orchestrator.model import Node  # noqa: E402
 from orchestrator.scheduler import Scheduler, scan_pick  # noqa: E402
+from orchestrator.service import BATCH  # noqa: E402
 from orchestrator.store import Store  # noqa: E402
 from testbed.broker import Mosquitto  # noqa: E402
 from testbed.fleet import SimFleet  # noqa: E402
@@ -70,26 +71,30 @@ class ScanScheduler(Scheduler):
 
 
 def placement(runtimes: int, creates: int, scan: bool) -> float:
-    """Creates/s without a target runtime at `runtimes` runtimes (half plain, half benchmarking)."""
+    """Creates/s without a target runtime at `runtimes` runtimes (half plain, half benchmarking), fed
+    as the service feeds them: `Orchestrator.handle_batch` with up to BATCH messages (one commit each)."""
     tmp = tempfile.mkdtemp(prefix="sl-bench-fleet-")
     try:
         store = Store(os.path.join(tmp, "o.db"))
         o = Orchestrator(store, lambda t, p: None, realm=R, ka_interval=0)
         if scan:
             o.scheduler = ScanScheduler(o)
+        regs: list[tuple[str, bytes, float]] = []
         for i in range(runtimes // 2):
             m = f"m-{i:08d}"
-            o.handle(f"{R}/proc/reg/{m}", orjson.dumps(envelope("create", {"type": "manager", "uuid": m, "name": f"n{i}"})))
+            regs.append((f"{R}/proc/reg/{m}", orjson.dumps(envelope("create", {"type": "manager", "uuid": m, "name": f"n{i}"})), 0.0))
             for k, apis in enumerate((["wasm", "wasi"], ["wasm", "wasi", "benchmarking"])):
                 u = f"r-{i:08d}-{k}"
-                o.handle(f"{R}/proc/reg/{u}", orjson.dumps(envelope("create", {
-                    "type": "runtime", "uuid": u, "name": f"n{i}.{k}", "max_nmodules": 4, "apis": apis, "parent": m})))
-        msgs = [orjson.dumps(envelope("create", {"type": "module", "uuid": f"mod-{j:08d}", "name": f"job{j}",
-                                                 "file": "job.wasm", "apis": [], "args": {"argv": []}}))
+                regs.append((f"{R}/proc/reg/{u}", orjson.dumps(envelope("create", {
+                    "type": "runtime", "uuid": u, "name": f"n{i}.{k}", "max_nmodules": 4, "apis": apis, "parent": m})), 0.0))
+        for j in range(0, len(regs), BATCH):
+            o.handle_batch(regs[j:j + BATCH])
+        msgs = [(f"{R}/proc/control", orjson.dumps(envelope("create", {"type": "module", "uuid": f"mod-{j:08d}", "name": f"job{j}",
+                                                                       "file": "job.wasm", "apis": [], "args": {"argv": []}})), 0.0)
                 for j in range(creates)]
         t0 = time.perf_counter()
-        for msg in msgs:
-            o.handle(f"{R}/proc/control", msg)
+        for j in range(0, len(msgs), BATCH):
+            o.handle_batch(msgs[j:j + BATCH])
         dt = time.perf_counter() - t0
         placed = sum(len(n.children) + len(n.queue) for n in o.nodes.values())
         if placed != creates:

@@ -99,6 +99,9 @@ def main(argv: list[str]) -> int:
         cfg.mqtt_port = int(port)  # type: ignore[call-overload]
     bind = opts["--bind"] or ("127.0.0.1" if cfg.http in ("localhost", "127.0.0.1", "::1") else "0.0.0.0")
 
+    from orchestrator.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread (orchestrator/memory.py)
     from orchestrator.guard import IdentityError, load_identities
     from orchestrator.rest import read_token
     from orchestrator.service import Service
