@@ -62,7 +62,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 
-from cli import acl_tls
+from cli import _acl_tls as acl_tls
 from cli._api import CliError, guard, parse
 from common.jsonfile import JsonFileError, read_object
 from runtimes.files import default_roots
@@ -231,7 +231,7 @@ def main(argv: list[str]) -> int:
     realm = str(opts["--realm"])
     if not realm or any(c in realm for c in "+#/ "):
         raise CliError(f"--realm: {realm!r} is not a usable realm (no '/', '+', '#', spaces)")
-    for key in ("--orchestrator-user", "--cli-user", "--collector-user"):
+    for key in ("--orchestrator-user", "--collector-user"):
         _check_user(str(opts[key]), key)
     channels = list(opts["--channel"] or [])
     for c in channels:
