@@ -46,7 +46,8 @@ def main(argv: list[str]) -> int:
         return 0
     if not argv:  # a usage mistake (exit 2): the script list, and one line saying what is missing
         print(usage())
-        print("manage.py: name a script to run, e.g. `python manage.py list`", file=sys.stderr)
+        print("manage.py: name a script to run, e.g. `python manage.py list` (the scripts above; "
+              "`python manage.py -h` lists them too)", file=sys.stderr)
         return 2
     name = argv[0]
     if name not in SCRIPTS:
