@@ -102,3 +102,19 @@ def test_logs_follow_prints_new_output_then_returns_at_the_end(s: Setup) -> None
     assert f.returncode == 0, f.stderr
     assert f.stdout.startswith("spun 1500 ("), f.stdout
     assert s.status(uuid) == "D"
+
+
+def test_inspect_a_running_module_shows_its_resource_use(s: Setup) -> None:
+    r = s.manage("run", "-n", "waiter", "-f", "cat.wasm")  # waits on stdin: stays running
+    assert r.returncode == 0, r.stderr
+    uuid = r.stdout.split()[2]
+
+    def used() -> dict[str, object] | None:
+        got = json.loads(s.manage("inspect", uuid, "--json").stdout)["resources"]
+        return got if got and "mem_usage" in got else None
+
+    res = wait_until(used, 30, "the runtime's keepalive with the module's figures")
+    assert isinstance(res["mem_usage"], int) and res["mem_usage"] > 0, res
+    out = s.manage("inspect", "waiter").stdout
+    assert "use      cpu " in out and "running" in out.splitlines()[0], out
+    assert s.manage("stop", "-n", uuid).returncode == 0

@@ -150,3 +150,23 @@ def test_a_moved_module_goes_home(tmp_path: Any) -> None:
     h.tick(0.3)
     assert {n: h.slots(n)[0][1] for n in homes} == homes
     assert h.o.mods.get(h.slots("s0")[0][0]) is not None
+
+
+def test_placement_by_kind_apis_and_platform(tmp_path: Any) -> None:
+    h = DHarness(str(tmp_path / "o.db"))
+    h.manager("m-1", "node1")
+    h.send(f"{R}/proc/reg/rt-x86", envelope("create", {"type": "runtime", "uuid": "rt-x86", "name": "x86", "parent": "m-1",
+                                                       "apis": ["wasm", "channels"], "platform": {"cpu": "x86_64"}}))
+    h.send(f"{R}/proc/reg/rt-arm", envelope("create", {"type": "runtime", "uuid": "rt-arm", "name": "arm", "parent": "m-1",
+                                                       "apis": ["wasm"], "platform": {"cpu": "aarch64"}}))
+    h.send(f"{R}/proc/reg/rt-bench", envelope("create", {"type": "runtime", "uuid": "rt-bench", "name": "bench", "parent": "m-1",
+                                                         "apis": ["benchmarking"], "platform": {"cpu": "aarch64"}}))
+    h.apply({"name": "arm", "file": "a.wasm", "count": 2, "placement": {"platform": {"cpu": "aarch64"}}},
+            {"name": "chan", "file": "c.wasm", "count": 2, "placement": {"apis": ["channels"]}},
+            {"name": "bench", "file": "b.wasm", "placement": {"kind": "benchmark"}},
+            {"name": "none", "file": "n.wasm", "placement": {"platform": {"cpu": "riscv64"}}})
+    assert {rt for _, rt in h.slots("arm").values()} == {"rt-arm"}  # a plain module: never the benchmarking one
+    assert {rt for _, rt in h.slots("chan").values()} == {"rt-x86"}
+    assert {rt for _, rt in h.slots("bench").values()} == {"rt-bench"}
+    assert h.slots("none") == {}
+    assert "waiting" in h.events()
