@@ -1,4 +1,5 @@
-"""The orchestrator's memory (issue #26 item 3; where it goes: docs/performance.md, "Fleet memory").
+"""The orchestrator's memory (issue #26 item 3; where it goes: docs/performance.md,
+"Fleet, issue #26 items 2, 3 and 5").
 
 glibc gives every thread that allocates its own malloc arena (up to 8 per CPU) and keeps what is
 freed in each for reuse. The orchestrator's REST threads build large short-lived answers (a full
