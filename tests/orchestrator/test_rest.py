@@ -144,3 +144,51 @@ def test_the_connection_cap_answers_503_and_logs_once(socks: list[socket.socket]
         assert s.srv.refused == 3
     finally:
         s.close()
+
+
+SERVE_AT_64_FDS = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+from orchestrator.rest import RestServer, host_names, make_handler
+srv = RestServer(("127.0.0.1", 0), make_handler(lambda p, q: (200, {"ok": True}), 60.0), token=None,
+                 hosts=host_names("127.0.0.1", "localhost"))
+print(srv.server_address[1], srv.cap, flush=True)
+srv.serve_forever()
+"""
+
+
+def test_idle_sockets_up_to_rlimit_nofile_get_503_not_silence(socks: list[socket.socket]) -> None:
+    # issue #25: with ~1,000 idle sockets at RLIMIT_NOFILE 1024 the server went silent, spinning; here 64 fds
+    import subprocess
+    import sys
+
+    from cli.install import PROJECT
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_AT_64_FDS], cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port, cap = (int(x) for x in proc.stdout.readline().split())
+        assert cap == 16  # a quarter of the descriptors
+        for _ in range(80):  # more idle connections than the process has descriptors
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        c.request("GET", "/api/x")
+        r = c.getresponse()
+        assert r.status == 503 and b"too many connections" in r.read()
+        c.close()
+        for s in socks:
+            s.close()
+        socks.clear()
+
+        def served() -> bool:
+            c2 = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            try:
+                c2.request("GET", "/api/x")
+                return c2.getresponse().status == 200
+            finally:
+                c2.close()
+        wait_until(served, 60, "a request served once the idle connections closed")
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
