@@ -10,7 +10,8 @@ is no orchestrator), and keeps everything running until Ctrl-C (`--check`: stop 
 It behaves like a supervisor: a component that dies is started again after a backoff (1 s doubling
 to 30 s; back to 1 s after a minute up), the others keep running. Ctrl-C prints one line
 (`== stopping`), stops the node, then the orchestrator, then the broker (so nobody logs a lost
-connection), and exits 0. The components run in sessions of their own: the terminal's Ctrl-C
+connection), and exits 0; so does SIGTERM. The components die with the script (PR_SET_PDEATHSIG)
+even when it is killed. The components run in sessions of their own: the terminal's Ctrl-C
 reaches only this script. Everything that should outlive the stack lives in the state directory
 (`--state-dir`, default ~/.local/state/silverline): the node's uuids, the orchestrator's store
 (`orchestrator.db`: campaigns, deployments, history) and the broker's persistence (`mosquitto/`:
@@ -21,6 +22,7 @@ Usage: python tools/run_local.py [--port PORT] [--http-port PORT] [--runtime NAM
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shutil
 import signal
@@ -117,6 +119,19 @@ def run_hello(py: str, port: int, http_port: int, node: str, tmp: str) -> None:
         c.disconnect()
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: the child calls it between fork and exec (no import there)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when this script dies, even by SIGKILL (Linux PR_SET_PDEATHSIG),
+    so that no component outlives the stack (they run in sessions of their own)."""
+    _LIBC.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # `kill PID` stops as Ctrl-C does: in order, exit 0
+
+
 class Component:
     """One supervised process: started in a session of its own, its output prefixed and echoed."""
 
@@ -133,7 +148,7 @@ class Component:
 
     def start(self) -> "Component":
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
         return self
@@ -189,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="show that it works, then stop everything and exit")
     a = ap.parse_args(argv)
     py = sys.executable
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell: Ctrl-C cannot come
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     state = os.path.expanduser(a.state_dir)
     os.makedirs(os.path.join(state, "mosquitto"), exist_ok=True)
     comps: list[Component] = []

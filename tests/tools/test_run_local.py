@@ -78,3 +78,34 @@ def test_supervises_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     tail = out.split("== stopping", 1)[1]
     assert "ERR" not in tail and "CRI" not in tail, tail  # a clean stop logs no error
     assert closed(port, http)
+
+
+def test_sigterm_stops_in_order_and_sigkill_takes_the_components_along(tmp_path: Path) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        port, http = free_port(), free_port()
+        p = subprocess.Popen([sys.executable, "tools/run_local.py", "--port", str(port), "--http-port", str(http),
+                              "--name", "term", "--state-dir", str(tmp_path), "--runtime", "test/echo"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+
+        def read() -> None:
+            assert p.stdout is not None
+            with p.stdout:
+                for ln in p.stdout:
+                    lines.append(ln)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            wait_until(lambda: any("== it works." in ln for ln in lines), 120, "the stack up")
+            p.send_signal(sig)
+            p.wait(60)
+            # SIGKILL: the components see their parent die and stop themselves (PR_SET_PDEATHSIG)
+            wait_until(lambda: closed(port, http), 60, "every component gone")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            reader.join(10)
+        if sig == signal.SIGTERM:
+            assert p.returncode == 0 and "== stopping" in "".join(lines), "".join(lines)
