@@ -24,6 +24,7 @@ import glob
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -243,9 +244,9 @@ def run(tmp: str, spin: str, n: int, quick: bool) -> dict[str, Any]:
             off.append(clean_campaign(rig, spin, n, f"c-spool-off-{i}"))
         rig.spool = True
         rig.restart_node(kill=False)
-        res["overhead_ms_per_cell_spool"] = sorted(on)[len(on) // 2]
+        res["overhead_ms_per_cell_spool"] = round(statistics.median(on), 3)
         res["overhead_ms_per_cell_spool_range"] = [min(on), max(on)]
-        res["overhead_ms_per_cell_no_spool"] = sorted(off)[len(off) // 2]
+        res["overhead_ms_per_cell_no_spool"] = round(statistics.median(off), 3)
         res["overhead_ms_per_cell_no_spool_range"] = [min(off), max(off)]
         pause = 5.0 if quick else 20.0
         settle = 60.0

@@ -1,7 +1,8 @@
 """Results from the runtimes to a collector, through the spool (spool.py; docs/benchmarking.md, "Delivery").
 
 The router hands every profile message to `offer`; the supervisor's loop calls `flush` right
-before it flushes MQTT (commit, then publish), `on_connect` on every broker connection (all held
+before it flushes MQTT (commit, then publish), and so does any other publish of the node (Outbox.before),
+so a module's profile still leaves before its `exited`; `on_connect` on every broker connection (all held
 results are sent again), `tick` on its timers (results due again, RESEND_BATCH at a time) and
 `ack` for the messages on its runtimes' `proc/stored/RUNTIME` topics. A spool that cannot write
 (the node's disk is full) says so once per errno and publishes without it meanwhile.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import time
 
 from common.results import decode_ack, result_id, stored_topic
 from supervisor.outbox import Outbox
@@ -27,6 +29,9 @@ class Delivery:
         self.topics = {stored_topic(realm, u) for u in runtime_uuids} if spool is not None else set()
         self.failing: int | None = None  # errno while the spool cannot write
         self.pending = False  # results added since the last flush
+        self._flushing = False
+        if spool is not None:
+            outbox.before = lambda: self.flush(time.monotonic())  # in order: results before what follows them
 
     def open(self) -> None:
         if self.spool is None:
@@ -52,9 +57,17 @@ class Delivery:
         self.outbox.publish(topic, payload, 1)
 
     def flush(self, now: float) -> None:
-        if not self.pending or self.spool is None:
+        if not self.pending or self.spool is None or self._flushing:
             return
         self.pending = False
+        self._flushing = True
+        try:
+            self._flush(now)
+        finally:
+            self._flushing = False
+
+    def _flush(self, now: float) -> None:
+        assert self.spool is not None
         try:
             out = self.spool.commit(now)
         except OSError as e:  # not durable: publish them anyway, they stay held (sent again until acknowledged)

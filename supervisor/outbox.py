@@ -3,7 +3,7 @@ error reports (our log plus `{realm}/proc/log`, so the sender of a bad request s
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from common.wire import Topics, encode, envelope, one_line, quote
 from supervisor.mqtt_link import MqttLink
@@ -17,8 +17,11 @@ class Outbox:
         self.node_name = node_name
         self.manager_uuid = manager_uuid
         self.link: MqttLink | None = None  # None until the supervisor has forked its workers and connects
+        self.before: Callable[[], None] | None = None  # called before each publish (delivery.Delivery.flush)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        if self.before is not None:
+            self.before()  # the result spool's pending results go first (delivery.py): a profile before its exited
         if self.link is not None:
             self.link.publish(topic, payload, qos)
 

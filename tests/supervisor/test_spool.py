@@ -137,3 +137,40 @@ def test_a_spool_of_garbage_is_read_as_empty(tmp_path, n) -> None:  # type: igno
     s = spool(tmp_path)
     assert not s.held and os.path.getsize(s.path) == 0
     s.close()
+
+
+class _Link:
+    """Stands in for the MQTT link (tests/supervisor covers the real one): records what is published."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, int]] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        self.sent.append((topic, payload, qos))
+
+
+def test_a_profile_leaves_before_what_the_node_publishes_after_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The spool's group commit must not reorder: a module's profile goes out before its `exited`
+    (the orchestrator counts a cell's profile while its module runs), and only once durable."""
+    from common.wire import Topics
+    from supervisor.delivery import Delivery
+    from supervisor.outbox import Outbox
+
+    out = Outbox(Topics("realm"), node_name="n", manager_uuid="m")
+    link = _Link()
+    out.link = link  # type: ignore[assignment]
+    d = Delivery(Spool(str(tmp_path / "n.spool")), out, "realm", ["RT"])
+    d.open()
+    d.offer(T, b'{"id": "r1"}')
+    assert link.sent == []  # not durable yet: not published
+    out.publish("realm/proc/control/RT", b"exited", 1)
+    assert [t for t, _p, _q in link.sent] == [T, "realm/proc/control/RT"]
+    s2 = Spool(str(tmp_path / "n.spool"))
+    assert s2.open(readonly=True) == 1  # on disk before it was published
+    s2.close()
+    d.flush(0.0)
+    assert len(link.sent) == 2  # nothing twice
+    assert d.ack("realm/proc/stored/RT", b'{"collector": "c", "ids": ["r1"]}') and d.report()["held"] == 0
+    d.close()
