@@ -102,6 +102,9 @@ def main(argv: list[str]) -> int:
     from orchestrator.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread (orchestrator/memory.py)
+    # the REST threads get the GIL back within 1 ms (default 5 ms) of the decision thread's turn: at 10,000
+    # runtimes a page's p99 was 51 / 60 ms against 66 / 136 ms (bench/fleet.py, 2 interleaved pairs, issue #26)
+    sys.setswitchinterval(0.001)
     from orchestrator.guard import IdentityError, load_identities
     from orchestrator.rest import read_token
     from orchestrator.service import Service
