@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cli._api import Api
+from collector import Collector, ProfileStore
 from testbed.node import running_node
 from testbed.orchestrator import ROOT
 from testbed.wait import wait_until
@@ -49,9 +50,14 @@ def test_a_plan_with_problems_says_each_on_one_line_and_sends_nothing(broker, or
         assert "file 'nosuch.wasm' not found in the module roots" in lines[3] and "nothing was sent" in lines[3]
         assert all(line.startswith("manage.py benchmark: ") for line in lines)
         assert api.get("/api/campaigns/bad/") is None and api.get("/api/campaigns/")["count"] == 0
-        # a good plan goes through, with the default engine under its catalog name
-        r = manage(cfg, "-r", "pc", "-f", os.path.basename(wasm["spin"]), "--engine", "wasmtime", "wasmtime-j",
-                   "--argv", "1", "--campaign", "good", "--wait", "--timeout", "120")
+        # a good plan goes through, with the default engine under its catalog name (a collector stores
+        # its data: a cell is done when its result is stored)
+        col = Collector(ProfileStore(str(tmp_path / "data")), "127.0.0.1", broker.port).start()
+        try:
+            r = manage(cfg, "-r", "pc", "-f", os.path.basename(wasm["spin"]), "--engine", "wasmtime", "wasmtime-j",
+                       "--argv", "1", "--campaign", "good", "--wait", "--timeout", "120")
+        finally:
+            col.stop()
         assert r.returncode == 0, r.stderr
         s = api.get("/api/campaigns/good/")
         assert s["cells"] == 1 and s["plan"]["engines"] == ["wasmtime-j"] and s["done"] == 1
@@ -73,18 +79,22 @@ def test_engine_aliases_are_one_engine(tmp_path) -> None:  # type: ignore[no-unt
 
 def test_failures_are_given_by_reason_with_their_first_message(broker, orch, wasm, wasm_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cfg = config(tmp_path, broker, orch)
-    with running_node(broker, name="pf", runtimes=["benchmarking"], state_dir=str(tmp_path / "state"), reg_timeout=5,
-                      extra_args=["--module-root", wasm_root]):
-        api = Api(orch.url)
-        wait_until(lambda: api.runtime("pf") is not None, 30, "the runtime registered")
-        r = manage(cfg, "-r", "pf", "-f", wasm["spin"], wasm["trap"], "--argv", "1", "--plan-order",
-                   "--campaign", "reasons", "--wait", "--timeout", "120")
-        assert r.returncode == 1, r.stderr
-        cells = api.get("/api/campaigns/reasons/cells/?state=trap")["results"]
-        assert len(cells) == 1
-        message = cells[0]["record"]["status"]["error"]
-        assert message
-        line = next(x for x in r.stderr.splitlines() if x.startswith("  trap (1 cell), the first: "))
-        assert " ".join(message.split()) in line and "trap.wasm, engine wasmtime-j, runtime pf" in line
-        st = manage(cfg, "--status", "reasons")
-        assert st.returncode == 0 and line in st.stdout.splitlines()
+    col = Collector(ProfileStore(str(tmp_path / "data")), "127.0.0.1", broker.port).start()
+    try:
+        with running_node(broker, name="pf", runtimes=["benchmarking"], state_dir=str(tmp_path / "state"), reg_timeout=5,
+                          extra_args=["--module-root", wasm_root]):
+            api = Api(orch.url)
+            wait_until(lambda: api.runtime("pf") is not None, 30, "the runtime registered")
+            r = manage(cfg, "-r", "pf", "-f", wasm["spin"], wasm["trap"], "--argv", "1", "--plan-order",
+                       "--campaign", "reasons", "--wait", "--timeout", "120")
+            assert r.returncode == 1, r.stderr
+            cells = api.get("/api/campaigns/reasons/cells/?state=trap")["results"]
+            assert len(cells) == 1
+            message = cells[0]["record"]["status"]["error"]
+            assert message
+            line = next(x for x in r.stderr.splitlines() if x.startswith("  trap (1 cell), the first: "))
+            assert " ".join(message.split()) in line and "trap.wasm, engine wasmtime-j, runtime pf" in line
+            st = manage(cfg, "--status", "reasons")
+            assert st.returncode == 0 and line in st.stdout.splitlines()
+    finally:
+        col.stop()
