@@ -5,7 +5,7 @@ import json
 import os
 import platform
 import statistics
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 
 def pct(xs: Sequence[float], p: float) -> float:
@@ -62,3 +62,13 @@ def finish(res: Any, as_json: bool) -> int:
     if as_json:
         print(json.dumps(res))
     return 0
+
+
+def measured(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`fn`'s figures with the machine and the load average before and after them (the context every
+    figure in docs/performance.md is given with); prints that context as the table's first line."""
+    res: dict[str, Any] = {"machine": machine(), "loadavg_before": loadavg()}
+    res.update(fn())
+    res["loadavg_after"] = loadavg()
+    print(f"machine: {res['machine']}; load {res['loadavg_before']} -> {res['loadavg_after']}")
+    return res

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import loadavg, machine, median_spread  # noqa: E402
+from bench._common import finish, measured, median_spread, table  # noqa: E402
 from testbed.broker import Mosquitto  # noqa: E402
 from testbed.node import NodeProcess  # noqa: E402
 from testbed.orchestrator import OrchestratorProc  # noqa: E402
@@ -136,6 +136,9 @@ def run(reps: int, ka: float) -> dict[str, Any]:
     return res
 
 
+def spread(res: dict[str, Any], k: str) -> str:
+    return f"{res[k]} ({res[k + '_min']}..{res[k + '_max']})"
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 repetitions, keepalive 0.5 s (within 60 s)")
@@ -148,25 +151,17 @@ def main() -> int:
     if reps < 1 or ka <= 0:
         print("bench/deployments.py: --reps and --ka must be positive", file=sys.stderr)
         return 2
-    res: dict[str, Any] = {"machine": machine(), "loadavg_before": loadavg()}
-    res.update(run(reps, ka))
-    res["loadavg_after"] = loadavg()
-    print(f"machine: {res['machine']}; load {res['loadavg_before']} -> {res['loadavg_after']}")
+    res = measured(lambda: run(reps, ka))
     print(f"{DEPLOYMENTS} deployments x 2 modules over {NODES} nodes, keepalive {ka:g} s, {reps} repetitions (median (min..max))")
 
-    def f(k: str) -> str:
-        return f"{res[k]} s ({res[k + '_min']}..{res[k + '_max']})"
-
-    print(f"node crash (SIGKILL: its last will): converged {f('node_crash_converge_s')}; baseline, the death noticed:"
-          f" {f('node_crash_detect_s')}")
-    print(f"node silent (SIGSTOP: {3 * ka:g} s of missed keepalives): converged {f('node_silent_converge_s')}; baseline,"
-          f" the death noticed: {f('node_silent_detect_s')}")
-    print(f"node back: spread again {f('spread_back_s')} after its start")
-    print(f"orchestrator SIGKILL + restart: converged {f('orch_restart_converge_s')}; baseline, REST up and subscribed:"
-          f" {f('orch_restart_ready_s')}")
-    if a.json:
-        print(json.dumps(res))
-    return 0
+    rows = [["node crash (SIGKILL: its last will)", "node_crash_converge_s", "the death noticed", "node_crash_detect_s"],
+            [f"node silent (SIGSTOP: {3 * ka:g} s of missed keepalives)", "node_silent_converge_s", "the death noticed",
+             "node_silent_detect_s"],
+            ["node back: spread again after its start", "spread_back_s", "", ""],
+            ["orchestrator SIGKILL + restart", "orch_restart_converge_s", "REST up and subscribed", "orch_restart_ready_s"]]
+    print(table(["event", "converged s (min..max)", "baseline", "s (min..max)"],
+                [[what, spread(res, k), base, spread(res, bk) if bk else ""] for what, k, base, bk in rows]))
+    return finish(res, a.json)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Usage: bench/metrics.py [--quick] [--json] [--modules N] [--reps N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import orjson  # noqa: E402
 
-from bench._common import loadavg, machine, median_spread  # noqa: E402
+from bench._common import finish, measured, median_spread, table  # noqa: E402
 from common.wire import envelope  # noqa: E402
 from orchestrator import dashboard, metrics  # noqa: E402
 from orchestrator.core import Orchestrator  # noqa: E402
@@ -94,16 +93,12 @@ def main() -> int:
     if a.modules < 100 or reps < 1:
         print("bench/metrics.py: --modules must be at least 100 and --reps positive", file=sys.stderr)
         return 2
-    res: dict[str, Any] = {"machine": machine(), "loadavg_before": loadavg()}
-    res.update(run(a.modules, reps))
-    res["loadavg_after"] = loadavg()
-    print(f"machine: {res['machine']}; load {res['loadavg_before']} -> {res['loadavg_after']}")
+    res = measured(lambda: run(a.modules, reps))
     print(f"{res['modules']} modules {res['by_state']}, {RUNTIMES} runtimes, 10 deployments; {reps} reps, median (min..max)")
-    print(f"/metrics answer: {res['scrape_ms']} ms ({res['scrape_ms_min']}..{res['scrape_ms_max']}), {res['bytes']} bytes;"
-          f" baseline, the dashboard's answer: {res['dashboard_ms']} ms ({res['dashboard_ms_min']}..{res['dashboard_ms_max']})")
-    if a.json:
-        print(json.dumps(res))
-    return 0
+    print(table(["answer", "median ms", "min", "max"],
+                [[f"/metrics ({res['bytes']} bytes)"] + [res[f"scrape_ms{k}"] for k in ("", "_min", "_max")],
+                 ["baseline: the dashboard's"] + [res[f"dashboard_ms{k}"] for k in ("", "_min", "_max")]]))
+    return finish(res, a.json)
 
 
 if __name__ == "__main__":

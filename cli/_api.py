@@ -64,6 +64,14 @@ class Api(Rest):
         return cls(opts.get("--url") or cfg.orchestrator_url)
 
 
+
+def begin(doc: str | None, name: str, argv: list[str], multi: tuple[str, ...] = ()) -> tuple[dict[str, Any], Config, Api]:
+    """The start of a script that asks the orchestrator's REST API: its options, logging, the config and the Api."""
+    opts = parse(doc or "", name, argv, multi=multi)
+    setup(opts)
+    cfg = config(opts)
+    return opts, cfg, Api.from_opts(opts, cfg)
+
 def client(opts: dict[str, Any], cfg: Config, timeout: float = 10.0) -> Client:
     """The client library's Client for the options' config and --url (one code path with scripts)."""
     return Client(cfg, url=opts.get("--url") or None, timeout=timeout)

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
-from cli._api import Api, CliError, Session, config, envelope, guard, number, parse, setup, topics
+from cli._api import Api, CliError, Session, begin, envelope, guard, number, topics
 from common.deployspec import SpecError, documents, redacted
 
 SUMMARY = "Declare deployments the orchestrator keeps running (or --delete them)."
@@ -86,10 +86,7 @@ def converged(s: dict[str, Any]) -> bool:
 
 @guard("apply")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__ or "", "apply", argv, multi=("NAME",))
-    setup(opts)
-    cfg = config(opts)
-    api = Api.from_opts(opts, cfg)
+    opts, cfg, api = begin(__doc__, "apply", argv, multi=("NAME",))
     timeout = number(opts, "--timeout", float, 0.0)
     wait = number(opts, "--wait", float, 0.0)
     if opts["--delete"]:

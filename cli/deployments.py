@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from cli._api import Api, CliError, config, guard, number, parse, setup
+from cli._api import CliError, begin, guard, number
 
 SUMMARY = "List declared deployments, desired vs running."
 
@@ -69,9 +69,7 @@ def detail(d: dict[str, Any]) -> str:
 
 @guard("deployments")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__ or "", "deployments", argv)
-    setup(opts)
-    api = Api.from_opts(opts, config(opts))
+    opts, _, api = begin(__doc__, "deployments", argv)
     if opts["NAME"]:
         n = number(opts, "--events", int, 0)
         d = api.get(f"/api/deployments/{urllib.parse.quote(opts['NAME'], safe='')}/", {"events": n})

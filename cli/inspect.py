@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from cli._api import Api, CliError, config, guard, parse, setup
+from cli._api import Api, CliError, begin, guard
 
 SUMMARY = "Show one module: placement, args, state history, exit, resource use."
 
@@ -87,9 +87,7 @@ def human(d: dict[str, Any]) -> str:
 
 @guard("inspect")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__ or "", "inspect", argv)
-    setup(opts)
-    api = Api.from_opts(opts, config(opts))
+    opts, _, api = begin(__doc__, "inspect", argv)
     d = gather(api, opts["MODULE"])
     print(json.dumps(d, indent=2) if opts["--json"] else human(d))
     return 0

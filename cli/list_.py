@@ -33,7 +33,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cli._api import Api, CliError, config, guard, number, parse, setup
+from cli._api import Api, CliError, begin, guard, number
 from cli._compat import module_file, node_of, nqueued
 
 SUMMARY = "List runtimes and modules running on each runtime."
@@ -158,10 +158,7 @@ def _snapshot(api: Api, queued: int, show_all: bool, width: int | None = None, n
 
 @guard("list")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__, "list", argv)
-    setup(opts)
-    cfg = config(opts)
-    api = Api.from_opts(opts, cfg)
+    opts, _, api = begin(__doc__, "list", argv)
     try:
         watch = float(opts["--watch"])
         queued = int(opts["--queued"])

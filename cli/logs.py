@@ -22,7 +22,7 @@ import queue
 import sys
 import time
 
-from cli._api import Api, client, config, guard, number, parse, setup
+from cli._api import begin, client, guard, number
 from cli.inspect import find
 from common.wire import Topics
 
@@ -31,10 +31,7 @@ SUMMARY = "Show a module's output (kept by the orchestrator), --follow for more.
 
 @guard("logs")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__ or "", "logs", argv)
-    setup(opts)
-    cfg = config(opts)
-    api = Api.from_opts(opts, cfg)
+    opts, cfg, api = begin(__doc__, "logs", argv)
     tail = number(opts, "--tail", int, 0)
     m = find(api, opts["MODULE"])
     if not opts["--follow"]:

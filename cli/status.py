@@ -37,7 +37,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cli._api import Api, CliError, config, guard, number, parse, setup
+from cli._api import Api, CliError, begin, guard, number
 from cluster.ssh import Endpoint, SshOptions, resolve
 from common.manifest import Device, ManifestError, load_manifest
 
@@ -104,10 +104,7 @@ def _snapshot(api: Api, devices: list[Device], ssh: SshOptions, timeout: float) 
 
 @guard("status")
 def main(argv: list[str]) -> int:
-    opts = parse(__doc__, "status", argv)
-    setup(opts)
-    cfg = config(opts)
-    api = Api.from_opts(opts, cfg)
+    opts, cfg, api = begin(__doc__, "status", argv)
     path = opts["--manifest"] or cfg.manifest
     if not path:
         raise CliError(f"no manifest: pass --manifest PATH or set key `manifest` in {cfg.path or 'config.json'}")

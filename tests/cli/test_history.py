@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from typing import Iterator
@@ -16,6 +15,7 @@ from silverline import Client
 from testbed.broker import Mosquitto
 from testbed.node import NodeProcess
 from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.procs import interrupt
 from testbed.wait import wait_until
 
 
@@ -79,8 +79,7 @@ def test_follow_then_ctrl_c(s: Setup, detach: bool) -> None:
         assert line.startswith(f"created {name} "), line
         uuid = line.split()[2]
         wait_until(lambda: s.status(uuid) == "A", 20, "running")
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
+        out, err = interrupt(p)
     finally:
         if p.poll() is None:
             p.kill()

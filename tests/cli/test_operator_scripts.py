@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from typing import Any
@@ -17,6 +16,7 @@ from common.config import load_config
 from testbed.broker import free_port
 from testbed.node import NodeProcess
 from testbed.orchestrator import ROOT, OrchestratorProc
+from testbed.procs import interrupt
 from testbed.wait import wait_until
 
 
@@ -118,8 +118,7 @@ def test_list_watch_redraws_until_interrupted(broker: Any, orch: OrchestratorPro
                 with open(f"/proc/{p.pid}/wchan") as f:
                     return f.read() == "hrtimer_nanosleep"
             wait_until(sleeping, 60, "manage.py list --watch in its loop")
-            p.send_signal(signal.SIGINT)
-            out, err = p.communicate(timeout=20)
+            out, err = interrupt(p, 20)
         finally:
             if p.poll() is None:
                 p.kill()
