@@ -8,7 +8,8 @@ Options:
     -d DIR --data=DIR        Where results go: the store DIR/results.sqlite, and (files mode) one file per
                              result, DIR/<date>/<runtime>/<module>.<uuid>.<type>.json [default: data].
     --no-files               Only the store (`manage.py export` writes the files from it).
-    --mqtt=HOST:PORT         Broker (overrides the config).
+    --mqtt=HOST:PORT         Broker (overrides the config); a comma-separated list: brokers to fail
+                             over between, in that order (docs/cluster.md).
     --realm=REALM            Realm (overrides the config).
     --no-rest                Do not ask the orchestrator for names of unknown runtimes/modules.
     --client-id=ID           MQTT client id, i.e. the broker session that queues profiles while the
@@ -30,6 +31,7 @@ ensure_module("collector")  # a new shell's `python` lacks the packages of .venv
 from docopt import docopt  # noqa: E402
 
 from collector.store import Collector, CollectorBusy, ProfileStore, rest_lookup  # noqa: E402
+from common.broker import broker_list  # noqa: E402
 from common.config import ConfigError, load_config  # noqa: E402
 from common.logs import setup_logging  # noqa: E402
 from common.stop_signals import serve_until, stop_event  # noqa: E402
@@ -49,11 +51,15 @@ def main(argv: list[str]) -> int:
         return 2
     host, port = cfg.mqtt, cfg.mqtt_port
     if args["--mqtt"]:
-        h, _, p = args["--mqtt"].rpartition(":")
-        if not h or not p.isdigit():
-            print(f"collector: --mqtt must be HOST:PORT, got {args['--mqtt']!r}", file=sys.stderr)
+        try:  # HOST:PORT, or a list of them to fail over between (common/broker.py)
+            brokers = broker_list(args["--mqtt"], 0)
+        except ValueError as e:
+            brokers = [("", 0)]
+            print(f"collector: --mqtt: {e}", file=sys.stderr)
+        if any(not p for _, p in brokers):
+            print(f"collector: --mqtt must be HOST:PORT[,HOST:PORT...], got {args['--mqtt']!r}", file=sys.stderr)
             return 2
-        host, port = h, int(p)
+        host, port = args["--mqtt"], brokers[0][1]
     realm = args["--realm"] or cfg.realm
     expiry = args["--session-expiry"]
     if not expiry.isdigit() or int(expiry) > 0xFFFFFFFF:

@@ -39,6 +39,7 @@ from paho.mqtt.properties import Properties
 
 from benchmarking import layouts
 from benchmarking.resultdb import DB_NAME, ResultDB, campaign_of
+from common.broker import broker_list
 from common.results import ACK_MAX_IDS, encode_ack, profile_runtime, result_id, stored_topic
 
 log = logging.getLogger("prof")
@@ -489,7 +490,10 @@ class Collector:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
-        self.host, self.port = host, port
+        self.client.on_connect_fail = self._on_connect_fail
+        self.brokers = broker_list(host, port)  # `host` may be a list to fail over between (common/broker.py)
+        self._at = 0
+        self.host, self.port = self.brokers[0]
         self.ready = threading.Event()
         self.fatal: str | None = None  # why the collector must stop (its session was taken over)
         self.on_fatal: Callable[[], None] = lambda: None
@@ -560,6 +564,20 @@ class Collector:
             self.on_fatal()
         else:
             log.warning("lost the broker %s:%d (%s); reconnecting, the session keeps what is published meanwhile", self.host, self.port, rc)
+            self._next_broker(c)
+
+    def _on_connect_fail(self, c: Any, u: Any) -> None:
+        if not self._stopping:
+            self._next_broker(c)
+
+    def _next_broker(self, c: Any) -> None:
+        """A list of brokers: paho's reconnect goes to the next one (its setters refuse while the
+        connection is "lost", so its address is set directly)."""
+        if len(self.brokers) > 1:
+            self._at = (self._at + 1) % len(self.brokers)
+            self.host, self.port = self.brokers[self._at]
+            c._host, c._port = self.host, self.port
+            log.info("trying the next broker, %s:%d", self.host, self.port)
 
     def _on_message(self, c: Any, u: Any, msg: mqtt.MQTTMessage) -> None:
         t = msg.topic
@@ -755,7 +773,14 @@ class Collector:
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         self._writer.start()
         try:
-            self.client.connect(self.host, self.port, clean_start=False, properties=props)
+            for i, (host, port) in enumerate(self.brokers):  # the first that accepts the connection
+                try:
+                    self._at, self.host, self.port = i, host, port
+                    self.client.connect(host, port, clean_start=False, properties=props)
+                    break
+                except OSError:
+                    if i == len(self.brokers) - 1:
+                        raise
             self.client.loop_start()
             if not self.ready.wait(timeout):
                 raise TimeoutError(f"could not subscribe on {self.host}:{self.port} within {timeout}s")

@@ -4,8 +4,11 @@ and its module keeps running (not restarted, not lost). The two mosquittos are b
 "Past one broker"), the orchestrator is on B; real processes throughout."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
+
+import orjson
 
 from common.wire import envelope, new_uuid
 from testbed.broker import Mosquitto
@@ -128,3 +131,45 @@ def test_the_orchestrator_fails_over_and_keeps_deciding(tmp_path: Any) -> None:
         orch.stop()
         a.close()
         b.close()
+
+
+def test_the_collector_fails_over_and_stores_what_comes_on_the_next_broker(tmp_path: Any) -> None:
+    """`python -m collector --mqtt A,B`: A stops, the collector reconnects to B and stores a profile
+    published there."""
+    import subprocess
+    import sys
+
+    from testbed.procs import stop_process
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    b = Mosquitto().start()
+    a = Mosquitto().start()
+    data = str(tmp_path / "data")
+    log = open(str(tmp_path / "collector.log"), "wb")
+    col = subprocess.Popen([sys.executable, "-m", "collector", "--data", data, "--no-rest", "-v", "DBG",
+                            "--mqtt", f"127.0.0.1:{a.port},127.0.0.1:{b.port}", "--client-id", f"fo-{new_uuid()[:8]}"],
+                           cwd=root, stdout=log, stderr=subprocess.STDOUT)
+    probe = MqttProbe(b.port)
+
+    def text() -> str:
+        with open(str(tmp_path / "collector.log"), encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    try:
+        wait_until(lambda: f"from 127.0.0.1:{a.port}" in text(), 30, "the collector collecting on broker A")
+        a.stop()
+        wait_until(lambda: f"from 127.0.0.1:{b.port}" in text(), 20, "the collector collecting on broker B")
+        topic = f"{R}/proc/profile/benchmarking-v2/22222222-2222-4222-8222-222222222222/mod-fo"
+        payload = orjson.dumps({"id": f"fo-{new_uuid()}", "failover": True})
+        probe.publish(topic, payload)
+        wait_until(lambda: any(p.endswith("mod-fo.benchmarking-v2.json") for p in _files(data)), 20, "the profile stored")
+    finally:
+        probe.close()
+        stop_process(col)
+        log.close()
+        a.close()
+        b.close()
+
+
+def _files(root: str) -> list[str]:
+    return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if not f.endswith((".tmp", ".lock"))]
