@@ -10,16 +10,23 @@ Figures:
   `rest_list_hammered_*` the same while `--hammers` other clients read full lists and the dashboard
   back to back (the GIL is shared with them); `rest_full_list_*` those full lists (all runtimes);
 - `storm_s`: every manager and runtime registered (in chunks of 500, as testbed/fleet.py sends);
-- `placement_creates_per_s`: creates without `parent` through `Orchestrator.handle` on a real
+  `storm_resends`: registrations sent again for want of an answer (the node's backoff with jitter,
+  supervisor/registrar.py), of `storm_registrations`;
+- `broker_drops`: what mosquitto dropped over the whole run (its `$SYS` counter), with the
+  documented broker settings (common/broker.py);
+- `burst_*`: `--burst` creates without a target published back to back at QoS 1 by one client:
+  per second, p50/p99 until the orchestrator sends each on to a runtime, `burst_creates_lost`
+  (neither sent on nor refused);
+- `placement_creates_per_s`: creates without `parent` through `Orchestrator.handle_batch` on a real
   SQLite (WAL) store with the fleet's runtimes registered (placement index, scheduler.py), and
   `placement_scan_creates_per_s`: the same with `scan_pick`, the one pass over every runtime that
   placement did before (the baseline, measured in the same run on the same fleet);
-- `peak_rss_mb` / `cpu_pct`: the orchestrator process (VmHWM; CPU over the hammer phase).
+- `peak_rss_mb` / `cpu_pct`: the orchestrator process (VmHWM over the whole run; CPU over the hammer phase).
 The baseline for false deaths and lists is the issue's measurement of the code before (10k
 runtimes: 9,126 declared dead 16 s into 200 back-to-back lists; a full list ~230 ms under the lock).
 
-Usage: bench/fleet.py [--quick] [--json] [--nodes N] [--ka S] [--hammers H] [--seconds S]
-  --quick  1,000 nodes (2,000 runtimes), ka 1 s, 8 s of hammering: within 60 s here
+Usage: bench/fleet.py [--quick] [--json] [--nodes N] [--ka S] [--hammers H] [--seconds S] [--burst N]
+  --quick  1,000 nodes (2,000 runtimes), ka 1 s, 8 s of hammering, a burst of 2,000: within 60 s here
   --json   one JSON object on the last line
 """
 from __future__ import annotations
