@@ -21,7 +21,8 @@ and without 3 REST pollers (/api/dashboard/, /api/runtimes/?queued=1000, /api/qu
 interleaved in blocks of 20.
 
 Usage: bench/orchestrator.py [--quick] [--json] [--n N]
-  --quick  the same depth, fewer latency samples (1,000 instead of 3,000; about 10 s here)
+  --quick  the same depth, fewer latency samples (1,000 instead of 3,000, dequeues 500 of each kind;
+           about 60 s on this machine while shared)
   --json   one JSON object on the last line
 """
 from __future__ import annotations
@@ -58,7 +59,7 @@ def module(i: int) -> dict[str, Any]:
             "file": f"bench/job{i % 97}.wasm", "apis": [], "args": {"argv": [str(i)], "env": [], "dirs": []}, "channels": []}
 
 
-def run(n: int, samples: int, baseline_samples: int) -> dict[str, Any]:
+def run(n: int, samples: int, baseline_samples: int, dequeues: int | None = None) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="sl-bench-orch-")
     sent = [0]
 
@@ -107,7 +108,7 @@ def run(n: int, samples: int, baseline_samples: int) -> dict[str, Any]:
         # and, interleaved, NORMAL (the baseline of the durability cost)
         lat_dequeue: list[float] = []
         lat_normal: list[float] = []
-        for j in range(2 * samples):
+        for j in range(dequeues or 2 * samples):  # half FULL, half NORMAL
             full = (j // 50) % 2 == 0
             store.conn.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
             node = o.nodes[rts[j % RUNTIMES]]
@@ -150,6 +151,7 @@ def run(n: int, samples: int, baseline_samples: int) -> dict[str, Any]:
         "dequeue_p50_ms": round(pct(lat_dequeue, 50), 4), "dequeue_p99_ms": round(pct(lat_dequeue, 99), 4),
         "dequeue_max_ms": round(max(lat_dequeue), 4), "dequeue_per_s": round(1e3 * len(lat_dequeue) / sum(lat_dequeue)),
         "samples": samples,
+        "dequeue_samples": len(lat_dequeue), "dequeue_normal_samples": len(lat_normal),
         "dequeue_normal_p50_ms": round(pct(lat_normal, 50), 4), "dequeue_normal_p99_ms": round(pct(lat_normal, 99), 4),
         "dequeue_normal_max_ms": round(max(lat_normal), 4),
         "baseline_scan_p50_ms": round(pct(lat_base, 50), 3), "baseline_scan_p99_ms": round(pct(lat_base, 99), 3),
@@ -251,7 +253,7 @@ def main() -> int:
     a = ap.parse_args()
     n = a.n
     samples = 1000 if a.quick else 3000
-    res = run(n, samples, 30 if a.quick else 100)
+    res = run(n, samples, 30 if a.quick else 100, samples if a.quick else None)  # --quick: 500 dequeues of each kind
     if not a.no_mqtt:
         res.update(run_mqtt(n - RUNTIMES * MAX_N + MAX_N, 200 if a.quick else 1000))
     res["mode"] = "quick" if a.quick else "full"
@@ -264,9 +266,10 @@ def main() -> int:
     print(f"restart reload at that depth: {res['reload_s']} s; store {res['db_mb']} MB")
     print(f"rates at that depth, one decision after the other: dispatch {res['dispatch_per_s']}/s, dequeue {res['dequeue_per_s']}/s")
     rows = [("dispatch (create, no parent)", res["dispatch_p50_ms"], res["dispatch_p99_ms"], res["dispatch_max_ms"], samples),
-            ("dequeue, synchronous=FULL (the service's)", res["dequeue_p50_ms"], res["dequeue_p99_ms"], res["dequeue_max_ms"], samples),
+            ("dequeue, synchronous=FULL (the service's)", res["dequeue_p50_ms"], res["dequeue_p99_ms"], res["dequeue_max_ms"],
+             res["dequeue_samples"]),
             ("dequeue (exited -> head starts), NORMAL", res["dequeue_normal_p50_ms"], res["dequeue_normal_p99_ms"],
-             res["dequeue_normal_max_ms"], samples),
+             res["dequeue_normal_max_ms"], res["dequeue_normal_samples"]),
             ("baseline: table scan per decision", res["baseline_scan_p50_ms"], res["baseline_scan_p99_ms"], "", res["baseline_samples"])]
     w = max(len(r[0]) for r in rows)
     print(f"{'decision at depth':<{w}}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}  {'samples':>7}")
