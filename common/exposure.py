@@ -42,3 +42,27 @@ def warn_unauthenticated(cfg: Config, who: str) -> bool:
                     "create modules on any node, read their output and take nodes down (docs/security.md, \"Fleet\"; "
                     "manage.py acl)", who, cfg.mqtt, cfg.mqtt_port, what)
     return True
+
+
+def secrets_in_roots(roots: list[str], secrets: list[str]) -> list[tuple[str, str]]:
+    """(root, secret) for every secret path (config file, password file, state directory) that lies in a
+    module root: a create could read it (issue #25)."""
+    import os
+
+    out = []
+    for r in roots:
+        rr = os.path.realpath(os.path.expanduser(r))
+        for s in secrets:
+            rs = os.path.realpath(os.path.expanduser(s))
+            if os.path.commonpath([rr, rs]) == rr:
+                out.append((rr, s))
+    return out
+
+
+def warn_secrets_in_roots(roots: list[str], secrets: list[str], who: str) -> int:
+    """One warning per secret inside a module root; how many."""
+    found = secrets_in_roots(roots, [s for s in secrets if s])
+    for root, secret in found:
+        log.warning("%s: %s lies inside the module root %s: a module could read it; move it, or name narrower "
+                    "module roots (--module-root / module_root)", who, secret, root)
+    return len(found)

@@ -67,9 +67,10 @@ from typing import Any
 import runtimes
 from common.broker import broker_list
 from common.config import ConfigError, load_config
-from common.exposure import warn_unauthenticated
+from common.exposure import warn_secrets_in_roots, warn_unauthenticated
 from common.logs import EarlyRecords, parse_level, setup_logging
 from common.usage import UsageError, number, parse
+from runtimes.files import default_roots
 from supervisor import availability
 from supervisor.settings import RuntimeChoice, Settings
 
@@ -119,6 +120,10 @@ def runtime_choices(node: str, names: list[str], cpus: list[list[int]]) -> list[
         c = (cpus[0] if len(cpus) == 1 else cpus[i]) if cpus else None
         out.append(RuntimeChoice(spec.name, full, c))
     return out
+
+
+def _as_list(v: Any) -> list[Any]:
+    return [] if v is None else [x for x in v.split(":") if x] if isinstance(v, str) else list(v) if isinstance(v, list) else []
 
 
 def build_settings(argv: list[str]) -> Settings | None:
@@ -203,6 +208,8 @@ def build_settings(argv: list[str]) -> Settings | None:
     if args["--metrics-port"] is not None:
         s.metrics_port = int(number(args, "--metrics-port", int, 0, 65535))
     warn_unauthenticated(cfg, f"node {name}")  # a broker beyond loopback without credentials (issue #25)
+    roots = [str(r) for v in rs.values() if isinstance(v, dict) for r in _as_list(v.get("module_root"))]
+    warn_secrets_in_roots(roots or default_roots(), [cfg.path or "", cfg.pwd or "", s.state_dir or ""], f"node {name}")
     return s
 
 
