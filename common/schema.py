@@ -200,6 +200,43 @@ class Batch(Struct):
     parent: Union[str, None] = None
 
 
+# -- profiles: what the orchestrator reads of a campaign cell's (benchmarking/layouts.py has the layouts) -----
+class _Outcomes(Struct):
+    outcome: list[str] = field(default_factory=list)
+
+
+class _Loop(Struct):
+    runs: _Outcomes = field(default_factory=_Outcomes)
+
+
+class CampaignProfile(Struct):
+    """`benchmarking-v3` (`runs`) or `interference-v2` (`loops[].runs`): the part it is of its module's
+    profile and its runs' outcomes; every other key (the samples) is skipped, not decoded."""
+    part: tuple[NonNegInt, PosInt] = (0, 1)
+    id: Union[str, None] = None  # the result id (common/results.py: the spool's and the collector's key)
+    runs: _Outcomes = field(default_factory=_Outcomes)
+    loops: list[_Loop] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.part[0] >= self.part[1]:
+            raise ValueError("@part@must be [i, n] with i < n")
+
+    def outcomes(self) -> list[str]:
+        return self.runs.outcome + [o for lp in self.loops for o in lp.runs.outcome]
+
+
+_dec_profile = msgspec.json.Decoder(CampaignProfile)
+
+
+def decode_campaign_profile(payload: bytes) -> CampaignProfile | None:
+    """A campaign cell's JSON profile, or None when it is not one (the collector keeps such a message
+    raw; it proves nothing about the cell)."""
+    try:
+        return _dec_profile.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
 # -- the configuration file (config.json, common/config.py) --------------------------------------------
 class ConfigFile(Struct, kw_only=True):
     """The keys of config.json this project reads, typed (docs/supervisor.md, docs/orchestrator.md)."""

@@ -12,6 +12,7 @@ import orjson
 
 from benchmarking import layouts
 from benchmarking.plan import MAX_WINDOW, WINDOW, PlanError, cell_module, expand, module_name, new_uuids, outcome_of
+from common import schema
 from common.wire import ProtocolError, require
 from common.results import decode_ack
 from orchestrator.campaigns.data import CellData
@@ -206,33 +207,18 @@ class Campaigns:
         node's profile on its own topic naming another node's module settles nothing."""
         if ptype not in PROFILE_TYPES or self.host.module_parent(module_uuid) != runtime:
             return  # another layout, an unknown module, or not this runtime's
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return  # the collector keeps it raw; it proves nothing here
-        if not isinstance(body, dict):
-            return
-        part = body.get("part", [0, 1])
-        if not (isinstance(part, list) and len(part) == 2 and all(isinstance(x, int) for x in part) and 0 <= part[0] < part[1]):
-            part = [0, 1]
-        rid, of = body.get("id"), self.store.cell_of(module_uuid)
-        if isinstance(rid, str) and rid and of is not None:
+        got = schema.decode_campaign_profile(payload)  # checked once: part [i, n], id, the runs' outcomes
+        if got is None:
+            return  # not such a profile: the collector keeps it raw; it proves nothing here
+        part, outcomes = got.part, got.outcomes()
+        rid, of = got.id, self.store.cell_of(module_uuid)
+        if rid and of is not None:
             self.data.on_result(runtime, rid, of[0], of[1], module_uuid, part[0], part[1])
         if not self.host.has_module(module_uuid):
             return  # not running (the exited came first): its outcome is recorded
         cell = self.store.open_cell(module_uuid)
         if cell is None:
             return
-
-        def column(runs: Any) -> list[str]:
-            got = runs.get("outcome") if isinstance(runs, dict) else None
-            return [o for o in got if isinstance(o, str)] if isinstance(got, list) else []
-
-        if ptype == layouts.BENCHMARKING_V3:
-            outcomes = column(body.get("runs"))
-        else:  # interference-v2: one message; the loops' runs
-            loops = body.get("loops")
-            outcomes = [o for lp in loops if isinstance(lp, dict) for o in column(lp.get("runs"))] if isinstance(loops, list) else []
         cid, idx, prof = cell
         if prof is None:
             prof = {"parts": [], "of": part[1], "outcomes": {}}
