@@ -233,7 +233,7 @@ def decode_campaign_profile(payload: bytes) -> CampaignProfile | None:
     raw; it proves nothing about the cell)."""
     try:
         return _dec_profile.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
 
 
@@ -454,16 +454,18 @@ def _decode(dec: "msgspec.json.Decoder[Any]", payload: bytes | str, where: str, 
         err = e
     except msgspec.DecodeError as e:
         raise ProtocolError(f"{where}: malformed JSON: {e}") from None
+    except RecursionError:  # JSON nested thousands deep (chaos fuzz): refused like any malformed message
+        raise ProtocolError(f"{where}: JSON nested too deep ({len(payload)} bytes)") from None
     try:
         head = _dec_head.decode(payload)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, RecursionError):
         head = None
     except msgspec.DecodeError:
         raise ProtocolError(f"{where}: malformed JSON") from None
     if head is not None and head.type == "resp":
         try:
             return _dec_reply.decode(payload)
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, RecursionError):
             pass
     if head is not None and head.action in ignore:
         return head
@@ -472,7 +474,7 @@ def _decode(dec: "msgspec.json.Decoder[Any]", payload: bytes | str, where: str, 
         text += f" ({where.split(' on ')[-1]} takes {accepts})"
     try:
         raw = msgspec.json.decode(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raw = None
     data = raw.get("data") if isinstance(raw, dict) else None
     raise SchemaError(f"{where}: {text}", raw, data, head.action if head is not None else None, text) from None
@@ -529,7 +531,7 @@ def decode_control(payload: bytes | str, where: str, ignore: tuple[str, ...] = (
             raise
         try:
             return _dec_batch_open.decode(payload)  # a bad module in a batch: the others still count
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, RecursionError):
             raise e from None
 
 

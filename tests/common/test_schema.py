@@ -151,3 +151,17 @@ def test_offending_payloads_are_quoted_short() -> None:
     assert sk["data"]["modules"] == [{"uuid": f"u{i}"} for i in range(50)] and "pad" not in str(sk["data"])
     line = one_line("a\nb" + "c" * 1000)
     assert "\n" not in line and len(line) < 700 and line.endswith("(1003 characters)")
+
+
+def test_json_nested_thousands_deep_is_refused_not_raised() -> None:
+    """Regression: msgspec raised RecursionError on `args` nested 1,000 deep, which the node's loop
+    does not catch (and the orchestrator took for an internal error, reloading its store)."""
+    deep = b"[" * 5000 + b"]" * 5000
+    for payload, dec in ((b'{"action":"create","data":{"uuid":"u","args":{"x":' + deep + b"}}}", schema.decode_runtime_control),
+                         (b'{"action":"create","data":{"uuid":"u","args":{"x":' + deep + b"}}}", schema.decode_control),
+                         (b'{"action":"create","type":"resp","data":' + deep + b"}", schema.decode_reg),
+                         (b'{"action":"exited","data":{"uuid":"u","x":' + deep + b"}}", schema.decode_exited),
+                         (b'{"action":"update","data":{"children":[' + deep + b"]}}", schema.decode_keepalive)):
+        with pytest.raises(ProtocolError, match=r"^message on t: "):
+            dec(payload, W)
+    assert schema.decode_campaign_profile(b'{"runs":' + deep + b"}") is None
