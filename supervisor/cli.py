@@ -42,7 +42,7 @@ Options:
     --no-access-control          Let modules open any topic (default: granted ones plus $SL/).
     --module-root=DIRS           Where a create message's `file` is looked up, a `:`-separated list
                                  (overrides config.json runtimes.NAME.module_root; default:
-                                 <project>/build/modules, then the current directory). Paths that
+                                 <project>/build/modules only, never the working directory). Paths that
                                  leave these roots are refused.
     --metrics-port=PORT          Serve Prometheus metrics (worker states and starts, ring traffic,
                                  backpressure, modules) on http://127.0.0.1:PORT/metrics; off when
