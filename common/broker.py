@@ -49,6 +49,14 @@ def mosquitto_lines(persistence_dir: str | None) -> list[str]:
     return out
 
 
+MQTT311 = "mqtt311://"  # a broker spoken to in MQTT 3.1.1 (by the nodes; docs/cluster.md)
+
+
+def broker_protocols(mqtt: str) -> list[int]:
+    """The MQTT version for each broker of `broker_list(mqtt, ...)`: 4 (3.1.1) for `mqtt311://HOST...`, else 5."""
+    return [4 if x.strip().startswith(MQTT311) else 5 for x in mqtt.split(",") if x.strip()]
+
+
 def broker_list(mqtt: str, port: int) -> list[tuple[str, int]]:
     """The brokers of config key `mqtt` (or `--mqtt`): one host, or a comma-separated list of
     `HOST[:PORT]` (PORT default `port`, the config's `mqtt_port`), tried in that order; a client
@@ -58,6 +66,7 @@ def broker_list(mqtt: str, port: int) -> list[tuple[str, int]]:
     for item in (x.strip() for x in mqtt.split(",")):
         if not item:
             continue
+        item = item[len(MQTT311):] if item.startswith(MQTT311) else item.removeprefix("mqtt://")
         host, p = item, port
         if item.startswith("["):
             addr, _, rest = item[1:].partition("]")

@@ -17,7 +17,8 @@ Options:
                                  all; a value is a CPU list like `0,2` or `2-3`.
     -l DIR --logdir=DIR          Also write the log to DIR/NAME.log.
     --mqtt=HOST:PORT             MQTT broker (overrides config.json `mqtt`/`mqtt_port`); a comma-separated
-                                 list: brokers to fail over between, in that order (docs/cluster.md).
+                                 list: brokers to fail over between, in that order; `mqtt311://HOST:PORT`:
+                                 that broker in MQTT 3.1.1 (docs/cluster.md).
     --realm=REALM                Realm (overrides config.json `realm`).
     --uuid=UUID                  Manager uuid (runtime uuids are derived from it).
     --state-dir=DIR              Where the node's uuids persist across restarts
@@ -159,7 +160,7 @@ def build_settings(argv: list[str]) -> Settings | None:
             raise UsageError(f"--mqtt: expected HOST:PORT[,HOST:PORT...], got {mqtt_spec!r} ({e})") from None
         if any(p == 0 for _, p in brokers):
             raise UsageError(f"--mqtt: expected HOST:PORT[,HOST:PORT...] (every broker with its port), got {mqtt_spec!r}")
-        cfg.mqtt, cfg.mqtt_port = (brokers[0][0] if len(brokers) == 1 else mqtt_spec), brokers[0][1]
+        cfg.mqtt, cfg.mqtt_port = (brokers[0][0] if len(brokers) == 1 and "://" not in mqtt_spec else mqtt_spec), brokers[0][1]
     if args["--realm"]:
         cfg.realm = args["--realm"]
     cpus = [parse_cpus(c) for c in args["--cpus"]]

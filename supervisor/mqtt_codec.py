@@ -21,11 +21,11 @@ def varint(n: int) -> bytes:
             return bytes(out)
 
 
-def publish_head(topic: str) -> bytes:
+def publish_head(topic: str, v5: bool = True) -> bytes:
     """The part of a QoS 0 PUBLISH after the remaining length and before the payload: topic length,
-    topic, and an empty MQTT 5 property block (no topic alias: none is negotiated)."""
+    topic, and (MQTT 5) an empty property block (no topic alias: none is negotiated)."""
     t = topic.encode("utf-8")
-    return struct.pack(">H", len(t)) + t + b"\x00"
+    return struct.pack(">H", len(t)) + t + (b"\x00" if v5 else b"")
 
 
 def append_publish(buf: bytearray, head: bytes, payload: bytes) -> None:
@@ -37,11 +37,11 @@ def append_publish(buf: bytearray, head: bytes, payload: bytes) -> None:
 
 
 def split(buf: bytearray, on_publish: Callable[[str, bytes], None], on_packet: Callable[[bytes], None],
-          stop: Callable[[], bool]) -> int:
+          stop: Callable[[], bool], v5: bool = True) -> int:
     """Hand on every complete packet at the start of `buf`; returns how many bytes were used.
 
     A QoS 0 PUBLISH (dup/retain bits ignored) goes to `on_publish(topic, payload)` (its MQTT 5
-    properties skipped); any other packet goes whole to `on_packet`. A remaining-length field longer
+    properties skipped; MQTT 3.1.1, `v5` False, has none); any other packet goes whole to `on_packet`. A remaining-length field longer
     than four bytes is not MQTT: the rest of the buffer goes to `on_packet` (paho then fails the
     connection). `stop()` is asked after every packet (a handler may have closed the connection).
     """
@@ -71,7 +71,7 @@ def split(buf: bytearray, on_publish: Callable[[str, bytes], None], on_packet: C
             p = k + 2 + tl
             topic = buf[k + 2:p].decode("utf-8", "replace")
             plen, pm = 0, 1
-            while p < end:
+            while v5 and p < end:
                 b = buf[p]
                 p += 1
                 plen += (b & 0x7F) * pm

@@ -1,29 +1,18 @@
-"""The supervisor's MQTT connection: paho-mqtt 2.x driven by the supervisor's own selector.
+"""The supervisor's MQTT connection: paho-mqtt 2.x driven by the supervisor's own selector
+(docs/supervisor.md; the measurements behind each choice: docs/performance.md).
 
-Why paho's external-loop API (loop_read / loop_write / loop_misc over `client.socket()`) and not
-`loop_start()`: `loop_start()` runs a network thread, and workers are forked after start and after
-restarts (a dead worker is re-forked at any time); forking a process that has threads copies locks in
-whatever state the other threads left them (paho's, logging's), which deadlocks children at random.
-With the external loop no thread exists for paho, and its socket is one more fd in the selector loop.
-
-MQTT 5 with `no_local` subscriptions: the broker never sends the supervisor its own publishes back
-(loopback to local channels is done by the supervisor itself). Clean start on every connection, so
-after a reconnect the link re-subscribes everything and calls `on_connect` (the supervisor then
-registers again). A list of brokers (config `mqtt`, common/broker.py): a lost or refused one is followed
-at once by the next; after a round of failures reconnects back off from 0.5 s to 2 s (RECONNECT_MAX_DELAY).
-
-QoS 0 fast path: paho's `publish()` costs ~15 us per message in Python and its writer does one
-`send()` per packet, which caps a node below 30k msg/s. QoS 0 PUBLISH packets are therefore encoded
-here into one buffer per loop iteration, written in one send() (through paho's queue when it holds something).
-Anything else (QoS 1/2, subscribe) goes through paho's API after the buffer is flushed, so the
-order of packets on the wire is kept.
-`backlog()` lets the supervisor stop draining workers while the socket is behind (backpressure:
-the worker's ring fills and its publish waits, instead of the supervisor's memory growing).
-
-Inbound fast path: paho reads a packet with three `recv()` calls and builds an MQTT 5 `Properties`
-object for every PUBLISH (~30 us). The link reads whatever the kernel holds in one `recv()`, hands
-QoS 0 PUBLISH packets straight to `on_message`, and feeds every other packet (CONNACK, SUBACK, QoS 1/2
-PUBLISH, PINGRESP, ...) to paho in arrival order. Formats: mqtt_codec.py; paho internals: paho_adapter.py.
+- paho's external-loop API, not `loop_start()`: workers are forked at any time, and forking a process
+  that has threads copies their locks in whatever state (paho's, logging's): children deadlock.
+- MQTT 5 with `no_local` (loopback to local channels is the supervisor's own) and clean start: after
+  a reconnect the link re-subscribes everything and calls `on_connect` (the node registers again).
+  A broker named `mqtt311://HOST:PORT` is spoken to in MQTT 3.1.1, `no_local` emulated (echo.py).
+- A list of brokers (config `mqtt`, common/broker.py): a lost or refused one is followed at once by
+  the next; after a round of failures reconnects back off from 0.5 s to 2 s (RECONNECT_MAX_DELAY).
+- QoS 0 fast path out: paho's `publish()` costs ~15 us and one `send()` per packet; QoS 0 PUBLISH
+  packets are encoded here into one buffer per loop iteration and written in one send(). Anything
+  else goes through paho after the buffer is flushed (order kept). `backlog()`: backpressure.
+- Inbound fast path: one `recv()` for what the kernel holds, QoS 0 PUBLISH straight to `on_message`,
+  every other packet fed to paho in order. Formats: mqtt_codec.py; paho internals: paho_adapter.py.
 """
 from __future__ import annotations
 
@@ -39,10 +28,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from common.broker import broker_list
+from common.broker import broker_list, broker_protocols
 from common.config import Config
 from common.outage import OutageLog
 from supervisor import mqtt_codec
+from supervisor.echo import EchoFilter
 from supervisor.paho_adapter import PahoAdapter
 from supervisor.socket_close import send_and_wait_for_close
 
@@ -83,22 +73,19 @@ class MqttLink:
             self.client.tls_set(ca_certs=cfg.ssl_ca, certfile=cfg.ssl_cert, keyfile=cfg.ssl_key)
             if cfg.ssl_insecure:
                 self.client.tls_insecure_set(True)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_socket_open = self._on_socket_open
-        self.client.on_socket_close = self._on_socket_close
-        self.client.on_socket_register_write = self._on_register_write
-        self.client.on_socket_unregister_write = self._on_unregister_write
+        c = self.client
+        c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
+        c.on_socket_open, c.on_socket_close = self._on_socket_open, self._on_socket_close
+        c.on_socket_register_write, c.on_socket_unregister_write = self._on_register_write, self._on_unregister_write
         self.brokers = broker_list(cfg.mqtt, cfg.mqtt_port)  # failover order (common/broker.py)
-        self._at = 0  # index of the broker in use (or tried now)
-        self._tried = 0  # brokers tried since the last connection (a full round backs off)
+        self.v5s = [v == 5 for v in broker_protocols(cfg.mqtt)]  # else MQTT 3.1.1: no_local emulated (echo.py)
+        self._v5, self._echo = True, EchoFilter()
+        self._at, self._tried = 0, 0  # the broker in use (or tried now); tried since the last connection
         self.subscriptions: dict[str, int] = {}  # filter -> qos, restored after every reconnect
         self.connected = False
         self.connections = 0  # successful CONNACKs so far
         self._sock: Any = None
-        self._want_write = False  # registered for EVENT_WRITE
-        self._paho_write = False  # paho has something to write
+        self._want_write, self._paho_write = False, False  # registered for EVENT_WRITE; paho has something to write
         self._next_attempt = 0.0
         self._delay = 0.5
         self._outage = OutageLog(log)
@@ -149,12 +136,16 @@ class MqttLink:
 
     def _reconnect(self) -> None:
         self._next_attempt, (host, port) = 0.0, self.brokers[self._at]
+        if self._v5 != self.v5s[self._at]:
+            self._v5 = self.v5s[self._at]
+            self._topic_heads.clear()
+            self.paho.set_protocol(self._v5)
         try:
             if self.paho.has_address():
                 self.paho.set_address(host, port)
                 self.client.reconnect()
             else:
-                self.client.connect(host, port, keepalive=30, clean_start=True)
+                self.client.connect(host, port, keepalive=30, clean_start=True if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY)
         except (OSError, ssl.SSLError, RuntimeError) as e:
             self._schedule_retry(f"cannot connect to MQTT broker {self.address}: {e}")
 
@@ -184,10 +175,8 @@ class MqttLink:
         acknowledgements of our QoS 1/2 publishes, send DISCONNECT, then wait (at most CLOSE_WAIT) for
         the broker to close the connection, reading what it still sends, and only then close our end.
 
-        Regression (tests/fleet/test_heal.py): paho closes its socket right after
-        writing DISCONNECT; with the broker's PUBACKs of the last publishes (the deletes) unread, the
-        kernel answered with a reset, mosquitto dropped the DISCONNECT ("disconnected due to out of
-        memory") and published the last will: the orchestrator got two manager deletes.
+        Regression (tests/fleet/test_heal.py): paho closed its socket right after DISCONNECT, PUBACKs
+        unread: a reset, mosquitto dropped the DISCONNECT and published the last will.
         """
         self._started = False
         sock = self._sock
@@ -250,9 +239,8 @@ class MqttLink:
             pass
         self._sock = None
 
-    # paho asks for write readiness whenever it queues a packet. The loop tries to write at the end of
-    # every iteration anyway (`flush`), so the socket is only registered for EVENT_WRITE when a write
-    # came back short: two epoll_ctl calls per burst saved.
+    # paho asks for write readiness at every queued packet; the loop writes at each iteration's end anyway
+    # (`flush`): EVENT_WRITE only when a write came back short (two epoll_ctl calls per burst saved).
     def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._paho_write = True
 
@@ -316,7 +304,8 @@ class MqttLink:
             self._to_paho(b"")
 
     def _parse(self) -> None:
-        used = mqtt_codec.split(self._inbuf, self.on_message, self._to_paho, lambda: self._sock is None)
+        used = mqtt_codec.split(self._inbuf, self.on_message if self._v5 else self._heard, self._to_paho,
+                                lambda: self._sock is None, self._v5)
         del self._inbuf[:used]
 
     def _read_paho(self) -> None:
@@ -349,6 +338,7 @@ class MqttLink:
         if self._sock is not None and now - self._last_misc >= 1.0:
             self._last_misc = now
             self.client.loop_misc()
+            self._echo.expire()
 
     def next_deadline(self) -> float | None:
         return self._next_attempt or None
@@ -356,9 +346,16 @@ class MqttLink:
     # ------------------------------------------------------------------ pub/sub
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.on_message(msg.topic, bytes(msg.payload))
+        (self.on_message if self._v5 else self._heard)(msg.topic, bytes(msg.payload))
+
+    def _heard(self, topic: str, payload: bytes) -> None:  # MQTT 3.1.1: our own publishes come back
+        if not self._echo.is_echo(topic, payload):
+            self.on_message(topic, payload)
 
     def _subscribe(self, topic: str, qos: int) -> None:
+        if not self._v5:  # 3.1.1: no subscription options (echo.py)
+            self.client.subscribe(topic, qos)
+            return
         # retain handling 2 on `no_retained` topics (control, registration): a retained create is never executed
         self.client.subscribe(topic, options=SubscribeOptions(qos=qos, noLocal=True, retainHandling=2 if topic in self.no_retained else 0))
 
@@ -379,6 +376,8 @@ class MqttLink:
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
         """Queue a publish (written by `flush()`/the selector). QoS 0 while disconnected is dropped
         with a debug line; QoS 1/2 are kept by paho and sent after the reconnect."""
+        if not self._v5:
+            self._echo.sent(topic, payload)
         if qos == 0 and self._fast_ok:
             if not self.connected:
                 self.dropped_qos0 += 1
@@ -386,7 +385,7 @@ class MqttLink:
                 return
             head = self._topic_heads.get(topic)
             if head is None:
-                head = mqtt_codec.publish_head(topic)
+                head = mqtt_codec.publish_head(topic, self._v5)
                 if len(self._topic_heads) > 10000:
                     self._topic_heads.clear()
                 self._topic_heads[topic] = head

@@ -102,6 +102,12 @@ class PahoAdapter:
         while its state is "connection lost", which is exactly when we switch."""
         self.client._host, self.client._port = host, port
 
+    def set_protocol(self, v5: bool) -> None:
+        """MQTT 5 or 3.1.1 for the next connection (per broker; paho fixes it at construction).
+        3.1.1 needs `_clean_session`, which paho sets only for it: a clean session, as MQTT 5's clean start."""
+        self.client._protocol = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+        self.client._clean_session = True
+
     def unacked(self) -> int:
         """Our QoS 1/2 publishes the broker has not acknowledged (paho keeps them until PUBACK/PUBCOMP)."""
         return len(getattr(self.client, "_out_messages", ()))

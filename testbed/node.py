@@ -47,8 +47,9 @@ class NodeProcess:
                  realm: str = "realm", extra_args: list[str] | None = None, env: dict[str, str] | None = None,
                  state_dir: str | None = None, reg_timeout: float = 1.0, backoff: float = 0.2,
                  log_level: str = "DBG", python: str | None = None, wait_runtimes: int | None = None,
-                 watch_auth: tuple[str, str] | None = None, failover: list[int] | None = None) -> None:
-        """`failover`: ports of more brokers after `broker_port`, for the node to fail over to (--mqtt A,B,...)."""
+                 watch_auth: tuple[str, str] | None = None, failover: list[int] | None = None, scheme: str = "") -> None:
+        """`failover`: ports of more brokers after `broker_port`, for the node to fail over to (--mqtt A,B,...);
+        `scheme` before each (`mqtt311://`: MQTT 3.1.1)."""
         self.port = broker_port
         self.name = name
         self.runtimes = runtimes or ["test/echo"]
@@ -56,7 +57,7 @@ class NodeProcess:
         self.watch_auth = watch_auth
         self.realm = realm
         self.args = [python or sys.executable, START, "-n", name, "-r", *self.runtimes,
-                     "--mqtt", ",".join(f"127.0.0.1:{p}" for p in [broker_port, *(failover or [])]), "--realm", realm, "-v", log_level,
+                     "--mqtt", ",".join(f"{scheme}127.0.0.1:{p}" for p in [broker_port, *(failover or [])]), "--realm", realm, "-v", log_level,
                      "--reg-timeout", str(reg_timeout), "--backoff", str(backoff)]
         self.args += ["--state-dir", state_dir] if state_dir else ["--no-state"]
         self.args += extra_args or []

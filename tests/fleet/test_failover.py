@@ -173,3 +173,36 @@ def test_the_collector_fails_over_and_stores_what_comes_on_the_next_broker(tmp_p
 
 def _files(root: str) -> list[str]:
     return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if not f.endswith((".tmp", ".lock"))]
+
+
+def test_a_node_on_a_broker_spoken_to_in_mqtt_311_never_hears_itself(tmp_path: Any) -> None:
+    """`--mqtt mqtt311://HOST:PORT`: the node speaks MQTT 3.1.1 (the clustered brokers Debian ships
+    speak nothing else); 3.1.1 has no `no_local`, the link drops its own publishes coming back
+    (supervisor/echo.py). An echo module answers on the topic it reads: without the emulation it
+    would hear its own answer and answer that too (`mod|mod|ping`)."""
+    mlog = str(tmp_path / "mosquitto.log")
+    with Mosquitto(extra_conf=f"log_dest file {mlog}\nlog_type notice") as broker:
+        orch = OrchestratorProc(broker.port, str(tmp_path), ka_interval=1.0).start()
+        probe = MqttProbe(broker.port)
+        n = NodeProcess(broker.port, name="old", runtimes=["test/echo"], reg_timeout=5, scheme="mqtt311://")
+        try:
+            n.start()
+            rt = n.runtime_uuid()
+            wait_until(lambda: orch.get_status(f"/api/runtimes/{rt}/")[1].get("status") == "A", 30, "registered over 3.1.1")
+            mod, topic = new_uuid(), f"fleet/old/{new_uuid()[:8]}"
+            probe.subscribe(topic)
+            probe.publish(f"{R}/proc/control", envelope("create", {
+                "type": "module", "uuid": mod, "name": "echo", "parent": rt, "file": "none",
+                "args": {"prefix": f"{mod}|"}, "channels": [{"path": topic, "mode": "rw", "topic": topic}]}))
+            ping(probe, topic, mod, "ping")
+            ping(probe, topic, mod, "fence")  # answered in order: an echo of the first answer would be in by now
+            got = [m.payload for m in probe.messages(topic)]
+            assert not [p for p in got if p.startswith(f"{mod}|{mod}|".encode())], got
+            wait_until(lambda: orch.get_status(f"/api/runtimes/{rt}/")[1].get("sends_keepalives"), 10, "a keepalive over 3.1.1")
+            with open(mlog, encoding="utf-8", errors="replace") as f:
+                connects = [line for line in f if "New client connected" in line]
+            assert any("(p2," in line for line in connects), connects  # mosquitto: p2 = MQTT 3.1.1 (p5 = 5)
+        finally:
+            probe.close()
+            n.stop()
+            orch.stop()

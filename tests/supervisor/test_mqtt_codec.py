@@ -84,3 +84,13 @@ def test_stop_is_asked_after_every_packet() -> None:
     got: list[bytes] = []
     used = split(buf, lambda t, p: got.append(p), lambda p: None, lambda: len(got) == 2)
     assert got == [b"\x00", b"\x01"] and used == len(buf) - 7  # each packet is 7 bytes
+
+
+def test_mqtt_311_publish_has_no_property_block_both_ways() -> None:
+    """MQTT 3.1.1 (a broker named mqtt311://): no property block after the topic, out and in."""
+    buf = bytearray()
+    append_publish(buf, publish_head("a/b", v5=False), b"\x00xyz")
+    assert bytes(buf) == b"\x30\x09\x00\x03a/b\x00xyz"
+    got: list[tuple[str, bytes]] = []
+    assert split(buf, lambda t, p: got.append((t, p)), lambda p: None, lambda: False, v5=False) == len(buf)
+    assert got == [("a/b", b"\x00xyz")]  # a payload starting with 0 is not taken for an empty property block
