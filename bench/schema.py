@@ -171,7 +171,8 @@ CASES: list[tuple[str, dict[str, Any], Callable[[bytes], Any], Callable[[bytes],
     ("create (orchestrator edge)", CREATE, hand_create, lambda p: schema.decode_control(p, "m")),
     ("registration", REG, hand_reg, lambda p: schema.decode_reg(p, "m")),
     ("keepalive (8 children)", KEEPALIVE, hand_keepalive, lambda p: schema.decode_keepalive(p, "m")),
-    ("exited", EXITED, hand_exited, lambda p: schema.decode_runtime_control(p, "m")),
+    ("exited (node edge)", EXITED, hand_exited, lambda p: schema.decode_runtime_control(p, "m")),
+    ("exited (orchestrator, open)", EXITED, hand_exited, lambda p: schema.decode_exited(p, "m")),
     ("campaign plan (100 files)", PLAN, hand_plan, lambda p: schema.decode_control(p, "m")),
 ]
 
@@ -194,7 +195,7 @@ def main() -> int:
                            "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}"}
     types: dict[str, Any] = {}
     out["types"] = types
-    print(f"{'message':28} {'orjson+hand ns':>15} {'msgspec ns':>11} {'ratio':>6}  spread")
+    print(f"{'message':30} {'orjson+hand ns':>15} {'msgspec ns':>11} {'ratio':>6}  spread")
     for name, msg, hand, typed in CASES:
         payload = orjson.dumps(msg)
         hand(payload), typed(payload)  # warm up, and both accept it
@@ -206,7 +207,7 @@ def main() -> int:
         row: dict[str, Any] = {"bytes": len(payload), "hand_ns": statistics.median(hs), "schema_ns": statistics.median(ts),
                "ratio": statistics.median(ratios), "spread": [min(ratios), max(ratios)]}
         types[name] = row
-        print(f"{name:28} {row['hand_ns']:15.0f} {row['schema_ns']:11.0f} {row['ratio']:6.2f}  "
+        print(f"{name:30} {row['hand_ns']:15.0f} {row['schema_ns']:11.0f} {row['ratio']:6.2f}  "
               f"{row['spread'][0]:.2f}..{row['spread'][1]:.2f}  ({len(payload)} B)")
     out["loadavg_after"] = list(os.getloadavg())
     print("ratio < 1: the schema (decode + validate in one pass, typed result) is faster than orjson + hand checks")
