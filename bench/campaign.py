@@ -27,10 +27,10 @@ submission (3 times, 1 with --quick) are repeated.
    the collector's disk full (a tmpfs, as root) then freed, node SIGKILLed; `cells_done_without_data`,
    `results_stored_twice`, `cells_lost` for each; and `overhead_ms_per_cell` with the node's result
    spool on beside the same-run baseline without it.
-Usage: bench/campaign.py [--quick] [--json] [--cells N] [--outages]
+Usage: bench/campaign.py [--quick] [--json] [--cells N] [--outages [--spool-only]]
   --quick    150 cells per campaign (~60 s here); full: 2,100
   --json     one JSON object on the last line
-  --outages  the outage scenarios only (see 5)
+  --outages  the outage scenarios only (see 5); with --spool-only the spool's cost alone (4 pairs)
 """
 from __future__ import annotations
 
@@ -295,6 +295,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--cells", type=int, default=None)
     ap.add_argument("--outages", action="store_true")
+    ap.add_argument("--spool-only", action="store_true")
     a = ap.parse_args()
     if a.outages:
         return outages_main(a)
@@ -387,7 +388,7 @@ def outages_main(a: argparse.Namespace) -> int:
     try:
         os.makedirs(os.path.join(tmp, "wasm"))
         spin = build_modules(os.path.join(tmp, "wasm"))["spin"]
-        res.update(outages.run(tmp, spin, n, a.quick))
+        res.update(outages.run(tmp, spin, n, a.quick, a.spool_only))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res["loadavg_end"] = loadavg()

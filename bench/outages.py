@@ -15,7 +15,8 @@ Scenarios: `broker` (stopped for 20 s, 5 with --quick), `collector_kill` (SIGKIL
 `disk_full` (the collector's tmpfs filled, 10 s, then freed), `node_kill` (SIGKILLed, restarted
 with the same state: its spool is read back).
 Spool cost: the same clean campaign with the spool on and off (`start.py --spool-max 0`),
-interleaved: `overhead_ms_per_cell` as bench/campaign.py measures it.
+interleaved (2 pairs; `--spool-only`: 4 pairs and no outage): `overhead_ms_per_cell` as
+bench/campaign.py measures it.
 """
 from __future__ import annotations
 
@@ -228,14 +229,14 @@ def scenario(rig: OutageRig, spin: str, n: int, cid: str, outage: Callable[[], N
     return out
 
 
-def run(tmp: str, spin: str, n: int, quick: bool) -> dict[str, Any]:
+def run(tmp: str, spin: str, n: int, quick: bool, spool_only: bool = False) -> dict[str, Any]:
     rig = OutageRig(tmp)
     res: dict[str, Any] = {"outage_cells": n, "collector_tmpfs": rig.tmpfs}
     try:
         # spool cost: the same clean campaign with the spool on and off, interleaved, after a warm-up
         clean_campaign(rig, spin, 15, "c-warmup")
         on, off = [], []
-        for i in range(1 if quick else 2):
+        for i in range(1 if quick else 4 if spool_only else 2):
             rig.spool = True
             rig.restart_node(kill=False)
             on.append(clean_campaign(rig, spin, n, f"c-spool-on-{i}"))
@@ -277,12 +278,14 @@ def run(tmp: str, spin: str, n: int, quick: bool) -> dict[str, Any]:
                 time.sleep(0.1)
 
         scen: dict[str, Any] = {}
+        res["outages"] = scen
+        if spool_only:
+            return res
         for name, fn in (("broker", broker), ("collector_kill", collector_kill), ("disk_full", disk_full), ("node_kill", node_kill)):
             if name == "disk_full" and not rig.tmpfs:
                 scen[name] = {"skipped": "not root: no tmpfs"}
                 continue
             scen[name] = scenario(rig, spin, n, f"c-{name}", fn, settle)
-        res["outages"] = scen
     finally:
         rig.close()
     return res
