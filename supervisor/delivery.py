@@ -37,7 +37,15 @@ class Delivery:
         if self.spool is None:
             log.info("no result spool (--no-spool or --no-state): results go to the broker only")
             return
-        n = self.spool.open()
+        try:
+            n = self.spool.open()
+        except OSError as e:
+            log.error("result spool %s cannot be opened: %s; the node runs without it (results go to the broker "
+                      "only, a restart before a collector stores them loses them): fix its directory or give "
+                      "--state-dir another one", self.spool.path, e)
+            self.spool.close()
+            self.spool, self.topics = None, set()
+            return
         log.info("result spool %s: %d results held for a collector's acknowledgement%s", self.spool.path, n,
                  ", sent again once connected" if n else "")
 

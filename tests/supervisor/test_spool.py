@@ -174,3 +174,20 @@ def test_a_profile_leaves_before_what_the_node_publishes_after_it(tmp_path) -> N
     assert len(link.sent) == 2  # nothing twice
     assert d.ack("realm/proc/stored/RT", b'{"collector": "c", "ids": ["r1"]}') and d.report()["held"] == 0
     d.close()
+
+
+def test_a_spool_that_cannot_be_opened_leaves_the_node_running_without_it(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from common.wire import Topics
+    from supervisor.delivery import Delivery
+    from supervisor.outbox import Outbox
+
+    (tmp_path / "n.spool").mkdir()  # a directory where the file should be: open fails (EISDIR)
+    out = Outbox(Topics("realm"), node_name="n", manager_uuid="m")
+    link = _Link()
+    out.link = link  # type: ignore[assignment]
+    d = Delivery(Spool(str(tmp_path / "n.spool")), out, "realm", ["RT"])
+    d.open()
+    assert d.spool is None and "cannot be opened" in caplog.text and "runs without it" in caplog.text
+    d.offer(T, b"x")
+    assert link.sent == [(T, b"x", 1)]  # published at once
+    d.close()
