@@ -7,12 +7,10 @@ Threads (issue #26: decisions never wait for reads):
 - the decision thread (`orch-decide`) owns the `Orchestrator`: it handles queued messages (each
   one a short transaction), checks keepalive deadlines, publishes a snapshot for the REST reads
   (reads.py) and then sends what was decided;
-- the HTTP server answers reads in its own threads from the latest snapshot and read-only SQLite
-  connections, without any lock;
+- the HTTP server (rest.py, the standard library's `http.server`: a handful of GETs need no framework)
+  answers reads in its own threads from the latest snapshot and read-only SQLite connections, no lock;
 - the ticker thread checkpoints the WAL on its own connection.
 Keepalive expiry is measured against a fence: docs/orchestrator.md, "Keepalive expiry".
-The REST API uses only the standard library (`http.server`): it serves a handful of GETs
-to operators and scripts, so a framework would add a dependency and nothing else.
 """
 from __future__ import annotations
 
