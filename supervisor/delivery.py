@@ -129,5 +129,11 @@ class Delivery:
                   "restart before a collector stores them loses them): free space (df %s)", self.spool.path,
                   errno.errorcode.get(code, code), e.strerror or e, self.spool.path)
 
+    def status_text(self) -> str:
+        """For the node's STATUS: the results waiting for a collector's ack ("" when none)."""
+        if self.spool is None or not self.spool.held:
+            return ""
+        return f"{len(self.spool.held)} results spooled for a collector ({self.spool.bytes} bytes)"
+
     def report(self) -> dict[str, int]:
         return self.spool.report() if self.spool is not None else {}

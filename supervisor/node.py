@@ -71,7 +71,7 @@ class Supervisor:
         self.refused = False
         self.pool = WorkerPool(settings, self.workers, ops, outbox=self.outbox, router=self.router, modules=self.modules,
                                registration=self.registration, child_fds=self._child_fds, on_change=lambda: self.status.update())
-        self.status = NodeStatus(Notifier(), self.pool, self.registration)
+        self.status = NodeStatus(Notifier(), self.pool, self.registration, spool=self.delivery.status_text)
         self.control_topics = {self.topics.control(w.uuid): w for w in self.workers}
         self.node_ipc: ipc.NodeIPC | None = None
         self.link: MqttLink | None = None

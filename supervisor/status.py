@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from supervisor.metrics import MetricsServer
 from supervisor.mqtt_link import MqttLink
@@ -20,8 +21,10 @@ STATUS_EVERY = 1.0  # seconds between looks at what STATUS should say
 
 
 class NodeStatus:
-    def __init__(self, notifier: Notifier, pool: WorkerPool, registration: NodeRegistration) -> None:
+    def __init__(self, notifier: Notifier, pool: WorkerPool, registration: NodeRegistration,
+                 spool: Callable[[], str] | None = None) -> None:
         self.notifier = notifier
+        self.spool = spool  # what the result spool holds (delivery.py), "" when nothing
         self.pool = pool
         self.registration = registration
         self.link: MqttLink | None = None  # set once the node connects
@@ -53,6 +56,9 @@ class NodeStatus:
         if self.stopping:
             return  # STATUS=stopping stays
         text = self.pool.status_text()
+        held = self.spool() if self.spool is not None else ""
+        if held:
+            text = f"{text}; {held}"
         if self.link is not None and not self.link.connected:
             text = f"waiting for MQTT broker {self.link.address}; {text}"
         elif (waiting := self.registration.waiting_for()) is not None:

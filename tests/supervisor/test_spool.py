@@ -172,7 +172,9 @@ def test_a_profile_leaves_before_what_the_node_publishes_after_it(tmp_path) -> N
     s2.close()
     d.flush(0.0)
     assert len(link.sent) == 2  # nothing twice
+    assert d.status_text() == "1 results spooled for a collector (12 bytes)"  # the node's systemd STATUS says so
     assert d.ack("realm/proc/stored/RT", b'{"collector": "c", "ids": ["r1"]}') and d.report()["held"] == 0
+    assert d.status_text() == ""
     d.close()
 
 
