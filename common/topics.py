@@ -1,7 +1,8 @@
 """Channel topic rules (docs/protocol.md, "Channels"): `$SL/` rewriting, grants, wildcard matching.
 
-Pure functions, no dependencies: imported by the supervisor and by workers (which may run
-under Python 3.10), so a runtime can refuse a channel before asking the supervisor.
+Pure functions (a grant is the schema's `common.schema.Grant`, checked with the create): imported
+by the supervisor and by workers (which may run under Python 3.10), so a runtime can refuse a
+channel before asking the supervisor.
 """
 from __future__ import annotations
 
