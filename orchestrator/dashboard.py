@@ -9,6 +9,9 @@ keepalive age, the newest ended modules with how they ended, the deployments (de
 and the output tail of the module named in the page's address (`#logs=UUID`, a click on a module;
 `GET /api/logs/UUID/`). Everything the page shows comes from that JSON, written into the page as
 text (names are the users': never markup). Read-only: the page sends nothing but GETs.
+Where the REST API wants its token (`--token-file`, required beyond loopback), open the page as
+`/#token=TOKEN`: the page keeps it for the tab, drops it from the address bar and sends it with
+each GET; without it, a 401 shows a form that takes it.
 """
 from __future__ import annotations
 
@@ -163,6 +166,10 @@ PAGE = """<!doctype html>
   <div class="totals" id="totals"></div>
   <div id="status">connecting...</div>
 </header>
+<form id="tokenform" class="panel" hidden>
+  <label>This orchestrator's REST API needs its token (the first line of its --token-file):
+  <input id="token" type="password" autocomplete="off"></label> <button>use it</button>
+</form>
 <main>
   <section id="logs" class="panel" hidden><h2 id="logtitle"></h2><pre id="logtext"></pre></section>
   <section id="deployments"></section>
@@ -293,12 +300,33 @@ function renderDeployments(deps) {
   }
   box.append(t);
 }
+// Beyond loopback the REST API wants its token (--token-file): opened as `/#token=TOKEN`, the page keeps
+// it for this tab (sessionStorage) and drops it from the address bar; on a 401 it shows a token form.
+const TOKEN_KEY = "silverline-rest-token";
+(function takeToken() {
+  const m = /^#token=([^&]+)$/.exec(location.hash);
+  if (!m) return;
+  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+})();
+async function api(path) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const r = await fetch(path, {cache: "no-store", headers: token ? {"Authorization": "Bearer " + token} : {}});
+  document.getElementById("tokenform").hidden = r.status !== 401;
+  if (r.status === 401) throw new Error("HTTP 401: needs the REST token; open the page as /#token=TOKEN");
+  return r;
+}
+document.getElementById("tokenform").addEventListener("submit", ev => {
+  ev.preventDefault();
+  const t = document.getElementById("token").value.trim();
+  if (t) sessionStorage.setItem(TOKEN_KEY, t);
+});
 async function showLogs() {
   const box = document.getElementById("logs");
   const m = /^#logs=(.+)$/.exec(location.hash);
   if (!m) { box.hidden = true; return; }
   const uuid = decodeURIComponent(m[1]);
-  const r = await fetch("/api/logs/" + encodeURIComponent(uuid) + "/?tail=" + LOG_TAIL, {cache: "no-store"});
+  const r = await api("/api/logs/" + encodeURIComponent(uuid) + "/?tail=" + LOG_TAIL);
   const body = r.ok ? await r.json() : {lines: [], heard: false};
   box.hidden = false;
   document.getElementById("logtitle").textContent = "output of " + uuid + (body.heard ? "" : " (none kept)");
@@ -308,7 +336,7 @@ window.addEventListener("hashchange", () => showLogs().catch(() => {}));
 async function poll() {
   const status = document.getElementById("status");
   try {
-    const r = await fetch("/api/dashboard/", {cache: "no-store"});
+    const r = await api("/api/dashboard/");
     if (!r.ok) throw new Error("HTTP " + r.status);
     render(await r.json());
     await showLogs();

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -129,3 +130,27 @@ def test_cpu_shows_while_a_benchmark_cell_runs(tmp_path: Path) -> None:
         wait_until(busy, 60, "the cell's CPU shown above 5 %")
         b.stop()
         b.wait(30)
+
+
+def test_the_page_sends_the_rest_token(tmp_path: Path) -> None:
+    """With --token-file the page itself is served, and its data only with the token: opened as
+    `/#token=TOKEN` it renders the fleet; without the token it says what it needs."""
+    token = "dashboard-token-0123456789"
+    (tmp_path / "token").write_text(token + "\n")
+    with Mosquitto() as broker:
+        orch = OrchestratorProc(broker.port, str(tmp_path), ka_interval=1.0,
+                                extra_args=["--token-file", str(tmp_path / "token")])
+        orch.token = token
+        with orch, NodeProcess(broker.port, name="tokennode", runtimes=["linux"], reg_timeout=5):
+            wait_until(lambda: len(orch.get("/api/dashboard/")["nodes"]) == 1, 20, "the node registered")
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(orch.url + "/api/dashboard/", timeout=10)
+            assert e.value.code == 401
+            e.value.close()
+            dom = browse(orch.url + "/#token=" + token, tmp_path / "profile-token", "--dump-dom")
+            assert dom.returncode == 0, dom.stderr[-2000:]
+            assert 'data-node="tokennode"' in dom.stdout, dom.stdout[-3000:]
+            bare = browse(orch.url + "/", tmp_path / "profile-bare", "--dump-dom")
+            assert bare.returncode == 0, bare.stderr[-2000:]
+            assert 'data-node="tokennode"' not in bare.stdout and "needs the REST token" in bare.stdout, bare.stdout[-3000:]
+            assert '<form id="tokenform" class="panel">' in bare.stdout  # shown: no longer hidden
