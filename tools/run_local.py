@@ -2,7 +2,9 @@
 
 1. mosquitto on 127.0.0.1:PORT (reused when something already listens there; installed with apt
    when missing and we are root, otherwise the exact command to run is printed);
-2. the orchestrator (`python -m orchestrator`) when `orchestrator/` exists;
+2. the orchestrator (`python -m orchestrator`) when `orchestrator/` exists, and a collector
+   (`python -m collector`: benchmark results into STATE_DIR/data, so campaign cells end `done`, not
+   "data pending");
 3. a node (`start.py -n local -r RUNTIME`, RUNTIME `linux` when it is available, else `test/echo`);
 then it waits for the registrations, shows `manage.py list` (or the registration messages when there
 is no orchestrator), and keeps everything running until Ctrl-C (`--check`: stop right away, exit 0).
@@ -14,7 +16,7 @@ connection), and exits 0; so does SIGTERM. The components die with the script (P
 even when it is killed. The components run in sessions of their own: the terminal's Ctrl-C
 reaches only this script. Everything that should outlive the stack lives in the state directory
 (`--state-dir`, default ~/.local/state/silverline): the node's uuids, the orchestrator's store
-(`orchestrator.db`: campaigns, deployments, history) and the broker's persistence (`mosquitto/`:
+(`orchestrator.db`: campaigns, deployments, history), the collector's results (`data/`) and the broker's persistence (`mosquitto/`:
 sessions and their queued messages).
 
 Usage: python tools/run_local.py [--port PORT] [--http-port PORT] [--runtime NAME] [--state-dir DIR] [--check]
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -239,6 +242,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== orchestrator: REST API on http://127.0.0.1:{a.http_port}/api/runtimes/ (pid {pid}, store {db})")
         else:
             print("== orchestrator: not part of this checkout yet; the node registers and times out waiting for answers")
+        # 2b. collector: a campaign's cell is done once a collector stored its results (else "data pending")
+        if os.path.exists(os.path.join(ROOT, "collector", "__main__.py")):
+            data = os.path.join(state, "data")
+            ccfg = os.path.join(tmp, "collector.json")
+            with open(ccfg, "w") as f:
+                json.dump({"mqtt": "127.0.0.1", "mqtt_port": a.port, "http": "127.0.0.1", "http_port": a.http_port}, f)
+            comps.append(Component("collector", [py, "-m", "collector", "-c", ccfg, "-d", data], "[coll]").start())
+            coll = comps[-1]
+            wait_for(lambda: "collecting " in coll.output() or coll.proc is None or coll.proc.poll() is not None, 20,
+                     "the collector's subscription")
+            pid = coll.proc.pid if coll.proc else "?"
+            print(f"== collector: benchmark results into {data}/ (pid {pid}; `manage.py report {data}`)")
         # 3. node
         rt = a.runtime or pick_runtime()
         node = Component("node", [py, os.path.join(ROOT, "start.py"), "-n", a.name, "-r", rt, "--mqtt", f"127.0.0.1:{a.port}",

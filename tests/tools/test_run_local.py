@@ -65,6 +65,7 @@ def test_make_run_check_brings_everything_up_and_down(tmp_path: Path) -> None:
     assert p.returncode == 0, out
     assert f"mosquitto on 127.0.0.1:{port}" in out
     assert "== it works." in out
+    assert f"== collector: benchmark results into {tmp_path}/data/" in out  # campaign cells end done, not data pending
     assert "registered runtime runcheck" in out
     if "orchestrator: REST API" in out:
         assert "runcheck" in out.split("manage.py list", 1)[1]
