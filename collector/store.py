@@ -40,6 +40,7 @@ from paho.mqtt.properties import Properties
 from benchmarking import layouts
 from benchmarking.resultdb import DB_NAME, ResultDB, campaign_of
 from common.broker import broker_list
+from common.durable import fsync_dir, makedirs_durable
 from common.results import ACK_MAX_IDS, encode_ack, profile_runtime, result_id, stored_topic
 
 log = logging.getLogger("prof")
@@ -84,26 +85,17 @@ def _db_error(e: sqlite3.Error, path: str) -> OSError:
     return OSError(code, f"{os.strerror(code)} (SQLite: {text})", path)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+def _created(payload: bytes, kind: str) -> dict[str, Any] | None:
+    """The data of a `create` of a `kind` object (runtime, module) with a uuid, else None: the collector
+    only learns names from these, and ignores whatever else it overhears."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def makedirs_durable(path: str) -> None:
-    """`os.makedirs`, each new directory's entry synced to its parent."""
-    if os.path.isdir(path):
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    makedirs_durable(parent)
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        return
-    _fsync_dir(parent)
-
+        msg = orjson.loads(payload)
+        d = msg.get("data") or {}
+        ok = msg.get("action") == "create" and d.get("type") == kind and d.get("uuid")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return d if ok and isinstance(d, dict) else None
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _HAVE_SYNCFS = hasattr(_LIBC, "syncfs") and os.environ.get("SL_COLLECTOR_NO_SYNCFS") != "1"
@@ -136,7 +128,7 @@ def durable_write(path: str, data: bytes) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(os.path.dirname(path) or ".")
+    fsync_dir(os.path.dirname(path) or ".")
 
 
 class ProfileStore:
@@ -163,21 +155,13 @@ class ProfileStore:
     # -- what the broker tells us
 
     def on_registration(self, payload: bytes) -> None:
-        try:
-            msg = orjson.loads(payload)
-            d = msg.get("data") or {}
-        except (orjson.JSONDecodeError, AttributeError):
-            return
-        if msg.get("action") == "create" and d.get("type") == "runtime" and d.get("uuid"):
+        d = _created(payload, "runtime")
+        if d is not None:
             self.runtimes[d["uuid"]] = {k: d.get(k) for k in ("uuid", "name", "runtime_type", "platform", "metadata", "parent", "apis")}
 
     def on_control(self, payload: bytes) -> None:
-        try:
-            msg = orjson.loads(payload)
-            d = msg.get("data") or {}
-        except (orjson.JSONDecodeError, AttributeError):
-            return
-        if msg.get("action") == "create" and d.get("type") == "module" and d.get("uuid"):
+        d = _created(payload, "module")
+        if d is not None:
             self.modules[d["uuid"]] = {k: d.get(k) for k in ("uuid", "name", "file", "args", "parent")}
 
     def _known(self, kind: str, table: dict[str, dict[str, Any]], uuid: str) -> dict[str, Any]:
@@ -361,7 +345,7 @@ class ProfileStore:
                 os.close(fd)
             return
         for d in sorted(set(dirs)):
-            _fsync_dir(d)
+            fsync_dir(d)
 
     def _marker(self, key: str) -> str:
         return os.path.join(self.directory, ".stored", key[:2], key)

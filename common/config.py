@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import msgspec
 
 from common import schema
+from common.jsonfile import JsonFileError, read_object
 
 DEFAULT_PATH = "config.json"
 
@@ -106,14 +106,9 @@ def load_config(path: str | None = None, *, required: bool = False) -> Config:
             raise ConfigError(f"config file {path!r} does not exist")
         return Config()
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a JSON object at top level, got {type(raw).__name__}")
+        raw = read_object(path, "a JSON object at top level")
+    except JsonFileError as e:
+        raise ConfigError(str(e)) from None
     known: dict[str, Any] = {}
     for key, value in raw.items():
         if key in ORIGINAL_ONLY_KEYS:

@@ -30,6 +30,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from common.durable import fsync_dir
+
 log = logging.getLogger("mgr")
 
 HEAD = struct.Struct("<4sII")
@@ -53,14 +55,6 @@ class _Held:
     size: int  # payload bytes
     due: float  # when it is published again (monotonic; 0.0 = not published yet)
     tries: int
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -178,7 +172,7 @@ class Spool:
             except OSError:
                 pass
             raise
-        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        fsync_dir(os.path.dirname(os.path.abspath(self.path)))
         os.close(self._fd)
         self._fd, self._end, self.held = fd, pos, moved
 

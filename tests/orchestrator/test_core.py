@@ -82,13 +82,6 @@ class Harness:
         return str(row["status"])
 
 
-@pytest.fixture
-def h(tmp_path: Any) -> Iterator[Harness]:
-    hh = Harness(str(tmp_path / "o.db"))
-    yield hh
-    hh.store.close()
-
-
 def test_registration_reply_carries_ka_interval(h: Harness) -> None:
     h.manager()
     assert h.take(f"{R}/proc/reg/m-0001")[0][1]["data"]["result"] == "ok"

@@ -13,13 +13,6 @@ from tests.orchestrator.test_core import Harness
 R = "realm"
 
 
-@pytest.fixture
-def h(tmp_path: Any) -> Iterator[Harness]:
-    harness = Harness(str(tmp_path / "orch.db"))
-    yield harness
-    harness.store.close()
-
-
 def test_a_second_live_runtime_of_a_name_is_refused_as_a_duplicate(h: Harness) -> None:
     h.manager()
     assert h.runtime("rt-nb", "nb", pid=10)["data"]["result"] == "ok"

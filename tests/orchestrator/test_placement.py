@@ -11,13 +11,6 @@ from orchestrator.scheduler import BENCHMARK, PLAIN, module_kind, runtime_kind
 from tests.orchestrator.test_core import Harness
 
 
-@pytest.fixture
-def h(tmp_path: object) -> Iterator[Harness]:
-    harness = Harness(f"{tmp_path}/orch.db")
-    yield harness
-    harness.store.close()
-
-
 def test_kinds_from_apis_and_args() -> None:
     assert runtime_kind(["wasm", "wasi", "benchmarking"]) == BENCHMARK
     assert runtime_kind(["wasm", "wasi", "profile:benchmarking-seeded"]) == BENCHMARK  # the original's names

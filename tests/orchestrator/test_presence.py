@@ -21,13 +21,6 @@ pytestmark = pytest.mark.orchestrator(ka_interval=0.5)
 R = "realm"
 
 
-@pytest.fixture
-def h(tmp_path: Any) -> Iterator[Harness]:
-    harness = Harness(str(tmp_path / "orch.db"))
-    yield harness
-    harness.store.close()
-
-
 def keepalive(h: Harness, rt: str) -> None:
     h.send(f"{R}/proc/keepalive/{rt}", envelope("update", {"type": "runtime", "uuid": rt, "name": "x", "children": []}))
 
