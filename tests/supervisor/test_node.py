@@ -249,8 +249,12 @@ def test_sigterm_exits_zero_and_leaves_no_ipc_object(broker: Any) -> None:
         assert len(ipc_objects(pid)) > 0
         workers = n.worker_pids()
         assert len(workers) == 3
-        titles = sorted(Path(f"/proc/{w}/cmdline").read_text().replace("\0", " ").strip() for w in workers)
-        assert titles[0].startswith("silverline: rt.testnode.")
+
+        def titled() -> bool:  # an exec'd worker (test/exec) names itself once its interpreter runs worker_main
+            titles = [Path(f"/proc/{w}/cmdline").read_text().replace("\0", " ").strip() for w in workers]
+            return all(t.startswith("silverline: rt.testnode.") for t in titles)
+
+        wait_until(titled, 20, "every worker named silverline: rt.NAME")
     finally:
         code = n.stop()
     assert code == 0
