@@ -54,6 +54,7 @@ class Pending:
     sent: float = 0.0  # last send
     ids: set[str] = field(default_factory=set)  # object_ids sent (an answer to any of them counts)
     waited_out: bool = False  # a duplicate refusal was waited out once (a second one is final)
+    wait_end: float = 0.0  # when that wait ends: a duplicate refusal before then answers an attempt sent before it
     held_until: float = 0.0  # state "held": sent without the report at this time
 
 
@@ -135,6 +136,11 @@ class Registrar:
             log.info("registered %s%s", p.what, late)
             self.on_reply(p.uuid, details)
         elif details.get("reason") == "duplicate":
+            if p.waited_out and now < p.wait_end:
+                # nothing is sent while a refusal is waited out: this answers an attempt sent just
+                # before it (a re-send or a hurried round a moment earlier), not the one after the wait
+                log.debug("registration of %s: a second duplicate refusal while waiting it out, ignored", p.what)
+                return True
             if self._wait_out(p, details, now):
                 return True
             p.state = "refused"
@@ -159,6 +165,7 @@ class Registrar:
             return False
         p.waited_out = True
         p.state, p.next_try = "unanswered", now + float(left) + DUPLICATE_WAIT_MARGIN
+        p.wait_end = p.next_try
         log.warning("the orchestrator refused %s: it is registered by pid %s on this host, not heard from by us "
                     "(an earlier run that did not stop?); asking again in %.1fs, when that registration expires",
                     p.what, holder.get("pid"), float(left) + DUPLICATE_WAIT_MARGIN)

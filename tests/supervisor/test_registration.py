@@ -61,6 +61,19 @@ def test_a_duplicate_refusal_from_this_host_is_waited_out_once() -> None:
     assert len(sent) == 2
     r.reply(_refusal(oid, socket.gethostname(), 2.5))
     assert len(refused) == 1  # refused again: the holder is alive
+    # two attempts a moment apart (a re-send, a hurried round) both refused: the second refusal
+    # answers the attempt before the wait, not the one after it, and is not final
+    refused.clear()
+    r = registrar()
+    oid = sent[0][1]["object_id"]
+    r.reply(_refusal(oid, socket.gethostname(), 2.5))
+    now[0] += 0.02
+    assert r.reply(_refusal(oid, socket.gethostname(), 2.5)) and refused == []
+    now[0] += 3.5
+    r.tick()
+    assert len(sent) == 2  # asked again after the wait
+    r.reply(_refusal(oid, socket.gethostname(), 2.5))
+    assert len(refused) == 1  # and that answer is final
     for host, retry in (("another-host", 2.5), (socket.gethostname(), None), (socket.gethostname(), 1e6)):
         refused.clear()
         r = registrar()
