@@ -4,7 +4,8 @@
 assets (its CSS and script are inline). The page polls `GET /api/dashboard/` once a second, a
 snapshot made here from the decision thread's published snapshot (reads.py), no lock: runtimes grouped by node with state, load (running of
 max, queued, CPU of their modules from the last keepalive), their modules and the head of their
-queues, and the progress of the newest benchmark campaigns; ours (issue #27): each runtime's
+queues, and the progress of the newest benchmark campaigns (done, failed by reason, data pending,
+an estimate of the time left); ours (issue #27): each runtime's
 keepalive age, the newest ended modules with how they ended, the deployments (desired vs running),
 and the output tail of the module named in the page's address (`#logs=UUID`, a click on a module;
 `GET /api/logs/UUID/`). Everything the page shows comes from that JSON, written into the page as
@@ -34,6 +35,17 @@ ENDED_SHOWN = 15
 POLL_MS = 1000
 CACHE_S = 1.0  # seconds one snapshot's dashboard answer is shared (campaign progress is read with it)
 
+
+
+def _campaign(s: dict[str, Any], now: float) -> dict[str, Any]:
+    """A campaign's progress for the page: its counts, failures by reason, and an estimate of the time
+    left from the rate its cells ended at so far (None while none ended, or once finished)."""
+    out = {k: s[k] for k in ("id", "cells", "done", "data_pending", "failed", "queued", "running", "finished")}
+    ended = s["done"] + s["data_pending"] + sum(s["failed"].values())
+    elapsed = now - float(s["created"])
+    left = s["cells"] - ended
+    out["eta_s"] = round(left * elapsed / ended, 1) if ended and left > 0 and elapsed > 0 and not s["finished"] else None
+    return out
 
 def _ended(r: "Reader", names: dict[str, str]) -> list[dict[str, Any]]:
     """The newest ended modules (the `(status, seq)` index: no scan)."""
@@ -95,11 +107,12 @@ def snapshot(snap: "Snapshot", r: "Reader", *, dead: bool = False) -> dict[str, 
     for d in out:
         d["runtimes"].sort(key=lambda r: r["name"])
     campaigns: list[dict[str, Any]] = []
+    now = time.time()
     reads = CampaignReads(r.conn)
     for c in list(reversed(reads.all()))[:CAMPAIGNS_SHOWN]:
         s = reads.summary(c["id"])
         if s is not None:
-            campaigns.append({k: s[k] for k in ("id", "cells", "done", "failed", "queued", "running", "finished")})
+            campaigns.append(_campaign(s, now))
     running = sum(r["running"] for d in out for r in d["runtimes"])
     queued = sum(r["queued"] for d in out for r in d["runtimes"])
     names = {r_["uuid"]: r_["name"] for d in out for r_ in d["runtimes"]}
@@ -141,6 +154,7 @@ PAGE = """<!doctype html>
   .rt .meta { color: var(--dim); font-size: 12px; }
   .bar { height: 6px; background: var(--bar); border-radius: 3px; margin: 6px 0; overflow: hidden; }
   .bar > div { height: 100%; background: var(--ok); }
+  .bar.cells { display: flex; } .bar.cells > .failed { background: var(--bad); } .bar.cells > .pending { background: var(--warn); }
   .state { font-weight: 700; } .A { color: var(--ok); } .D { color: var(--bad); } .E { color: var(--warn); }
   .K { color: var(--bad); } .Q { color: var(--q); }
   ul { list-style: none; margin: 4px 0 0; padding: 0; font-size: 12px; }
@@ -247,13 +261,22 @@ function render(s) {
   camps.replaceChildren();
   for (const c of s.campaigns) {
     const failed = Object.values(c.failed).reduce((a, b) => a + b, 0);
+    const reasons = Object.entries(c.failed).filter(([, n]) => n > 0).map(([k, n]) => k + " " + n).join(", ");
     const box = el("div", "campaign");
+    box.dataset.campaign = c.id;
+    const eta = c.eta_s === null ? "" : ", about " + (c.eta_s < 90 ? Math.round(c.eta_s) + " s" :
+                                                     Math.round(c.eta_s / 60) + " min") + " left";
     box.append(el("strong", "", "campaign " + c.id), " ",
-               el("span", "meta", c.done + " done, " + failed + " failed, " + c.running + " running, " + c.queued +
-                  " queued of " + c.cells + (c.finished ? " (finished)" : "")));
-    const bar = el("div", "bar"), fill = el("div");
-    fill.style.width = (c.cells ? 100 * (c.done + failed) / c.cells : 0) + "%";
-    bar.append(fill);
+               el("span", "meta", c.done + " done, " + failed + " failed" + (reasons ? " (" + reasons + ")" : "") + ", " +
+                  c.data_pending + " data pending, " + c.running + " running, " + c.queued + " queued of " + c.cells +
+                  (c.finished ? " (finished)" : eta)));
+    // one segment per outcome: done green, failed red, ran but no stored data yet amber
+    const bar = el("div", "bar cells");
+    for (const [cls, n] of [["done", c.done], ["failed", failed], ["pending", c.data_pending]]) {
+      const seg = el("div", cls);
+      seg.style.width = (c.cells ? 100 * n / c.cells : 0) + "%";
+      bar.append(seg);
+    }
     box.append(bar);
     camps.append(box);
   }

@@ -154,3 +154,33 @@ def test_the_page_sends_the_rest_token(tmp_path: Path) -> None:
             assert bare.returncode == 0, bare.stderr[-2000:]
             assert 'data-node="tokennode"' not in bare.stdout and "needs the REST token" in bare.stdout, bare.stdout[-3000:]
             assert '<form id="tokenform" class="panel">' in bare.stdout  # shown: no longer hidden
+
+
+def test_a_campaign_shows_its_failures_by_reason_and_a_bar_per_outcome(tmp_path: Path) -> None:
+    """A finished campaign whose cells failed showed a full green bar (issue #24): the page shows
+    done, failed (by reason) and data-pending cells as segments of their own."""
+    from orchestrator.dashboard import _campaign
+
+    s = {"id": "c", "cells": 10, "done": 2, "data_pending": 1, "failed": {"error": 1, "trap": 0}, "queued": 4,
+         "running": 2, "finished": False, "created": 1000.0}
+    assert _campaign(s, 1040.0)["eta_s"] == 60.0  # 4 cells ended in 40 s: 6 more take about 60 s
+    assert _campaign({**s, "done": 0, "data_pending": 0, "failed": {}}, 1040.0)["eta_s"] is None  # no rate yet
+    with Mosquitto() as broker, OrchestratorProc(broker.port, str(tmp_path), ka_interval=1.0) as orch, \
+            NodeProcess(broker.port, name="campnode", runtimes=["linux"], reg_timeout=5), Client(orch.config) as c:
+        c.publish("realm/proc/control", orjson.dumps(envelope("create_campaign", {"campaign": "dash-camp", "plan": {
+            "runtimes": ["campnode"], "files": ["nosuch-for-dashboard.wasm"], "engines": ["wasmtime"],
+            "argsets": [["1"], ["2"]], "seed": 1, "args": {"repeat": 1}}})))
+
+        def failed_both() -> bool:
+            camps = orch.get("/api/dashboard/")["campaigns"]
+            return bool(camps) and sum(camps[0]["failed"].values()) == 2
+
+        wait_until(failed_both, 30, "both cells of the campaign failed")
+        (camp,) = orch.get("/api/dashboard/")["campaigns"]
+        assert camp["finished"] and camp["done"] == 0 and camp["eta_s"] is None, camp
+        dom = browse(orch.url + "/", tmp_path / "profile-camp", "--dump-dom")
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        box = dom.stdout.split('data-campaign="dash-camp"', 1)[1].split("</div></div>", 1)[0]
+        reasons = ", ".join(f"{k} {n}" for k, n in camp["failed"].items() if n)
+        assert f"0 done, 2 failed ({reasons}), 0 data pending" in box and "(finished)" in box, box
+        assert 'class="done" style="width: 0%;"' in box and 'class="failed" style="width: 100%;"' in box, box
