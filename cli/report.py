@@ -74,7 +74,9 @@ def campaign_counts(api: Api | None, cid: str, from_data: dict[int, str]) -> tup
         except CliError:
             s = None
         if s:
-            return {"done": s["done"], **s["failed"], "queued": s["queued"], "running": s["running"]}, "orchestrator"
+            # data_pending: ran, but no collector acknowledged storing its results yet (not lost, not done)
+            return ({"done": s["done"], "data_pending": s.get("data_pending", 0), **s["failed"], "queued": s["queued"],
+                     "running": s["running"]}, "orchestrator")
     counts: dict[str, int] = defaultdict(int)
     for st in from_data.values():
         counts[st if st in figures.COVERAGE_STATES else "error"] += 1

@@ -225,12 +225,12 @@ def heatmap(series: dict[Key, Series], baseline: str | None, out: str | None) ->
     return save(draw_heatmap(base, engines_, modules, grid), out, "heatmap.png"), table
 
 
-COVERAGE_STATES = ("done", "error", "trap", "limit", "killed", "lost", "queued", "running")
+COVERAGE_STATES = ("done", "data_pending", "error", "trap", "limit", "killed", "lost", "queued", "running")
 
 
 def draw_coverage(counts: dict[str, int], title: str) -> "Figure":
     states = [st for st in COVERAGE_STATES if counts.get(st)] or ["done"]
-    colours = {"done": "tab:green", "queued": "tab:grey", "running": "tab:blue"}
+    colours = {"done": "tab:green", "data_pending": "tab:orange", "queued": "tab:grey", "running": "tab:blue"}
     fig = _figure(1.0 * len(states) + 3, 3.5)
     ax = fig.add_subplot()
     values = [counts.get(st, 0) for st in states]
