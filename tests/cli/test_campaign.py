@@ -105,7 +105,7 @@ def test_campaign_outcomes_lost_and_resume(broker, orch, wasm, wasm_root, tmp_pa
     capsys.readouterr()
     assert report.main([data, "--campaign", "c-trap", "--json", "--no-plots", "-c", str(cfg)]) == 0
     js = json.loads(capsys.readouterr().out)
-    assert js["coverage"]["c-trap"] == {"done": 1, "error": 0, "trap": 1, "limit": 0, "killed": 0, "lost": 0,
+    assert js["coverage"]["c-trap"] == {"done": 1, "data_pending": 0, "error": 0, "trap": 1, "limit": 0, "killed": 0, "lost": 0,
                                         "queued": 0, "running": 0}
     rows = {r["module"]: r for r in js["rows"]}
     assert set(rows) == {"spin.wasm:1", "trap.wasm:1"} and rows["spin.wasm:1"]["n"] == 2
