@@ -52,4 +52,6 @@ def test_a_bad_default_limit_stops_the_node_at_start(tmp_path) -> None:  # type:
     for bad in (0, "1h", True):
         cfg.write_text(json.dumps({"runtimes": {"benchmarking": {"default_limit": bad}}}))
         r = run_start(cfg)
-        assert r.returncode == 2 and "runtimes.benchmarking.default_limit must be a positive number" in r.stderr, (bad, r.stderr)
+        # one line naming the key (common/schema.py's RuntimeSettings checks it at start)
+        assert r.returncode == 2 and "key 'runtimes.benchmarking.default_limit' must be" in r.stderr, (bad, r.stderr)
+        assert r.stderr.count("\n") == 1, r.stderr
