@@ -4,7 +4,9 @@ forked and spawned alike. Every program here is bounded on its own (the fork bom
 400 sleepers), so a limit that failed to apply cannot take the machine down."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from benchmarking import harness, limits
 from benchmarking.limits import ChildLimits
+from testbed.node import ROOT
 
 MiB = 1 << 20
 HOG = "b = []\nfor _ in range(256):\n    b.append(bytearray(16 << 20))\n"  # up to 4 GiB, 16 MiB at a time
@@ -24,11 +27,24 @@ def _hog(_fd: int) -> int:
     return 0
 
 
+SPAWN_HOG = f"""
+import json, sys
+from benchmarking import harness
+from benchmarking.limits import ChildLimits
+r = harness.run(exec_argv=[sys.executable, "-c", {HOG!r}], limit=60, limits=ChildLimits(memory_bytes=256 << 20))
+print(json.dumps({{"failed": r.failed, "limit_hit": r.limit_hit, "oom": r.oom, "maxrss_kb": r.maxrss_kb}}))
+"""
+
+
 def test_memory_hog_ends_as_limit_with_its_cause() -> None:
     lim = ChildLimits(memory_bytes=256 * MiB)
-    spawned = harness.run(exec_argv=[sys.executable, "-c", HOG], limit=60, limits=lim)
-    assert spawned.failed and spawned.limit_hit == "memory_bytes" and spawned.oom, spawned
-    assert spawned.maxrss_kb * 1024 < 400 * MiB  # stopped near the limit (+ its margin), not at 4 GiB
+    # spawned from a process of a worker's size: a parent whose own data is past the child's limit
+    # (pytest after a thousand tests) applies it only just after the spawn (RunLimits.spawning)
+    out = subprocess.run([sys.executable, "-c", SPAWN_HOG], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    spawned = json.loads(out.stdout.splitlines()[-1])
+    assert spawned["failed"] and spawned["limit_hit"] == "memory_bytes" and spawned["oom"], spawned
+    assert spawned["maxrss_kb"] * 1024 < 400 * MiB  # stopped near the limit (+ its margin), not at 4 GiB
     forked = harness.run(_hog, limit=60, limits=lim)
     assert forked.failed and forked.limit_hit == "memory_bytes" and forked.oom and "MemoryError" in forked.describe() + forked.result.decode()
     free = harness.run(exec_argv=[sys.executable, "-c", "b = bytearray(64 << 20)"], limit=60, limits=lim)
