@@ -42,6 +42,7 @@ def test_node_metrics(broker: Any, probe: MqttProbe) -> None:
             "type": "module", "uuid": u, "name": "echo", "parent": rt, "file": "none",
             "channels": [{"path": "t/m/in", "mode": "r", "topic": "t/m/in"}, {"path": "t/m/out", "mode": "w", "topic": "t/m/out"}]}))
         wait_until(lambda: scrape(port)["silverline_node_modules"] == 1, 30, "module in its slot")
+        wait_until(lambda: " on t/m/in" in n.output(), 30, "its input channel subscribed")  # else m0.. may go before it
         before = scrape(port)["silverline_node_ring_messages_total,direction=to_worker"]
         for i in range(5):
             probe.publish("t/m/in", f"m{i}".encode())
